@@ -1,0 +1,295 @@
+/**
+ * The sim driver: an embedded fleet whose migrations follow the pre-copy model in virtual time.
+ * Live: set-up, local disks copied once, memory rounds that resend what the guest dirtied, and a
+ * stop-and-copy once the remainder fits in the downtime limit at the current rate. Cold: shutdown,
+ * disk copy, define and boot on the destination, then removal from the source.
+ */
+import type { SimFleet, SimVm } from '../../plan/plan-types.ts';
+import { fleetChecks } from '../../preflight/checks.ts';
+import type {
+  CheckResult, ColdRequest, Driver, Failure, LiveRequest, Location, MigrationOutcome, Outcome, PreflightItem,
+} from '../driver.ts';
+import { MiB, GiB } from '../precopy.ts';
+import { usedByHost, type Host, type Inventory, type Vm } from '../types.ts';
+import { Engine, type Flow } from './engine.ts';
+import { SIM_DEFAULTS, simFleet } from './fleet.ts';
+
+/** Fixed costs, ms: from the testbed's measurements, rounded. */
+export const SIM_TIMES = { setupMs: 1500, resumeMs: 50, abortMs: 1500, shutdownMs: 15000, defineMs: 500, bootMs: 20000 };
+
+interface SimDomain {
+  vm: Vm;
+  residentBytes: number;
+  dirtyBps: number;
+  ignoresShutdown: boolean;
+}
+
+interface Job {
+  flow?: Flow;
+  aborted: boolean;
+  switchingOver: boolean;
+}
+
+export class SimDriver implements Driver {
+  readonly name = 'sim';
+  readonly clock: Engine;
+  private hosts = new Map<string, Host>();
+  private domains = new Map<string, SimDomain>();
+  private jobs = new Map<string, Job>();
+  private down = new Set<string>();
+  private failing = new Set<string>();
+  private streamBps: number;
+
+  constructor(sim: SimFleet) {
+    const { hosts, vms } = simFleet(sim);
+    const nic = new Map(hosts.map((h) => [h.name, (h.nic_mibps ?? sim.nic_mibps ?? SIM_DEFAULTS.nicMibps) * MiB]));
+    this.clock = new Engine((host) => nic.get(host) ?? SIM_DEFAULTS.nicMibps * MiB);
+    this.streamBps = (sim.stream_mibps ?? SIM_DEFAULTS.streamMibps) * MiB;
+    for (const h of hosts) {
+      this.hosts.set(h.name, {
+        name: h.name,
+        uuid: stableUuid(h.name),
+        cpuModel: h.cpu_model ?? SIM_DEFAULTS.cpuModel,
+        hypervisor: { type: 'QEMU', version: h.hypervisor_version ?? SIM_DEFAULTS.hypervisorVersion },
+        capacity: { ...h.resources, vcpu: h.vcpu, memory_mib: h.memory_mib, disk_gib: h.disk_gib },
+        labels: h.labels ?? {},
+        nicMibps: nic.get(h.name)! / MiB,
+      });
+    }
+    for (const v of vms) this.domains.set(v.name, this.domain(v));
+    for (const f of sim.faults ?? []) {
+      if (f.kind === 'unreachable' && f.host) this.down.add(f.host);
+      if (f.kind === 'migration_error' && f.vm) this.failing.add(f.vm);
+      if (f.kind === 'crash' && f.host) {
+        const host = f.host;
+        this.clock.at((f.at_s ?? 0) * 1000, () => this.crash(host));
+      }
+    }
+  }
+
+  private domain(v: SimVm): SimDomain {
+    const host = this.hosts.get(v.host);
+    return {
+      vm: {
+        name: v.name,
+        uuid: stableUuid(`vm:${v.name}`),
+        host: v.host,
+        state: v.state ?? 'running',
+        resources: { ...v.resources, vcpu: v.vcpu, memory_mib: v.memory_mib, disk_gib: v.disk_gib ?? 0 },
+        storage: v.storage ?? 'shared',
+        cpuModel: v.cpu_model ?? host?.cpuModel ?? SIM_DEFAULTS.cpuModel,
+        ...(v.anti_affinity ? { antiAffinity: v.anti_affinity } : {}),
+        ...(v.affinity ? { affinity: v.affinity } : {}),
+      },
+      residentBytes: (v.resident_mib ?? v.memory_mib) * MiB,
+      dirtyBps: (v.dirty_mibps ?? SIM_DEFAULTS.dirtyMibps) * MiB,
+      ignoresShutdown: v.ignores_shutdown ?? false,
+    };
+  }
+
+  /** A host dies: its flows stop, its guests are gone until it comes back. */
+  crash(host: string): void {
+    this.down.add(host);
+    for (const d of this.domains.values()) if (d.vm.host === host) d.vm.state = 'crashed';
+    for (const f of this.clock.flowsOf(host)) this.clock.cancel(f);
+  }
+
+  async inventory(): Promise<Outcome<{ inventory: Inventory }>> {
+    const hosts = [...this.hosts.values()].filter((h) => !this.down.has(h.name));
+    const vms = [...this.domains.values()].map((d) => ({ ...d.vm, resources: { ...d.vm.resources } }))
+      .filter((vm) => !this.down.has(vm.host));
+    const unreachable = [...this.down].filter((h) => this.hosts.has(h))
+      .map((host) => ({ host, detail: 'no answer (simulated: host unreachable)' }));
+    return { ok: true, inventory: { hosts: structuredClone(hosts), vms, unreachable } };
+  }
+
+  async preflight(items: PreflightItem[]): Promise<CheckResult[][]> {
+    const used = usedByHost([...this.domains.values()].map((d) => d.vm));
+    return items.map(({ vm, destination }) => {
+      const src = this.hosts.get(vm.host);
+      const dst = this.hosts.get(destination);
+      const unreachable = [vm.host, destination].filter((h) => !this.hosts.has(h) || this.down.has(h));
+      if (!src || !dst || unreachable.length > 0) {
+        return [{ check: 'reachable', ok: false, detail: `no answer from ${unreachable.join(', ')}` }];
+      }
+      const free: Record<string, number> = {};
+      const u = used.get(destination) ?? {};
+      for (const [k, cap] of Object.entries(dst.capacity)) free[k] = cap - (u[k] ?? 0);
+      const current = this.domains.get(vm.name)?.vm;
+      const checks = fleetChecks(current ?? vm, src, dst, free);
+      checks.push({ check: 'peer', ok: true, detail: `${vm.host} reaches ${destination}` });
+      if (!current || current.host !== vm.host) {
+        checks.unshift({ check: 'state', ok: false, detail: current ? `found on ${current.host}` : 'no such domain' });
+      }
+      return checks;
+    });
+  }
+
+  async liveMigrate(req: LiveRequest): Promise<MigrationOutcome> {
+    const d = this.domains.get(req.vm.name);
+    const bad = this.precondition(d, req.vm, req.destination, ['running', 'paused']);
+    if (bad) return bad;
+    const dom = d!;
+    const src = dom.vm.host;
+    const dst = req.destination;
+    const job: Job = { aborted: false, switchingOver: false };
+    this.jobs.set(dom.vm.name, job);
+    try {
+      const cap = Math.min(this.streamBps, (req.bandwidthMibps ?? Infinity) * MiB);
+      const report = (phase: 'disk' | 'memory', round: number, remaining: number, rate: number) =>
+        req.onProgress({ vm: dom.vm.name, phase, round, sentBytes: sent, remainingBytes: remaining, rateBps: rate });
+      let sent = 0;
+      await this.clock.sleep(SIM_TIMES.setupMs);
+      const setupFailure = this.broken(src, dst, job);
+      if (setupFailure) return setupFailure;
+      if (this.failing.has(dom.vm.name)) {
+        return { ok: false, reason: 'error', detail: 'simulated: migration job failed on the destination', host: dst, bytes: 0 };
+      }
+      if (dom.vm.storage === 'local') {
+        const diskBytes = (dom.vm.resources.disk_gib ?? 0) * GiB;
+        report('disk', 0, diskBytes, 0);
+        const r = await this.send(job, src, dst, diskBytes, cap);
+        if (r !== 'done') return { ...this.broken(src, dst, job)!, bytes: sent };
+        sent += diskBytes;
+      }
+      let pending = dom.residentBytes;
+      for (let round = 0; ; round++) {
+        const t0 = this.clock.now();
+        const r = await this.send(job, src, dst, pending, cap);
+        if (r !== 'done') return { ...this.broken(src, dst, job)!, bytes: sent };
+        sent += pending;
+        const seconds = Math.max((this.clock.now() - t0) / 1000, 1e-6);
+        const rate = pending / seconds;
+        const dirtied = Math.min(dom.residentBytes, dom.dirtyBps * seconds);
+        report('memory', round, dirtied, rate);
+        if (dirtied <= (rate * req.maxDowntimeMs) / 1000) {
+          job.switchingOver = true;
+          dom.vm.state = 'paused';
+          const t1 = this.clock.now();
+          const last = await this.send({ aborted: false, switchingOver: true }, src, dst, dirtied, cap);
+          if (last !== 'done') {
+            dom.vm.state = this.down.has(src) ? 'crashed' : 'running';
+            return { ...this.broken(src, dst, job)!, bytes: sent };
+          }
+          await this.clock.sleep(SIM_TIMES.resumeMs);
+          sent += dirtied;
+          dom.vm.host = dst;
+          dom.vm.state = 'running';
+          return { ok: true, bytes: sent, downtimeMs: this.clock.now() - t1, rounds: round + 1 };
+        }
+        pending = dirtied;
+      }
+    } finally {
+      this.jobs.delete(dom.vm.name);
+    }
+  }
+
+  async abort(vm: Vm): Promise<Outcome<object>> {
+    const job = this.jobs.get(vm.name);
+    if (!job) return { ok: false, reason: 'not-found', detail: `no migration of ${vm.name} in flight` };
+    if (job.switchingOver) return { ok: false, reason: 'refused', detail: 'switch-over already under way' };
+    await this.clock.sleep(SIM_TIMES.abortMs);
+    job.aborted = true;
+    if (job.flow) this.clock.cancel(job.flow);
+    return { ok: true };
+  }
+
+  async coldMigrate(req: ColdRequest): Promise<MigrationOutcome> {
+    const d = this.domains.get(req.vm.name);
+    const bad = this.precondition(d, req.vm, req.destination, ['running', 'paused', 'shutoff']);
+    if (bad) return bad;
+    const dom = d!;
+    const src = dom.vm.host;
+    const dst = req.destination;
+    const t0 = this.clock.now();
+    const wasRunning = dom.vm.state !== 'shutoff';
+    const progress = (phase: 'shutdown' | 'copy' | 'boot', sent: number, remaining: number) =>
+      req.onProgress({ vm: dom.vm.name, phase, sentBytes: sent, remainingBytes: remaining, rateBps: 0 });
+    if (wasRunning) {
+      progress('shutdown', 0, 0);
+      if (dom.ignoresShutdown) {
+        await this.clock.sleep(req.shutdownTimeoutS * 1000);
+        if (!req.forceOff) {
+          return { ok: false, reason: 'shutdown-refused', detail: `guest ignored shutdown for ${req.shutdownTimeoutS} s; force_off is not allowed, so it was left running`, bytes: 0 };
+        }
+      } else {
+        await this.clock.sleep(SIM_TIMES.shutdownMs);
+      }
+      if (this.down.has(src)) return this.unreachable(src, 0);
+      dom.vm.state = 'shutoff';
+    }
+    const diskBytes = dom.vm.storage === 'local' ? (dom.vm.resources.disk_gib ?? 0) * GiB : 0;
+    progress('copy', 0, diskBytes);
+    const cap = Math.min(this.streamBps, (req.bandwidthMibps ?? Infinity) * MiB);
+    const copied = await this.send({ aborted: false, switchingOver: false }, src, dst, diskBytes, cap);
+    if (copied !== 'done' || this.down.has(dst)) {
+      // Roll back: the source copy is untouched; start it again where it was.
+      if (!this.down.has(src) && wasRunning) dom.vm.state = 'running';
+      return this.unreachable(this.down.has(dst) ? dst : src, 0);
+    }
+    progress('boot', diskBytes, 0);
+    await this.clock.sleep(SIM_TIMES.defineMs + SIM_TIMES.bootMs);
+    if (this.down.has(dst)) {
+      if (!this.down.has(src) && wasRunning) dom.vm.state = 'running';
+      return this.unreachable(dst, diskBytes);
+    }
+    // Verified running on the destination; only now remove it from the source.
+    dom.vm.host = dst;
+    dom.vm.state = wasRunning ? 'running' : 'shutoff';
+    return { ok: true, bytes: diskBytes, downtimeMs: this.clock.now() - t0 };
+  }
+
+  async locate(vm: Vm, hosts: string[]): Promise<Location> {
+    const d = this.domains.get(vm.name);
+    const unreachable = hosts.filter((h) => this.down.has(h));
+    const found = d && hosts.includes(d.vm.host) && !this.down.has(d.vm.host) ? [{ host: d.vm.host, state: d.vm.state }] : [];
+    return { vm: vm.name, found, unreachable };
+  }
+
+  async close(): Promise<void> {}
+
+  private precondition(d: SimDomain | undefined, vm: Vm, dst: string, states: string[]): (Failure & { bytes: number }) | undefined {
+    if (!d || d.vm.host !== vm.host) {
+      return { ok: false, reason: 'not-found', detail: `${vm.name} is not on ${vm.host}`, host: vm.host, bytes: 0 };
+    }
+    for (const h of [vm.host, dst]) if (this.down.has(h) || !this.hosts.has(h)) return this.unreachable(h, 0);
+    if (vm.host === dst) return { ok: false, reason: 'refused', detail: 'destination is the source', host: dst, bytes: 0 };
+    if (!states.includes(d.vm.state)) {
+      return { ok: false, reason: 'refused', detail: `domain is ${d.vm.state}`, host: vm.host, bytes: 0 };
+    }
+    return undefined;
+  }
+
+  private unreachable(host: string, bytes: number): Failure & { bytes: number } {
+    return { ok: false, reason: 'unreachable', detail: `${host} stopped answering`, host, bytes };
+  }
+
+  /** Why a job cannot go on: aborted, or a host down. */
+  private broken(src: string, dst: string, job: Job): Failure | undefined {
+    if (this.down.has(dst)) return this.unreachable(dst, 0);
+    if (this.down.has(src)) return this.unreachable(src, 0);
+    if (job.aborted) return { ok: false, reason: 'aborted', detail: 'migration job aborted; guest still on its source' };
+    return undefined;
+  }
+
+  private async send(job: Job, src: string, dst: string, bytes: number, cap: number): Promise<'done' | 'cancelled'> {
+    if (job.aborted || this.down.has(src) || this.down.has(dst)) return 'cancelled';
+    const { flow, finished } = this.clock.transfer(src, dst, bytes, cap);
+    job.flow = flow;
+    const r = await finished;
+    job.flow = undefined;
+    return job.aborted ? 'cancelled' : r;
+  }
+}
+
+/** Stable UUID-shaped id from a name, so runs are reproducible. */
+function stableUuid(name: string): string {
+  let h = 0x811c9dc5;
+  const parts: string[] = [];
+  for (let round = 0; round < 4; round++) {
+    for (const ch of `${round}:${name}`) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0;
+    parts.push(h.toString(16).padStart(8, '0'));
+  }
+  const hex = parts.join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}

@@ -1,0 +1,59 @@
+/** The fleet as every driver reports it: hosts with capacity, VMs with their demands. */
+
+/** Amount per resource. vcpu, memory_mib and disk_gib always exist; drivers may add named ones (gpu, ...). */
+export type Resources = Record<string, number>;
+
+export const CORE_RESOURCES = ['vcpu', 'memory_mib', 'disk_gib'] as const;
+
+export type VmState = 'running' | 'paused' | 'shutoff' | 'crashed';
+
+export interface Host {
+  name: string;
+  /** libvirt host UUID; two hosts with the same UUID are the same host. */
+  uuid: string;
+  cpuModel: string;
+  hypervisor: { type: string; version: string };
+  /** Physical capacity, before overcommit. */
+  capacity: Resources;
+  labels: Record<string, string>;
+  /** NIC bandwidth per direction, MiB/s, where the driver knows it. */
+  nicMibps?: number;
+}
+
+export interface Vm {
+  name: string;
+  uuid: string;
+  host: string;
+  state: VmState;
+  /** What the VM claims on its host: vcpu, memory_mib, disk_gib (local disks only count on the host) and named ones. */
+  resources: Resources;
+  storage: 'shared' | 'local';
+  /** Guest CPU model: it runs on hosts whose CPU model can provide it. */
+  cpuModel: string;
+  antiAffinity?: string;
+  affinity?: string;
+}
+
+export interface Inventory {
+  hosts: Host[];
+  vms: Vm[];
+  /** Hosts that did not answer, with why. */
+  unreachable: { host: string; detail: string }[];
+}
+
+/** Demand of a VM on a destination: local disks move with it, shared ones do not. */
+export function demandOf(vm: Vm): Resources {
+  return vm.storage === 'local' ? vm.resources : { ...vm.resources, disk_gib: 0 };
+}
+
+/** Sum of demands per host (what each host already commits). */
+export function usedByHost(vms: Vm[]): Map<string, Resources> {
+  const used = new Map<string, Resources>();
+  for (const vm of vms) {
+    if (vm.state === 'crashed') continue;
+    const acc = used.get(vm.host) ?? {};
+    for (const [k, v] of Object.entries(demandOf(vm))) acc[k] = (acc[k] ?? 0) + v;
+    used.set(vm.host, acc);
+  }
+  return used;
+}

@@ -1,0 +1,62 @@
+/** Reads a plan file: YAML with positions, the version first, the schema, then the semantic rules. */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { LineCounter, parseDocument } from 'yaml';
+import { userError, type Problem } from '../errors.ts';
+import type { EvacuationPlan } from './plan-types.ts';
+import { Positions, showPath, type FieldPath } from './positions.ts';
+import { checkRules } from './rules.ts';
+import { checkSchema } from './schema.ts';
+
+export const PLAN_VERSION = 1;
+
+export interface LoadedPlan {
+  file: string;
+  /** sha256 of the file's bytes. */
+  digest: string;
+  plan: EvacuationPlan;
+  warnings: Problem[];
+}
+
+/** Load and check a plan; throws one EvacError listing every problem found. */
+export function loadPlan(file: string): LoadedPlan {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw userError(`cannot read plan ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, [], 'check the path; example plans are in plans/');
+  }
+  const digest = `sha256:${createHash('sha256').update(text).digest('hex')}`;
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const problems = doc.errors.map((e) => {
+      const pos = e.linePos?.[0] ?? { line: 1, col: 1 };
+      return { file, line: pos.line, col: pos.col, path: '', message: `YAML: ${e.message.split('\n')[0]}` };
+    });
+    throw userError(`${file} is not valid YAML`, problems);
+  }
+  const at = new Positions(doc, lines);
+  const problem = (path: FieldPath, message: string, key?: string): Problem => ({ file, ...at.at(path, key), path: showPath(path), message });
+  const data = doc.toJS() as unknown;
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    throw userError(`${file} is not a plan`, [problem([], 'a plan is a YAML mapping with version, name, fleet and sources')]);
+  }
+  const version = (data as { version?: unknown }).version;
+  if (version !== PLAN_VERSION) {
+    const message = version === undefined
+      ? `missing; add 'version: ${PLAN_VERSION}' at the top of the plan`
+      : `plan format version ${JSON.stringify(version)} is not supported; this evacuator reads version ${PLAN_VERSION}`;
+    throw userError(`${file}: unsupported plan version`, [problem(['version'], message)]);
+  }
+  const schemaProblems = checkSchema(data).map((p) => problem(p.path, p.message, p.key));
+  if (schemaProblems.length > 0) {
+    throw userError(`${file} does not match schemas/plan.schema.json`, schemaProblems);
+  }
+  const plan = data as EvacuationPlan;
+  const rules = checkRules(plan);
+  const errors = rules.filter((r) => r.severity === 'error').map((r) => problem(r.path, r.message));
+  const warnings = rules.filter((r) => r.severity === 'warning').map((r) => problem(r.path, r.message));
+  if (errors.length > 0) throw userError(`${file} has ${errors.length} error(s)`, [...errors, ...warnings]);
+  return { file, digest, plan, warnings };
+}

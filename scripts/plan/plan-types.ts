@@ -1,0 +1,309 @@
+/* Generated from schemas/plan.schema.json by 'npm run gen:types'. Do not edit: edit the schema. */
+
+/**
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * via the `definition` "Name".
+ */
+export type Name = string;
+
+/**
+ * An evacuator plan: which hosts to empty, where their VMs may go, how to place them and how to migrate them.
+ */
+export interface EvacuationPlan {
+  /**
+   * Plan format version. Only 1 exists.
+   */
+  version: 1;
+  /**
+   * Plan name; reports are written to reports/<name>.json and .html.
+   */
+  name: string;
+  /**
+   * Free text for the change record.
+   */
+  description?: string;
+  fleet: Fleet;
+  /**
+   * Hosts to empty (under maintenance).
+   *
+   * @minItems 1
+   */
+  sources: [Name, ...Name[]];
+  destinations?: Destinations;
+  placement?: Placement;
+  migration?: Migration;
+}
+/**
+ * Where the hosts and VMs are discovered.
+ *
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * via the `definition` "Fleet".
+ */
+export interface Fleet {
+  /**
+   * Fleet driver. sim is an embedded simulated fleet.
+   */
+  driver: "sim";
+  sim?: SimFleet;
+}
+/**
+ * The embedded simulated fleet: given inline (hosts, vms) or generated from a seed.
+ *
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * via the `definition` "SimFleet".
+ */
+export interface SimFleet {
+  /**
+   * Seed for generated fleets.
+   */
+  seed?: number;
+  /**
+   * Default NIC bandwidth per host and direction, MiB/s (10 GbE ~ 1190).
+   */
+  nic_mibps?: number;
+  /**
+   * Most one migration stream can carry, MiB/s (QEMU's single-stream ceiling).
+   */
+  stream_mibps?: number;
+  hosts?: SimHost[];
+  vms?: SimVm[];
+  generate?: SimGenerate;
+  faults?: SimFault[];
+}
+/**
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * via the `definition` "SimHost".
+ */
+export interface SimHost {
+  name: Name;
+  /**
+   * Physical CPU threads.
+   */
+  vcpu: number;
+  memory_mib: number;
+  /**
+   * Local disk for instance files.
+   */
+  disk_gib: number;
+  resources?: ResourceNumbers;
+  /**
+   * libvirt CPU model name, e.g. Cascadelake-Server.
+   */
+  cpu_model?: string;
+  /**
+   * QEMU version, e.g. 8.2.0.
+   */
+  hypervisor_version?: string;
+  labels?: Labels;
+  nic_mibps?: number;
+}
+/**
+ * A number per resource: vcpu, memory_mib, disk_gib or any named resource (gpu, sriov_vf, ...).
+ *
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * via the `definition` "ResourceNumbers".
+ */
+export interface ResourceNumbers {
+  [k: string]: number;
+}
+/**
+ * Host labels, key: value.
+ *
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * via the `definition` "Labels".
+ */
+export interface Labels {
+  [k: string]: string;
+}
+/**
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * via the `definition` "SimVm".
+ */
+export interface SimVm {
+  name: Name;
+  /**
+   * The host the VM runs on.
+   */
+  host: string;
+  vcpu: number;
+  memory_mib: number;
+  disk_gib?: number;
+  resources?: ResourceNumbers;
+  /**
+   * shared: disks on shared storage; local: disks on the host, copied when migrating.
+   */
+  storage?: "shared" | "local";
+  state?: "running" | "paused" | "shutoff";
+  /**
+   * Guest CPU model; defaults to the host's.
+   */
+  cpu_model?: string;
+  /**
+   * Non-zero memory that a migration must send; defaults to memory_mib.
+   */
+  resident_mib?: number;
+  /**
+   * Rate at which the guest dirties memory, MiB/s.
+   */
+  dirty_mibps?: number;
+  /**
+   * Anti-affinity group: no two members on one host.
+   */
+  anti_affinity?: string;
+  /**
+   * Affinity group: all members on one host.
+   */
+  affinity?: string;
+  /**
+   * The guest ignores an ACPI shutdown request.
+   */
+  ignores_shutdown?: boolean;
+}
+/**
+ * Generate a fleet: hosts hv-001.. with VMs vm-00001.., from the seed.
+ *
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * via the `definition` "SimGenerate".
+ */
+export interface SimGenerate {
+  hosts: number;
+  vms: number;
+  /**
+   * @minItems 1
+   */
+  cpu_models?: [string, ...string[]];
+  /**
+   * Share of VMs with local disks.
+   */
+  local_storage_share?: number;
+  anti_affinity_groups?: number;
+}
+/**
+ * A failure to inject into the simulated fleet.
+ *
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * via the `definition` "SimFault".
+ */
+export interface SimFault {
+  /**
+   * unreachable: the host does not answer at all; crash: the host dies at at_s seconds into the run; migration_error: every migration of vm fails with an error.
+   */
+  kind: "unreachable" | "crash" | "migration_error";
+  host?: Name;
+  vm?: Name;
+  at_s?: number;
+}
+/**
+ * Where VMs may go. With neither hosts nor selector, every host that is not a source.
+ *
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * via the `definition` "Destinations".
+ */
+export interface Destinations {
+  hosts?: Name[];
+  selector?: Labels1;
+  exclude?: Name[];
+}
+/**
+ * Host labels, key: value.
+ */
+export interface Labels1 {
+  [k: string]: string;
+}
+/**
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * via the `definition` "Placement".
+ */
+export interface Placement {
+  /**
+   * pack: use the fewest destination hosts; spread: lowest highest utilization.
+   */
+  policy?: "pack" | "spread";
+  /**
+   * Seed for tie-breaking; the same plan and fleet give the same placement.
+   */
+  seed?: number;
+  overcommit?: ResourceNumbers1;
+  reserve?: ResourceNumbers2;
+  /**
+   * Highest share of (overcommitted) capacity a destination may reach after the moves.
+   */
+  max_utilization?: number;
+  /**
+   * VMs that stay where they are.
+   */
+  pinned?: Name[];
+  /**
+   * Extra affinity / anti-affinity groups, besides those the fleet declares.
+   */
+  groups?: {
+    name: string;
+    policy: "anti-affinity" | "affinity";
+    /**
+     * @minItems 2
+     */
+    members: [Name, Name, ...Name[]];
+  }[];
+}
+/**
+ * A number per resource: vcpu, memory_mib, disk_gib or any named resource (gpu, sriov_vf, ...).
+ */
+export interface ResourceNumbers1 {
+  [k: string]: number;
+}
+/**
+ * A number per resource: vcpu, memory_mib, disk_gib or any named resource (gpu, sriov_vf, ...).
+ */
+export interface ResourceNumbers2 {
+  [k: string]: number;
+}
+/**
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * via the `definition` "Migration".
+ */
+export interface Migration {
+  /**
+   * live: live only; cold: shut down, copy, start; live-then-cold: live, cold where live fails and the VM may be shut down.
+   */
+  mode?: "live" | "cold" | "live-then-cold";
+  concurrency?: {
+    /**
+     * Migrations at once, fleet-wide.
+     */
+    total?: number;
+    /**
+     * Outbound migrations per source host.
+     */
+    per_source?: number;
+    /**
+     * Inbound migrations per destination host.
+     */
+    per_destination?: number;
+  };
+  /**
+   * Live-migration deadline per GiB of memory (plus local disk); then abort (Nova: 800).
+   */
+  completion_timeout_s_per_gib?: number;
+  /**
+   * Longest pause allowed for the switch-over.
+   */
+  max_downtime_ms?: number;
+  /**
+   * Cap per migration, MiB/s; absent = no cap.
+   */
+  bandwidth_mibps?: number;
+  cold?: {
+    /**
+     * VMs that may be shut down for a cold migration: names or glob patterns (web-*). Empty: none.
+     */
+    allow?: string[];
+    /**
+     * Wait this long for a graceful shutdown.
+     */
+    shutdown_timeout_s?: number;
+    /**
+     * Power a guest off when it ignores shutdown.
+     */
+    force_off?: boolean;
+  };
+}

@@ -1,0 +1,136 @@
+/** Semantic rules the schema cannot express: names that must exist, sets that must not overlap. */
+import type { EvacuationPlan } from './plan-types.ts';
+import type { FieldPath } from './positions.ts';
+import { simFleet } from '../fleet/sim/fleet.ts';
+
+export interface RuleProblem {
+  path: FieldPath;
+  message: string;
+  severity: 'error' | 'warning';
+}
+
+/** Hosts and VMs the plan itself declares (the sim fleet); undefined where only discovery can tell. */
+export interface Declared {
+  hosts: { name: string; labels: Record<string, string> }[];
+  vms: string[];
+}
+
+export function declaredFleet(plan: EvacuationPlan): Declared | undefined {
+  if (plan.fleet.driver !== 'sim' || !plan.fleet.sim) return undefined;
+  const { hosts, vms } = simFleet(plan.fleet.sim);
+  return { hosts: hosts.map((h) => ({ name: h.name, labels: h.labels ?? {} })), vms: vms.map((v) => v.name) };
+}
+
+/** Every semantic problem of a schema-valid plan. */
+export function checkRules(plan: EvacuationPlan): RuleProblem[] {
+  const out: RuleProblem[] = [];
+  const error = (path: FieldPath, message: string) => out.push({ path, message, severity: 'error' });
+  const warn = (path: FieldPath, message: string) => out.push({ path, message, severity: 'warning' });
+
+  const sim = plan.fleet.sim;
+  if (plan.fleet.driver === 'sim') {
+    if (!sim) error(['fleet'], "driver 'sim' needs a 'sim' section with hosts and vms, or generate");
+    else if (sim.generate && (sim.hosts || sim.vms)) error(['fleet', 'sim'], 'give either hosts/vms or generate, not both');
+    else if (!sim.generate && !sim.hosts?.length) error(['fleet', 'sim'], 'no hosts: add hosts and vms, or generate');
+  }
+  if (sim && !sim.generate) {
+    duplicates((sim.hosts ?? []).map((h) => h.name), (i, n) => error(['fleet', 'sim', 'hosts', i, 'name'], `host '${n}' is declared twice`));
+    duplicates((sim.vms ?? []).map((v) => v.name), (i, n) => error(['fleet', 'sim', 'vms', i, 'name'], `VM '${n}' is declared twice`));
+    const names = new Set((sim.hosts ?? []).map((h) => h.name));
+    (sim.vms ?? []).forEach((v, i) => {
+      if (!names.has(v.host)) error(['fleet', 'sim', 'vms', i, 'host'], unknown('host', v.host, [...names]));
+    });
+  }
+  const fleet = out.length === 0 ? declaredFleet(plan) : undefined;
+  const hostNames = fleet?.hosts.map((h) => h.name);
+  const vmNames = fleet?.vms;
+  const knownHost = (path: FieldPath, name: string) => {
+    if (hostNames && !hostNames.includes(name)) error(path, unknown('host', name, hostNames));
+  };
+  const knownVm = (path: FieldPath, name: string, severity: 'error' | 'warning' = 'error') => {
+    if (vmNames && !vmNames.includes(name)) (severity === 'error' ? error : warn)(path, unknown('VM', name, vmNames));
+  };
+
+  sim?.faults?.forEach((f, i) => {
+    const at: FieldPath = ['fleet', 'sim', 'faults', i];
+    if (f.kind === 'migration_error') {
+      if (!f.vm) error(at, "fault 'migration_error' needs vm");
+      else knownVm([...at, 'vm'], f.vm);
+    } else if (!f.host) error(at, `fault '${f.kind}' needs host`);
+    else knownHost([...at, 'host'], f.host);
+    if (f.kind === 'crash' && f.at_s === undefined) error(at, "fault 'crash' needs at_s (seconds into the run)");
+  });
+
+  duplicates(plan.sources, (i, n) => error(['sources', i], `source '${n}' is listed twice`));
+  plan.sources.forEach((s, i) => knownHost(['sources', i], s));
+  const dest = plan.destinations;
+  dest?.hosts?.forEach((h, i) => {
+    knownHost(['destinations', 'hosts', i], h);
+    if (plan.sources.includes(h)) error(['destinations', 'hosts', i], `'${h}' is both a source and a destination; a host under maintenance cannot receive VMs`);
+  });
+  duplicates(dest?.hosts ?? [], (i, n) => error(['destinations', 'hosts', i], `destination '${n}' is listed twice`));
+  dest?.exclude?.forEach((h, i) => knownHost(['destinations', 'exclude', i], h));
+  if (fleet) {
+    const candidates = fleet.hosts.filter((h) => matchesDestinations(plan, h.name, h.labels));
+    if (dest?.selector && !fleet.hosts.some((h) => labelsMatch(h.labels, dest.selector!))) {
+      error(['destinations', 'selector'], `selector ${JSON.stringify(dest.selector)} matches no host`);
+    } else if (candidates.length === 0) {
+      error(['destinations'], 'no destination host is left after sources and exclusions; add destinations');
+    }
+  }
+
+  const c = plan.migration?.concurrency;
+  for (const k of ['total', 'per_source', 'per_destination'] as const) {
+    const v = c?.[k];
+    if (v !== undefined && v < 1) {
+      error(['migration', 'concurrency', k], `must be at least 1 (got ${v}); 1 means one migration at a time`);
+    }
+  }
+  plan.placement?.pinned?.forEach((v, i) => knownVm(['placement', 'pinned', i], v));
+  plan.placement?.groups?.forEach((g, i) => g.members.forEach((m, j) => knownVm(['placement', 'groups', i, 'members', j], m)));
+  duplicates(plan.placement?.groups?.map((g) => g.name) ?? [], (i, n) => error(['placement', 'groups', i, 'name'], `group '${n}' is declared twice`));
+  return out;
+}
+
+/** Whether a host is an allowed destination by the plan's list, selector and exclusions. */
+export function matchesDestinations(plan: EvacuationPlan, host: string, labels: Record<string, string>): boolean {
+  const d = plan.destinations;
+  if (plan.sources.includes(host) || d?.exclude?.includes(host)) return false;
+  if (!d?.hosts && !d?.selector) return true;
+  return (d.hosts?.includes(host) ?? false) || (d.selector !== undefined && labelsMatch(labels, d.selector));
+}
+
+export function labelsMatch(labels: Record<string, string>, selector: Record<string, string>): boolean {
+  return Object.entries(selector).every(([k, v]) => labels[k] === v);
+}
+
+function duplicates(names: string[], report: (index: number, name: string) => void): void {
+  const seen = new Set<string>();
+  names.forEach((n, i) => (seen.has(n) ? report(i, n) : seen.add(n)));
+}
+
+function unknown(kind: string, name: string, known: string[]): string {
+  const near = closest(name, known);
+  return `unknown ${kind} '${name}'${near ? `; did you mean '${near}'?` : ''}`;
+}
+
+/** The known name nearest to `name` by edit distance, when it is close. */
+function closest(name: string, known: string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Math.max(2, Math.floor(name.length / 3)) + 1;
+  for (const k of known.length > 5000 ? [] : known) {
+    const d = editDistance(name, k);
+    if (d < bestD) [best, bestD] = [k, d];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length];
+}

@@ -1,0 +1,79 @@
+/** The plan with every default filled in: what placement and the runner actually use. */
+import type { Resources } from '../fleet/types.ts';
+import type { EvacuationPlan } from './plan-types.ts';
+
+export type Mode = 'live' | 'cold' | 'live-then-cold';
+
+export interface Group {
+  name: string;
+  policy: 'anti-affinity' | 'affinity';
+  members: string[];
+}
+
+export interface Settings {
+  name: string;
+  sources: string[];
+  policy: 'pack' | 'spread';
+  seed: number;
+  overcommit: Resources;
+  reserve: Resources;
+  maxUtilization: number;
+  pinned: string[];
+  groups: Group[];
+  mode: Mode;
+  concurrency: { total: number; perSource: number; perDestination: number };
+  timeoutSPerGib: number;
+  maxDowntimeMs: number;
+  bandwidthMibps?: number;
+  cold: { allow: string[]; shutdownTimeoutS: number; forceOff: boolean };
+}
+
+export const DEFAULTS = {
+  overcommit: { vcpu: 4, memory_mib: 1, disk_gib: 1 },
+  reserve: { memory_mib: 512 },
+  concurrency: { total: 4, perSource: 2, perDestination: 2 },
+  timeoutSPerGib: 800,
+  maxDowntimeMs: 500,
+  shutdownTimeoutS: 120,
+} as const;
+
+export function settingsOf(plan: EvacuationPlan): Settings {
+  const p = plan.placement ?? {};
+  const m = plan.migration ?? {};
+  const c = m.concurrency ?? {};
+  return {
+    name: plan.name,
+    sources: plan.sources,
+    policy: p.policy ?? 'pack',
+    seed: p.seed ?? 0,
+    overcommit: { ...DEFAULTS.overcommit, ...p.overcommit },
+    reserve: { ...DEFAULTS.reserve, ...p.reserve },
+    maxUtilization: p.max_utilization ?? 1,
+    pinned: p.pinned ?? [],
+    groups: p.groups ?? [],
+    mode: m.mode ?? 'live-then-cold',
+    concurrency: {
+      total: c.total ?? DEFAULTS.concurrency.total,
+      perSource: c.per_source ?? DEFAULTS.concurrency.perSource,
+      perDestination: c.per_destination ?? DEFAULTS.concurrency.perDestination,
+    },
+    timeoutSPerGib: m.completion_timeout_s_per_gib ?? DEFAULTS.timeoutSPerGib,
+    maxDowntimeMs: m.max_downtime_ms ?? DEFAULTS.maxDowntimeMs,
+    ...(m.bandwidth_mibps !== undefined ? { bandwidthMibps: m.bandwidth_mibps } : {}),
+    cold: {
+      allow: m.cold?.allow ?? [],
+      shutdownTimeoutS: m.cold?.shutdown_timeout_s ?? DEFAULTS.shutdownTimeoutS,
+      forceOff: m.cold?.force_off ?? false,
+    },
+  };
+}
+
+/** Whether the plan allows this VM to be shut down (names or globs with * and ?). */
+export function coldAllowed(settings: Settings, vm: string): boolean {
+  return settings.cold.allow.some((pattern) => globToRegExp(pattern).test(vm));
+}
+
+function globToRegExp(glob: string): RegExp {
+  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${body}$`);
+}
