@@ -32,6 +32,10 @@ export interface Vm {
   cpuModel: string;
   antiAffinity?: string;
   affinity?: string;
+  /** Non-zero memory a migration sends, MiB, where the driver knows it. */
+  residentMib?: number;
+  /** Memory dirty rate, MiB/s, where the driver knows it. */
+  dirtyMibps?: number;
 }
 
 export interface Inventory {

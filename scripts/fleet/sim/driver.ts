@@ -80,6 +80,8 @@ export class SimDriver implements Driver {
         cpuModel: v.cpu_model ?? host?.cpuModel ?? SIM_DEFAULTS.cpuModel,
         ...(v.anti_affinity ? { antiAffinity: v.anti_affinity } : {}),
         ...(v.affinity ? { affinity: v.affinity } : {}),
+        residentMib: v.resident_mib ?? v.memory_mib,
+        dirtyMibps: v.dirty_mibps ?? SIM_DEFAULTS.dirtyMibps,
       },
       residentBytes: (v.resident_mib ?? v.memory_mib) * MiB,
       dirtyBps: (v.dirty_mibps ?? SIM_DEFAULTS.dirtyMibps) * MiB,

@@ -1,0 +1,49 @@
+/** evacuator: empty hypervisor hosts before maintenance. The entry: parse the command line, catch once. */
+import { Command, CommanderError } from 'commander';
+import { planCommand, runCommand, validateCommand } from './cli/commands.ts';
+import { EvacError, ExitCode, formatProblem } from './errors.ts';
+
+const program = new Command('evacuator')
+  .description('Empty hypervisor hosts before maintenance: plan, place, migrate, report.')
+  .exitOverride()
+  .showHelpAfterError('(run with --help for usage)')
+  .addHelpText('after', `
+Exit codes:
+  0    every VM moved; every source host is empty
+  1    internal error (a bug; please report it)
+  2    bad input: invalid plan, unknown host or VM, bad arguments (nothing touched)
+  3    some VMs were left in place or cannot be placed (each reported with its reason)
+  4    the fleet could not be reached or read (nothing touched)
+  130  interrupted (SIGINT/SIGTERM); reports written for what happened`);
+
+let code: number = ExitCode.ok;
+program.command('validate').argument('<plan>', 'plan file (YAML)')
+  .description('check a plan against the schema and the rules; contacts no host')
+  .action(async (plan: string) => { code = await validateCommand(plan); });
+program.command('plan').argument('<plan>', 'plan file (YAML)')
+  .description('discover the fleet, place every VM and run the read-only preflight; changes nothing')
+  .option('--json', 'print the placement and preflight as JSON on stdout (shape in README.md)')
+  .action(async (plan: string, opts: { json?: boolean }) => { code = await planCommand(plan, opts); });
+program.command('run').argument('<plan>', 'plan file (YAML)')
+  .description('evacuate: migrate every placeable VM, then prove the source hosts empty')
+  .option('--reports <dir>', 'where to write <plan name>.json and .html', 'reports')
+  .action(async (plan: string, opts: { reports: string }) => { code = await runCommand(plan, opts); });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  code = report(e);
+}
+process.exitCode = code;
+
+function report(e: unknown): number {
+  if (e instanceof CommanderError) return e.exitCode === 0 ? ExitCode.ok : ExitCode.badInput;
+  if (e instanceof EvacError) {
+    process.stderr.write(`evacuator: ${e.message}\n`);
+    for (const p of e.problems) process.stderr.write(`  ${formatProblem(p)}\n`);
+    if (e.hint) process.stderr.write(`  → ${e.hint}\n`);
+    return e.exitCode;
+  }
+  process.stderr.write(`evacuator: internal error: ${e instanceof Error ? e.stack : String(e)}\n`);
+  return ExitCode.internal;
+}

@@ -1,0 +1,57 @@
+/** Discovery: the fleet as it is now, split into sources, allowed destinations and who stays. */
+import { EvacError, userError } from '../errors.ts';
+import type { EvacuationPlan } from '../plan/plan-types.ts';
+import { matchesDestinations } from '../plan/rules.ts';
+import type { Driver } from './driver.ts';
+import type { Host, Inventory, Vm } from './types.ts';
+
+export interface Snapshot {
+  inventory: Inventory;
+  sources: Host[];
+  destinations: Host[];
+  /** Every VM on a source host, in any state. */
+  onSources: Vm[];
+  /** VMs on destinations (they stay and take room). */
+  residents: Vm[];
+  warnings: string[];
+}
+
+export async function discover(driver: Driver, plan: EvacuationPlan): Promise<Snapshot> {
+  const got = await driver.inventory();
+  if (!got.ok) throw new EvacError(`cannot read the fleet: ${got.detail}`, 'fleet', [], 'check that the hosts answer, then run again');
+  const inventory = got.inventory;
+  const byName = new Map(inventory.hosts.map((h) => [h.name, h]));
+  const down = new Map(inventory.unreachable.map((u) => [u.host, u.detail]));
+  const warnings: string[] = [];
+  const sources: Host[] = [];
+  for (const name of plan.sources) {
+    const h = byName.get(name);
+    if (h) sources.push(h);
+    else if (down.has(name)) {
+      throw new EvacError(`source host ${name} does not answer: ${down.get(name)}`, 'fleet', [],
+        `nothing was touched; bring ${name} back or remove it from sources`);
+    } else throw userError(`source host ${name} is not in the fleet`, [], 'check the host name against the fleet');
+  }
+  for (const name of plan.destinations?.hosts ?? []) {
+    if (down.has(name)) warnings.push(`destination ${name} does not answer (${down.get(name)}); it is left out`);
+    else if (!byName.has(name)) throw userError(`destination host ${name} is not in the fleet`, [], 'check the host name against the fleet');
+  }
+  const destinations = inventory.hosts.filter((h) => matchesDestinations(plan, h.name, h.labels));
+  if (destinations.length === 0) {
+    throw new EvacError('no destination host answers', 'fleet', [], 'check the destinations in the plan and that they are up');
+  }
+  const vmNames = new Set(inventory.vms.map((v) => v.name));
+  for (const name of plan.placement?.pinned ?? []) {
+    if (!vmNames.has(name)) warnings.push(`pinned VM ${name} is not in the fleet`);
+  }
+  const sourceNames = new Set(plan.sources);
+  const destNames = new Set(destinations.map((h) => h.name));
+  return {
+    inventory,
+    sources,
+    destinations,
+    onSources: inventory.vms.filter((v) => sourceNames.has(v.host)),
+    residents: inventory.vms.filter((v) => destNames.has(v.host)),
+    warnings,
+  };
+}

@@ -1,0 +1,11 @@
+/** Picks the driver a plan names. */
+import type { EvacuationPlan } from '../plan/plan-types.ts';
+import type { Driver } from './driver.ts';
+import { SimDriver } from './sim/driver.ts';
+
+export function openDriver(plan: EvacuationPlan): Driver {
+  switch (plan.fleet.driver) {
+    case 'sim':
+      return new SimDriver(plan.fleet.sim ?? {});
+  }
+}

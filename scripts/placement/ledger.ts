@@ -1,0 +1,168 @@
+/**
+ * What every destination can still take: capacity after overcommit, reserve and max utilization,
+ * minus what it commits, and which group members it holds. Pure data; placement and the runner's
+ * re-placement both go through it, so they can never disagree about room.
+ */
+import { compareVersions, cpuCompatible } from '../fleet/cpu.ts';
+import { demandOf, type Host, type Resources, type Vm } from '../fleet/types.ts';
+
+export interface LedgerSettings {
+  overcommit: Resources;
+  reserve: Resources;
+  maxUtilization: number;
+  /** Plan-declared groups, on top of those the VMs carry. */
+  groups: { name: string; policy: 'anti-affinity' | 'affinity'; members: string[] }[];
+}
+
+/** Why a VM cannot go to a host, machine-readable for grouping. */
+export type Refusal =
+  | { kind: 'avoid'; detail: string }
+  | { kind: 'cpu'; guest: string; host: string }
+  | { kind: 'hypervisor'; source: string; host: string }
+  | { kind: 'anti-affinity'; group: string; member: string }
+  | { kind: 'affinity'; group: string; host: string }
+  | { kind: 'capacity'; resource: string; needs: number; free: number };
+
+export class Ledger {
+  readonly dims: string[];
+  private limit = new Map<string, Resources>();
+  private used = new Map<string, Resources>();
+  /** anti-affinity group -> host -> member names there */
+  private anti = new Map<string, Map<string, string[]>>();
+  /** affinity group -> host its members are on */
+  private affinityHost = new Map<string, string>();
+  private antiOf = new Map<string, string[]>();
+  private affOf = new Map<string, string>();
+  private where = new Map<string, { host: string; demand: Resources }>();
+  /** (vm, host) pairs ruled out from outside (preflight, a destination gone), with why. */
+  private avoided = new Map<string, Map<string, string>>();
+
+  constructor(
+    readonly hosts: Host[],
+    private readonly sourceHosts: Map<string, Host>,
+    allVms: Vm[],
+    settings: LedgerSettings,
+  ) {
+    const dims = new Set<string>(['vcpu', 'memory_mib', 'disk_gib']);
+    for (const vm of allVms) for (const k of Object.keys(vm.resources)) dims.add(k);
+    this.dims = [...dims];
+    for (const h of hosts) {
+      const lim: Resources = {};
+      for (const k of this.dims) {
+        const cap = h.capacity[k] ?? 0;
+        lim[k] = Math.max(0, (cap - (settings.reserve[k] ?? 0)) * (settings.overcommit[k] ?? 1) * settings.maxUtilization);
+      }
+      this.limit.set(h.name, lim);
+      this.used.set(h.name, Object.fromEntries(this.dims.map((k) => [k, 0])));
+    }
+    for (const vm of allVms) {
+      if (vm.antiAffinity) this.antiOf.set(vm.name, [vm.antiAffinity]);
+      if (vm.affinity) this.affOf.set(vm.name, vm.affinity);
+    }
+    for (const g of settings.groups) {
+      for (const m of g.members) {
+        if (g.policy === 'anti-affinity') this.antiOf.set(m, [...(this.antiOf.get(m) ?? []), g.name]);
+        else this.affOf.set(m, g.name);
+      }
+    }
+  }
+
+  /** Record a VM that is already on a host (staying, or resident on a destination). */
+  settle(vm: Vm): void {
+    this.commit(vm, vm.host);
+  }
+
+  antiGroups(vm: string): string[] {
+    return this.antiOf.get(vm) ?? [];
+  }
+
+  affinityGroup(vm: string): string | undefined {
+    return this.affOf.get(vm);
+  }
+
+  avoid(vm: string, host: string, why: string): void {
+    const m = this.avoided.get(vm) ?? new Map<string, string>();
+    m.set(host, why);
+    this.avoided.set(vm, m);
+  }
+
+  /** Free room per resource on a host. */
+  free(host: string): Resources {
+    const lim = this.limit.get(host);
+    const used = this.used.get(host);
+    if (!lim || !used) return {};
+    return Object.fromEntries(this.dims.map((k) => [k, lim[k] - used[k]]));
+  }
+
+  limitOf(host: string): Resources {
+    return this.limit.get(host) ?? {};
+  }
+
+  usedOf(host: string): Resources {
+    return this.used.get(host) ?? {};
+  }
+
+  /** Why these VMs (moving together) cannot all go to host, or undefined when they can. */
+  refuse(vms: Vm[], host: Host, demand: Resources = sumDemand(vms)): Refusal | undefined {
+    for (const vm of vms) {
+      const why = this.avoided.get(vm.name)?.get(host.name);
+      if (why) return { kind: 'avoid', detail: why };
+    }
+    for (const vm of vms) {
+      if (!cpuCompatible(vm.cpuModel, host.cpuModel)) return { kind: 'cpu', guest: vm.cpuModel, host: host.cpuModel };
+      const src = this.sourceHosts.get(vm.host);
+      if (src && (src.hypervisor.type !== host.hypervisor.type || compareVersions(host.hypervisor.version, src.hypervisor.version) < 0)) {
+        return { kind: 'hypervisor', source: `${src.hypervisor.type} ${src.hypervisor.version}`, host: `${host.hypervisor.type} ${host.hypervisor.version}` };
+      }
+    }
+    for (const vm of vms) {
+      for (const g of this.antiGroups(vm.name)) {
+        const there = (this.anti.get(g)?.get(host.name) ?? []).filter((m) => m !== vm.name);
+        if (there.length > 0) return { kind: 'anti-affinity', group: g, member: there[0] };
+      }
+      const aff = this.affinityGroup(vm.name);
+      const anchor = aff ? this.affinityHost.get(aff) : undefined;
+      if (aff && anchor && anchor !== host.name) return { kind: 'affinity', group: aff, host: anchor };
+    }
+    const free = this.free(host.name);
+    for (const k of this.dims) {
+      const need = demand[k] ?? 0;
+      if (need > 0 && need > free[k] + 1e-9) return { kind: 'capacity', resource: k, needs: need, free: free[k] };
+    }
+    return undefined;
+  }
+
+  /** Put a VM on a host in the books. */
+  commit(vm: Vm, host: string, demand: Resources = demandOf(vm)): void {
+    this.release(vm.name);
+    const used = this.used.get(host);
+    if (used) for (const k of this.dims) used[k] += demand[k] ?? 0;
+    for (const g of this.antiGroups(vm.name)) {
+      const byHost = this.anti.get(g) ?? new Map<string, string[]>();
+      byHost.set(host, [...(byHost.get(host) ?? []), vm.name]);
+      this.anti.set(g, byHost);
+    }
+    const aff = this.affinityGroup(vm.name);
+    if (aff && !this.affinityHost.has(aff)) this.affinityHost.set(aff, host);
+    this.where.set(vm.name, { host, demand });
+  }
+
+  /** Take a VM out of the books (it moved elsewhere, or its move was cancelled). */
+  release(vm: string): void {
+    const w = this.where.get(vm);
+    if (!w) return;
+    const used = this.used.get(w.host);
+    if (used) for (const k of this.dims) used[k] -= w.demand[k] ?? 0;
+    for (const g of this.antiGroups(vm)) {
+      const byHost = this.anti.get(g);
+      byHost?.set(w.host, (byHost.get(w.host) ?? []).filter((m) => m !== vm));
+    }
+    this.where.delete(vm);
+  }
+}
+
+export function sumDemand(vms: Vm[]): Resources {
+  const total: Resources = {};
+  for (const vm of vms) for (const [k, v] of Object.entries(demandOf(vm))) total[k] = (total[k] ?? 0) + v;
+  return total;
+}

@@ -1,0 +1,134 @@
+/**
+ * The blueprint: what a run will do, computed the same way by `plan` (to show) and `run` (to do).
+ * Placement, then the read-only preflight grid; a VM that fails a check on its destination is
+ * placed again elsewhere (at most a few rounds), and what still fails is reported, before anything moves.
+ */
+import type { CheckResult, Driver } from '../fleet/driver.ts';
+import type { Snapshot } from '../fleet/discover.ts';
+import { estimatePrecopy, MiB } from '../fleet/precopy.ts';
+import type { Vm } from '../fleet/types.ts';
+import type { Method } from '../events.ts';
+import type { LoadedPlan } from '../plan/load.ts';
+import { coldAllowed, type Settings } from '../plan/settings.ts';
+import { place, type Unplaced } from '../placement/place.ts';
+
+export interface Move {
+  vm: string;
+  source: string;
+  destination: string;
+  method: Method;
+  /** Estimated live-migration seconds at the full stream rate; null when it would not converge. */
+  estimateS: number | null;
+}
+
+export interface Blueprint {
+  version: 1;
+  plan: { name: string; file: string; digest: string };
+  driver: string;
+  policy: 'pack' | 'spread';
+  sources: string[];
+  destinations: string[];
+  destinationsUsed: number;
+  moves: Move[];
+  unplaced: Unplaced[];
+  pinned: { vm: string; host: string }[];
+  preflight: {
+    ok: boolean;
+    rounds: number;
+    checks: { vm: string; destination: string; ok: boolean; failed: { check: string; detail: string }[] }[];
+  };
+  warnings: string[];
+}
+
+const PREFLIGHT_ROUNDS = 3;
+
+export async function makeBlueprint(loaded: LoadedPlan, settings: Settings, snap: Snapshot, driver: Driver): Promise<Blueprint> {
+  const pinned = snap.onSources.filter((v) => settings.pinned.includes(v.name));
+  const unplaced: Unplaced[] = [];
+  const movable: Vm[] = [];
+  for (const vm of snap.onSources) {
+    if (settings.pinned.includes(vm.name)) continue;
+    if (vm.state === 'crashed') {
+      unplaced.push({ vm: vm.name, source: vm.host, reasons: [{ kind: 'avoid', text: 'the domain is crashed; recover it first', hosts: [] }] });
+    } else if (settings.mode === 'cold' && vm.state !== 'shutoff' && !coldAllowed(settings, vm.name)) {
+      unplaced.push({ vm: vm.name, source: vm.host, reasons: [{ kind: 'avoid', text: 'mode is cold and the plan does not allow shutting it down (migration.cold.allow)', hosts: [] }] });
+    } else movable.push(vm);
+  }
+  const avoid: { vm: string; host: string; why: string }[] = [];
+  const checked = new Map<string, CheckResult[]>();
+  let rounds = 0;
+  let result = placeWith(avoid);
+  for (; rounds < PREFLIGHT_ROUNDS; rounds++) {
+    const fresh = result.assignments.filter((a) => !checked.has(`${a.vm}>${a.destination}`));
+    if (fresh.length === 0) break;
+    const vms = new Map(movable.map((v) => [v.name, v]));
+    const answers = await driver.preflight(fresh.map((a) => ({ vm: vms.get(a.vm)!, destination: a.destination })));
+    fresh.forEach((a, i) => checked.set(`${a.vm}>${a.destination}`, answers[i]));
+    const failed = fresh.filter((_, i) => answers[i].some((c) => !c.ok));
+    if (failed.length === 0) break;
+    for (const a of failed) {
+      const bad = checked.get(`${a.vm}>${a.destination}`)!.filter((c) => !c.ok);
+      const why = `preflight ${bad.map((c) => `${c.check}: ${c.detail}`).join('; ')}`;
+      // A destination that does not answer is out for everyone.
+      const targets = bad.some((c) => c.check === 'reachable') ? movable.map((v) => v.name) : [a.vm];
+      for (const vm of targets) avoid.push({ vm, host: a.destination, why });
+    }
+    result = placeWith(avoid);
+  }
+  const checks = result.assignments.map((a) => {
+    const answers = checked.get(`${a.vm}>${a.destination}`) ?? [];
+    const failed = answers.filter((c) => !c.ok).map(({ check, detail }) => ({ check, detail }));
+    return { vm: a.vm, destination: a.destination, ok: answers.length > 0 && failed.length === 0, failed };
+  });
+  const cleared = new Set(checks.filter((c) => c.ok).map((c) => c.vm));
+  for (const c of checks.filter((x) => !x.ok)) {
+    const text = c.failed.length > 0 ? `preflight ${c.failed.map((f) => `${f.check}: ${f.detail}`).join('; ')}` : 'preflight did not finish';
+    unplaced.push({ vm: c.vm, source: movable.find((v) => v.name === c.vm)!.host, reasons: [{ kind: 'avoid', text, hosts: [c.destination] }] });
+  }
+  unplaced.push(...result.unplaced);
+  const vmByName = new Map(movable.map((v) => [v.name, v]));
+  const moves = result.assignments.filter((a) => cleared.has(a.vm)).map((a): Move => {
+    const vm = vmByName.get(a.vm)!;
+    const method: Method = settings.mode === 'cold' || vm.state === 'shutoff' ? 'cold' : 'live';
+    return { ...a, method, estimateS: estimateSeconds(vm, settings, snap) };
+  });
+  return {
+    version: 1,
+    plan: { name: loaded.plan.name, file: loaded.file, digest: loaded.digest },
+    driver: driver.name,
+    policy: settings.policy,
+    sources: snap.sources.map((h) => h.name),
+    destinations: snap.destinations.map((h) => h.name),
+    destinationsUsed: new Set(moves.map((m) => m.destination)).size,
+    moves,
+    unplaced: unplaced.sort((a, b) => a.vm.localeCompare(b.vm)),
+    pinned: pinned.map((v) => ({ vm: v.name, host: v.host })),
+    preflight: { ok: checks.every((c) => c.ok), rounds: rounds + 1, checks },
+    warnings: [...loaded.warnings.map((w) => `${w.path}: ${w.message}`), ...snap.warnings],
+  };
+
+  function placeWith(avoidNow: typeof avoid) {
+    return place({
+      vms: movable,
+      destinations: snap.destinations,
+      sources: snap.sources,
+      residents: [...snap.residents, ...pinned],
+      settings,
+      avoid: avoidNow,
+    });
+  }
+}
+
+/** Live-migration time at the full single-stream rate, from the pre-copy model. */
+function estimateSeconds(vm: Vm, settings: Settings, snap: Snapshot): number | null {
+  const src = snap.sources.find((h) => h.name === vm.host);
+  const rateMibps = Math.min(settings.bandwidthMibps ?? Infinity, src?.nicMibps ?? 1190);
+  const disk = vm.storage === 'local' ? (vm.resources.disk_gib ?? 0) * 1024 : 0;
+  const e = estimatePrecopy({
+    memoryBytes: (vm.residentMib ?? vm.resources.memory_mib ?? 0) * MiB,
+    rateBps: rateMibps * MiB,
+    dirtyBps: (vm.dirtyMibps ?? 0) * MiB,
+    downtimeMs: settings.maxDowntimeMs,
+  });
+  return e.converges ? Math.round((e.durationMs / 1000 + disk / rateMibps) * 10) / 10 : null;
+}

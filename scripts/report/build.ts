@@ -1,0 +1,152 @@
+/** The JSON report: one object that the HTML page, the terminal summary and CI all read. */
+import type { Snapshot } from '../fleet/discover.ts';
+import { usedByHost, type Inventory, type Resources } from '../fleet/types.ts';
+import { ExitCode } from '../errors.ts';
+import type { Blueprint } from '../preflight/blueprint.ts';
+import type { HostProof, RunResult } from '../runner/run.ts';
+import type { VmStatus } from '../runner/ladder.ts';
+
+export interface ReportAttempt {
+  method: 'live' | 'cold';
+  destination: string;
+  outcome: string;
+  detail: string;
+  startS: number;
+  endS: number;
+  durationS: number;
+  bytes: number;
+  downtimeMs: number;
+}
+
+export interface ReportVm {
+  vm: string;
+  source: string;
+  plannedDestination: string | null;
+  host: string | null;
+  status: VmStatus;
+  method: 'live' | 'cold' | 'none';
+  reason: string;
+  startS: number | null;
+  endS: number | null;
+  durationS: number | null;
+  bytes: number;
+  downtimeMs: number;
+  attempts: ReportAttempt[];
+}
+
+export interface ReportHost {
+  name: string;
+  role: 'source' | 'destination';
+  capacity: Resources;
+  before: Resources;
+  after: Resources | null;
+}
+
+export interface Report {
+  version: 1;
+  plan: Blueprint['plan'];
+  driver: string;
+  startedAt: string;
+  endedAt: string;
+  result: 'complete' | 'incomplete' | 'interrupted';
+  exitCode: number;
+  totals: {
+    vms: number; moved: number; live: number; cold: number; left: number; unplaced: number; pinned: number;
+    bytes: number; makespanS: number; lowerBoundS: number; sourcesEmpty: number; sources: number;
+  };
+  hosts: ReportHost[];
+  vms: ReportVm[];
+  proofs: HostProof[];
+  warnings: string[];
+}
+
+const SETUP_S = 1.5;
+const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+/** The exit code a run deserves, decided in one place. */
+export function exitCodeOf(run: RunResult): number {
+  if (run.interrupted) return ExitCode.interrupted;
+  return run.proofs.every((p) => p.empty) ? ExitCode.ok : ExitCode.incomplete;
+}
+
+export function buildReport(bp: Blueprint, snap: Snapshot, run: RunResult, wall: { start: Date; end: Date }): Report {
+  const t0 = run.startedAt;
+  const vms: ReportVm[] = run.vms.map((r) => {
+    const attempts = r.attempts.map((a) => ({
+      method: a.method, destination: a.destination, outcome: a.outcome, detail: a.detail,
+      startS: round((a.start - t0) / 1000), endS: round((a.end - t0) / 1000), durationS: round((a.end - a.start) / 1000),
+      bytes: a.bytes, downtimeMs: Math.round(a.downtimeMs),
+    }));
+    const first = attempts[0];
+    const last = attempts.at(-1);
+    return {
+      vm: r.vm, source: r.source, plannedDestination: r.plannedDestination, host: r.host, status: r.status, method: r.method, reason: r.reason,
+      startS: first?.startS ?? null, endS: last?.endS ?? null, durationS: first && last ? round(last.endS - first.startS) : null,
+      bytes: attempts.reduce((s, a) => s + a.bytes, 0),
+      downtimeMs: last?.outcome === 'ok' ? last.downtimeMs : 0,
+      attempts,
+    };
+  });
+  const count = (f: (v: ReportVm) => boolean) => vms.filter(f).length;
+  const code = exitCodeOf(run);
+  return {
+    version: 1,
+    plan: bp.plan,
+    driver: bp.driver,
+    startedAt: wall.start.toISOString(),
+    endedAt: wall.end.toISOString(),
+    result: run.interrupted ? 'interrupted' : code === ExitCode.ok ? 'complete' : 'incomplete',
+    exitCode: code,
+    totals: {
+      vms: vms.length,
+      moved: count((v) => v.status === 'moved'),
+      live: count((v) => v.status === 'moved' && v.method === 'live'),
+      cold: count((v) => v.status === 'moved' && v.method === 'cold'),
+      left: count((v) => v.status === 'left'),
+      unplaced: count((v) => v.status === 'unplaced'),
+      pinned: count((v) => v.status === 'pinned'),
+      bytes: vms.reduce((s, v) => s + v.bytes, 0),
+      makespanS: round((run.endedAt - run.startedAt) / 1000),
+      lowerBoundS: round(lowerBound(vms, snap)),
+      sourcesEmpty: run.proofs.filter((p) => p.empty).length,
+      sources: run.proofs.length,
+    },
+    hosts: hostsView(bp, snap, run.after),
+    vms,
+    proofs: run.proofs,
+    warnings: bp.warnings,
+  };
+}
+
+/**
+ * The bound from field-notes.md: no evacuation of these bytes is faster than the busiest source's
+ * out-link, the busiest destination's in-link, or the longest single stream.
+ */
+function lowerBound(vms: ReportVm[], snap: Snapshot): number {
+  const nic = new Map(snap.inventory.hosts.map((h) => [h.name, (h.nicMibps ?? 1190) * 1024 * 1024]));
+  const out = new Map<string, number>();
+  const inn = new Map<string, number>();
+  let longest = 0;
+  for (const v of vms) {
+    for (const a of v.attempts) {
+      out.set(v.source, (out.get(v.source) ?? 0) + a.bytes);
+      inn.set(a.destination, (inn.get(a.destination) ?? 0) + a.bytes);
+      longest = Math.max(longest, a.bytes / (nic.get(v.source) ?? Infinity) + SETUP_S);
+    }
+  }
+  const busiest = (m: Map<string, number>) => Math.max(0, ...[...m].map(([h, b]) => b / (nic.get(h) ?? Infinity)));
+  return Math.max(busiest(out), busiest(inn), longest);
+}
+
+function hostsView(bp: Blueprint, snap: Snapshot, after: Inventory | null): ReportHost[] {
+  const before = usedByHost(snap.inventory.vms);
+  const afterUsed = after ? usedByHost(after.vms) : null;
+  const roles: [string, 'source' | 'destination'][] = [
+    ...bp.sources.map((h) => [h, 'source'] as [string, 'source']),
+    ...bp.destinations.map((h) => [h, 'destination'] as [string, 'destination']),
+  ];
+  return roles.map(([name, role]) => {
+    const host = snap.inventory.hosts.find((h) => h.name === name)!;
+    return { name, role, capacity: host.capacity, before: before.get(name) ?? {}, after: afterUsed ? afterUsed.get(name) ?? {} : null };
+  });
+}

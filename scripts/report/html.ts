@@ -1,0 +1,167 @@
+/**
+ * The HTML report: one self-contained file (no network, works from file:// and on paper).
+ * Every value from the plan or the fleet goes through esc(); the inline script only sorts and
+ * filters rows that are already rendered.
+ */
+import type { Report, ReportVm } from './build.ts';
+
+export function esc(value: unknown): string {
+  return String(value).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+const STATUS_ORDER: Record<string, number> = { left: 0, unplaced: 1, pinned: 2, moved: 3 };
+
+function bytes(n: number): string {
+  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(1)} GiB`;
+  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(0)} MiB`;
+  return `${n} B`;
+}
+
+function duration(s: number | null): string {
+  if (s === null) return '';
+  if (s < 60) return `${s.toFixed(1)} s`;
+  return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+}
+
+function summary(r: Report): string {
+  const t = r.totals;
+  const allEmpty = t.sourcesEmpty === t.sources;
+  const verdict = r.result === 'interrupted'
+    ? `Interrupted: ${t.sourcesEmpty} of ${t.sources} source hosts empty`
+    : allEmpty ? `All ${t.sources} source hosts are empty` : `${t.sources - t.sourcesEmpty} of ${t.sources} source hosts are NOT empty`;
+  const card = (label: string, value: string | number, cls = '') => `<div class="card ${cls}"><div class="v">${esc(value)}</div><div class="l">${esc(label)}</div></div>`;
+  return `<section class="verdict ${allEmpty ? 'ok' : 'bad'}"><h2>${esc(verdict)}</h2>
+<p>exit code ${esc(r.exitCode)} · ${esc(r.driver)} driver · makespan ${esc(duration(t.makespanS))} (bound from link bandwidth: ${esc(duration(t.lowerBoundS))})</p></section>
+<section class="cards">${card('VMs', t.vms)}${card('moved live', t.live, 'live')}${card('moved cold', t.cold, 'cold')}${card('left in place', t.left, t.left ? 'bad' : '')}${card('not placeable', t.unplaced, t.unplaced ? 'warn' : '')}${card('pinned', t.pinned)}${card('sent', bytes(t.bytes))}</section>
+${r.proofs.filter((p) => !p.empty).map((p) => `<p class="left-on">${esc(p.host)} still holds: ${p.left.map((l) => `<b>${esc(l.vm)}</b> (${esc(l.state)}: ${esc(l.why)})`).join(', ')}</p>`).join('\n')}`;
+}
+
+function timeline(r: Report): string {
+  const moves = r.vms.filter((v) => v.attempts.length > 0);
+  if (moves.length === 0) return '<p>No migration was started.</p>';
+  const end = Math.max(r.totals.makespanS, ...moves.map((v) => v.endS ?? 0), 1);
+  const lanes = [...new Set(moves.map((v) => v.source))].sort();
+  const W = 1000;
+  const laneH = 22;
+  const rows: string[] = [];
+  let top = 0;
+  lanes.forEach((lane, li) => {
+    const inLane = moves.filter((v) => v.source === lane).flatMap((v) => v.attempts.map((a) => ({ v, a })));
+    // Stack overlapping bars in sub-rows so concurrency is visible.
+    const rowEnds: number[] = [];
+    const bars = inLane.sort((x, y) => x.a.startS - y.a.startS).map(({ v, a }) => {
+      let row = rowEnds.findIndex((e) => e <= a.startS);
+      if (row < 0) row = rowEnds.push(0) - 1;
+      rowEnds[row] = a.endS;
+      return { v, a, row };
+    });
+    const height = Math.max(1, rowEnds.length) * laneH;
+    const rects = bars.map(({ v, a, row }) => {
+      const x = 120 + (a.startS / end) * (W - 130);
+      const w = Math.max(2, ((a.endS - a.startS) / end) * (W - 130));
+      const cls = a.outcome === 'ok' ? a.method : 'failed';
+      return `<rect class="${cls}" x="${x.toFixed(1)}" y="${top + row * laneH + 3}" width="${w.toFixed(1)}" height="${laneH - 6}" rx="3"><title>${esc(v.vm)}: ${esc(a.method)} to ${esc(a.destination)}, ${esc(a.outcome)}, ${esc(duration(a.durationS))}</title></rect>`;
+    });
+    rows.push(`<g><text x="4" y="${top + 15}">${esc(lane)}</text>${li > 0 ? `<line x1="0" x2="${W}" y1="${top}" y2="${top}"/>` : ''}${rects.join('')}</g>`);
+    top += height;
+  });
+  const total = top;
+  const ticks = Array.from({ length: 6 }, (_, i) => {
+    const x = 120 + (i / 5) * (W - 130);
+    return `<text class="tick" x="${x.toFixed(0)}" y="${total + 14}">${esc(duration((end * i) / 5))}</text>`;
+  });
+  return `<svg class="timeline" viewBox="0 0 ${W} ${total + 20}" role="img" aria-label="migrations per source host over time">${rows.join('')}${ticks.join('')}</svg>
+<p class="legend"><span class="sw live"></span>live <span class="sw cold"></span>cold <span class="sw failed"></span>failed attempt</p>`;
+}
+
+function utilization(r: Report): string {
+  const bar = (used: number, cap: number, cls: string) => {
+    const pct = cap > 0 ? Math.min(100, (used / cap) * 100) : 0;
+    return `<div class="bar ${cls}"><span style="width:${pct.toFixed(1)}%"></span><em>${pct.toFixed(0)}%</em></div>`;
+  };
+  const rows = r.hosts.map((h) => {
+    const cells = ['memory_mib', 'vcpu'].map((k) => `<td>${bar(h.before[k] ?? 0, h.capacity[k] ?? 0, 'before')}${h.after ? bar(h.after[k] ?? 0, h.capacity[k] ?? 0, 'after') : ''}</td>`);
+    return `<tr><th>${esc(h.name)}</th><td>${esc(h.role)}</td>${cells.join('')}</tr>`;
+  });
+  return `<table class="util"><thead><tr><th>host</th><th>role</th><th>memory (before / after)</th><th>vCPU (before / after)</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+}
+
+function vmTable(vms: ReportVm[]): string {
+  const sorted = [...vms].sort((a, b) => STATUS_ORDER[a.status] - STATUS_ORDER[b.status] || a.vm.localeCompare(b.vm));
+  const rows = sorted.map((v) => `<tr class="${esc(v.status)}">
+<td>${esc(v.vm)}</td><td data-sort="${STATUS_ORDER[v.status]}"><span class="pill ${esc(v.status)}">${esc(v.status)}</span></td><td>${esc(v.source)}</td><td>${esc(v.host ?? '')}</td><td>${esc(v.method)}</td>
+<td data-sort="${v.durationS ?? -1}">${esc(duration(v.durationS))}</td><td data-sort="${v.downtimeMs}">${v.downtimeMs ? esc(`${v.downtimeMs} ms`) : ''}</td><td data-sort="${v.bytes}">${v.bytes ? esc(bytes(v.bytes)) : ''}</td><td data-sort="${v.attempts.length}">${v.attempts.length}</td><td class="reason">${esc(v.reason)}</td></tr>`);
+  return `<input id="filter" type="search" placeholder="Filter VMs (name, host, status, reason)" aria-label="filter VMs">
+<table id="vms"><thead><tr><th>VM</th><th>status</th><th>source</th><th>now on</th><th>method</th><th>duration</th><th>downtime</th><th>sent</th><th>attempts</th><th>reason</th></tr></thead>
+<tbody>${rows.join('')}</tbody></table>`;
+}
+
+const STYLE = `
+:root{--live:#2563eb;--cold:#7c3aed;--bad:#dc2626;--warn:#d97706;--ok:#16a34a;--muted:#6b7280}
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#111827;background:#f9fafb}
+main{max-width:1200px;margin:0 auto;padding:24px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:0}h3{margin:28px 0 8px;font-size:15px;text-transform:uppercase;letter-spacing:.05em;color:var(--muted)}
+.meta{color:var(--muted);margin:0 0 16px}
+.verdict{padding:14px 18px;border-radius:10px;color:#fff}.verdict p{margin:4px 0 0;opacity:.9}
+.verdict.ok{background:var(--ok)}.verdict.bad{background:var(--bad)}
+.cards{display:flex;gap:10px;flex-wrap:wrap;margin:14px 0}
+.card{background:#fff;border:1px solid #e5e7eb;border-radius:10px;padding:10px 16px;min-width:110px}
+.card .v{font-size:22px;font-weight:600}.card .l{color:var(--muted)}
+.card.live .v{color:var(--live)}.card.cold .v{color:var(--cold)}.card.bad .v{color:var(--bad)}.card.warn .v{color:var(--warn)}
+.left-on{background:#fef2f2;border-left:4px solid var(--bad);padding:8px 12px}
+svg.timeline{width:100%;background:#fff;border:1px solid #e5e7eb;border-radius:10px}
+svg text{font-size:11px;fill:#374151}svg line{stroke:#e5e7eb}
+rect.live{fill:var(--live)}rect.cold{fill:var(--cold)}rect.failed{fill:var(--bad)}
+.legend .sw{display:inline-block;width:12px;height:12px;border-radius:2px;margin:0 4px 0 12px;vertical-align:-2px}
+.sw.live{background:var(--live)}.sw.cold{background:var(--cold)}.sw.failed{background:var(--bad)}
+table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #e5e7eb}
+th,td{padding:6px 8px;border-bottom:1px solid #f3f4f6;text-align:left;vertical-align:top}
+thead th{background:#f3f4f6;cursor:pointer;user-select:none;white-space:nowrap}
+td.reason{color:#374151;max-width:420px}
+.pill{padding:1px 8px;border-radius:999px;font-size:12px;color:#fff}
+.pill.moved{background:var(--ok)}.pill.left{background:var(--bad)}.pill.unplaced{background:var(--warn)}.pill.pinned{background:var(--muted)}
+.bar{position:relative;height:10px;background:#e5e7eb;border-radius:5px;margin:3px 0;width:220px}
+.bar span{position:absolute;left:0;top:0;bottom:0;border-radius:5px}.bar.before span{background:#9ca3af}.bar.after span{background:var(--live)}
+.bar em{position:absolute;left:228px;top:-4px;font-size:11px;font-style:normal;color:var(--muted)}
+#filter{width:100%;box-sizing:border-box;padding:8px 10px;margin:0 0 8px;border:1px solid #d1d5db;border-radius:8px;font:inherit}
+@media print{thead th{cursor:auto}#filter{display:none}body{background:#fff}}
+`;
+
+const SCRIPT = `
+(function(){
+  var table=document.getElementById('vms'); if(!table) return;
+  var body=table.tBodies[0];
+  document.getElementById('filter').addEventListener('input',function(e){
+    var q=e.target.value.toLowerCase();
+    Array.prototype.forEach.call(body.rows,function(r){ r.hidden = q !== '' && r.textContent.toLowerCase().indexOf(q) < 0; });
+  });
+  Array.prototype.forEach.call(table.tHead.rows[0].cells,function(th,i){
+    th.addEventListener('click',function(){
+      var dir = th.getAttribute('aria-sort')==='ascending' ? -1 : 1;
+      Array.prototype.forEach.call(table.tHead.rows[0].cells,function(c){c.removeAttribute('aria-sort');});
+      th.setAttribute('aria-sort', dir===1?'ascending':'descending');
+      var key=function(r){var c=r.cells[i];var s=c.getAttribute('data-sort');return s===null?c.textContent:Number(s);};
+      Array.prototype.slice.call(body.rows).sort(function(a,b){var x=key(a),y=key(b);return (x<y?-1:x>y?1:0)*dir;}).forEach(function(r){body.appendChild(r);});
+    });
+  });
+})();
+`;
+
+export function renderHtml(r: Report): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>evacuator: ${esc(r.plan.name)}</title><style>${STYLE}</style></head>
+<body><main>
+<h1>Evacuation ${esc(r.plan.name)}</h1>
+<p class="meta">${esc(r.plan.file)} · ${esc(r.plan.digest.slice(0, 19))}… · ${esc(r.startedAt)} → ${esc(r.endedAt)}</p>
+${summary(r)}
+<h3>Timeline (per source host)</h3>
+${timeline(r)}
+<h3>Hosts</h3>
+${utilization(r)}
+<h3>VMs</h3>
+${vmTable(r.vms)}
+${r.warnings.length ? `<h3>Warnings</h3><ul>${r.warnings.map((w) => `<li>${esc(w)}</li>`).join('')}</ul>` : ''}
+</main><script>${SCRIPT}</script></body></html>
+`;
+}

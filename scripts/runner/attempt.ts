@@ -1,0 +1,97 @@
+/**
+ * One migration attempt: live with a deadline (then abort) or cold; the outcome is classified by
+ * looking the VM up on both hosts, never by reading error text.
+ */
+import type { Driver, FailReason, MigrationOutcome, Progress } from '../fleet/driver.ts';
+import type { Vm } from '../fleet/types.ts';
+import type { EventSink, Method } from '../events.ts';
+import type { Settings } from '../plan/settings.ts';
+
+export interface Attempt {
+  method: Method;
+  destination: string;
+  /** ms on the driver's clock */
+  start: number;
+  end: number;
+  outcome: 'ok' | FailReason;
+  detail: string;
+  /** The host that failed, when one did. */
+  failedHost?: string;
+  bytes: number;
+  downtimeMs: number;
+  rounds?: number;
+  /** Where the VM was found afterwards. */
+  foundOn: string | null;
+}
+
+export interface AttemptContext {
+  driver: Driver;
+  settings: Settings;
+  emit: EventSink;
+}
+
+/** The live-migration deadline: completion timeout per GiB of memory plus local disk. */
+export function deadlineMs(vm: Vm, settings: Settings): number {
+  const gib = (vm.resources.memory_mib ?? 0) / 1024 + (vm.storage === 'local' ? vm.resources.disk_gib ?? 0 : 0);
+  return Math.max(1, gib) * settings.timeoutSPerGib * 1000;
+}
+
+export async function attempt(ctx: AttemptContext, vm: Vm, destination: string, method: Method, n: number): Promise<Attempt> {
+  const { driver, settings, emit } = ctx;
+  const clock = driver.clock;
+  const start = clock.now();
+  emit({ kind: 'move-start', t: start, vm: vm.name, source: vm.host, destination, method, attempt: n });
+  const onProgress = (progress: Progress) =>
+    emit({ kind: 'progress', t: clock.now(), progress });
+  let timedOut = false;
+  let out: MigrationOutcome;
+  if (method === 'live') {
+    const stop = new AbortController();
+    const watchdog = clock.sleep(deadlineMs(vm, settings), stop.signal).then(async () => {
+      if (stop.signal.aborted) return;
+      timedOut = true;
+      await driver.abort(vm);
+    });
+    out = await driver.liveMigrate({
+      vm, destination, maxDowntimeMs: settings.maxDowntimeMs, onProgress,
+      ...(settings.bandwidthMibps !== undefined ? { bandwidthMibps: settings.bandwidthMibps } : {}),
+    });
+    stop.abort();
+    await watchdog;
+  } else {
+    out = await driver.coldMigrate({
+      vm, destination, onProgress, shutdownTimeoutS: settings.cold.shutdownTimeoutS, forceOff: settings.cold.forceOff,
+      ...(settings.bandwidthMibps !== undefined ? { bandwidthMibps: settings.bandwidthMibps } : {}),
+    });
+  }
+  // Classify by where the VM is, not by what the error said.
+  const where = await driver.locate(vm, [vm.host, destination]);
+  const onDest = where.found.find((f) => f.host === destination && f.state !== 'crashed');
+  const onSource = where.found.find((f) => f.host === vm.host);
+  const foundOn = onDest ? destination : onSource ? vm.host : null;
+  let outcome: Attempt['outcome'];
+  let detail: string;
+  if (onDest && !onSource) {
+    outcome = 'ok';
+    detail = out.ok ? `${method} migration done` : `reported ${out.reason} (${out.detail}), but the VM runs on ${destination}`;
+  } else if (out.ok) {
+    outcome = 'error';
+    detail = `the driver reported success but the VM is ${foundOn ? `on ${foundOn}` : 'on neither host'}`;
+  } else if (timedOut) {
+    outcome = 'timeout';
+    detail = `did not finish within the deadline of ${Math.round(deadlineMs(vm, settings) / 1000)} s (${settings.timeoutSPerGib} s per GiB); aborted, ${onSource ? 'still running on the source' : 'not found on the source'}`;
+  } else {
+    outcome = out.reason;
+    detail = out.detail;
+  }
+  const end = clock.now();
+  const result: Attempt = {
+    method, destination, start, end, outcome, detail, foundOn,
+    bytes: out.bytes ?? 0,
+    downtimeMs: out.ok ? out.downtimeMs : 0,
+    ...(out.ok && out.rounds !== undefined ? { rounds: out.rounds } : {}),
+    ...(!out.ok && out.host ? { failedHost: out.host } : {}),
+  };
+  emit({ kind: 'move-end', t: end, vm: vm.name, source: vm.host, destination, method, attempt: n, outcome, detail, bytes: result.bytes, downtimeMs: result.downtimeMs });
+  return result;
+}

@@ -1,0 +1,144 @@
+/**
+ * The run: moves dispatched under the named limits, longest first; a VM whose destination
+ * fails is placed again among the destinations still up; at the end every source is looked at
+ * for domains in any state.
+ */
+import type { Driver } from '../fleet/driver.ts';
+import type { Snapshot } from '../fleet/discover.ts';
+import type { Inventory, Vm } from '../fleet/types.ts';
+import type { EventSink } from '../events.ts';
+import type { Settings } from '../plan/settings.ts';
+import { ledgerFor } from '../placement/place.ts';
+import { chooseHost } from '../placement/choose.ts';
+import type { Blueprint, Move } from '../preflight/blueprint.ts';
+import type { Attempt } from './attempt.ts';
+import { climb, type VmResult } from './ladder.ts';
+import { Limits } from './limits.ts';
+
+export interface HostProof {
+  host: string;
+  empty: boolean;
+  /** Domains still there, in any state, with why. */
+  left: { vm: string; state: string; why: string }[];
+}
+
+export interface RunResult {
+  vms: VmResult[];
+  proofs: HostProof[];
+  /** The fleet after the run, as the final check saw it (null when it could not be read). */
+  after: Inventory | null;
+  interrupted: boolean;
+  startedAt: number;
+  endedAt: number;
+}
+
+/** Most destination changes for one VM. */
+const MAX_REPLACEMENTS = 2;
+
+export async function runBlueprint(
+  bp: Blueprint, snap: Snapshot, settings: Settings, driver: Driver, emit: EventSink, stop: AbortSignal,
+): Promise<RunResult> {
+  const startedAt = driver.clock.now();
+  const vms = new Map(snap.onSources.map((v) => [v.name, v]));
+  const movedVms = bp.moves.map((m) => vms.get(m.vm)!);
+  // The books as placement left them, so a re-placement respects every other move's room.
+  const ledger = ledgerFor({
+    vms: movedVms, destinations: snap.destinations, sources: snap.sources,
+    residents: [...snap.residents, ...snap.onSources.filter((v) => bp.pinned.some((p) => p.vm === v.name))], settings,
+  });
+  for (const m of bp.moves) ledger.commit(vms.get(m.vm)!, m.destination);
+  const down = new Set<string>();
+  const limits = new Limits(settings.concurrency);
+  const results: VmResult[] = [];
+  const history = new Map<string, Attempt[]>();
+  const queue: Move[] = [...bp.moves].sort((a, b) => (b.estimateS ?? Infinity) - (a.estimateS ?? Infinity) || a.vm.localeCompare(b.vm));
+
+  const leave = (m: Move, why: string) => {
+    ledger.release(m.vm);
+    results.push({ vm: m.vm, source: m.source, plannedDestination: m.destination, host: m.source, status: 'left', method: 'none', reason: why, attempts: history.get(m.vm) ?? [] });
+    emit({ kind: 'vm-left', t: driver.clock.now(), vm: m.vm, source: m.source, why });
+  };
+  /** A move whose destination is gone: another destination, or left with why. */
+  const redirect = (m: Move, why: string): Move | undefined => {
+    const vm = vms.get(m.vm)!;
+    ledger.release(m.vm);
+    if ((history.get(m.vm)?.length ?? 0) > MAX_REPLACEMENTS) return void leave(m, `${why}; gave up after ${MAX_REPLACEMENTS} other destinations`);
+    const host = chooseHost(ledger, [vm], snap.destinations.filter((h) => !down.has(h.name) && h.name !== m.destination), settings.policy);
+    if (!host) return void leave(m, `${why}; no other destination has room`);
+    ledger.commit(vm, host.name);
+    emit({ kind: 'fallback', t: driver.clock.now(), vm: m.vm, to: 'another destination', why: `${why}; now to ${host.name}` });
+    return { ...m, destination: host.name };
+  };
+
+  await new Promise<void>((finished) => {
+    const pump = () => {
+      for (let i = 0; i < queue.length;) {
+        if (stop.aborted) break;
+        let m = queue[i];
+        if (down.has(m.destination)) {
+          const next = redirect(m, `destination ${m.destination} failed earlier in the run`);
+          if (!next) {
+            queue.splice(i, 1);
+            continue;
+          }
+          m = queue[i] = next;
+        }
+        if (!limits.hasRoom(m.source, m.destination)) {
+          i++;
+          continue;
+        }
+        queue.splice(i, 1);
+        const move = m;
+        void limits.run(move.source, move.destination, () => climb({ driver, settings, emit }, vms.get(move.vm)!, move, history.get(move.vm) ?? []))
+          .then((step) => {
+            if ('done' in step) {
+              if (step.done.status !== 'moved') ledger.release(move.vm);
+              results.push(step.done);
+              if (step.done.status === 'left') emit({ kind: 'vm-left', t: driver.clock.now(), vm: move.vm, source: move.source, why: step.done.reason });
+            } else {
+              history.set(move.vm, step.elsewhere);
+              down.add(move.destination);
+              const next = redirect(move, step.why);
+              if (next) queue.unshift(next);
+            }
+          })
+          .finally(() => {
+            pump();
+            if (limits.active === 0 && (queue.length === 0 || stop.aborted)) finished();
+          });
+      }
+      if (limits.active === 0 && (queue.length === 0 || stop.aborted)) finished();
+    };
+    stop.addEventListener('abort', pump, { once: true });
+    pump();
+  });
+  for (const m of queue) leave(m, 'not started: the run was interrupted');
+
+  for (const u of bp.unplaced) {
+    results.push({ vm: u.vm, source: u.source, plannedDestination: null, host: u.source, status: 'unplaced', method: 'none', reason: u.reasons.map((r) => r.text).join('; '), attempts: [] });
+  }
+  for (const p of bp.pinned) {
+    results.push({ vm: p.vm, source: p.host, plannedDestination: null, host: p.host, status: 'pinned', method: 'none', reason: 'pinned by the plan (placement.pinned)', attempts: [] });
+  }
+  results.sort((a, b) => a.vm.localeCompare(b.vm));
+  const { proofs, after } = await proveEmpty(driver, bp.sources, results, emit);
+  return { vms: results, proofs, after, interrupted: stop.aborted, startedAt, endedAt: driver.clock.now() };
+}
+
+/** Ask each source what it still holds, in any state, and say why each one is there. */
+async function proveEmpty(driver: Driver, sources: string[], results: VmResult[], emit: EventSink): Promise<{ proofs: HostProof[]; after: Inventory | null }> {
+  const got = await driver.inventory();
+  const why = new Map(results.map((r) => [r.vm, r.reason]));
+  const proofs = sources.map((host) => {
+    const reachable = got.ok && !got.inventory.unreachable.some((u) => u.host === host);
+    const left = got.ok
+      ? got.inventory.vms.filter((v: Vm) => v.host === host).map((v) => ({ vm: v.name, state: v.state, why: why.get(v.name) ?? 'not in this plan (appeared during the run)' }))
+      : [];
+    const proof: HostProof = reachable
+      ? { host, empty: left.length === 0, left }
+      : { host, empty: false, left: [{ vm: '?', state: 'unknown', why: `${host} did not answer the final check` }] };
+    emit({ kind: 'host-empty', t: driver.clock.now(), host, empty: proof.empty, left: proof.left.map((l) => l.vm) });
+    return proof;
+  });
+  return { proofs, after: got.ok ? got.inventory : null };
+}
