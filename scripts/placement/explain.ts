@@ -35,7 +35,7 @@ export function explain(vms: Vm[], destinations: Host[], ledger: Ledger, demand:
 function keyOf(r: Refusal): string {
   switch (r.kind) {
     case 'capacity': return `capacity:${r.resource}`;
-    case 'anti-affinity': return `anti:${r.group}:${r.member}`;
+    case 'anti-affinity': return `anti:${r.group}`;
     case 'affinity': return `aff:${r.group}`;
     case 'avoid': return `avoid:${r.detail}`;
     case 'cpu': return `cpu:${r.host}`;
@@ -54,7 +54,11 @@ function describe(refusals: Refusal[], asGroup: boolean): string {
     }
     case 'cpu': return `cpu: guest CPU ${r.guest} cannot run on ${r.host}`;
     case 'hypervisor': return `hypervisor: ${r.host} is older than the source's ${r.source}`;
-    case 'anti-affinity': return `anti-affinity with ${r.member} (group ${r.group})`;
+    case 'anti-affinity': {
+      const members = [...new Set(refusals.map((x) => (x.kind === 'anti-affinity' ? x.member : '')))];
+      const named = members.length > 4 ? `${members.slice(0, 4).join(', ')} and ${members.length - 4} more` : members.join(', ');
+      return `anti-affinity (group ${r.group}) with ${named}`;
+    }
     case 'affinity': return `affinity: group ${r.group} is on ${r.host}`;
     case 'avoid': return r.detail;
   }

@@ -28,11 +28,11 @@ export function loadPlan(file: string): LoadedPlan {
   }
   const digest = `sha256:${createHash('sha256').update(text).digest('hex')}`;
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     const problems = doc.errors.map((e) => {
       const pos = e.linePos?.[0] ?? { line: 1, col: 1 };
-      return { file, line: pos.line, col: pos.col, path: '', message: `YAML: ${e.message.split('\n')[0]}` };
+      return { file, line: pos.line, col: pos.col, path: '', message: `YAML: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}` };
     });
     throw userError(`${file} is not valid YAML`, problems);
   }

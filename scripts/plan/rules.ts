@@ -41,7 +41,7 @@ export function checkRules(plan: EvacuationPlan): RuleProblem[] {
       if (!names.has(v.host)) error(['fleet', 'sim', 'vms', i, 'host'], unknown('host', v.host, [...names]));
     });
   }
-  const fleet = out.length === 0 ? declaredFleet(plan) : undefined;
+  const fleet = out.some((p) => p.path.length <= 2) ? undefined : declaredFleet(plan);
   const hostNames = fleet?.hosts.map((h) => h.name);
   const vmNames = fleet?.vms;
   const knownHost = (path: FieldPath, name: string) => {

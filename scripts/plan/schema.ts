@@ -53,8 +53,10 @@ function describe(e: ErrorObject): SchemaProblem {
       return { path, message: `must be one of ${(e.params.allowedValues as unknown[]).map(got).join(', ')} (got ${got(e.data)})` };
     case 'type':
       return { path, message: `must be ${e.params.type} (got ${Array.isArray(e.data) ? 'a list' : e.data === null ? 'nothing' : `${typeof e.data} ${got(e.data)}`})` };
-    case 'pattern':
-      return { path, message: `${got(e.data)} does not match ${e.params.pattern}` };
+    case 'pattern': {
+      const what = (e.parentSchema as { description?: string }).description;
+      return { path, message: `${got(e.data)} does not match ${e.params.pattern}${what ? ` (${what})` : ''}` };
+    }
     case 'propertyNames':
       return { path, message: `key ${got(e.params.propertyName)} is not a valid resource name (lower case, digits, _)` };
     default:

@@ -1,0 +1,100 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { Host, Vm } from '../scripts/fleet/types.ts';
+import { demandOf } from '../scripts/fleet/types.ts';
+import { ledgerFor, place, type PlacementInput } from '../scripts/placement/place.ts';
+
+const settings = { overcommit: { vcpu: 2, memory_mib: 1, disk_gib: 1 }, reserve: { memory_mib: 1024 }, maxUtilization: 0.9, groups: [], seed: 0 };
+
+/** Random fleets: a few sources, several destinations (two CPU models), VMs with groups and local disks. */
+const fleetArb = fc.record({
+  dests: fc.array(fc.record({ vcpu: fc.integer({ min: 4, max: 64 }), mem: fc.integer({ min: 4, max: 256 }), disk: fc.integer({ min: 0, max: 2000 }), icelake: fc.boolean(), gpu: fc.integer({ min: 0, max: 2 }) }), { minLength: 1, maxLength: 12 }),
+  vms: fc.array(fc.record({ vcpu: fc.integer({ min: 1, max: 16 }), mem: fc.integer({ min: 1, max: 64 }), disk: fc.integer({ min: 0, max: 400 }), local: fc.boolean(), group: fc.option(fc.integer({ min: 0, max: 3 }), { nil: undefined }), icelake: fc.boolean(), gpu: fc.integer({ min: 0, max: 1 }), onDest: fc.option(fc.nat(11), { nil: undefined }) }), { maxLength: 80 }),
+  policy: fc.constantFrom('pack' as const, 'spread' as const),
+  seed: fc.integer(),
+});
+
+type Fleet = typeof fleetArb extends fc.Arbitrary<infer T> ? T : never;
+
+function build(f: Fleet): PlacementInput {
+  const host = (name: string, cpuModel: string, capacity: Host['capacity']): Host => ({ name, uuid: name, cpuModel, hypervisor: { type: 'QEMU', version: '8.2.0' }, capacity, labels: {} });
+  const sources = [host('src-0', 'Skylake-Server', { vcpu: 512, memory_mib: 2 ** 22, disk_gib: 10 ** 5 })];
+  const destinations = f.dests.map((d, i) => host(`dst-${i}`, d.icelake ? 'Icelake-Server' : 'Skylake-Server', { vcpu: d.vcpu, memory_mib: d.mem * 1024, disk_gib: d.disk, gpu: d.gpu }));
+  const vms: Vm[] = [];
+  const residents: Vm[] = [];
+  f.vms.forEach((v, i) => {
+    const onDest = v.onDest !== undefined && v.onDest < destinations.length ? destinations[v.onDest].name : undefined;
+    const vm: Vm = {
+      name: `vm-${i}`, uuid: `u${i}`, host: onDest ?? 'src-0', state: 'running', storage: v.local ? 'local' : 'shared',
+      cpuModel: v.icelake ? 'Icelake-Server' : 'Skylake-Server',
+      resources: { vcpu: v.vcpu, memory_mib: v.mem * 1024, disk_gib: v.disk, ...(v.gpu ? { gpu: v.gpu } : {}) },
+      ...(v.group !== undefined ? { antiAffinity: `g${v.group}` } : {}),
+    };
+    (onDest ? residents : vms).push(vm);
+  });
+  return { vms, destinations, sources, residents, settings: { ...settings, policy: f.policy, seed: f.seed } };
+}
+
+describe('placement on random fleets', () => {
+  it('never overfills a destination, keeps anti-affinity and CPU compatibility, explains every VM left', () => {
+    fc.assert(fc.property(fleetArb, (f) => {
+      const input = build(f);
+      const out = place(input);
+      const empty = ledgerFor({ ...input, vms: [...input.vms] });
+      const byName = new Map([...input.vms, ...input.residents].map((v) => [v.name, v]));
+      // Every VM to move is either assigned or unplaced, exactly once.
+      expect([...out.assignments.map((a) => a.vm), ...out.unplaced.map((u) => u.vm)].sort()).toEqual(input.vms.map((v) => v.name).sort());
+      for (const d of input.destinations) {
+        const here = [...input.residents.filter((v) => v.host === d.name), ...out.assignments.filter((a) => a.destination === d.name).map((a) => byName.get(a.vm)!)];
+        const limit = empty.limitOf(d.name);
+        const movedIn = out.assignments.filter((a) => a.destination === d.name).map((a) => byName.get(a.vm)!);
+        for (const k of empty.dims) {
+          // A dimension the moved-in VMs consume must end within its limit (residents alone may already exceed it).
+          if (!movedIn.some((v) => (demandOf(v)[k] ?? 0) > 0)) continue;
+          const used = here.reduce((s, v) => s + (demandOf(v)[k] ?? 0), 0);
+          expect(used).toBeLessThanOrEqual(limit[k] + 1e-6);
+        }
+        const groups = here.filter((v) => v.antiAffinity).map((v) => v.antiAffinity);
+        const movedGroups = out.assignments.filter((a) => a.destination === d.name).map((a) => byName.get(a.vm)!.antiAffinity).filter(Boolean);
+        for (const g of movedGroups) expect(groups.filter((x) => x === g)).toHaveLength(1);
+      }
+      for (const a of out.assignments) {
+        const vm = byName.get(a.vm)!;
+        const d = input.destinations.find((h) => h.name === a.destination)!;
+        if (vm.cpuModel === 'Icelake-Server') expect(d.cpuModel).toBe('Icelake-Server');
+      }
+      for (const u of out.unplaced) {
+        expect(u.reasons.length).toBeGreaterThan(0);
+        expect(u.reasons.reduce((s, r) => s + r.hosts.length, 0)).toBe(input.destinations.length);
+      }
+      expect(out.destinationsUsed).toBe(new Set(out.assignments.map((a) => a.destination)).size);
+    }), { numRuns: 300 });
+  });
+
+  it('is deterministic: the same input and seed give the same placement', () => {
+    fc.assert(fc.property(fleetArb, (f) => {
+      expect(place(build(f))).toEqual(place(build(f)));
+    }), { numRuns: 100 });
+  });
+
+  it('says why, grouped per reason, with the most free memory found', () => {
+    const input = build({ dests: [{ vcpu: 64, mem: 8, disk: 100, icelake: false, gpu: 0 }, { vcpu: 64, mem: 8, disk: 100, icelake: false, gpu: 0 }, { vcpu: 64, mem: 64, disk: 100, icelake: false, gpu: 0 }], vms: [
+      { vcpu: 1, mem: 16, disk: 0, local: false, group: 1, icelake: false, gpu: 0, onDest: undefined },
+      { vcpu: 1, mem: 1, disk: 0, local: false, group: 1, icelake: false, gpu: 0, onDest: 2 },
+    ], policy: 'pack', seed: 1 } as Fleet);
+    const out = place(input);
+    expect(out.unplaced).toEqual([{ vm: 'vm-0', source: 'src-0', reasons: [
+      { kind: 'capacity', text: 'memory_mib: needs 16384 MiB, at most 6451.2 MiB free after reserve on 2 hosts', hosts: ['dst-0', 'dst-1'] },
+      { kind: 'anti-affinity', text: 'anti-affinity (group g1) with vm-1 on 1 host', hosts: ['dst-2'] },
+    ] }]);
+  });
+
+  it('pack uses fewer destinations than spread on the same fleet', () => {
+    const f = { dests: Array.from({ length: 8 }, () => ({ vcpu: 64, mem: 128, disk: 1000, icelake: false, gpu: 0 })), vms: Array.from({ length: 20 }, () => ({ vcpu: 2, mem: 8, disk: 0, local: false, group: undefined, icelake: false, gpu: 0, onDest: undefined })), seed: 3 };
+    const pack = place(build({ ...f, policy: 'pack' } as Fleet));
+    const spread = place(build({ ...f, policy: 'spread' } as Fleet));
+    expect(pack.unplaced).toEqual([]);
+    expect(pack.destinationsUsed).toBe(2);
+    expect(spread.destinationsUsed).toBe(8);
+  });
+});
