@@ -12,9 +12,10 @@ import { runBlueprint } from '../runner/run.ts';
 
 async function once(vms: number): Promise<{ ms: number; moved: number; virtualS: number }> {
   const hosts = Math.max(10, Math.ceil(vms / 12));
+  const [first, ...rest] = Array.from({ length: Math.ceil(hosts / 4) }, (_, i) => `hv-${String(i + 1).padStart(3, '0')}`);
   const plan: EvacuationPlan = {
     version: 1, name: `bench-${vms}`,
-    sources: Array.from({ length: Math.ceil(hosts / 4) }, (_, i) => `hv-${String(i + 1).padStart(3, '0')}`),
+    sources: [first, ...rest],
     fleet: { driver: 'sim', sim: { seed: 1, generate: { hosts, vms } } },
     migration: { concurrency: { total: 16, per_source: 2, per_destination: 2 } },
   };
