@@ -54,6 +54,7 @@ export async function makeBlueprint(loaded: LoadedPlan, settings: Settings, snap
       unplaced.push({ vm: vm.name, source: vm.host, reasons: [{ kind: 'avoid', text: 'mode is cold and the plan does not allow shutting it down (migration.cold.allow)', hosts: [] }] });
     } else movable.push(vm);
   }
+  const byName = new Map(movable.map((v) => [v.name, v]));
   const avoid: { vm: string; host: string; why: string }[] = [];
   const checked = new Map<string, CheckResult[]>();
   let rounds = 0;
@@ -61,8 +62,7 @@ export async function makeBlueprint(loaded: LoadedPlan, settings: Settings, snap
   for (; rounds < PREFLIGHT_ROUNDS; rounds++) {
     const fresh = result.assignments.filter((a) => !checked.has(`${a.vm}>${a.destination}`));
     if (fresh.length === 0) break;
-    const vms = new Map(movable.map((v) => [v.name, v]));
-    const answers = await driver.preflight(fresh.map((a) => ({ vm: vms.get(a.vm)!, destination: a.destination })));
+    const answers = await driver.preflight(fresh.map((a) => ({ vm: byName.get(a.vm)!, destination: a.destination })));
     fresh.forEach((a, i) => checked.set(`${a.vm}>${a.destination}`, answers[i]));
     const failed = fresh.filter((_, i) => answers[i].some((c) => !c.ok));
     if (failed.length === 0) break;
@@ -83,12 +83,11 @@ export async function makeBlueprint(loaded: LoadedPlan, settings: Settings, snap
   const cleared = new Set(checks.filter((c) => c.ok).map((c) => c.vm));
   for (const c of checks.filter((x) => !x.ok)) {
     const text = c.failed.length > 0 ? `preflight ${c.failed.map((f) => `${f.check}: ${f.detail}`).join('; ')}` : 'preflight did not finish';
-    unplaced.push({ vm: c.vm, source: movable.find((v) => v.name === c.vm)!.host, reasons: [{ kind: 'avoid', text, hosts: [c.destination] }] });
+    unplaced.push({ vm: c.vm, source: byName.get(c.vm)!.host, reasons: [{ kind: 'avoid', text, hosts: [c.destination] }] });
   }
   unplaced.push(...result.unplaced);
-  const vmByName = new Map(movable.map((v) => [v.name, v]));
   const moves = result.assignments.filter((a) => cleared.has(a.vm)).map((a): Move => {
-    const vm = vmByName.get(a.vm)!;
+    const vm = byName.get(a.vm)!;
     const method: Method = settings.mode === 'cold' || vm.state === 'shutoff' ? 'cold' : 'live';
     return { ...a, method, estimateS: estimateSeconds(vm, settings, snap) };
   });

@@ -4,7 +4,7 @@ import { usedByHost, type Inventory, type Resources } from '../fleet/types.ts';
 import { ExitCode } from '../errors.ts';
 import type { Blueprint } from '../preflight/blueprint.ts';
 import type { HostProof, RunResult } from '../runner/run.ts';
-import type { VmStatus } from '../runner/ladder.ts';
+import type { VmResult } from '../runner/ladder.ts';
 
 export interface ReportAttempt {
   method: 'live' | 'cold';
@@ -18,14 +18,8 @@ export interface ReportAttempt {
   downtimeMs: number;
 }
 
-export interface ReportVm {
-  vm: string;
-  source: string;
-  plannedDestination: string | null;
-  host: string | null;
-  status: VmStatus;
-  method: 'live' | 'cold' | 'none';
-  reason: string;
+/** A VM's result as the report shows it: the runner's result with times in seconds from the start. */
+export interface ReportVm extends Omit<VmResult, 'attempts'> {
   startS: number | null;
   endS: number | null;
   durationS: number | null;

@@ -71,6 +71,9 @@ export async function runBlueprint(
   };
 
   await new Promise<void>((finished) => {
+    const finishIfIdle = () => {
+      if (limits.active === 0 && (queue.length === 0 || stop.aborted)) finished();
+    };
     const pump = () => {
       for (let i = 0; i < queue.length;) {
         if (stop.aborted) break;
@@ -102,12 +105,9 @@ export async function runBlueprint(
               if (next) queue.unshift(next);
             }
           })
-          .finally(() => {
-            pump();
-            if (limits.active === 0 && (queue.length === 0 || stop.aborted)) finished();
-          });
+          .finally(pump);
       }
-      if (limits.active === 0 && (queue.length === 0 || stop.aborted)) finished();
+      finishIfIdle();
     };
     stop.addEventListener('abort', pump, { once: true });
     pump();
