@@ -1,4 +1,7 @@
-/** Why a VM fits nowhere: the first refusal per destination, grouped into readable lines. */
+/**
+ * Why a VM fits nowhere, grouped into readable lines: per destination the first rule that refuses
+ * it, or every resource it lacks there. A host short of two resources appears in both lines.
+ */
 import type { Host, Resources, Vm } from '../fleet/types.ts';
 import type { Ledger, Refusal } from './ledger.ts';
 
@@ -16,12 +19,15 @@ export function explain(vms: Vm[], destinations: Host[], ledger: Ledger, demand:
   if (destinations.length === 0) return [{ kind: 'avoid', text: 'no destination host is available', hosts: [] }];
   const byKey = new Map<string, { refusals: Refusal[]; hosts: string[] }>();
   for (const h of destinations) {
-    const r = ledger.refuse(vms, h, demand);
-    if (!r) continue;
-    const g = byKey.get(keyOf(r)) ?? { refusals: [], hosts: [] };
-    g.refusals.push(r);
-    g.hosts.push(h.name);
-    byKey.set(keyOf(r), g);
+    const first = ledger.refuse(vms, h, demand);
+    if (!first) continue;
+    // Capacity: every resource the host lacks, so the operator sees all that would have to change.
+    for (const r of first.kind === 'capacity' ? ledger.shortfalls(h, demand) : [first]) {
+      const g = byKey.get(keyOf(r)) ?? { refusals: [], hosts: [] };
+      g.refusals.push(r);
+      g.hosts.push(h.name);
+      byKey.set(keyOf(r), g);
+    }
   }
   return [...byKey.values()]
     .map(({ refusals, hosts }) => ({

@@ -31,6 +31,8 @@ export class Ledger {
   private anti = new Map<string, Map<string, string[]>>();
   /** affinity group -> host its members are on */
   private affinityHost = new Map<string, string>();
+  /** affinity group -> members in the books */
+  private affinityCount = new Map<string, number>();
   private antiOf = new Map<string, string[]>();
   private affOf = new Map<string, string>();
   private where = new Map<string, { host: string; demand: Resources }>();
@@ -105,15 +107,8 @@ export class Ledger {
   /** Why these VMs (moving together) cannot all go to host, or undefined when they can. */
   refuse(vms: Vm[], host: Host, demand: Resources = sumDemand(vms)): Refusal | undefined {
     for (const vm of vms) {
-      const why = this.avoided.get(vm.name)?.get(host.name);
-      if (why) return { kind: 'avoid', detail: why };
-    }
-    for (const vm of vms) {
-      if (!cpuCompatible(vm.cpuModel, host.cpuModel)) return { kind: 'cpu', guest: vm.cpuModel, host: host.cpuModel };
-      const src = this.sourceHosts.get(vm.host);
-      if (src && (src.hypervisor.type !== host.hypervisor.type || compareVersions(host.hypervisor.version, src.hypervisor.version) < 0)) {
-        return { kind: 'hypervisor', source: `${src.hypervisor.type} ${src.hypervisor.version}`, host: `${host.hypervisor.type} ${host.hypervisor.version}` };
-      }
+      const why = this.refuseStatic(vm, host);
+      if (why) return why;
     }
     for (const vm of vms) {
       for (const g of this.antiGroups(vm.name)) {
@@ -124,12 +119,58 @@ export class Ledger {
       const anchor = aff ? this.affinityHost.get(aff) : undefined;
       if (aff && anchor && anchor !== host.name) return { kind: 'affinity', group: aff, host: anchor };
     }
+    return this.shortfalls(host, demand)[0];
+  }
+
+  /** Every resource a host lacks for a demand (a resource the demand does not use never counts). */
+  shortfalls(host: Host, demand: Resources): Refusal[] {
     const free = this.free(host.name);
+    const out: Refusal[] = [];
     for (const k of this.dims) {
       const need = demand[k] ?? 0;
-      if (need > 0 && need > free[k] + 1e-9) return { kind: 'capacity', resource: k, needs: need, free: free[k] };
+      if (need > 0 && need > free[k] + 1e-9) out.push({ kind: 'capacity', resource: k, needs: need, free: free[k] });
+    }
+    return out;
+  }
+
+  /** What rules a VM out of a host whatever else is placed: avoided pairs, CPU model, hypervisor. */
+  refuseStatic(vm: Vm, host: Host): Refusal | undefined {
+    const why = this.avoided.get(vm.name)?.get(host.name);
+    if (why) return { kind: 'avoid', detail: why };
+    if (!cpuCompatible(vm.cpuModel, host.cpuModel)) return { kind: 'cpu', guest: vm.cpuModel, host: host.cpuModel };
+    const src = this.sourceHosts.get(vm.host);
+    if (src && (src.hypervisor.type !== host.hypervisor.type || compareVersions(host.hypervisor.version, src.hypervisor.version) < 0)) {
+      return { kind: 'hypervisor', source: `${src.hypervisor.type} ${src.hypervisor.version}`, host: `${host.hypervisor.type} ${host.hypervisor.version}` };
     }
     return undefined;
+  }
+
+  /** The key under which refuseStatic gives the same answer for every host: VMs sharing it share eligibility. */
+  staticKey(vm: Vm): string {
+    const src = this.sourceHosts.get(vm.host);
+    const avoided = [...(this.avoided.get(vm.name)?.keys() ?? [])].sort().join(',');
+    return `${vm.cpuModel}|${src ? `${src.hypervisor.type} ${src.hypervisor.version}` : ''}|${avoided ? `${vm.name}:${avoided}` : ''}`;
+  }
+
+  /** Host an affinity group's members already occupy, if any. */
+  affinityAnchor(group: string): string | undefined {
+    return this.affinityHost.get(group);
+  }
+
+  /** VMs in the books, per host. */
+  namesByHost(): Map<string, string[]> {
+    const by = new Map<string, string[]>();
+    for (const [vm, w] of this.where) {
+      const list = by.get(w.host);
+      if (list) list.push(vm);
+      else by.set(w.host, [vm]);
+    }
+    return by;
+  }
+
+  /** Members of an anti-affinity group on a host. */
+  antiMembersOn(group: string, host: string): string[] {
+    return this.anti.get(group)?.get(host) ?? [];
   }
 
   /** Put a VM on a host in the books. */
@@ -143,7 +184,10 @@ export class Ledger {
       this.anti.set(g, byHost);
     }
     const aff = this.affinityGroup(vm.name);
-    if (aff && !this.affinityHost.has(aff)) this.affinityHost.set(aff, host);
+    if (aff) {
+      if (!this.affinityHost.has(aff)) this.affinityHost.set(aff, host);
+      this.affinityCount.set(aff, (this.affinityCount.get(aff) ?? 0) + 1);
+    }
     this.where.set(vm.name, { host, demand });
   }
 
@@ -156,6 +200,13 @@ export class Ledger {
     for (const g of this.antiGroups(vm)) {
       const byHost = this.anti.get(g);
       byHost?.set(w.host, (byHost.get(w.host) ?? []).filter((m) => m !== vm));
+    }
+    const aff = this.affinityGroup(vm);
+    if (aff) {
+      const left = (this.affinityCount.get(aff) ?? 1) - 1;
+      this.affinityCount.set(aff, left);
+      // The last member gone: the group may start again anywhere.
+      if (left === 0) this.affinityHost.delete(aff);
     }
     this.where.delete(vm);
   }

@@ -4,11 +4,15 @@
  * unit on the used host it fills best (opening the roomiest host only when none fits), policy
  * spread on the host whose highest utilization stays lowest. Affinity groups move as one unit.
  */
+import { EvacError } from '../errors.ts';
 import type { Host, Vm } from '../fleet/types.ts';
 import { seeded } from '../random.ts';
-import { chooseHost, sizerFor } from './choose.ts';
 import { explain, type ReasonGroup } from './explain.ts';
+import { greedy } from './greedy.ts';
 import { Ledger, sumDemand, type LedgerSettings } from './ledger.ts';
+import { Model } from './model.ts';
+import { repair } from './repair.ts';
+import { packTighter, spreadOut } from './tighten.ts';
 
 export interface PlacementInput {
   /** VMs to move. */
@@ -19,7 +23,12 @@ export interface PlacementInput {
   sources: Host[];
   /** VMs that stay where they are (on destinations or pinned), counted for room and groups. */
   residents: Vm[];
-  settings: LedgerSettings & { policy: 'pack' | 'spread'; seed: number };
+  settings: LedgerSettings & {
+    policy: 'pack' | 'spread';
+    seed: number;
+    /** Moves the improving searches may spend (deterministic, unlike a time limit); default grows with the VM count. */
+    effort?: number;
+  };
   /** (vm, host) pairs to avoid, with why (from preflight). */
   avoid?: { vm: string; host: string; why: string }[];
 }
@@ -54,39 +63,65 @@ export function ledgerFor(input: PlacementInput): Ledger {
 export function place(input: PlacementInput): PlacementResult {
   const ledger = ledgerFor(input);
   const units = unitsOf(input.vms, ledger);
-  const size = sizerFor(ledger, input.destinations);
-  // Seeded shuffle first, so equal-sized units are ordered by the seed, not by input order.
+  const m = new Model(input.destinations, units, ledger);
   const rng = seeded(input.settings.seed);
-  // Most constrained first: members of larger anti-affinity groups, then larger units.
+  const policy = input.settings.policy;
+
+  // Most constrained first (members of larger anti-affinity groups), then larger units; equal
+  // keys are ordered by the seed, not by input order.
   const groupSize = new Map<string, number>();
   for (const vm of [...input.vms, ...input.residents]) for (const g of ledger.antiGroups(vm.name)) groupSize.set(g, (groupSize.get(g) ?? 0) + 1);
-  const spreadNeed = (u: Vm[]) => Math.max(0, ...u.flatMap((vm) => ledger.antiGroups(vm.name).map((g) => groupSize.get(g) ?? 0)));
-  const keyed = units.map((u) => ({ u, demand: sumDemand(u), need: spreadNeed(u), tie: rng.int(0, 2 ** 30) }));
-  keyed.sort((a, b) => b.need - a.need || size(b.demand) - size(a.demand) || a.tie - b.tie);
+  const need = units.map((u) => Math.max(0, ...u.flatMap((vm) => ledger.antiGroups(vm.name).map((g) => groupSize.get(g) ?? 0))));
+  const tie = units.map(() => rng.int(0, 2 ** 30));
+  const hopeful = [...units.keys()].filter((u) => m.couldEverFit(u));
+  hopeful.sort((a, b) => need[b] - need[a] || m.weight[b] - m.weight[a] || tie[a] - tie[b]);
 
-  const opened: string[] = [];
-  const isOpen = new Set<string>();
+  let budget = input.settings.effort ?? defaultEffort(units.length);
+  const left = greedy(m, hopeful, policy);
+  if (left.length > 0) {
+    const all = new Uint8Array(m.H).fill(1);
+    const everyone = hopeful.reduce((s, u) => s + units[u].length, 0);
+    const r = repair(m, left, all, Math.ceil(budget / 2), (placed) => placed >= everyone, rng);
+    budget -= r.moves;
+  }
+  if (policy === 'pack') packTighter(m, budget, rng);
+  else spreadOut(m, budget);
+  return resultOf(m, input, ledger);
+}
+
+/** Moves the searches may spend by default: a second or so for thousands of VMs. */
+function defaultEffort(units: number): number {
+  return 20_000 + 10 * units;
+}
+
+/** Write the model's assignment back through the ledger (which checks every rule again) and explain the rest. */
+function resultOf(m: Model, input: PlacementInput, ledger: Ledger): PlacementResult {
   const assignments: Assignment[] = [];
   const unplaced: Unplaced[] = [];
-  for (const { u, demand } of keyed) {
-    const host = chooseHost(ledger, u, input.destinations, input.settings.policy, isOpen, size);
-    if (!host) {
-      for (const vm of u) unplaced.push({ vm: vm.name, source: vm.host, reasons: explain(u, input.destinations, ledger, demand) });
-      continue;
+  const receiving = new Set<number>();
+  for (let u = 0; u < m.U; u++) {
+    const h = m.at[u];
+    if (h < 0) continue;
+    receiving.add(h);
+    for (const vm of m.units[u]) {
+      const why = ledger.refuse([vm], m.hosts[h]);
+      if (why) throw new EvacError(`placement broke a rule putting ${vm.name} on ${m.hosts[h].name}: ${JSON.stringify(why)}`, 'internal');
+      ledger.commit(vm, m.hosts[h].name);
+      assignments.push({ vm: vm.name, source: vm.host, destination: m.hosts[h].name });
     }
-    for (const vm of u) {
-      ledger.commit(vm, host.name);
-      assignments.push({ vm: vm.name, source: vm.host, destination: host.name });
-    }
-    if (!isOpen.has(host.name)) {
-      isOpen.add(host.name);
-      opened.push(host.name);
-    }
+  }
+  for (let u = 0; u < m.U; u++) {
+    if (m.at[u] >= 0) continue;
+    const unit = m.units[u];
+    const reasons = explain(unit, input.destinations, ledger, sumDemand(unit));
+    for (const vm of unit) unplaced.push({ vm: vm.name, source: vm.host, reasons: reasons.length > 0 ? reasons : [conflicted] });
   }
   assignments.sort((a, b) => a.vm.localeCompare(b.vm));
   unplaced.sort((a, b) => a.vm.localeCompare(b.vm));
-  return { assignments, unplaced, destinationsUsed: opened.length };
+  return { assignments, unplaced, destinationsUsed: receiving.size };
 }
+
+const conflicted: ReasonGroup = { kind: 'anti-affinity', text: 'its affinity group holds two members of one anti-affinity group, so no host can take it', hosts: [] };
 
 /** Moving VMs grouped into units: an affinity group's moving members travel together. */
 function unitsOf(vms: Vm[], ledger: Ledger): Vm[][] {

@@ -1,0 +1,152 @@
+/**
+ * Second passes over a placement that already places every VM it can. pack: empty one used
+ * host at a time (its units go back through the ejection search, confined to the other used
+ * hosts) until a lower bound is reached or no host can be emptied. spread: move units off the
+ * host with the highest utilization while that lowers it.
+ */
+import type { Random } from '../random.ts';
+import type { Model } from './model.ts';
+import { placedCount, repair } from './repair.ts';
+
+/** Hosts an attempt takes out: their units form the pool, which must end up fitting on SPARE of them. */
+const SPARE = 2;
+
+/** Budget of one attempt to save a host: bounded, so that several hosts get their turn. */
+function attemptBudget(m: Model, units: number): number {
+  return Math.max(500, 50 * units + 2 * m.H);
+}
+
+/**
+ * pack: save one used host at a time. Take out the SPARE + 1 lightest used hosts; their units
+ * wait in a pool while the ejection search trades them against units on the other used hosts,
+ * until what waits fits on SPARE of the hosts taken out (after Buljubašić and Vasquez).
+ */
+export function packTighter(m: Model, budget: number, rng: Random): number {
+  const bound = lowerBound(m);
+  const failed = new Set<number>();
+  let spent = 0;
+  while (spent < budget && usedHosts(m) > bound) {
+    const light = lightest(m, SPARE + 1, failed);
+    if (light.length === 0) break;
+    const target = placedCount(m);
+    const saved = m.snapshot();
+    const allowed = new Uint8Array(m.H);
+    for (let h = 0; h < m.H; h++) allowed[h] = m.used(h) ? 1 : 0;
+    for (const h of light) allowed[h] = 0;
+    const pool = light.flatMap((h) => [...m.members[h]]);
+    for (const v of pool) m.remove(v);
+    const spare = light.slice(0, Math.min(SPARE, light.length - 1));
+    const fitsSpare = () => fitsOn(m, pool, spare);
+    const w0 = pool.reduce((s, v) => s + m.weight[v], 0);
+    const r = repair(m, pool, allowed, Math.min(budget - spent, attemptBudget(m, pool.length)), fitsSpare, rng, false);
+    if (process.env.DBG) console.log(pool.map((v) => [...m.dem.slice(v * m.D, v * m.D + m.D)].join(",")).join(" "), m.lim.slice(0, 3));
+    if (process.env.DBG) console.log("attempt", light, "pool", pool.length, "w0", w0.toFixed(2), "w", pool.reduce((s, v) => s + m.weight[v], 0).toFixed(2), "moves", r.moves, "ok", fitsSpare());
+    spent += r.moves + 1;
+    if (fitsSpare() && placeOn(m, pool, spare) && placedCount(m) >= target) failed.clear();
+    else {
+      m.restore(saved);
+      failed.add(light[0]);
+    }
+  }
+  return spent;
+}
+
+/** The n used hosts holding the least, not counting hosts that already failed to be saved first. */
+function lightest(m: Model, n: number, failed: Set<number>): number[] {
+  const cands: { h: number; w: number }[] = [];
+  for (let h = 0; h < m.H; h++) {
+    if (m.occupied[h] || m.members[h].length === 0) continue;
+    cands.push({ h, w: m.members[h].reduce((s, v) => s + m.weight[v], 0) });
+  }
+  cands.sort((a, b) => a.w - b.w || a.h - b.h);
+  const first = cands.findIndex((c) => !failed.has(c.h));
+  if (first < 0) return [];
+  return [cands[first].h, ...cands.filter((_, i) => i !== first).slice(0, n - 1).map((c) => c.h)];
+}
+
+/** The pool fits on these (empty) hosts, packed largest first, best fit: checked and undone. */
+function fitsOn(m: Model, pool: number[], hosts: number[]): boolean {
+  const ok = placeOn(m, pool, hosts);
+  for (const u of pool) m.remove(u);
+  return ok;
+}
+
+/** Pack the pool onto the hosts, largest first; false (with what did fit left in place) when some unit fits none. */
+function placeOn(m: Model, pool: number[], hosts: number[]): boolean {
+  const order = [...pool].sort((a, b) => m.weight[b] - m.weight[a]);
+  for (const u of order) {
+    let best = -1;
+    let bestSlack = Infinity;
+    for (const h of hosts) {
+      if (!m.fits(u, h)) continue;
+      const s = m.slackAfter(u, h);
+      if (s < bestSlack) [best, bestSlack] = [h, s];
+    }
+    if (best < 0) return false;
+    m.insert(u, best);
+  }
+  return true;
+}
+
+/** Hosts in use. */
+export function usedHosts(m: Model): number {
+  let n = 0;
+  for (let h = 0; h < m.H; h++) if (m.used(h)) n++;
+  return n;
+}
+
+/**
+ * No placement of the placed units uses fewer hosts: the occupied hosts, plus per resource the
+ * fewest free hosts whose limits (largest first) cover what the occupied ones cannot take.
+ */
+export function lowerBound(m: Model): number {
+  const { D, H } = m;
+  let occupied = 0;
+  for (let h = 0; h < H; h++) occupied += m.occupied[h];
+  let extra = 0;
+  for (let d = 0; d < D; d++) {
+    let need = 0;
+    for (let u = 0; u < m.U; u++) if (m.at[u] >= 0) need += m.dem[u * D + d];
+    const free: number[] = [];
+    for (let h = 0; h < H; h++) {
+      if (m.occupied[h]) need -= Math.max(0, m.lim[h * D + d] - m.residentLoad(h, d));
+      else free.push(m.lim[h * D + d]);
+    }
+    free.sort((a, b) => b - a);
+    let k = 0;
+    while (need > 1e-9 && k < free.length) need -= free[k++];
+    extra = Math.max(extra, k);
+  }
+  return occupied + extra;
+}
+
+/** Lower the highest utilization: move a unit off the peak host while that lowers the peak. */
+export function spreadOut(m: Model, budget: number): number {
+  let spent = 0;
+  while (spent < budget) {
+    spent++;
+    let top = -1;
+    let topPeak = -1;
+    for (let h = 0; h < m.H; h++) {
+      const p = m.peak(h);
+      if (p > topPeak) [top, topPeak] = [h, p];
+    }
+    if (top < 0) break;
+    let best: [number, number] | undefined;
+    let bestPeak = topPeak - 1e-9;
+    for (const v of [...m.members[top]]) {
+      m.remove(v);
+      const left = m.peak(top);
+      for (const h of m.eligibleList[v]) {
+        if (h === top || !m.apart(v, h) || !m.room(v, h)) continue;
+        const p = Math.max(left, m.peak(h, v));
+        if (p < bestPeak) [best, bestPeak] = [[v, h], p];
+      }
+      m.insert(v, top);
+    }
+    if (!best) break;
+    m.remove(best[0]);
+    m.insert(best[0], best[1]);
+  }
+  return spent;
+}
