@@ -3,6 +3,26 @@ import type { Model } from './model.ts';
 
 export type Policy = 'pack' | 'spread';
 
+/** A set of hosts as a mask (to test) and a list (to walk). */
+export interface HostSet {
+  mask: Uint8Array;
+  list: Int32Array;
+}
+
+export function hostSet(mask: Uint8Array): HostSet {
+  return { mask, list: Int32Array.from(Array.from(mask.keys()).filter((h) => mask[h] === 1)) };
+}
+
+/** Hosts worth looking at for u: the shorter of its eligible hosts and the allowed ones (test both). */
+export function hostsFor(m: Model, u: number, allowed?: HostSet): Int32Array {
+  return allowed && allowed.list.length < m.eligibleList[u].length ? allowed.list : m.eligibleList[u];
+}
+
+/** u may go to h: eligible and allowed. */
+export function may(m: Model, u: number, h: number, allowed?: HostSet): boolean {
+  return m.eligible[u][h] === 1 && (!allowed || allowed.mask[h] === 1);
+}
+
 export function greedy(m: Model, order: number[], policy: Policy): number[] {
   const left: number[] = [];
   for (const u of order) {
@@ -14,13 +34,13 @@ export function greedy(m: Model, order: number[], policy: Policy): number[] {
 }
 
 /** pack: the used host u fills best; else the unused host with the most room. */
-export function packHost(m: Model, u: number, allowed?: Uint8Array): number {
+export function packHost(m: Model, u: number, allowed?: HostSet): number {
   let best = -1;
   let bestSlack = Infinity;
   let open = -1;
   let openSlack = -Infinity;
-  for (const h of m.eligibleList[u]) {
-    if ((allowed && !allowed[h]) || !m.apart(u, h) || !m.room(u, h)) continue;
+  for (const h of hostsFor(m, u, allowed)) {
+    if (!may(m, u, h, allowed) || !m.apart(u, h) || !m.room(u, h)) continue;
     const s = m.slackAfter(u, h);
     if (m.used(h)) {
       if (s < bestSlack) [best, bestSlack] = [h, s];
@@ -30,11 +50,11 @@ export function packHost(m: Model, u: number, allowed?: Uint8Array): number {
 }
 
 /** spread: the host whose highest utilization after taking u is lowest. */
-export function spreadHost(m: Model, u: number, allowed?: Uint8Array): number {
+export function spreadHost(m: Model, u: number, allowed?: HostSet): number {
   let best = -1;
   let bestPeak = Infinity;
-  for (const h of m.eligibleList[u]) {
-    if ((allowed && !allowed[h]) || !m.apart(u, h) || !m.room(u, h)) continue;
+  for (const h of hostsFor(m, u, allowed)) {
+    if (!may(m, u, h, allowed) || !m.apart(u, h) || !m.room(u, h)) continue;
     const p = m.peak(h, u);
     if (p < bestPeak - 1e-12) [best, bestPeak] = [h, p];
   }

@@ -35,6 +35,8 @@ export class Model {
   readonly antiCount: Int32Array;
   /** Per host: 1 when VMs that stay already run there (it is in use whatever we do). */
   readonly occupied: Uint8Array;
+  /** Per unit: 1 when it holds two members of one anti-affinity group (no host can take it). */
+  readonly torn: Uint8Array;
   /** Per unit: its host, or -1. */
   readonly at: Int32Array;
   /** Per host: the units placed there. */
@@ -54,6 +56,7 @@ export class Model {
     this.weight = new Float64Array(U);
     this.occupied = new Uint8Array(H);
     this.at = new Int32Array(U).fill(-1);
+    this.torn = new Uint8Array(U);
     this.members = hosts.map(() => []);
     const hostIndex = new Map(hosts.map((h, i) => [h.name, i]));
 
@@ -136,6 +139,7 @@ export class Model {
       for (const vm of unit) {
         for (const g of ledger.antiGroups(vm.name)) {
           if (seen.has(g)) {
+            this.torn[u] = 1;
             this.eligible[u] = none.mask;
             this.eligibleList[u] = none.list;
           }
@@ -148,20 +152,22 @@ export class Model {
   /**
    * Weigh units by how much they take of what is scarce: per resource, the share of a mean host,
    * times that resource's tightness (demand over room, relative to the tightest resource) cubed,
-   * so that the resource that decides how many hosts are needed dominates.
+   * so that the resource that decides how many hosts are needed dominates. `focus` replaces the
+   * fleet-wide tightness (for example, what a pool needs over the room it must fit in).
    */
-  reweigh(): void {
+  reweigh(focus?: Float64Array): void {
     const { D, U, scale } = this;
     const tight = new Float64Array(D);
     let top = 0;
     for (let d = 0; d < D; d++) {
       if (scale[d] <= 0) continue;
-      for (let u = 0; u < U; u++) tight[d] += this.dem[u * D + d] / scale[d];
+      if (focus) tight[d] = focus[d];
+      else for (let u = 0; u < U; u++) tight[d] += this.dem[u * D + d] / scale[d];
       top = Math.max(top, tight[d]);
     }
     let norm = 0;
     for (let d = 0; d < D; d++) {
-      tight[d] = top > 0 ? (tight[d] / top) ** 3 : 1;
+      tight[d] = top > 0 ? 0.05 + (tight[d] / top) ** 3 : 1;
       norm += tight[d];
     }
     for (let u = 0; u < U; u++) {

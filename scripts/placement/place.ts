@@ -1,14 +1,23 @@
 /**
  * Batch placement: every VM of every source host onto the allowed destinations at once.
- * Pure: data in, data out, seeded. Decreasing order by normalized size; policy pack puts each
- * unit on the used host it fills best (opening the roomiest host only when none fits), policy
- * spread on the host whose highest utilization stays lowest. Affinity groups move as one unit.
+ * Pure: data in, data out, seeded, and its search budget is counted work, not time, so the same
+ * input always gives the same output. Affinity groups move as one unit.
+ *
+ * 1. First pass, most constrained and largest units first: pack puts each on the used host it
+ *    fills best (opening the roomiest host only when none fits), spread on the host whose
+ *    highest utilization stays lowest.
+ * 2. Units left over go through the ejection search (repair.ts) until every VM that can be
+ *    placed is, or half the effort is spent.
+ * 3. pack: empty hosts one at a time while the lower bound allows (tighten.ts); spread: move
+ *    units off the most utilized host while that lowers it.
+ * 4. The result is written back through the Ledger, which checks every rule once more, and
+ *    each unit still left gets its reasons per destination.
  */
 import { EvacError } from '../errors.ts';
 import type { Host, Vm } from '../fleet/types.ts';
 import { seeded } from '../random.ts';
 import { explain, type ReasonGroup } from './explain.ts';
-import { greedy } from './greedy.ts';
+import { greedy, hostSet } from './greedy.ts';
 import { Ledger, sumDemand, type LedgerSettings } from './ledger.ts';
 import { Model } from './model.ts';
 import { repair } from './repair.ts';
@@ -26,7 +35,7 @@ export interface PlacementInput {
   settings: LedgerSettings & {
     policy: 'pack' | 'spread';
     seed: number;
-    /** Moves the improving searches may spend (deterministic, unlike a time limit); default grows with the VM count. */
+    /** Work the improving searches may spend, in unit-host pairs weighed (deterministic, unlike a time limit). */
     effort?: number;
   };
   /** (vm, host) pairs to avoid, with why (from preflight). */
@@ -76,23 +85,23 @@ export function place(input: PlacementInput): PlacementResult {
   const hopeful = [...units.keys()].filter((u) => m.couldEverFit(u));
   hopeful.sort((a, b) => need[b] - need[a] || m.weight[b] - m.weight[a] || tie[a] - tie[b]);
 
-  let budget = input.settings.effort ?? defaultEffort(units.length);
+  let budget = input.settings.effort ?? DEFAULT_EFFORT;
   const left = greedy(m, hopeful, policy);
   if (left.length > 0) {
-    const all = new Uint8Array(m.H).fill(1);
+    const all = hostSet(new Uint8Array(m.H).fill(1));
     const everyone = hopeful.reduce((s, u) => s + units[u].length, 0);
     const r = repair(m, left, all, Math.ceil(budget / 2), (placed) => placed >= everyone, rng);
-    budget -= r.moves;
+    budget -= r.work;
   }
   if (policy === 'pack') packTighter(m, budget, rng);
   else spreadOut(m, budget);
+  // Room the second pass freed goes to whatever still waits, so every unit left has a reason.
+  for (const u of hopeful) if (m.at[u] < 0) greedy(m, [u], policy);
   return resultOf(m, input, ledger);
 }
 
-/** Moves the searches may spend by default: a second or so for thousands of VMs. */
-function defaultEffort(units: number): number {
-  return 20_000 + 10 * units;
-}
+/** Work (unit-host pairs weighed) the searches may spend by default: under a second on a small machine. */
+const DEFAULT_EFFORT = 16_000_000;
 
 /** Write the model's assignment back through the ledger (which checks every rule again) and explain the rest. */
 function resultOf(m: Model, input: PlacementInput, ledger: Ledger): PlacementResult {
@@ -113,15 +122,15 @@ function resultOf(m: Model, input: PlacementInput, ledger: Ledger): PlacementRes
   for (let u = 0; u < m.U; u++) {
     if (m.at[u] >= 0) continue;
     const unit = m.units[u];
-    const reasons = explain(unit, input.destinations, ledger, sumDemand(unit));
-    for (const vm of unit) unplaced.push({ vm: vm.name, source: vm.host, reasons: reasons.length > 0 ? reasons : [conflicted] });
+    const reasons = m.torn[u] ? [{ ...torn, hosts: input.destinations.map((h) => h.name) }] : explain(unit, input.destinations, ledger, sumDemand(unit));
+    for (const vm of unit) unplaced.push({ vm: vm.name, source: vm.host, reasons });
   }
   assignments.sort((a, b) => a.vm.localeCompare(b.vm));
   unplaced.sort((a, b) => a.vm.localeCompare(b.vm));
   return { assignments, unplaced, destinationsUsed: receiving.size };
 }
 
-const conflicted: ReasonGroup = { kind: 'anti-affinity', text: 'its affinity group holds two members of one anti-affinity group, so no host can take it', hosts: [] };
+const torn: Omit<ReasonGroup, 'hosts'> = { kind: 'anti-affinity', text: 'its affinity group holds two members of one anti-affinity group, so no host can take it' };
 
 /** Moving VMs grouped into units: an affinity group's moving members travel together. */
 function unitsOf(vms: Vm[], ledger: Ledger): Vm[][] {

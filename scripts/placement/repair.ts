@@ -7,12 +7,13 @@
  * spent, and leaves the best assignment it saw.
  */
 import type { Random } from '../random.ts';
-import { packHost } from './greedy.ts';
+import { hostsFor, may, packHost, type HostSet } from './greedy.ts';
 import type { Model } from './model.ts';
 
 const EPS = 1e-9;
 /** Triples are tried on hosts holding at most this many candidates (C(14,3) = 364). */
 const TRIPLES_UP_TO = 14;
+const NONE: number[] = [];
 /** Iterations an evicted unit may not return to the host it left. */
 const TENURE = 7;
 /** Pool units weighed per move (all of them when the pool is small). */
@@ -23,8 +24,8 @@ const LOCK = 2;
 export interface RepairResult {
   /** VMs placed at the end. */
   placed: number;
-  /** Moves spent. */
-  moves: number;
+  /** Work spent: (unit, host) pairs weighed, plus the units weighed for eviction. */
+  work: number;
 }
 
 /** VMs placed in the model. */
@@ -39,7 +40,7 @@ export function placedCount(m: Model): number {
  * spent. With a `target`, keeps the assignment that placed the most VMs; without, leaves the
  * model as the search ended (the caller decides).
  */
-export function repair(m: Model, pool: number[], allowed: Uint8Array, budget: number, done: (placed: number) => boolean, rng: Random, keepBest = true): RepairResult {
+export function repair(m: Model, pool: number[], allowed: HostSet, budget: number, done: (placed: number) => boolean, rng: Random, keepBest = true): RepairResult {
   const ej = new Ejector(m);
   const bannedHost = new Int32Array(m.U).fill(-1);
   const bannedUntil = new Int32Array(m.U);
@@ -48,44 +49,47 @@ export function repair(m: Model, pool: number[], allowed: Uint8Array, budget: nu
   let best = placed;
   let bestAt = keepBest ? m.snapshot() : m.at;
   let it = 0;
-  let pick = -1;
-  while (it < budget && pool.length > 0 && !done(placed)) {
+  let work = 0;
+  while (work < budget && pool.length > 0 && !done(placed)) {
     it++;
-    // The move that lowers the pool's total weight most (or raises it least): a unit from the pool
-    // onto a host, evicting the cheapest set there. A unit that fits as it is wins outright.
-    let i = -1;
-    let h = -1;
-    let evicted: number[] = [];
-    let bestDelta = Infinity;
-    let ties = 0;
+    // The pool units weighed this move: all of them, or a seeded sample of a big pool.
     const tries = Math.min(pool.length, SAMPLE);
     const offset = rng.int(0, pool.length - 1);
-    for (let t = 0; t < tries && h < 0; t++) {
-      const k = pool.length <= SAMPLE ? t : (offset + t * 7919) % pool.length;
-      const direct = packHost(m, pool[k], allowed);
-      if (direct >= 0) [i, h, evicted] = [k, direct, []];
+    const at = (t: number) => (pool.length <= SAMPLE ? t : (offset + t * 7919) % pool.length);
+    let move: { i: number; h: number; evicted: number[] } | undefined;
+    // A unit that fits as it is goes first.
+    for (let t = 0; t < tries && !move; t++) {
+      const u = pool[at(t)];
+      work += 1 + hostsFor(m, u, allowed).length;
+      const h = packHost(m, u, allowed);
+      if (h >= 0) move = { i: at(t), h, evicted: [] };
     }
-    for (let t = 0; t < tries && evicted.length === 0 && h < 0; t++) {
-      const k = pool.length <= SAMPLE ? t : (offset + t * 7919) % pool.length;
-      const u = pool[k];
+    // Else the move that lowers the pool's total weight most (or raises it least): a unit onto a
+    // host, evicting the cheapest set there; ties broken by the seed.
+    let bestDelta = Infinity;
+    let ties = 0;
+    const direct = move !== undefined;
+    for (let t = 0; t < tries && !direct; t++) {
+      const u = pool[at(t)];
       const wu = m.weight[u];
-      for (const c of m.eligibleList[u]) {
-        if (!allowed[c] || (bannedHost[u] === c && bannedUntil[u] > it)) continue;
+      const hosts = hostsFor(m, u, allowed);
+      work += hosts.length;
+      for (const c of hosts) {
+        if (!may(m, u, c, allowed) || (bannedHost[u] === c && bannedUntil[u] > it)) continue;
+        const before = ej.checks;
         const cost = ej.cheapest(u, c, lockedUntil, it, bestDelta + wu + EPS);
+        work += 1 + m.members[c].length + ej.checks - before;
         if (cost === Infinity) continue;
         const delta = cost - wu;
         if (delta < bestDelta - EPS) {
-          [i, bestDelta, ties, evicted] = [k, delta, 1, ej.taken()];
-          pick = c;
-        } else if (rng.int(1, ++ties) === 1) {
-          [i, evicted] = [k, ej.taken()];
-          pick = c;
-        }
+          bestDelta = delta;
+          ties = 1;
+          move = { i: at(t), h: c, evicted: ej.taken() };
+        } else if (rng.int(1, ++ties) === 1) move = { i: at(t), h: c, evicted: ej.taken() };
       }
     }
-    if (h < 0) h = pick;
-    pick = -1;
-    if (i < 0 || h < 0) continue;
+    if (!move) continue;
+    const { i, h, evicted } = move;
     const u = pool[i];
     pool[i] = pool[pool.length - 1];
     pool.pop();
@@ -106,13 +110,16 @@ export function repair(m: Model, pool: number[], allowed: Uint8Array, budget: nu
         placed += m.units[v].length;
       } else pool.push(v);
     }
-    if (keepBest && placed > best) [best, bestAt] = [placed, m.snapshot()];
+    if (keepBest && placed > best) {
+      [best, bestAt] = [placed, m.snapshot()];
+      work += m.U;
+    }
   }
   if (keepBest && placed < best) {
     m.restore(bestAt);
     placed = best;
   }
-  return { placed, moves: it };
+  return { placed, work };
 }
 
 /** Finds the cheapest set of units to evict from a host so that a unit fits there. */
@@ -120,6 +127,8 @@ class Ejector {
   private readonly excess: Float64Array;
   private readonly cand: number[] = [];
   private set: number[] = [];
+  /** Subsets tested so far (the work the search accounts for). */
+  checks = 0;
 
   constructor(private readonly m: Model) {
     this.excess = new Float64Array(m.D);
@@ -135,12 +144,12 @@ class Ejector {
     const { m, excess, cand } = this;
     const D = m.D;
     const list = m.members[h];
-    const forced: number[] = [];
+    let forced: number[] = NONE;
     let cost = 0;
     for (let d = 0; d < D; d++) excess[d] = m.dem[u * D + d] > 0 ? m.load[h * D + d] + m.dem[u * D + d] - m.lim[h * D + d] : 0;
     if (!m.apart(u, h)) {
-      const gs = m.groups[u];
-      for (const g of gs) {
+      forced = [];
+      for (const g of m.groups[u]) {
         let here = 0;
         for (const v of list) {
           if (!m.groups[v].includes(g)) continue;
@@ -161,31 +170,64 @@ class Ejector {
       this.set = forced;
       return cost;
     }
+    // Candidates by increasing weight (insertion sort: hosts hold few units); give up at once
+    // when all of them together could not make room.
     cand.length = 0;
-    for (const v of list) if (lockedUntil[v] <= it && !forced.includes(v)) cand.push(v);
-    cand.sort((a, b) => m.weight[a] - m.weight[b]);
+    for (const v of list) {
+      if (lockedUntil[v] > it || (forced !== NONE && forced.includes(v))) continue;
+      let j = cand.length;
+      cand.push(v);
+      while (j > 0 && m.weight[cand[j - 1]] > m.weight[v]) {
+        cand[j] = cand[j - 1];
+        j--;
+      }
+      cand[j] = v;
+    }
+    // How many units at least: per resource short, the largest ones' sums against what is missing.
+    const n = cand.length;
+    let least = 1;
+    for (let d = 0; d < D; d++) {
+      if (excess[d] <= EPS) continue;
+      let t1 = 0;
+      let t2 = 0;
+      let t3 = 0;
+      for (const v of cand) {
+        const x = m.dem[v * D + d];
+        if (x > t1) [t1, t2, t3] = [x, t1, t2];
+        else if (x > t2) [t2, t3] = [x, t2];
+        else if (x > t3) t3 = x;
+      }
+      if (t1 + t2 + t3 < excess[d] - EPS || (n > TRIPLES_UP_TO && t1 + t2 < excess[d] - EPS)) return Infinity;
+      least = Math.max(least, t1 + t2 < excess[d] - EPS ? 3 : t1 < excess[d] - EPS ? 2 : 1);
+    }
     let best = cutoff - cost;
     let found: number[] | undefined;
-    const n = cand.length;
     const w = m.weight;
     for (let a = 0; a < n; a++) {
       const wa = w[cand[a]];
       if (wa >= best) break;
-      if (this.covers1(cand[a])) {
-        [best, found] = [wa, [cand[a]]];
-        break;
+      if (least === 1) {
+        this.checks++;
+        if (this.covers1(cand[a])) {
+          [best, found] = [wa, [cand[a]]];
+          break;
+        }
       }
       for (let b = a + 1; b < n; b++) {
         const wb = wa + w[cand[b]];
         if (wb >= best) break;
-        if (this.covers2(cand[a], cand[b])) {
-          [best, found] = [wb, [cand[a], cand[b]]];
-          break;
+        if (least <= 2) {
+          this.checks++;
+          if (this.covers2(cand[a], cand[b])) {
+            [best, found] = [wb, [cand[a], cand[b]]];
+            break;
+          }
         }
         if (n > TRIPLES_UP_TO) continue;
         for (let c = b + 1; c < n; c++) {
           const wc = wb + w[cand[c]];
           if (wc >= best) break;
+          this.checks++;
           if (this.covers3(cand[a], cand[b], cand[c])) {
             [best, found] = [wc, [cand[a], cand[b], cand[c]]];
             break;

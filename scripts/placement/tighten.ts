@@ -6,14 +6,17 @@
  */
 import type { Random } from '../random.ts';
 import type { Model } from './model.ts';
+import { hostSet } from './greedy.ts';
 import { placedCount, repair } from './repair.ts';
 
 /** Hosts an attempt takes out: their units form the pool, which must end up fitting on SPARE of them. */
 const SPARE = 2;
+/** Moves between two weighings of the units during an attempt. */
+const REWEIGH_EVERY = 10;
 
-/** Budget of one attempt to save a host: bounded, so that several hosts get their turn. */
-function attemptBudget(m: Model, units: number): number {
-  return Math.max(500, 50 * units + 2 * m.H);
+/** Work one attempt to save a host may spend (about 200 moves per unit in the pool), so that several hosts get their turn. */
+function attemptBudget(pool: number, allowed: number): number {
+  return 200 * pool * pool * Math.max(1, allowed);
 }
 
 /**
@@ -37,11 +40,18 @@ export function packTighter(m: Model, budget: number, rng: Random): number {
     for (const v of pool) m.remove(v);
     const spare = light.slice(0, Math.min(SPARE, light.length - 1));
     const fitsSpare = () => fitsOn(m, pool, spare);
-    const w0 = pool.reduce((s, v) => s + m.weight[v], 0);
-    const r = repair(m, pool, allowed, Math.min(budget - spent, attemptBudget(m, pool.length)), fitsSpare, rng, false);
-    if (process.env.DBG) console.log(pool.map((v) => [...m.dem.slice(v * m.D, v * m.D + m.D)].join(",")).join(" "), m.lim.slice(0, 3));
-    if (process.env.DBG) console.log("attempt", light, "pool", pool.length, "w0", w0.toFixed(2), "w", pool.reduce((s, v) => s + m.weight[v], 0).toFixed(2), "moves", r.moves, "ok", fitsSpare());
-    spent += r.moves + 1;
+    let calls = 0;
+    const check = () => {
+      // What the pool lacks shifts as units trade places: weigh again now and then.
+      if (++calls % REWEIGH_EVERY === 0) m.reweigh(shortOf(m, pool, spare));
+      return fitsSpare();
+    };
+    m.reweigh(shortOf(m, pool, spare));
+    const hosts = hostSet(allowed);
+    const r = repair(m, pool, hosts, Math.min(budget - spent, attemptBudget(pool.length, hosts.list.length)), check, rng, false);
+    // Snapshot, restore and every weighing walk all units: count them as work too.
+    spent += r.work + m.U * (3 + Math.floor(calls / REWEIGH_EVERY));
+    m.reweigh();
     if (fitsSpare() && placeOn(m, pool, spare) && placedCount(m) >= target) failed.clear();
     else {
       m.restore(saved);
@@ -49,6 +59,19 @@ export function packTighter(m: Model, budget: number, rng: Random): number {
     }
   }
   return spent;
+}
+
+/** Per resource: how far the pool's demand exceeds the room on the spare hosts (as a ratio). */
+function shortOf(m: Model, pool: number[], spare: number[]): Float64Array {
+  const r = new Float64Array(m.D);
+  for (let d = 0; d < m.D; d++) {
+    let need = 0;
+    let room = 0;
+    for (const u of pool) need += m.dem[u * m.D + d];
+    for (const h of spare) room += m.lim[h * m.D + d];
+    r[d] = room > 0 ? need / room : 0;
+  }
+  return r;
 }
 
 /** The n used hosts holding the least, not counting hosts that already failed to be saved first. */
@@ -135,6 +158,7 @@ export function spreadOut(m: Model, budget: number): number {
     let best: [number, number] | undefined;
     let bestPeak = topPeak - 1e-9;
     for (const v of [...m.members[top]]) {
+      spent += m.eligibleList[v].length;
       m.remove(v);
       const left = m.peak(top);
       for (const h of m.eligibleList[v]) {

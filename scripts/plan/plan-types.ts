@@ -223,6 +223,10 @@ export interface Placement {
    * Seed for tie-breaking; the same plan and fleet give the same placement.
    */
   seed?: number;
+  /**
+   * Work the placement search may spend after its first pass, in unit-host pairs weighed: more packs tighter and takes longer (the default is under a second on a small machine); 0 keeps the first pass. Counted, not timed, so the same plan always gives the same placement.
+   */
+  effort?: number;
   overcommit?: ResourceNumbers1;
   reserve?: ResourceNumbers2;
   /**

@@ -15,6 +15,8 @@ export interface Settings {
   sources: string[];
   policy: 'pack' | 'spread';
   seed: number;
+  /** Placement search effort; undefined: the placement's default. */
+  effort?: number;
   overcommit: Resources;
   reserve: Resources;
   maxUtilization: number;
@@ -46,6 +48,7 @@ export function settingsOf(plan: EvacuationPlan): Settings {
     sources: plan.sources,
     policy: p.policy ?? 'pack',
     seed: p.seed ?? 0,
+    ...(p.effort !== undefined ? { effort: p.effort } : {}),
     overcommit: { ...DEFAULTS.overcommit, ...p.overcommit },
     reserve: { ...DEFAULTS.reserve, ...p.reserve },
     maxUtilization: p.max_utilization ?? 1,

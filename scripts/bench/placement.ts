@@ -1,0 +1,102 @@
+/**
+ * npm run bench:placement — placement quality, scale and tight fleets, each against a plain
+ * first-fit-decreasing baseline run in the same process. Prints figures; asserts nothing.
+ *
+ *   --only scale,tight,quality   parts to run (default: all, in that order)
+ *   --sets Panigrahy,New         --dims 3,5,10       --every N (every Nth instance, for a quick look)
+ */
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { place } from '../placement/place.ts';
+import { firstFitDecreasingFleet, largeFleet, tightFleet } from './fleets.ts';
+import { asPlacement, firstFitDecreasing, readKnown, readSet } from './vbp.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    only: { type: 'string', default: 'scale,tight,quality' },
+    sets: { type: 'string', default: 'Panigrahy,New' },
+    dims: { type: 'string', default: '3,5,10' },
+    every: { type: 'string', default: '1' },
+  },
+});
+const parts = new Set(args.only.split(','));
+const VBP = join(dirname(fileURLToPath(import.meta.url)), '../../../shared/bench/vbp');
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+
+if (parts.has('scale')) {
+  console.log('## Scale: 10,000 VMs on 100 source hosts onto 1,000 destinations (half already busy), anti-affinity groups, 3 CPU classes');
+  const input = largeFleet(10_000, 100, 1_000);
+  const ours: number[] = [];
+  const ffd: number[] = [];
+  let out = place(input);
+  let ffdPlaced = 0;
+  for (let i = 0; i < 5; i++) {
+    let t0 = performance.now();
+    out = place(input);
+    ours.push(performance.now() - t0);
+    t0 = performance.now();
+    ffdPlaced = firstFitDecreasingFleet(input);
+    ffd.push(performance.now() - t0);
+  }
+  console.log(`evacuator: ${out.assignments.length} placed, ${out.unplaced.length} unplaced, ${out.destinationsUsed} destinations receive VMs; median ${median(ours).toFixed(0)} ms of 5 runs`);
+  console.log(`FFD baseline: ${ffdPlaced} placed; median ${median(ffd).toFixed(0)} ms (evacuator/FFD time: ${(median(ours) / median(ffd)).toFixed(2)}x)`);
+  console.log(`peak memory (max RSS of this process so far): ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB\n`);
+}
+
+if (parts.has('tight')) {
+  console.log('## Tight fleets: destinations exactly full in a hidden placement (20 fleets per row)');
+  console.log('hosts | VMs/host | evacuator: VMs placed | fleets complete | FFD: VMs placed | fleets complete | evacuator ms (median)');
+  for (const [hosts, per] of [[10, [3, 6]], [50, [3, 6]], [200, [3, 6]], [50, [6, 10]]] as [number, [number, number]][]) {
+    let vms = 0, placed = 0, complete = 0, ffdPlaced = 0, ffdComplete = 0;
+    const ms: number[] = [];
+    for (let seed = 1; seed <= 20; seed++) {
+      const input = tightFleet(hosts, per, seed);
+      const t0 = performance.now();
+      const out = place(input);
+      ms.push(performance.now() - t0);
+      const f = firstFitDecreasingFleet(input);
+      vms += input.vms.length;
+      placed += out.assignments.length;
+      complete += out.unplaced.length === 0 ? 1 : 0;
+      ffdPlaced += f;
+      ffdComplete += f === input.vms.length ? 1 : 0;
+    }
+    console.log(`${String(hosts).padStart(5)} | ${per.join('-').padStart(8)} | ${pct(placed / vms).padStart(21)} | ${`${complete}/20`.padStart(15)} | ${pct(ffdPlaced / vms).padStart(15)} | ${`${ffdComplete}/20`.padStart(15)} | ${median(ms).toFixed(0).padStart(6)}`);
+  }
+  console.log('');
+}
+
+if (parts.has('quality')) {
+  console.log('## Quality: public vector bin packing sets, policy pack, default effort');
+  console.log('set | d | instances | hosts used | FFD | evacuator/FFD | published best_overall | LB | mean gap to OPT: evacuator / best_overall (n) | at LB | ms per instance: mean / max');
+  const every = Number(args.every);
+  for (const set of args.sets.split(',')) {
+    const all = await readSet(VBP, set);
+    const known = readKnown(VBP, set);
+    for (const d of args.dims.split(',').map(Number)) {
+      const insts = all.filter((i) => i.d === d).filter((_, i) => i % every === 0);
+      let used = 0, ffd = 0, best = 0, lb = 0, gap = 0, gapBest = 0, withOpt = 0, atLb = 0, total = 0, max = 0;
+      for (const inst of insts) {
+        const k = known.get(inst.name);
+        if (!k) throw new Error(`${inst.name} is not in ${set}_summary_known.csv`);
+        const input = asPlacement(inst);
+        const t0 = performance.now();
+        const out = place(input);
+        const ms = performance.now() - t0;
+        if (out.unplaced.length > 0) throw new Error(`${inst.name}: ${out.unplaced.length} items left unplaced`);
+        const n = out.destinationsUsed;
+        [used, ffd, best, lb, total, max] = [used + n, ffd + firstFitDecreasing(inst), best + k.bestOverall, lb + k.lb, total + ms, Math.max(max, ms)];
+        if (n === k.lb) atLb++;
+        if (k.opt > 0) {
+          withOpt++;
+          gap += (n - k.opt) / k.opt;
+          gapBest += (k.bestOverall - k.opt) / k.opt;
+        }
+      }
+      console.log(`${set} | ${d} | ${insts.length} | ${used} | ${ffd} | ${(used / ffd).toFixed(4)} | ${best} | ${lb} | ${pct(gap / withOpt)} / ${pct(gapBest / withOpt)} (${withOpt}) | ${atLb} | ${(total / insts.length).toFixed(0)} / ${max.toFixed(0)}`);
+    }
+  }
+}
