@@ -24,7 +24,7 @@ const LOCK = 2;
 export interface RepairResult {
   /** VMs placed at the end. */
   placed: number;
-  /** Work spent: (unit, host) pairs weighed, plus the units weighed for eviction. */
+  /** Work spent: (unit, host) pairs weighed plus the units and sets weighed for eviction, times the square root of resources / 3 beyond three. */
   work: number;
 }
 
@@ -50,7 +50,9 @@ export function repair(m: Model, pool: number[], allowed: HostSet, budget: numbe
   let bestAt = keepBest ? m.snapshot() : m.at;
   let it = 0;
   let work = 0;
-  while (work < budget && pool.length > 0 && !done(placed)) {
+  // Each weighing walks the resources: beyond three of them it counts for more (pruning keeps it under linear).
+  const perPair = Math.sqrt(Math.max(1, m.D / 3));
+  while (work * perPair < budget && pool.length > 0 && !done(placed)) {
     it++;
     // The pool units weighed this move: all of them, or a seeded sample of a big pool.
     const tries = Math.min(pool.length, SAMPLE);
@@ -119,7 +121,7 @@ export function repair(m: Model, pool: number[], allowed: HostSet, budget: numbe
     m.restore(bestAt);
     placed = best;
   }
-  return { placed, work };
+  return { placed, work: work * perPair };
 }
 
 /** Finds the cheapest set of units to evict from a host so that a unit fits there. */
