@@ -1,0 +1,16 @@
+/** npm run testbed -- up [N] | down | status (see testbed.ts). */
+import { down, status, up } from './testbed.ts';
+
+const [cmd, arg] = process.argv.slice(2);
+try {
+  if (cmd === 'up') await up(arg ? Number(arg) : 3);
+  else if (cmd === 'down') console.log((await down()).map((r) => `removed ${r}`).join('\n') || 'nothing to remove');
+  else if (cmd === 'status') console.log(await status());
+  else {
+    console.error('usage: npm run testbed -- up [N] | down | status');
+    process.exitCode = 2;
+  }
+} catch (e) {
+  console.error(`testbed ${cmd}: ${e instanceof Error ? e.message : String(e)}`);
+  process.exitCode = 1;
+}
