@@ -10,12 +10,15 @@ const LINES: string[][] = [
   ['Opteron_G4', 'Opteron_G5', 'EPYC', 'EPYC-Rome', 'EPYC-Milan', 'EPYC-Genoa'],
 ];
 
+/** QEMU's baseline models (what a domain without a CPU model gets): every x86 host runs them. */
+const BASELINE = new Set(['qemu64', 'kvm64', 'qemu32', 'kvm32']);
+
 const RANK = new Map<string, { line: number; rank: number }>();
 LINES.forEach((models, line) => models.forEach((m, rank) => RANK.set(m.toLowerCase(), { line, rank })));
 
 /** Whether a guest with CPU model `guest` can run on a host with CPU model `host`. */
 export function cpuCompatible(guest: string, host: string): boolean {
-  if (guest.toLowerCase() === host.toLowerCase()) return true;
+  if (guest.toLowerCase() === host.toLowerCase() || BASELINE.has(guest.toLowerCase())) return true;
   const g = RANK.get(guest.toLowerCase());
   const h = RANK.get(host.toLowerCase());
   return g !== undefined && h !== undefined && g.line === h.line && h.rank >= g.rank;

@@ -41,10 +41,11 @@ export interface EvacuationPlan {
  */
 export interface Fleet {
   /**
-   * Fleet driver. sim is an embedded simulated fleet.
+   * Fleet driver. sim is an embedded simulated fleet; libvirt drives virsh on each host over SSH.
    */
-  driver: "sim";
+  driver: "sim" | "libvirt";
   sim?: SimFleet;
+  libvirt?: LibvirtFleet;
 }
 /**
  * The embedded simulated fleet: given inline (hosts, vms) or generated from a seed.
@@ -192,6 +193,50 @@ export interface SimFault {
   host?: Name;
   vm?: Name;
   at_s?: number;
+}
+/**
+ * Hosts running libvirtd, reached over SSH (strict host-key checking). Secrets never go here: keys come from identity files, an agent (SSH_AUTH_SOCK) or ~/.ssh.
+ *
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * via the `definition` "LibvirtFleet".
+ */
+export interface LibvirtFleet {
+  /**
+   * @minItems 1
+   */
+  hosts: [LibvirtHost, ...LibvirtHost[]];
+  /**
+   * SSH user on every host.
+   */
+  user?: string;
+  /**
+   * Private key files to try. @default ~/.ssh/id_ed25519, id_ecdsa, id_rsa
+   */
+  identity_files?: string[];
+  /**
+   * known_hosts file checked strictly. @default ~/.ssh/known_hosts
+   */
+  known_hosts?: string;
+  /**
+   * SSH connection timeout.
+   */
+  connect_timeout_s?: number;
+}
+/**
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * via the `definition` "LibvirtHost".
+ */
+export interface LibvirtHost {
+  /**
+   * Host name as known_hosts and the other hosts know it (peer-to-peer migration connects to qemu+ssh://NAME/system).
+   */
+  name: string;
+  /**
+   * Address the controller connects to. @default the name
+   */
+  address?: string;
+  port?: number;
+  labels?: Labels;
 }
 /**
  * Where VMs may go. With neither hosts nor selector, every host that is not a source.

@@ -12,10 +12,14 @@ export interface RuleProblem {
 /** Hosts and VMs the plan itself declares (the sim fleet); undefined where only discovery can tell. */
 export interface Declared {
   hosts: { name: string; labels: Record<string, string> }[];
-  vms: string[];
+  /** Undefined where only discovery knows the VMs (libvirt). */
+  vms?: string[];
 }
 
 export function declaredFleet(plan: EvacuationPlan): Declared | undefined {
+  if (plan.fleet.driver === 'libvirt') {
+    return plan.fleet.libvirt ? { hosts: plan.fleet.libvirt.hosts.map((h) => ({ name: h.name, labels: h.labels ?? {} })) } : undefined;
+  }
   if (plan.fleet.driver !== 'sim' || !plan.fleet.sim) return undefined;
   const { hosts, vms } = simFleet(plan.fleet.sim);
   return { hosts: hosts.map((h) => ({ name: h.name, labels: h.labels ?? {} })), vms: vms.map((v) => v.name) };
@@ -28,6 +32,10 @@ export function checkRules(plan: EvacuationPlan): RuleProblem[] {
   const warn = (path: FieldPath, message: string) => out.push({ path, message, severity: 'warning' });
 
   const sim = plan.fleet.sim;
+  if (plan.fleet.driver === 'libvirt') {
+    if (!plan.fleet.libvirt) error(['fleet'], "driver 'libvirt' needs a 'libvirt' section with hosts");
+    else duplicates(plan.fleet.libvirt.hosts.map((h) => h.name), (i, n) => error(['fleet', 'libvirt', 'hosts', i, 'name'], `host '${n}' is declared twice`));
+  }
   if (plan.fleet.driver === 'sim') {
     if (!sim) error(['fleet'], "driver 'sim' needs a 'sim' section with hosts and vms, or generate");
     else if (sim.generate && (sim.hosts || sim.vms)) error(['fleet', 'sim'], 'give either hosts/vms or generate, not both');

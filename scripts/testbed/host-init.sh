@@ -46,6 +46,8 @@ KbdInteractiveAuthentication no
 UsePAM no
 UseDNS no
 PidFile /run/sshd.pid
+# virsh without -c probes several URIs first (seconds per call).
+SetEnv LIBVIRT_DEFAULT_URI=qemu:///system
 Subsystem sftp /usr/lib/openssh/sftp-server
 CONF
 /usr/sbin/sshd -f /etc/ssh/sshd_config -E "$dir/sshd.log"
@@ -71,12 +73,14 @@ CONF
 mkdir -p /var/log/libvirt/qemu /var/lib/libvirt/images /var/cache/libvirt/qemu
 # Probing QEMU's capabilities costs about 8 s per host: reuse the first host's.
 if [ -d "$fleet/qemu-capabilities" ]; then cp -a "$fleet/qemu-capabilities" /var/cache/libvirt/qemu/capabilities; fi
+export LIBVIRT_DEFAULT_URI=qemu:///system
 libvirtd --daemon --config /etc/libvirt/libvirtd.conf
 for _ in $(seq 100); do [ -S /run/libvirt/libvirt-sock ] && break; sleep 0.1; done
 virsh -q pool-define-as default dir --target /var/lib/libvirt/images >/dev/null
 virsh -q pool-start default >/dev/null
 virsh -q pool-autostart default >/dev/null
-virsh -q list --all >/dev/null
+# The first call that needs QEMU's capabilities (version, capabilities) probes them: pay it now.
+virsh -q version >/dev/null
 if [ ! -d "$fleet/qemu-capabilities" ]; then cp -a /var/cache/libvirt/qemu/capabilities "$fleet/qemu-capabilities" || true; fi
 
 echo ready > "$dir/ready"

@@ -32,7 +32,8 @@ export interface TestbedState {
 
 /** Run a command inside a host's namespaces (arguments quoted by zx). */
 export function inHost(anchor: number, cmd: string[]) {
-  return $`nsenter -t ${anchor} -m -u -n -- ${cmd}`;
+  // virsh without a URI probes several first (seconds per call).
+  return $({ env: { ...process.env, LIBVIRT_DEFAULT_URI: 'qemu:///system' } })`nsenter -t ${anchor} -m -u -n -- ${cmd}`;
 }
 
 export async function up(n: number): Promise<TestbedState> {

@@ -1,0 +1,219 @@
+/**
+ * The libvirt driver: virsh on each host over SSH. Live migration is peer to peer, persistent,
+ * undefining the source, copying storage when disks are local; its progress comes from the
+ * migration job. Every outcome is decided by looking the domain up on both hosts afterwards,
+ * never from virsh's message (peer-to-peer mode often hides the real error). A source's
+ * leftover disk is deleted only once the guest is confirmed running on the destination.
+ */
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { LibvirtFleet } from '../../plan/plan-types.ts';
+import { fleetChecks } from '../../preflight/checks.ts';
+import type {
+  CheckResult, Clock, ColdRequest, Driver, Failure, LiveRequest, Location, MigrationOutcome, Outcome, PreflightItem,
+} from '../driver.ts';
+import { usedByHost, type Host, type Inventory, type Vm } from '../types.ts';
+import { SshPool } from './ssh.ts';
+import * as virsh from './virsh.ts';
+
+const wallClock = (): Clock => {
+  const t0 = Date.now();
+  return {
+    now: () => Date.now() - t0,
+    sleep: (ms, signal) => new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+    }),
+  };
+};
+
+/** virsh on the host's own system libvirtd (without -c, virsh probes URIs first: seconds per call). */
+const VIRSH = ['virsh', '-c', 'qemu:///system'];
+/** Milliseconds between two looks at a migration job. */
+const POLL_MS = 1000;
+
+export class LibvirtDriver implements Driver {
+  readonly name = 'libvirt';
+  readonly clock = wallClock();
+  private readonly ssh: SshPool;
+  private readonly labels: Map<string, Record<string, string>>;
+  private hosts = new Map<string, Host>();
+  /** Disk paths per domain, from the last inventory. */
+  private diskPaths = new Map<string, string[]>();
+  private aborting = new Set<string>();
+
+  constructor(private readonly config: LibvirtFleet) {
+    this.ssh = new SshPool(new Map(config.hosts.map((h) => [h.name, h])), {
+      user: config.user ?? 'root',
+      identityFiles: config.identity_files,
+      knownHostsFile: config.known_hosts ?? join(homedir(), '.ssh', 'known_hosts'),
+      connectTimeoutMs: (config.connect_timeout_s ?? 10) * 1000,
+    });
+    this.labels = new Map(config.hosts.map((h) => [h.name, h.labels ?? {}]));
+  }
+
+  private async run(host: string, argv: string[], stdin?: string) {
+    return this.ssh.exec(host, argv, stdin);
+  }
+
+  /** stdout of a command that must succeed, else an Error naming it. */
+  private async out(host: string, argv: string[]): Promise<string> {
+    const r = await this.run(host, argv);
+    if (r.code !== 0) throw new Error(`${host}: ${argv.join(' ')}: ${r.stderr.trim() || `exit ${r.code}`}`);
+    return r.stdout;
+  }
+
+  async inventory(): Promise<Outcome<{ inventory: Inventory }>> {
+    const inv: Inventory = { hosts: [], vms: [], unreachable: [] };
+    await Promise.all(this.config.hosts.map(async ({ name }) => {
+      try {
+        const [node, caps, ver, pool, list] = await Promise.all([
+          this.out(name, [...VIRSH, 'nodeinfo']), this.out(name, [...VIRSH, 'capabilities']), this.out(name, [...VIRSH, 'version']),
+          this.run(name, [...VIRSH, 'pool-info', '--bytes', 'default']), this.out(name, [...VIRSH, 'list', '--all', '--name']),
+        ]);
+        const n = virsh.fields(node);
+        const c = virsh.capabilities(caps);
+        const host: Host = {
+          name, uuid: c.uuid, cpuModel: c.cpuModel, hypervisor: virsh.version(ver), labels: this.labels.get(name) ?? {},
+          capacity: {
+            vcpu: Number(n.get('CPU(s)') ?? 0),
+            memory_mib: Math.floor(virsh.bytesOf(n.get('Memory size')) / 2 ** 20),
+            disk_gib: pool.code === 0 ? virsh.bytesOf(virsh.fields(pool.stdout).get('Capacity')) / 2 ** 30 : 0,
+          },
+        };
+        inv.hosts.push(host);
+        this.hosts.set(name, host);
+        for (const dom of list.split('\n').map((l) => l.trim()).filter(Boolean)) inv.vms.push(await this.domain(name, dom));
+      } catch (e) {
+        inv.unreachable.push({ host: name, detail: e instanceof Error ? e.message : String(e) });
+      }
+    }));
+    inv.hosts.sort((a, b) => a.name.localeCompare(b.name));
+    inv.vms.sort((a, b) => a.name.localeCompare(b.name));
+    return { ok: true, inventory: inv };
+  }
+
+  private async domain(host: string, name: string): Promise<Vm> {
+    const [info, blk, xml] = await Promise.all([
+      this.out(host, [...VIRSH, 'dominfo', name]), this.out(host, [...VIRSH, 'domblklist', '--details', name]), this.out(host, [...VIRSH, 'dumpxml', name]),
+    ]);
+    const f = virsh.fields(info);
+    const files = virsh.disks(blk);
+    let diskBytes = 0;
+    for (const d of files) {
+      const r = await this.run(host, [...VIRSH, 'domblkinfo', name, d.target]);
+      if (r.code === 0) diskBytes += virsh.bytesOf(virsh.fields(r.stdout).get('Capacity'));
+    }
+    this.diskPaths.set(name, files.map((d) => d.path));
+    return {
+      name, uuid: f.get('UUID') ?? name, host, state: virsh.stateOf(f.get('State') ?? ''),
+      resources: { vcpu: Number(f.get('CPU(s)') ?? 1), memory_mib: virsh.bytesOf(f.get('Max memory')) / 2 ** 20, disk_gib: diskBytes / 2 ** 30 },
+      // File-backed disks on a host are local: a live migration must copy them.
+      storage: files.length > 0 ? 'local' : 'shared',
+      cpuModel: virsh.guestCpu(xml) ?? 'qemu64',
+    };
+  }
+
+  async preflight(items: PreflightItem[]): Promise<CheckResult[][]> {
+    const got = await this.inventory();
+    const inv = got.ok ? got.inventory : { hosts: [], vms: [], unreachable: [] };
+    const hosts = new Map(inv.hosts.map((h) => [h.name, h]));
+    const used = usedByHost(inv.vms);
+    return Promise.all(items.map(async ({ vm, destination }) => {
+      const src = hosts.get(vm.host);
+      const dst = hosts.get(destination);
+      if (!src || !dst) {
+        const down = [vm.host, destination].filter((h) => !hosts.has(h));
+        return [{ check: 'reachable', ok: false, detail: `no answer from ${down.join(', ')}` } as CheckResult];
+      }
+      const free: Record<string, number> = {};
+      for (const [k, cap] of Object.entries(dst.capacity)) free[k] = cap - (used.get(destination)?.[k] ?? 0);
+      const current = inv.vms.find((v) => v.name === vm.name);
+      const checks = fleetChecks(current ?? vm, src, dst, free);
+      if (!current || current.host !== vm.host) checks.unshift({ check: 'state', ok: false, detail: current ? `found on ${current.host}` : 'no such domain' });
+      // Peer to peer: the source itself must reach the destination's libvirtd.
+      const peer = await this.run(vm.host, ['virsh', '-c', `qemu+ssh://${destination}/system`, 'hostname']).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
+      checks.push({ check: 'peer', ok: peer.code === 0, detail: peer.code === 0 ? `${vm.host} reaches ${destination}'s libvirtd` : `${vm.host} cannot reach ${destination}'s libvirtd: ${peer.stderr.trim().split('\n').at(-1)}` });
+      return checks;
+    }));
+  }
+
+  async liveMigrate(req: LiveRequest): Promise<MigrationOutcome> {
+    const { vm, destination } = req;
+    const local = vm.storage === 'local';
+    const argv = [...VIRSH, 'migrate', '--live', '--persistent', '--undefinesource', '--p2p',
+      ...(local ? ['--copy-storage-all'] : []),
+      ...(req.bandwidthMibps ? ['--bandwidth', String(Math.max(1, Math.round(req.bandwidthMibps)))] : []),
+      vm.name, `qemu+ssh://${destination}/system`];
+    this.aborting.delete(vm.name);
+    let finished = false;
+    const migration = this.run(vm.host, argv).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message })).finally(() => (finished = true));
+    // Watch the job on the source; set the downtime limit once the job exists.
+    let limitSet = false;
+    while (!finished) {
+      await Promise.race([migration, this.clock.sleep(POLL_MS)]);
+      if (finished) break;
+      if (!limitSet) limitSet = (await this.run(vm.host, [...VIRSH, 'migrate-setmaxdowntime', vm.name, String(req.maxDowntimeMs)]).catch(() => ({ code: -1 }))).code === 0;
+      const job = await this.run(vm.host, [...VIRSH, 'domjobinfo', vm.name]).catch(() => undefined);
+      if (job?.code === 0) {
+        const f = virsh.fields(job.stdout);
+        if (f.get('Job type') === 'Unbounded') {
+          req.onProgress({ vm: vm.name, phase: 'memory', sentBytes: virsh.bytesOf(f.get('Data processed')) || 0, remainingBytes: virsh.bytesOf(f.get('Data remaining')) || 0, rateBps: virsh.bytesOf(f.get('Memory bandwidth')?.replace('/s', '')) || 0 });
+        }
+      }
+    }
+    const result = await migration;
+    return this.settle(vm, destination, result.stderr, this.aborting.has(vm.name));
+  }
+
+  /** Decide a live migration's outcome from where the domain is now. */
+  private async settle(vm: Vm, destination: string, stderr: string, aborted: boolean): Promise<MigrationOutcome> {
+    const where = await this.locate(vm, [vm.host, destination]);
+    const onDest = where.found.find((f) => f.host === destination);
+    const onSource = where.found.find((f) => f.host === vm.host);
+    const message = stderr.trim().split('\n').at(-1) ?? '';
+    if (onDest?.state === 'running' && !onSource) {
+      const done = await this.run(destination, [...VIRSH, 'domjobinfo', '--completed', vm.name]).catch(() => undefined);
+      const f = virsh.fields(done?.stdout ?? '');
+      // Only now, with the guest running on the destination and gone from the source, delete what it left there.
+      for (const path of this.diskPaths.get(vm.name) ?? []) await this.run(vm.host, ['rm', '-f', '--', path]).catch(() => undefined);
+      return { ok: true, bytes: virsh.bytesOf(f.get('Data processed')) || 0, downtimeMs: Number(/(\d+)/.exec(f.get('Total downtime') ?? '')?.[1] ?? 0) };
+    }
+    if (where.unreachable.includes(destination)) return this.failed('unreachable', `${destination} does not answer: ${message}`, destination);
+    if (where.unreachable.includes(vm.host)) return this.failed('unreachable', `${vm.host} does not answer: ${message}`, vm.host);
+    if (onSource) return this.failed(aborted ? 'aborted' : 'error', message || 'migration failed; the guest stays on its source', aborted ? undefined : destination);
+    return this.failed('not-found', `${vm.name} is on neither ${vm.host} nor ${destination}: ${message}`, vm.host);
+  }
+
+  private failed(reason: Failure['reason'], detail: string, host?: string): Failure & { bytes: number } {
+    return { ok: false, reason, detail, ...(host ? { host } : {}), bytes: 0 };
+  }
+
+  async abort(vm: Vm): Promise<Outcome<object>> {
+    this.aborting.add(vm.name);
+    const r = await this.run(vm.host, [...VIRSH, 'domjobabort', vm.name]).catch((e: Error) => ({ code: -1, stderr: e.message }));
+    return r.code === 0 ? { ok: true } : this.failed('error', r.stderr.trim(), vm.host);
+  }
+
+  async coldMigrate(req: ColdRequest): Promise<MigrationOutcome> {
+    return this.failed('refused', `cold migration is not available with the libvirt driver yet; ${req.vm.name} stays on ${req.vm.host}`, req.vm.host);
+  }
+
+  async locate(vm: Vm, hosts: string[]): Promise<Location> {
+    const loc: Location = { vm: vm.name, found: [], unreachable: [] };
+    await Promise.all(hosts.map(async (h) => {
+      try {
+        const r = await this.run(h, [...VIRSH, 'domstate', vm.name]);
+        if (r.code === 0) loc.found.push({ host: h, state: virsh.stateOf(r.stdout.trim()) });
+        else if (!/failed to get domain|Domain not found/i.test(r.stderr)) loc.unreachable.push(h);
+      } catch {
+        loc.unreachable.push(h);
+      }
+    }));
+    return loc;
+  }
+
+  async close(): Promise<void> {
+    await this.ssh.close();
+  }
+}

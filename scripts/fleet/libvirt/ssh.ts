@@ -1,0 +1,138 @@
+/**
+ * SSH to the fleet's hosts with ssh2: one pooled connection per host (keepalive, reconnect on
+ * the next command after a drop), strict host-key checking against a known_hosts file, keys from
+ * the plan, an agent, or the usual files. Remote commands are argument lists, each argument
+ * quoted for the remote shell: plan values are never pasted into a command line.
+ */
+import { createHmac } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { Client, type ConnectConfig } from 'ssh2';
+
+export interface SshTarget {
+  /** Host name as the plan and known_hosts know it. */
+  name: string;
+  /** Address to connect to (default: the name). */
+  address?: string;
+  port?: number;
+}
+
+export interface SshOptions {
+  user: string;
+  /** Private key files to try, in order; default ~/.ssh/id_ed25519, id_ecdsa, id_rsa. */
+  identityFiles?: string[];
+  knownHostsFile: string;
+  connectTimeoutMs: number;
+}
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Quote one argument for a POSIX shell. */
+export function shellQuote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Host keys known for a host: plain or hashed known_hosts entries, by name or address (and port). */
+export function knownKeys(knownHosts: string, names: string[], port = 22): Buffer[] {
+  const wanted = names.map((n) => (port === 22 ? n : `[${n}]:${port}`));
+  const keys: Buffer[] = [];
+  for (const line of knownHosts.split('\n')) {
+    const t = line.trim();
+    if (!t || t.startsWith('#') || t.startsWith('@')) continue;
+    const [hosts, , key] = t.split(/\s+/);
+    if (!key) continue;
+    const match = hosts.split(',').some((pattern) => {
+      if (pattern.startsWith('|1|')) {
+        const [, , salt, hash] = pattern.split('|');
+        return wanted.some((w) => createHmac('sha1', Buffer.from(salt, 'base64')).update(w).digest('base64') === hash);
+      }
+      return wanted.includes(pattern);
+    });
+    if (match) keys.push(Buffer.from(key, 'base64'));
+  }
+  return keys;
+}
+
+export class SshPool {
+  private conns = new Map<string, Promise<Client>>();
+
+  constructor(
+    private readonly targets: Map<string, SshTarget>,
+    private readonly opts: SshOptions,
+  ) {}
+
+  /** Run argv on host; resolves with its exit code and output (a non-zero exit is not an error). Rejects when the host cannot be reached. */
+  async exec(host: string, argv: string[], stdin?: string): Promise<ExecResult> {
+    const client = await this.connect(host);
+    return new Promise((resolve, reject) => {
+      client.exec(argv.map(shellQuote).join(' '), (err, stream) => {
+        if (err) {
+          this.drop(host);
+          return reject(err);
+        }
+        let stdout = '';
+        let stderr = '';
+        stream.on('data', (d: Buffer) => (stdout += d.toString()));
+        stream.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        stream.on('close', (code: number | null) => resolve({ code: code ?? -1, stdout, stderr }));
+        if (stdin !== undefined) stream.end(stdin);
+        else stream.end();
+      });
+    });
+  }
+
+  private connect(host: string): Promise<Client> {
+    const existing = this.conns.get(host);
+    if (existing) return existing;
+    const target = this.targets.get(host);
+    if (!target) return Promise.reject(new Error(`host ${host} is not in the plan's libvirt hosts`));
+    const known = existsSync(this.opts.knownHostsFile) ? readFileSync(this.opts.knownHostsFile, 'utf8') : '';
+    const keys = knownKeys(known, [...new Set([target.name, target.address ?? target.name])], target.port ?? 22);
+    const p = new Promise<Client>((resolve, reject) => {
+      const client = new Client();
+      const config: ConnectConfig = {
+        host: target.address ?? target.name,
+        port: target.port ?? 22,
+        username: this.opts.user,
+        readyTimeout: this.opts.connectTimeoutMs,
+        keepaliveInterval: 5000,
+        keepaliveCountMax: 3,
+        // Strict: a host whose key is not in known_hosts, or differs, is refused.
+        hostVerifier: (key: Buffer) => keys.some((k) => k.equals(key)),
+        ...this.credentials(),
+      };
+      client.on('ready', () => resolve(client));
+      client.on('error', (e) => {
+        this.drop(host);
+        reject(keys.length === 0 ? new Error(`${host} is not in ${this.opts.knownHostsFile}; add its host key (ssh-keyscan, checked out of band)`) : e);
+      });
+      client.on('close', () => this.drop(host));
+      client.connect(config);
+    });
+    this.conns.set(host, p);
+    return p;
+  }
+
+  private credentials(): Partial<ConnectConfig> {
+    const files = this.opts.identityFiles ?? ['id_ed25519', 'id_ecdsa', 'id_rsa'].map((f) => join(homedir(), '.ssh', f));
+    const file = files.find((f) => existsSync(f));
+    return {
+      ...(file ? { privateKey: readFileSync(file) } : {}),
+      ...(process.env.SSH_AUTH_SOCK ? { agent: process.env.SSH_AUTH_SOCK } : {}),
+    };
+  }
+
+  private drop(host: string): void {
+    this.conns.delete(host);
+  }
+
+  async close(): Promise<void> {
+    for (const p of this.conns.values()) p.then((c) => c.end(), () => {});
+    this.conns.clear();
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * The libvirt driver against the real testbed: inventory over SSH with strict host keys, and
+ * plans/testbed.yaml run through the CLI: three guests live-migrated off hv1 onto hv2 and hv3
+ * with concurrency 2, none rebooted, hv1 left with no domain and no disk.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { $, sleep } from 'zx';
+import { LibvirtDriver } from '../../scripts/fleet/libvirt/driver.ts';
+import type { LibvirtFleet } from '../../scripts/plan/plan-types.ts';
+import { DIR, paths } from '../../scripts/testbed/layout.ts';
+import { GUESTS } from '../../scripts/testbed/testbed.ts';
+
+$.verbose = false;
+const ssh = (host: string, ...cmd: string[]) => $`ssh -F ${paths.sshConfig} ${host} ${cmd}`;
+const hosts: LibvirtFleet['hosts'] = [{ name: 'hv1', address: '10.251.7.11' }, { name: 'hv2', address: '10.251.7.12' }, { name: 'hv3', address: '10.251.7.13' }];
+const config: LibvirtFleet = { hosts, known_hosts: paths.knownHosts, identity_files: [paths.controllerKey], connect_timeout_s: 5 };
+
+async function lastTick(host: string, guest: string): Promise<number> {
+  const log = (await ssh(host, 'cat', `/var/log/libvirt/qemu/${guest}.serial`)).stdout;
+  return [...log.matchAll(/tick (\d+)/g)].map((m) => Number(m[1])).at(-1) ?? 0;
+}
+
+describe('the libvirt driver on the testbed', () => {
+  beforeAll(async () => {
+    await $`npx tsx scripts/testbed/cli.ts up 3`;
+  });
+  afterAll(async () => {
+    await $`npx tsx scripts/testbed/cli.ts down`.nothrow();
+  });
+
+  it('reads every host and domain over SSH', async () => {
+    const driver = new LibvirtDriver(config);
+    const got = await driver.inventory();
+    await driver.close();
+    expect(got.ok).toBe(true);
+    if (!got.ok) return;
+    const inv = got.inventory;
+    expect(inv.unreachable).toEqual([]);
+    expect(inv.hosts.map((h) => h.name)).toEqual(['hv1', 'hv2', 'hv3']);
+    expect(new Set(inv.hosts.map((h) => h.uuid)).size).toBe(3);
+    for (const h of inv.hosts) {
+      expect(h.hypervisor.type).toBe('QEMU');
+      expect(h.capacity.vcpu).toBeGreaterThan(0);
+      expect(h.capacity.memory_mib).toBeGreaterThan(1024);
+    }
+    expect(inv.vms.map((v) => [v.name, v.host, v.state, v.resources.memory_mib, v.storage])).toEqual(
+      GUESTS.map((g) => [g.name, 'hv1', 'running', g.memoryMib, 'local']),
+    );
+    for (const v of inv.vms) expect(v.resources.disk_gib).toBeCloseTo(16 / 1024, 6);
+  });
+
+  it('refuses a host whose key does not match known_hosts', async () => {
+    // hv1's name with hv2's key: what a man in the middle would present.
+    const lines = readFileSync(paths.knownHosts, 'utf8').trim().split('\n');
+    const hv2Key = lines.find((l) => l.startsWith('hv2,'))!.split(' ').slice(1).join(' ');
+    const forged = `${DIR}/forged_known_hosts`;
+    writeFileSync(forged, `hv1,10.251.7.11 ${hv2Key}\n`);
+    const driver = new LibvirtDriver({ ...config, hosts: [hosts[0]], known_hosts: forged });
+    const got = await driver.inventory();
+    await driver.close();
+    expect(got.ok && got.inventory.unreachable.map((u) => u.host)).toEqual(['hv1']);
+    expect(got.ok && got.inventory.hosts).toEqual([]);
+  });
+
+  it('evacuates hv1 with plans/testbed.yaml: every guest live on hv2 or hv3, none rebooted, hv1 empty', async () => {
+    await sleep(1500);
+    const before = new Map(await Promise.all(GUESTS.map(async (g) => [g.name, await lastTick('hv1', g.name)] as const)));
+    const run = await $`node scripts/bin.mjs run plans/testbed.yaml`.nothrow();
+    expect(run.exitCode, run.stderr + run.stdout).toBe(0);
+    await sleep(1500);
+    for (const g of GUESTS) {
+      const where = await Promise.all(['hv2', 'hv3'].map(async (h) => ((await ssh(h, 'virsh', 'list', '--name')).stdout.split('\n').includes(g.name) ? h : undefined)));
+      const on = where.filter(Boolean) as string[];
+      expect(on, g.name).toHaveLength(1);
+      // The tick counter went on: the guest was never restarted.
+      expect(await lastTick(on[0], g.name)).toBeGreaterThan(before.get(g.name)!);
+    }
+    expect((await ssh('hv1', 'virsh', 'list', '--all', '--name')).stdout.trim()).toBe('');
+    expect((await ssh('hv1', 'ls', '/var/lib/libvirt/images')).stdout.trim()).toBe('');
+    const report = JSON.parse(readFileSync('reports/testbed-hv1.json', 'utf8'));
+    expect(report.vms.map((v: { vm: string; status: string; method: string }) => [v.vm, v.status, v.method])).toEqual(GUESTS.map((g) => [g.name, 'moved', 'live']));
+    for (const v of report.vms) {
+      expect(v.durationS).toBeGreaterThan(0);
+      expect(v.downtimeMs).toBeGreaterThan(0);
+    }
+    expect(report.proofs).toEqual([expect.objectContaining({ host: 'hv1', empty: true })]);
+  });
+});
