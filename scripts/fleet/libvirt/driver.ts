@@ -195,8 +195,81 @@ export class LibvirtDriver implements Driver {
     return r.code === 0 ? { ok: true } : this.failed('error', r.stderr.trim(), vm.host);
   }
 
+  /**
+   * Shut down (forced off only if allowed), copy each disk host to host with a checksum compared
+   * on both ends, define the inactive definition on the destination and start it; only once it
+   * runs there, undefine it on the source and delete its disks. Any failure before that undoes
+   * what the destination got and starts the guest again on its source.
+   */
   async coldMigrate(req: ColdRequest): Promise<MigrationOutcome> {
-    return this.failed('refused', `cold migration is not available with the libvirt driver yet; ${req.vm.name} stays on ${req.vm.host}`, req.vm.host);
+    const { vm, destination } = req;
+    const src = vm.host;
+    const t0 = this.clock.now();
+    const state = await this.locate(vm, [src]);
+    const was = state.found.find((f) => f.host === src)?.state;
+    if (!was) return this.failed(state.unreachable.length ? 'unreachable' : 'not-found', `${vm.name} is not on ${src}`, src);
+    const paths = this.diskPaths.get(vm.name) ?? [];
+    req.onProgress({ vm: vm.name, phase: 'shutdown', sentBytes: 0, remainingBytes: 0, rateBps: 0 });
+    if (was !== 'shutoff') {
+      const off = await this.shutDown(vm, req.shutdownTimeoutS, req.forceOff);
+      if (!off.ok) return off;
+    }
+    const copied: string[] = [];
+    let defined = false;
+    const undo = async (reason: Failure['reason'], detail: string, host?: string): Promise<MigrationOutcome> => {
+      if (defined) await this.run(destination, [...VIRSH, 'undefine', vm.name]).catch(() => undefined);
+      for (const p of copied) await this.run(destination, ['rm', '-f', '--', p]).catch(() => undefined);
+      if (was === 'running' || was === 'paused') await this.run(src, [...VIRSH, 'start', vm.name]).catch(() => undefined);
+      return this.failed(reason, `${detail}; ${vm.name} is back on ${src}`, host);
+    };
+    let bytes = 0;
+    try {
+      for (const path of paths) {
+        const before = await this.checksum(src, path);
+        req.onProgress({ vm: vm.name, phase: 'copy', sentBytes: bytes, remainingBytes: 0, rateBps: 0 });
+        copied.push(path);
+        const cp = await this.run(src, ['scp', '-q', '-p', '--', path, `${destination}:${path}`]);
+        if (cp.code !== 0) return await undo('error', `copying ${path} to ${destination} failed: ${cp.stderr.trim()}`, destination);
+        const after = await this.checksum(destination, path);
+        if (after !== before) return await undo('error', `${path} differs after the copy (sha256 ${before} on ${src}, ${after} on ${destination})`, destination);
+        bytes += Number((await this.out(destination, ['stat', '-c', '%s', '--', path])).trim());
+      }
+      await this.run(destination, [...VIRSH, 'pool-refresh', 'default']);
+      const xml = await this.out(src, [...VIRSH, 'dumpxml', '--inactive', '--migratable', vm.name]);
+      const def = await this.run(destination, [...VIRSH, 'define', '/dev/stdin'], xml);
+      if (def.code !== 0) return await undo('error', `define on ${destination} failed: ${def.stderr.trim()}`, destination);
+      defined = true;
+      req.onProgress({ vm: vm.name, phase: 'boot', sentBytes: bytes, remainingBytes: 0, rateBps: 0 });
+      if (was === 'running' || was === 'paused') {
+        const start = await this.run(destination, [...VIRSH, 'start', vm.name]);
+        const now = await this.locate(vm, [destination]);
+        if (start.code !== 0 || now.found[0]?.state !== 'running') return await undo('error', `start on ${destination} failed: ${start.stderr.trim()}`, destination);
+      }
+    } catch (e) {
+      return undo('unreachable', e instanceof Error ? e.message : String(e));
+    }
+    // The destination runs it: now, and only now, remove it from the source.
+    await this.run(src, [...VIRSH, 'undefine', vm.name]);
+    for (const p of paths) await this.run(src, ['rm', '-f', '--', p]);
+    return { ok: true, bytes, downtimeMs: this.clock.now() - t0 };
+  }
+
+  /** Ask the guest to shut down; past the deadline, power it off if allowed. */
+  private async shutDown(vm: Vm, timeoutS: number, forceOff: boolean): Promise<MigrationOutcome> {
+    await this.run(vm.host, [...VIRSH, 'shutdown', vm.name]);
+    const deadline = this.clock.now() + timeoutS * 1000;
+    while (this.clock.now() < deadline) {
+      await this.clock.sleep(POLL_MS);
+      if ((await this.locate(vm, [vm.host])).found[0]?.state === 'shutoff') return { ok: true, bytes: 0, downtimeMs: 0 };
+    }
+    if (!forceOff) return this.failed('shutdown-refused', `${vm.name} ignored shutdown for ${timeoutS} s and the plan does not allow forcing it off; it keeps running on ${vm.host}`, vm.host);
+    await this.run(vm.host, [...VIRSH, 'destroy', vm.name]);
+    const now = await this.locate(vm, [vm.host]);
+    return now.found[0]?.state === 'shutoff' ? { ok: true, bytes: 0, downtimeMs: 0 } : this.failed('error', `${vm.name} could not be powered off`, vm.host);
+  }
+
+  private async checksum(host: string, path: string): Promise<string> {
+    return (await this.out(host, ['sha256sum', '--', path])).split(/\s+/)[0];
   }
 
   async locate(vm: Vm, hosts: string[]): Promise<Location> {
