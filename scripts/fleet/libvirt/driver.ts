@@ -31,6 +31,10 @@ const wallClock = (): Clock => {
 const VIRSH = ['virsh', '-c', 'qemu:///system'];
 /** Milliseconds between two looks at a migration job. */
 const POLL_MS = 1000;
+/** How long virsh migrate may take to return after an abort before the driver stops waiting. */
+const ABORT_GRACE_MS = 10_000;
+/** How long a host may take to say where a domain is. */
+const LOCATE_TIMEOUT_MS = 10_000;
 
 export class LibvirtDriver implements Driver {
   readonly name = 'libvirt';
@@ -40,7 +44,8 @@ export class LibvirtDriver implements Driver {
   private hosts = new Map<string, Host>();
   /** Disk paths per domain, from the last inventory. */
   private diskPaths = new Map<string, string[]>();
-  private aborting = new Set<string>();
+  /** Domains whose migration job was aborted, with when. */
+  private aborting = new Map<string, number>();
 
   constructor(private readonly config: LibvirtFleet) {
     this.ssh = new SshPool(new Map(config.hosts.map((h) => [h.name, h])), {
@@ -153,6 +158,12 @@ export class LibvirtDriver implements Driver {
     while (!finished) {
       await Promise.race([migration, this.clock.sleep(POLL_MS)]);
       if (finished) break;
+      // A partitioned destination can hang virsh for minutes even after the abort: stop waiting
+      // and decide from where the guest is (it counts as on its source until proven otherwise).
+      const abortedAt = this.aborting.get(vm.name);
+      if (abortedAt !== undefined && this.clock.now() - abortedAt > ABORT_GRACE_MS) {
+        return this.settle(vm, destination, `virsh migrate did not return ${ABORT_GRACE_MS / 1000} s after the abort`, true);
+      }
       if (!limitSet) limitSet = (await this.run(vm.host, [...VIRSH, 'migrate-setmaxdowntime', vm.name, String(req.maxDowntimeMs)]).catch(() => ({ code: -1 }))).code === 0;
       const job = await this.run(vm.host, [...VIRSH, 'domjobinfo', vm.name]).catch(() => undefined);
       if (job?.code === 0) {
@@ -190,7 +201,7 @@ export class LibvirtDriver implements Driver {
   }
 
   async abort(vm: Vm): Promise<Outcome<object>> {
-    this.aborting.add(vm.name);
+    this.aborting.set(vm.name, this.clock.now());
     const r = await this.run(vm.host, [...VIRSH, 'domjobabort', vm.name]).catch((e: Error) => ({ code: -1, stderr: e.message }));
     return r.code === 0 ? { ok: true } : this.failed('error', r.stderr.trim(), vm.host);
   }
@@ -276,7 +287,11 @@ export class LibvirtDriver implements Driver {
     const loc: Location = { vm: vm.name, found: [], unreachable: [] };
     await Promise.all(hosts.map(async (h) => {
       try {
-        const r = await this.run(h, [...VIRSH, 'domstate', vm.name]);
+        // A partitioned host does not answer at all: give up on it after a while.
+        const r = await Promise.race([
+          this.run(h, [...VIRSH, 'domstate', vm.name]),
+          this.clock.sleep(LOCATE_TIMEOUT_MS).then(() => Promise.reject(new Error('no answer'))),
+        ]);
         if (r.code === 0) loc.found.push({ host: h, state: virsh.stateOf(r.stdout.trim()) });
         else if (!/failed to get domain|Domain not found/i.test(r.stderr)) loc.unreachable.push(h);
       } catch {

@@ -1,0 +1,96 @@
+/**
+ * Failures on the real testbed: a guest that ignores shutdown (forced off only where the plan
+ * allows), and a destination cut off in the middle of a live migration (the deadline passes, the
+ * guest is still running on its source). Every run pins the guests it does not concern.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { $ } from 'zx';
+import { domainXml } from '../../scripts/testbed/guest.ts';
+import { DIR, hostAt, paths } from '../../scripts/testbed/layout.ts';
+
+$.verbose = false;
+const ssh = (host: string, ...cmd: string[]) => $`ssh -F ${paths.sshConfig} ${host} ${cmd}`;
+
+/** A plan from plans/testbed.yaml with changes; returns its path. */
+function planWith(name: string, change: (plan: Record<string, any>) => void): string {
+  const plan = parse(readFileSync('plans/testbed.yaml', 'utf8'));
+  plan.name = name;
+  change(plan);
+  const file = `${DIR}/${name}.yaml`;
+  writeFileSync(file, stringify(plan));
+  return file;
+}
+
+async function run(file: string) {
+  return $`node scripts/bin.mjs run ${file} --reports ${DIR}/reports`.nothrow();
+}
+
+function reportOf(name: string) {
+  return JSON.parse(readFileSync(`${DIR}/reports/${name}.json`, 'utf8'));
+}
+
+describe('failures on the testbed', () => {
+  beforeAll(async () => {
+    await $`npx tsx scripts/testbed/cli.ts up 3`;
+    // g4 ignores ACPI shutdown.
+    writeFileSync(`${DIR}/g4.xml`, domainXml('g4', 96, { ignoreShutdown: true }));
+    await ssh('hv1', 'virsh', 'vol-create-as', 'default', 'g4.qcow2', '16M', '--format', 'qcow2');
+    await ssh('hv1', 'virsh', 'define', `${DIR}/g4.xml`);
+    await ssh('hv1', 'virsh', 'start', 'g4');
+  });
+  afterAll(async () => {
+    await $`ip link set ${hostAt(1).veth} up`.nothrow();
+    await $`npx tsx scripts/testbed/cli.ts down`.nothrow();
+  });
+
+  it('a guest that ignores shutdown stays running when the plan does not allow forcing it off', async () => {
+    const file = planWith('ignores-shutdown', (p) => {
+      p.placement.pinned = ['g1', 'g2', 'g3'];
+      p.migration = { ...p.migration, mode: 'cold', cold: { allow: ['g4'], shutdown_timeout_s: 3, force_off: false } };
+    });
+    const r = await run(file);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(3);
+    const g4 = reportOf('ignores-shutdown').vms.find((v: { vm: string }) => v.vm === 'g4');
+    expect(g4.status).toBe('left');
+    expect(g4.attempts.map((a: { outcome: string }) => a.outcome)).toContain('shutdown-refused');
+    expect((await ssh('hv1', 'virsh', 'domstate', 'g4')).stdout.trim()).toBe('running');
+  });
+
+  it('the same guest is forced off and moved cold when the plan allows it', async () => {
+    const file = planWith('force-off', (p) => {
+      p.placement.pinned = ['g1', 'g2', 'g3'];
+      p.migration = { ...p.migration, mode: 'cold', cold: { allow: ['g4'], shutdown_timeout_s: 3, force_off: true } };
+    });
+    const r = await run(file);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(3);
+    const g4 = reportOf('force-off').vms.find((v: { vm: string }) => v.vm === 'g4');
+    expect([g4.status, g4.method]).toEqual(['moved', 'cold']);
+    expect((await ssh(g4.host, 'virsh', 'domstate', 'g4')).stdout.trim()).toBe('running');
+    expect((await ssh('hv1', 'virsh', 'list', '--all', '--name')).stdout).not.toMatch(/\bg4\b/);
+  });
+
+  it('a destination cut off mid-migration: the deadline passes and the guest still runs on its source', async () => {
+    const file = planWith('partition', (p) => {
+      p.destinations = { hosts: ['hv2'] };
+      p.placement.pinned = ['g2', 'g3'];
+      p.migration = { ...p.migration, mode: 'live', bandwidth_mibps: 2, completion_timeout_s_per_gib: 6 };
+    });
+    const running = run(file);
+    // Cut hv2 off once the migration is under way.
+    for (let i = 0; i < 100; i++) {
+      const job = await ssh('hv1', 'virsh', 'domjobinfo', 'g1').nothrow();
+      if (/Job type:\s+Unbounded/.test(job.stdout)) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await $`ip link set ${hostAt(1).veth} down`;
+    const r = await running;
+    expect(r.exitCode, r.stdout + r.stderr).toBe(3);
+    const g1 = reportOf('partition').vms.find((v: { vm: string }) => v.vm === 'g1');
+    expect(g1.status).toBe('left');
+    expect(g1.attempts[0].outcome).toBe('timeout');
+    expect((await ssh('hv1', 'virsh', 'domstate', 'g1')).stdout.trim()).toBe('running');
+    await $`ip link set ${hostAt(1).veth} up`;
+  });
+});
