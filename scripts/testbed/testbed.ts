@@ -1,7 +1,7 @@
 /**
  * A real libvirt fleet on one machine: N hosts (default 3), each with its own libvirtd, QEMU
  * (TCG) and sshd in its own network, mount and UTS namespaces, joined by a bridge; a tiny guest
- * image; a known_hosts file and a key for the controller; three guests on hv1. Needs root and
+ * image; a known_hosts file and a key for the controller; guests on hv1 (three by default). Needs root and
  * the Debian packages that .ci/run installs. `down` removes everything `up` made, also after a
  * failed run; `up` cleans up first.
  */
@@ -16,12 +16,13 @@ import { BRIDGE, CONTROLLER, DIR, hostAt, paths, PREFIX, type TestbedHost } from
 
 $.verbose = false;
 const HERE = dirname(fileURLToPath(import.meta.url));
-/** Guests made on hv1 by `up`: name and memory (MiB). */
-export const GUESTS = [
-  { name: 'g1', memoryMib: 128 },
-  { name: 'g2', memoryMib: 128 },
-  { name: 'g3', memoryMib: 96 },
-];
+/** The guests `up` makes on hv1: g1, g2, ... with 128 MiB, every third 96 MiB. */
+export function guests(count: number): { name: string; memoryMib: number }[] {
+  return Array.from({ length: count }, (_, i) => ({ name: `g${i + 1}`, memoryMib: i % 3 === 2 ? 96 : 128 }));
+}
+
+/** The guests of a default `up`. */
+export const GUESTS = guests(3);
 
 export interface TestbedState {
   hosts: (TestbedHost & { anchor: number })[];
@@ -36,7 +37,7 @@ export function inHost(anchor: number, cmd: string[]) {
   return $({ env: { ...process.env, LIBVIRT_DEFAULT_URI: 'qemu:///system' } })`nsenter -t ${anchor} -m -u -n -- ${cmd}`;
 }
 
-export async function up(n: number): Promise<TestbedState> {
+export async function up(n: number, guestCount = GUESTS.length): Promise<TestbedState> {
   if (process.getuid?.() !== 0) throw new Error('the testbed needs root (network namespaces, mounts); run it as root');
   await down();
   const t0 = Date.now();
@@ -75,13 +76,14 @@ export async function up(n: number): Promise<TestbedState> {
   const state: TestbedState = { hosts: hosts.map((h) => ({ ...h, anchor: anchors.get(h.name)! })), controllerKey: paths.controllerKey, knownHosts: paths.knownHosts, sshConfig: paths.sshConfig };
   await writeFile(paths.state, JSON.stringify(state, null, 2));
   const hv1 = state.hosts[0].anchor;
-  for (const g of GUESTS) {
+  const made = guests(guestCount);
+  for (const g of made) {
     await inHost(hv1, ['virsh', '-q', 'vol-create-as', 'default', `${g.name}.qcow2`, '16M', '--format', 'qcow2']);
     await writeFile(join(DIR, `${g.name}.xml`), domainXml(g.name, g.memoryMib));
     await inHost(hv1, ['virsh', '-q', 'define', join(DIR, `${g.name}.xml`)]);
     await inHost(hv1, ['virsh', '-q', 'start', g.name]);
   }
-  console.log(`testbed up: ${n} hosts (${hosts.map((h) => `${h.name} ${h.address}`).join(', ')}), guests ${GUESTS.map((g) => g.name).join(', ')} on hv1, in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(`testbed up: ${n} hosts (${hosts.map((h) => `${h.name} ${h.address}`).join(', ')}), guests ${made.map((g) => g.name).join(', ')} on hv1, in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   console.log(`ssh -F ${paths.sshConfig} hv1 virsh list --all`);
   return state;
 }

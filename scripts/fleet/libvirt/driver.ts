@@ -156,7 +156,9 @@ export class LibvirtDriver implements Driver {
     // Watch the job on the source; set the downtime limit once the job exists.
     let limitSet = false;
     while (!finished) {
-      await Promise.race([migration, this.clock.sleep(POLL_MS)]);
+      const tick = new AbortController();
+      await Promise.race([migration, this.clock.sleep(POLL_MS, tick.signal)]);
+      tick.abort();
       if (finished) break;
       // A partitioned destination can hang virsh for minutes even after the abort: stop waiting
       // and decide from where the guest is (it counts as on its source until proven otherwise).
@@ -288,10 +290,11 @@ export class LibvirtDriver implements Driver {
     await Promise.all(hosts.map(async (h) => {
       try {
         // A partitioned host does not answer at all: give up on it after a while.
+        const timer = new AbortController();
         const r = await Promise.race([
           this.run(h, [...VIRSH, 'domstate', vm.name]),
-          this.clock.sleep(LOCATE_TIMEOUT_MS).then(() => Promise.reject(new Error('no answer'))),
-        ]);
+          this.clock.sleep(LOCATE_TIMEOUT_MS, timer.signal).then(() => Promise.reject(new Error('no answer'))),
+        ]).finally(() => timer.abort());
         if (r.code === 0) loc.found.push({ host: h, state: virsh.stateOf(r.stdout.trim()) });
         else if (!/failed to get domain|Domain not found/i.test(r.stderr)) loc.unreachable.push(h);
       } catch {
