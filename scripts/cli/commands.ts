@@ -23,13 +23,19 @@ async function prepare(file: string, emit: EventSink) {
   const loaded = loadPlan(file);
   const settings = settingsOf(loaded.plan);
   const driver = openDriver(loaded.plan);
-  emit({ kind: 'stage', t: driver.clock.now(), stage: 'discover', detail: `driver ${driver.name}` });
-  const snap = await discover(driver, loaded.plan);
-  for (const w of snap.warnings) emit({ kind: 'warning', t: driver.clock.now(), message: w });
-  emit({ kind: 'stage', t: driver.clock.now(), stage: 'place', detail: `${snap.onSources.length} VMs on ${snap.sources.length} source(s), ${snap.destinations.length} destination(s), policy ${settings.policy}` });
-  const bp = await makeBlueprint(loaded, settings, snap, driver);
-  emit({ kind: 'stage', t: driver.clock.now(), stage: 'preflight', detail: `${bp.moves.length} moves cleared, ${bp.unplaced.length} VM(s) cannot move` });
-  return { loaded, settings, driver, snap, bp };
+  try {
+    emit({ kind: 'stage', t: driver.clock.now(), stage: 'discover', detail: `driver ${driver.name}` });
+    const snap = await discover(driver, loaded.plan);
+    for (const w of snap.warnings) emit({ kind: 'warning', t: driver.clock.now(), message: w });
+    emit({ kind: 'stage', t: driver.clock.now(), stage: 'place', detail: `${snap.onSources.length} VMs on ${snap.sources.length} source(s), ${snap.destinations.length} destination(s), policy ${settings.policy}` });
+    const bp = await makeBlueprint(loaded, settings, snap, driver);
+    emit({ kind: 'stage', t: driver.clock.now(), stage: 'preflight', detail: `${bp.moves.length} moves cleared, ${bp.unplaced.length} VM(s) cannot move` });
+    return { loaded, settings, driver, snap, bp };
+  } catch (e) {
+    // Open SSH connections would keep the process alive after the error.
+    await driver.close();
+    throw e;
+  }
 }
 
 export async function planCommand(file: string, opts: { json?: boolean }): Promise<number> {

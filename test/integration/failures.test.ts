@@ -71,6 +71,29 @@ describe('failures on the testbed', () => {
     expect((await ssh('hv1', 'virsh', 'list', '--all', '--name')).stdout).not.toMatch(/\bg4\b/);
   });
 
+  it('a destination whose libvirtd is stopped is caught before anything moves, and its VMs go elsewhere', async () => {
+    // By its pid file: the hosts share one PID namespace, so pkill would stop every host's libvirtd.
+    // (one argument: ssh hands it to the remote shell as it is)
+    await ssh('hv2', 'kill "$(cat /run/libvirtd.pid)"');
+    const file = planWith('libvirtd-stopped', (p) => {
+      p.migration = { ...p.migration, mode: 'live' };
+    });
+    const r = await run(file);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    const report = reportOf('libvirtd-stopped');
+    expect(report.warnings.join('\n')).toMatch(/hv2 does not answer/);
+    for (const g of ['g1', 'g2', 'g3']) {
+      const v = report.vms.find((x: { vm: string }) => x.vm === g);
+      expect([v.status, v.host]).toEqual(['moved', 'hv3']);
+    }
+    // Back to the start for the next case: everyone home on hv1, hv2's libvirtd running again.
+    await ssh('hv2', 'libvirtd', '--daemon', '--config', '/etc/libvirt/libvirtd.conf');
+    for (let i = 0; i < 50 && (await ssh('hv2', 'virsh', 'version').nothrow()).exitCode !== 0; i++) await new Promise((r) => setTimeout(r, 200));
+    for (const g of ['g1', 'g2', 'g3']) {
+      await ssh('hv3', 'virsh', 'migrate', '--live', '--persistent', '--undefinesource', '--p2p', '--copy-storage-all', g, 'qemu+ssh://hv1/system');
+    }
+  });
+
   it('a destination cut off mid-migration: the deadline passes and the guest still runs on its source', async () => {
     const file = planWith('partition', (p) => {
       p.destinations = { hosts: ['hv2'] };

@@ -189,7 +189,7 @@ export class LibvirtDriver implements Driver {
       const done = await this.run(destination, [...VIRSH, 'domjobinfo', '--completed', vm.name]).catch(() => undefined);
       const f = virsh.fields(done?.stdout ?? '');
       // Only now, with the guest running on the destination and gone from the source, delete what it left there.
-      for (const path of this.diskPaths.get(vm.name) ?? []) await this.run(vm.host, ['rm', '-f', '--', path]).catch(() => undefined);
+      for (const path of this.diskPaths.get(vm.name) ?? []) await this.deleteDisk(vm.host, path).catch(() => undefined);
       return { ok: true, bytes: virsh.bytesOf(f.get('Data processed')) || 0, downtimeMs: Number(/(\d+)/.exec(f.get('Total downtime') ?? '')?.[1] ?? 0) };
     }
     if (where.unreachable.includes(destination)) return this.failed('unreachable', `${destination} does not answer: ${message}`, destination);
@@ -231,7 +231,7 @@ export class LibvirtDriver implements Driver {
     let defined = false;
     const undo = async (reason: Failure['reason'], detail: string, host?: string): Promise<MigrationOutcome> => {
       if (defined) await this.run(destination, [...VIRSH, 'undefine', vm.name]).catch(() => undefined);
-      for (const p of copied) await this.run(destination, ['rm', '-f', '--', p]).catch(() => undefined);
+      for (const p of copied) await this.deleteDisk(destination, p).catch(() => undefined);
       if (was === 'running' || was === 'paused') await this.run(src, [...VIRSH, 'start', vm.name]).catch(() => undefined);
       return this.failed(reason, `${detail}; ${vm.name} is back on ${src}`, host);
     };
@@ -263,7 +263,7 @@ export class LibvirtDriver implements Driver {
     }
     // The destination runs it: now, and only now, remove it from the source.
     await this.run(src, [...VIRSH, 'undefine', vm.name]);
-    for (const p of paths) await this.run(src, ['rm', '-f', '--', p]);
+    for (const p of paths) await this.deleteDisk(src, p);
     return { ok: true, bytes, downtimeMs: this.clock.now() - t0 };
   }
 
@@ -279,6 +279,16 @@ export class LibvirtDriver implements Driver {
     await this.run(vm.host, [...VIRSH, 'destroy', vm.name]);
     const now = await this.locate(vm, [vm.host]);
     return now.found[0]?.state === 'shutoff' ? { ok: true, bytes: 0, downtimeMs: 0 } : this.failed('error', `${vm.name} could not be powered off`, vm.host);
+  }
+
+  /**
+   * Delete a disk through its storage pool, so the pool does not keep listing it (a stale entry
+   * makes a later migration back to this host fail: libvirt skips creating a disk it believes
+   * exists). A file in no pool is removed directly.
+   */
+  private async deleteDisk(host: string, path: string): Promise<void> {
+    const r = await this.run(host, [...VIRSH, 'vol-delete', path]);
+    if (r.code !== 0) await this.run(host, ['rm', '-f', '--', path]);
   }
 
   private async checksum(host: string, path: string): Promise<string> {
