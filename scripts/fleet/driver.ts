@@ -63,6 +63,8 @@ export interface LiveRequest {
   vm: Vm;
   destination: string;
   maxDowntimeMs: number;
+  /** Throttle the guest's vCPUs if it dirties memory faster than the link sends it. */
+  autoConverge?: boolean;
   /** Per-migration cap, MiB/s. */
   bandwidthMibps?: number;
   onProgress: (p: Progress) => void;

@@ -338,6 +338,10 @@ export interface Migration {
    */
   max_downtime_ms?: number;
   /**
+   * Throttle a guest's vCPUs while it dirties memory faster than the link sends it, so that live migration converges (libvirt --auto-converge). The sim driver does not model it.
+   */
+  auto_converge?: boolean;
+  /**
    * Cap per migration, MiB/s; absent = no cap.
    */
   bandwidth_mibps?: number;

@@ -26,6 +26,7 @@ export interface Settings {
   concurrency: { total: number; perSource: number; perDestination: number };
   timeoutSPerGib: number;
   maxDowntimeMs: number;
+  autoConverge: boolean;
   bandwidthMibps?: number;
   cold: { allow: string[]; shutdownTimeoutS: number; forceOff: boolean };
 }
@@ -62,6 +63,7 @@ export function settingsOf(plan: EvacuationPlan): Settings {
     },
     timeoutSPerGib: m.completion_timeout_s_per_gib ?? DEFAULTS.timeoutSPerGib,
     maxDowntimeMs: m.max_downtime_ms ?? DEFAULTS.maxDowntimeMs,
+    autoConverge: m.auto_converge ?? false,
     ...(m.bandwidth_mibps !== undefined ? { bandwidthMibps: m.bandwidth_mibps } : {}),
     cold: {
       allow: m.cold?.allow ?? [],
