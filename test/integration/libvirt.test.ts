@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { $, sleep } from 'zx';
 import { LibvirtDriver } from '../../scripts/fleet/libvirt/driver.ts';
 import type { LibvirtFleet } from '../../scripts/plan/plan-types.ts';
+import { domainXml } from '../../scripts/testbed/guest.ts';
 import { DIR, paths } from '../../scripts/testbed/layout.ts';
 import { GUESTS } from '../../scripts/testbed/testbed.ts';
 
@@ -61,6 +62,27 @@ describe('the libvirt driver on the testbed', () => {
     await driver.close();
     expect(got.ok && got.inventory.unreachable.map((u) => u.host)).toEqual(['hv1']);
     expect(got.ok && got.inventory.hosts).toEqual([]);
+  });
+
+  it("asks the destination's libvirt whether it can provide the guest's CPU", async () => {
+    // g9: defined, shut off, asking for a CPU model that QEMU's TCG here cannot provide.
+    const xml = domainXml('g9', 96).replace('<devices>', "<cpu mode='custom' match='exact'><model>Skylake-Server</model></cpu>\n  <devices>");
+    writeFileSync(`${DIR}/g9.xml`, xml);
+    await ssh('hv1', 'virsh', 'define', `${DIR}/g9.xml`);
+    try {
+      const driver = new LibvirtDriver(config);
+      const got = await driver.inventory();
+      if (!got.ok) throw new Error(got.detail);
+      const vms = got.inventory.vms.filter((v) => v.name === 'g1' || v.name === 'g9');
+      const results = await driver.preflight(vms.map((vm) => ({ vm, destination: 'hv2' })));
+      await driver.close();
+      const cpu = (i: number) => results[i].find((c) => c.check === 'cpu')!;
+      expect(vms.map((v) => v.name)).toEqual(['g1', 'g9']);
+      expect(cpu(0)).toMatchObject({ ok: true, detail: expect.stringMatching(/libvirt on hv2: .*superset|identical/) });
+      expect(cpu(1)).toMatchObject({ ok: false, detail: expect.stringMatching(/libvirt on hv2: .*incompatible/) });
+    } finally {
+      await ssh('hv1', 'virsh', 'undefine', 'g9');
+    }
   });
 
   it('evacuates hv1 with plans/testbed.yaml: every guest live on hv2 or hv3, none rebooted, hv1 empty', async () => {

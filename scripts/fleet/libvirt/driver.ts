@@ -139,8 +139,27 @@ export class LibvirtDriver implements Driver {
       // Peer to peer: the source itself must reach the destination's libvirtd.
       const peer = await this.run(vm.host, ['virsh', '-c', `qemu+ssh://${destination}/system`, 'hostname']).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
       checks.push({ check: 'peer', ok: peer.code === 0, detail: peer.code === 0 ? `${vm.host} reaches ${destination}'s libvirtd` : `${vm.host} cannot reach ${destination}'s libvirtd: ${peer.stderr.trim().split('\n').at(-1)}` });
+      // libvirt's own CPU comparison replaces the model table's answer.
+      const cpu = await this.compareCpu(vm, destination);
+      if (cpu) return [...checks.filter((c) => c.check !== 'cpu'), cpu];
       return checks;
     }));
+  }
+
+  /**
+   * Ask the destination's libvirt whether it can provide the guest's CPU (`virsh
+   * hypervisor-cpu-compare` with the domain's virtualization type). A domain without a CPU
+   * element gets QEMU's baseline model: undefined, the table's answer stands.
+   */
+  private async compareCpu(vm: Vm, destination: string): Promise<CheckResult | undefined> {
+    const xml = await this.run(vm.host, [...VIRSH, 'dumpxml', ...(vm.state === 'shutoff' ? ['--inactive'] : []), vm.name]).catch(() => undefined);
+    const cpu = xml?.code === 0 ? /<cpu[\s\S]*?<\/cpu>/.exec(xml.stdout)?.[0] : undefined;
+    if (!xml || !cpu || !/<model/.test(cpu)) return undefined;
+    const type = /<domain type='(\w+)'/.exec(xml.stdout)?.[1] ?? 'kvm';
+    const r = await this.run(destination, [...VIRSH, 'hypervisor-cpu-compare', '--virttype', type, '/dev/stdin'], cpu);
+    const said = (r.stdout.trim() || r.stderr.trim()).split('\n').at(-1) ?? '';
+    const ok = r.code === 0 && /identical|superset/.test(said);
+    return { check: 'cpu', ok, detail: `libvirt on ${destination}: ${said.replace(/\/dev\/stdin/g, `${vm.name}'s definition`)}` };
   }
 
   async liveMigrate(req: LiveRequest): Promise<MigrationOutcome> {
