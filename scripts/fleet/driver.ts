@@ -65,6 +65,8 @@ export interface LiveRequest {
   maxDowntimeMs: number;
   /** Throttle the guest's vCPUs if it dirties memory faster than the link sends it. */
   autoConverge?: boolean;
+  /** Switch to post-copy after the first pre-copy pass (cannot be aborted after the switch). */
+  postCopy?: boolean;
   /** Per-migration cap, MiB/s. */
   bandwidthMibps?: number;
   onProgress: (p: Progress) => void;

@@ -12,7 +12,8 @@ export interface Host {
   /** libvirt host UUID; two hosts with the same UUID are the same host. */
   uuid: string;
   cpuModel: string;
-  hypervisor: { type: string; version: string };
+  /** Hypervisor (QEMU) and, where the driver knows it, the libvirt daemon's version. */
+  hypervisor: { type: string; version: string; libvirt?: string };
   /** Physical capacity, before overcommit. */
   capacity: Resources;
   labels: Record<string, string>;

@@ -338,6 +338,10 @@ export interface Migration {
    */
   max_downtime_ms?: number;
   /**
+   * Switch a live migration to post-copy after the first pre-copy pass (libvirt --postcopy --postcopy-after-precopy): it always converges, but from the switch on the guest's memory lives on both hosts, so a network failure before it ends loses the guest, and it cannot be aborted. Off unless you accept that. The sim driver does not model it.
+   */
+  post_copy?: boolean;
+  /**
    * Throttle a guest's vCPUs while it dirties memory faster than the link sends it, so that live migration converges (libvirt --auto-converge). The sim driver does not model it.
    */
   auto_converge?: boolean;

@@ -27,6 +27,7 @@ export interface Settings {
   timeoutSPerGib: number;
   maxDowntimeMs: number;
   autoConverge: boolean;
+  postCopy: boolean;
   bandwidthMibps?: number;
   cold: { allow: string[]; shutdownTimeoutS: number; forceOff: boolean };
 }
@@ -64,6 +65,7 @@ export function settingsOf(plan: EvacuationPlan): Settings {
     timeoutSPerGib: m.completion_timeout_s_per_gib ?? DEFAULTS.timeoutSPerGib,
     maxDowntimeMs: m.max_downtime_ms ?? DEFAULTS.maxDowntimeMs,
     autoConverge: m.auto_converge ?? false,
+    postCopy: m.post_copy ?? false,
     ...(m.bandwidth_mibps !== undefined ? { bandwidthMibps: m.bandwidth_mibps } : {}),
     cold: {
       allow: m.cold?.allow ?? [],

@@ -53,7 +53,7 @@ export async function attempt(ctx: AttemptContext, vm: Vm, destination: string, 
       await driver.abort(vm);
     });
     out = await driver.liveMigrate({
-      vm, destination, maxDowntimeMs: settings.maxDowntimeMs, autoConverge: settings.autoConverge, onProgress,
+      vm, destination, maxDowntimeMs: settings.maxDowntimeMs, autoConverge: settings.autoConverge, postCopy: settings.postCopy, onProgress,
       ...(settings.bandwidthMibps !== undefined ? { bandwidthMibps: settings.bandwidthMibps } : {}),
     });
     stop.abort();

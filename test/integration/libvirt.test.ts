@@ -5,6 +5,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
 import { $, sleep } from 'zx';
 import { LibvirtDriver } from '../../scripts/fleet/libvirt/driver.ts';
 import type { LibvirtFleet } from '../../scripts/plan/plan-types.ts';
@@ -42,6 +43,7 @@ describe('the libvirt driver on the testbed', () => {
     expect(new Set(inv.hosts.map((h) => h.uuid)).size).toBe(3);
     for (const h of inv.hosts) {
       expect(h.hypervisor.type).toBe('QEMU');
+      expect(h.hypervisor.libvirt).toMatch(/^\d+\.\d+\.\d+$/);
       expect(h.capacity.vcpu).toBeGreaterThan(0);
       expect(h.capacity.memory_mib).toBeGreaterThan(1024);
     }
@@ -107,5 +109,26 @@ describe('the libvirt driver on the testbed', () => {
       expect(v.downtimeMs).toBeGreaterThan(0);
     }
     expect(report.proofs).toEqual([expect.objectContaining({ host: 'hv1', empty: true })]);
+  });
+
+  it('brings them back to hv1 with post-copy, still without a reboot, leaving hv2 and hv3 without disks', async () => {
+    const plan = parse(readFileSync('plans/testbed.yaml', 'utf8'));
+    plan.name = 'testbed-back';
+    plan.sources = ['hv2', 'hv3'];
+    plan.destinations = { hosts: ['hv1'] };
+    plan.migration = { ...plan.migration, post_copy: true, concurrency: { total: 2, per_source: 1, per_destination: 2 } };
+    const file = `${DIR}/back.yaml`;
+    writeFileSync(file, stringify(plan));
+    const before = new Map<string, number>();
+    for (const h of ['hv2', 'hv3']) {
+      for (const g of (await ssh(h, 'virsh', 'list', '--name')).stdout.split('\n').filter(Boolean)) before.set(g, await lastTick(h, g));
+    }
+    expect([...before.keys()].sort()).toEqual(GUESTS.map((g) => g.name));
+    const run = await $`node scripts/bin.mjs run ${file} --reports ${DIR}/reports`.nothrow();
+    expect(run.exitCode, run.stdout + run.stderr).toBe(0);
+    await sleep(1500);
+    expect((await ssh('hv1', 'virsh', 'list', '--name')).stdout.split('\n').filter(Boolean).sort()).toEqual(GUESTS.map((g) => g.name));
+    for (const g of GUESTS) expect(await lastTick('hv1', g.name)).toBeGreaterThan(before.get(g.name)!);
+    for (const h of ['hv2', 'hv3']) expect((await ssh(h, 'ls', '/var/lib/libvirt/images')).stdout.trim()).toBe('');
   });
 });

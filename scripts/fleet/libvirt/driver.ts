@@ -168,6 +168,7 @@ export class LibvirtDriver implements Driver {
     const argv = [...VIRSH, 'migrate', '--live', '--persistent', '--undefinesource', '--p2p',
       ...(local ? ['--copy-storage-all'] : []),
       ...(req.autoConverge ? ['--auto-converge'] : []),
+      ...(req.postCopy ? ['--postcopy', '--postcopy-after-precopy'] : []),
       ...(req.bandwidthMibps ? ['--bandwidth', String(Math.max(1, Math.round(req.bandwidthMibps)))] : []),
       vm.name, `qemu+ssh://${destination}/system`];
     this.aborting.delete(vm.name);

@@ -33,10 +33,11 @@ export function capabilities(xml: string): { uuid: string; cpuModel: string } {
   return { uuid: /<uuid>([^<]+)<\/uuid>/.exec(host)?.[1] ?? '', cpuModel: /<cpu>[\s\S]*?<model>([^<]+)<\/model>/.exec(host)?.[1] ?? '' };
 }
 
-/** `virsh version`: the hypervisor and its version. */
-export function version(text: string): { type: string; version: string } {
+/** `virsh version`: the hypervisor and its version, and the libvirt daemon's. */
+export function version(text: string): { type: string; version: string; libvirt?: string } {
   const m = /Running hypervisor:\s*(\S+)\s+(\S+)/.exec(text);
-  return { type: m?.[1] ?? 'QEMU', version: m?.[2] ?? '0' };
+  const lib = /Running against daemon:\s*(\S+)/.exec(text)?.[1] ?? /Using library: libvirt\s+(\S+)/.exec(text)?.[1];
+  return { type: m?.[1] ?? 'QEMU', version: m?.[2] ?? '0', ...(lib ? { libvirt: lib } : {}) };
 }
 
 /** `virsh domblklist --details`: file-backed disks (type file, device disk) with their target and path. */
