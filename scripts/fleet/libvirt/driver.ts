@@ -33,6 +33,8 @@ const VIRSH = ['virsh', '-c', 'qemu:///system'];
 const POLL_MS = 1000;
 /** How long virsh migrate may take to return after an abort before the driver stops waiting. */
 const ABORT_GRACE_MS = 10_000;
+/** Filesystems (as `stat -f` names them) whose files every host sees: disks there are shared. */
+const SHARED_FS = new Set(['nfs', 'nfs4', 'cifs', 'smb2', 'ceph', 'fuse.glusterfs', 'gfs2', 'ocfs2', 'fuse.cephfs']);
 /** How long a host may take to say where a domain is. */
 const LOCATE_TIMEOUT_MS = 10_000;
 
@@ -105,16 +107,20 @@ export class LibvirtDriver implements Driver {
     const f = virsh.fields(info);
     const files = virsh.disks(blk);
     let diskBytes = 0;
+    let local = 0;
     for (const d of files) {
       const r = await this.run(host, [...VIRSH, 'domblkinfo', name, d.target]);
       if (r.code === 0) diskBytes += virsh.bytesOf(virsh.fields(r.stdout).get('Capacity'));
+      // A disk on a network filesystem is there on every host: the migration need not copy it.
+      const fs = await this.run(host, ['stat', '-f', '-c', '%T', '--', d.path]);
+      if (!SHARED_FS.has(fs.stdout.trim())) local++;
     }
     this.diskPaths.set(name, files.map((d) => d.path));
     return {
       name, uuid: f.get('UUID') ?? name, host, state: virsh.stateOf(f.get('State') ?? ''),
       resources: { vcpu: Number(f.get('CPU(s)') ?? 1), memory_mib: virsh.bytesOf(f.get('Max memory')) / 2 ** 20, disk_gib: diskBytes / 2 ** 30 },
-      // File-backed disks on a host are local: a live migration must copy them.
-      storage: files.length > 0 ? 'local' : 'shared',
+      // Any disk on a host's own filesystem makes the VM local: a live migration must copy it.
+      storage: local > 0 ? 'local' : 'shared',
       cpuModel: virsh.guestCpu(xml) ?? 'qemu64',
     };
   }
