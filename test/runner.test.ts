@@ -62,7 +62,7 @@ function generated(limits: { total: number; per_source: number; per_destination:
   };
 }
 
-async function evacuate(plan: EvacuationPlan, wrap: (d: Driver) => Driver = (d) => d, stop = new AbortController().signal, onEvent: (e: EvacEvent) => void = () => {}) {
+async function evacuate(plan: EvacuationPlan, wrap: (d: Driver) => Driver = (d) => d, stop = new AbortController().signal, onEvent: (e: EvacEvent) => void = () => {}, halt?: AbortSignal) {
   const loaded = loadPlan(planFile(plan));
   const settings = settingsOf(loaded.plan);
   const driver = wrap(new SimDriver(loaded.plan.fleet.sim!));
@@ -72,7 +72,7 @@ async function evacuate(plan: EvacuationPlan, wrap: (d: Driver) => Driver = (d) 
   const run = await runBlueprint(bp, snap, settings, driver, (e) => {
     events.push(e);
     onEvent(e);
-  }, stop);
+  }, stop, halt);
   return { bp, run, events, driver };
 }
 
@@ -137,5 +137,34 @@ describe('runner', () => {
     expect(started.filter((v) => v.status !== 'moved').map((v) => [v.vm, v.reason])).toEqual([]);
     expect(run.vms.filter((v) => v.reason === 'not started: the run was interrupted').length).toBe(bp.moves.length - started.length);
     expect(rec.starts).toBe(started.length);
+  });
+
+  it('a second interrupt cancels the live migrations in flight: their guests stay on their sources, none is lost or doubled', async () => {
+    const stop = new AbortController();
+    const halt = new AbortController();
+    const plan = generated({ total: 4, per_source: 2, per_destination: 2 }, 11);
+    let started = 0;
+    const { run, driver, bp } = await evacuate(plan, undefined, stop.signal, (e) => {
+      if (e.kind === 'move-start' && ++started === 4) {
+        stop.abort();
+        halt.abort();
+      }
+    }, halt.signal);
+    expect(run.interrupted).toBe(true);
+    const cancelled = run.vms.filter((v) => v.attempts.some((a) => a.outcome === 'aborted'));
+    expect(cancelled.length).toBeGreaterThan(0);
+    for (const v of cancelled) {
+      expect(v.status).toBe('left');
+      expect(v.reason).toMatch(/^interrupted: aborted on the second interrupt; still running on the source/);
+      expect(v.host).toBe(v.source);
+      expect(v.attempts.map((a) => a.method)).toEqual(['live']);
+    }
+    // Every VM of the fleet runs exactly once, where the report says.
+    const inv = await driver.inventory();
+    if (!inv.ok) throw new Error(inv.detail);
+    const seen = new Map<string, string[]>();
+    for (const vm of inv.inventory.vms) seen.set(vm.name, [...(seen.get(vm.name) ?? []), vm.host]);
+    for (const [, hosts] of seen) expect(hosts).toHaveLength(1);
+    for (const v of run.vms.filter((x) => bp.moves.some((m) => m.vm === x.vm))) expect(seen.get(v.vm)).toEqual([v.host]);
   });
 });

@@ -72,21 +72,25 @@ export async function runCommand(file: string, opts: { reports: string }): Promi
   const start = new Date();
   const { bp, snap, settings, driver } = await prepare(file, emit);
   const stop = new AbortController();
+  const halt = new AbortController();
   let signals = 0;
   const onSignal = (name: string) => {
     signals++;
     if (signals === 1) {
       emit({ kind: 'warning', t: driver.clock.now(), message: `${name}: starting no new migrations; waiting for those in flight, then writing reports` });
       stop.abort();
+    } else if (signals === 2) {
+      emit({ kind: 'warning', t: driver.clock.now(), message: `${name} again: cancelling live migrations in flight (their guests stay on their sources); a cold migration already copying finishes, so no VM is left half-moved` });
+      halt.abort();
     } else {
-      emit({ kind: 'warning', t: driver.clock.now(), message: `${name} again: still waiting for migrations in flight to end (a VM is never left half-moved)` });
+      emit({ kind: 'warning', t: driver.clock.now(), message: `${name}: still waiting for the cancelled migrations to end` });
     }
   };
   process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
   try {
     const c = settings.concurrency;
     emit({ kind: 'stage', t: driver.clock.now(), stage: 'migrate', detail: `${bp.moves.length} moves, mode ${settings.mode}, at most ${c.total} at once, ${c.perSource} per source, ${c.perDestination} per destination` });
-    const run = await runBlueprint(bp, snap, settings, driver, emit, stop.signal);
+    const run = await runBlueprint(bp, snap, settings, driver, emit, stop.signal, halt.signal);
     const report = buildReport(bp, snap, run, { start, end: new Date() });
     const paths = writeReports(opts.reports, report);
     sink.close();

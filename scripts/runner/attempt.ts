@@ -28,6 +28,8 @@ export interface AttemptContext {
   driver: Driver;
   settings: Settings;
   emit: EventSink;
+  /** Aborted on a second interrupt: live migrations in flight are cancelled (the guest stays on its source). */
+  halt?: AbortSignal;
 }
 
 /** The live-migration deadline: completion timeout per GiB of memory plus local disk. */
@@ -44,6 +46,7 @@ export async function attempt(ctx: AttemptContext, vm: Vm, destination: string, 
   const onProgress = (progress: Progress) =>
     emit({ kind: 'progress', t: clock.now(), progress });
   let timedOut = false;
+  let halted = false;
   let out: MigrationOutcome;
   if (method === 'live') {
     const stop = new AbortController();
@@ -52,11 +55,19 @@ export async function attempt(ctx: AttemptContext, vm: Vm, destination: string, 
       timedOut = true;
       await driver.abort(vm);
     });
+    // A second interrupt cancels the job as the deadline would.
+    const onHalt = () => {
+      halted = true;
+      void driver.abort(vm);
+    };
+    if (ctx.halt?.aborted) onHalt();
+    else ctx.halt?.addEventListener('abort', onHalt, { once: true });
     out = await driver.liveMigrate({
       vm, destination, maxDowntimeMs: settings.maxDowntimeMs, autoConverge: settings.autoConverge, postCopy: settings.postCopy, onProgress,
       ...(settings.bandwidthMibps !== undefined ? { bandwidthMibps: settings.bandwidthMibps } : {}),
     });
     stop.abort();
+    ctx.halt?.removeEventListener('abort', onHalt);
     await watchdog;
   } else {
     out = await driver.coldMigrate({
@@ -77,6 +88,9 @@ export async function attempt(ctx: AttemptContext, vm: Vm, destination: string, 
   } else if (out.ok) {
     outcome = 'error';
     detail = `the driver reported success but the VM is ${foundOn ? `on ${foundOn}` : 'on neither host'}`;
+  } else if (halted) {
+    outcome = 'aborted';
+    detail = `aborted on the second interrupt; ${onSource ? 'still running on the source' : 'not found on the source'}`;
   } else if (timedOut) {
     outcome = 'timeout';
     detail = `did not finish within the deadline of ${Math.round(deadlineMs(vm, settings) / 1000)} s (${settings.timeoutSPerGib} s per GiB); aborted, ${onSource ? 'still running on the source' : 'not found on the source'}`;

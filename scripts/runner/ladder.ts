@@ -40,6 +40,7 @@ export async function climb(ctx: AttemptContext, vm: Vm, move: Move, previous: A
     last = await attempt(ctx, vm, move.destination, 'live', attempts.length + 1);
     attempts.push(last);
     if (last.outcome === 'ok') return result('moved', last, 'live migration done');
+    if (ctx.halt?.aborted) return result('left', last, `interrupted: ${last.detail}`);
     if (destinationFailed(last)) return { elsewhere: attempts, why: last.detail };
     if (last.foundOn !== vm.host) return result('left', last, `live migration failed and the VM is ${last.foundOn ? `on ${last.foundOn}` : 'on neither host'}: ${last.detail}`);
     const why = `live migration ${last.outcome}: ${last.detail}`;
@@ -47,6 +48,7 @@ export async function climb(ctx: AttemptContext, vm: Vm, move: Move, previous: A
     if (!coldAllowed(settings, vm.name)) return result('left', last, `${why}; the plan does not allow shutting it down (migration.cold.allow)`);
     ctx.emit({ kind: 'fallback', t: ctx.driver.clock.now(), vm: vm.name, to: 'cold', why });
   }
+  if (ctx.halt?.aborted) return result('left', last, 'interrupted before its cold migration started');
   last = await attempt(ctx, vm, move.destination, 'cold', attempts.length + 1);
   attempts.push(last);
   if (last.outcome === 'ok') return result('moved', last, move.method === 'live' ? 'cold migration after live failed' : 'cold migration done');

@@ -36,7 +36,7 @@ export interface RunResult {
 const MAX_REPLACEMENTS = 2;
 
 export async function runBlueprint(
-  bp: Blueprint, snap: Snapshot, settings: Settings, driver: Driver, emit: EventSink, stop: AbortSignal,
+  bp: Blueprint, snap: Snapshot, settings: Settings, driver: Driver, emit: EventSink, stop: AbortSignal, halt?: AbortSignal,
 ): Promise<RunResult> {
   const startedAt = driver.clock.now();
   const vms = new Map(snap.onSources.map((v) => [v.name, v]));
@@ -92,7 +92,7 @@ export async function runBlueprint(
         }
         queue.splice(i, 1);
         const move = m;
-        void limits.run(move.source, move.destination, () => climb({ driver, settings, emit }, vms.get(move.vm)!, move, history.get(move.vm) ?? []))
+        void limits.run(move.source, move.destination, () => climb({ driver, settings, emit, ...(halt ? { halt } : {}) }, vms.get(move.vm)!, move, history.get(move.vm) ?? []))
           .then((step) => {
             if ('done' in step) {
               if (step.done.status !== 'moved') ledger.release(move.vm);
