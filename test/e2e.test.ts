@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { Engine } from '../scripts/fleet/sim/engine.ts';
 import { SimDriver, SIM_TIMES } from '../scripts/fleet/sim/driver.ts';
 import { estimatePrecopy, MiB } from '../scripts/fleet/precopy.ts';
@@ -53,6 +54,26 @@ describe('the example plan, end to end through the CLI', () => {
   it('anti-affinity holds after the run: the web group is on five different hosts', () => {
     const hosts = ['web-1', 'web-2', 'web-3', 'web-4'].map((n) => report.vms.find((x) => x.vm === n)!.host);
     expect(new Set([...hosts, 'hv-b1']).size).toBe(5);
+  });
+
+  it('a maintenance window: no migration starts whose estimated end passes it, and what is left says why', async () => {
+    const plan = parse(readFileSync('plans/example.yaml', 'utf8'));
+    plan.name = 'windowed';
+    const windowS = 300;
+    plan.migration.window_end = new Date(Date.now() + windowS * 1000).toISOString();
+    const dir = mkdtempSync(join(tmpdir(), 'evac-window-'));
+    const r = await cli('run', planFile(plan, dir), '--reports', dir);
+    expect(r.code).toBe(3);
+    const windowed = JSON.parse(readFileSync(join(dir, 'windowed.json'), 'utf8')) as Report;
+    const left = windowed.vms.filter((v) => /maintenance window closes/.test(v.reason));
+    expect(left.length).toBeGreaterThan(0);
+    for (const v of left) expect([v.status, v.attempts]).toEqual(['left', []]);
+    // Every migration that started was expected to end inside the window.
+    for (const v of windowed.vms.filter((x) => x.attempts.length > 0)) {
+      const est = planned.moves.find((m) => m.vm === v.vm)!.estimateS;
+      expect(est, v.vm).not.toBeNull();
+      expect(v.attempts[0].startS + est!, v.vm).toBeLessThanOrEqual(windowS);
+    }
   });
 
   it('the HTML report escapes fleet values', async () => {

@@ -90,7 +90,8 @@ export async function runCommand(file: string, opts: { reports: string }): Promi
   try {
     const c = settings.concurrency;
     emit({ kind: 'stage', t: driver.clock.now(), stage: 'migrate', detail: `${bp.moves.length} moves, mode ${settings.mode}, at most ${c.total} at once, ${c.perSource} per source, ${c.perDestination} per destination` });
-    const run = await runBlueprint(bp, snap, settings, driver, emit, stop.signal, halt.signal);
+    const windowLeftMs = settings.windowEnd === undefined ? undefined : settings.windowEnd - Date.now();
+    const run = await runBlueprint(bp, snap, settings, driver, emit, stop.signal, halt.signal, windowLeftMs);
     const report = buildReport(bp, snap, run, { start, end: new Date() });
     const paths = writeReports(opts.reports, report);
     sink.close();

@@ -315,6 +315,10 @@ export interface Migration {
    * live: live only; cold: shut down, copy, start; live-then-cold: live, cold where live fails and the VM may be shut down.
    */
   mode?: "live" | "cold" | "live-then-cold";
+  /**
+   * When the maintenance window closes, as an ISO 8601 date-time with its offset (2026-11-28T06:00:00+01:00). No migration starts whose estimated end passes it; the VMs it would have moved are left and reported.
+   */
+  window_end?: string;
   concurrency?: {
     /**
      * Migrations at once, fleet-wide.

@@ -27,6 +27,8 @@ export interface Settings {
   timeoutSPerGib: number;
   maxDowntimeMs: number;
   autoConverge: boolean;
+  /** When the maintenance window closes (epoch ms), if the plan says. */
+  windowEnd?: number;
   postCopy: boolean;
   bandwidthMibps?: number;
   cold: { allow: string[]; shutdownTimeoutS: number; forceOff: boolean };
@@ -65,6 +67,7 @@ export function settingsOf(plan: EvacuationPlan): Settings {
     timeoutSPerGib: m.completion_timeout_s_per_gib ?? DEFAULTS.timeoutSPerGib,
     maxDowntimeMs: m.max_downtime_ms ?? DEFAULTS.maxDowntimeMs,
     autoConverge: m.auto_converge ?? false,
+    ...(m.window_end !== undefined ? { windowEnd: Date.parse(m.window_end) } : {}),
     postCopy: m.post_copy ?? false,
     ...(m.bandwidth_mibps !== undefined ? { bandwidthMibps: m.bandwidth_mibps } : {}),
     cold: {

@@ -11,7 +11,7 @@ import type { Settings } from '../plan/settings.ts';
 import { ledgerFor } from '../placement/place.ts';
 import { chooseHost } from '../placement/choose.ts';
 import type { Blueprint, Move } from '../preflight/blueprint.ts';
-import type { Attempt } from './attempt.ts';
+import { deadlineMs, type Attempt } from './attempt.ts';
 import { climb, type VmResult } from './ladder.ts';
 import { Limits } from './limits.ts';
 
@@ -37,8 +37,11 @@ const MAX_REPLACEMENTS = 2;
 
 export async function runBlueprint(
   bp: Blueprint, snap: Snapshot, settings: Settings, driver: Driver, emit: EventSink, stop: AbortSignal, halt?: AbortSignal,
+  /** Milliseconds left in the maintenance window when the run starts (from settings.windowEnd). */
+  windowLeftMs?: number,
 ): Promise<RunResult> {
   const startedAt = driver.clock.now();
+  const windowCloses = windowLeftMs === undefined ? Infinity : startedAt + windowLeftMs;
   const vms = new Map(snap.onSources.map((v) => [v.name, v]));
   const movedVms = bp.moves.map((m) => vms.get(m.vm)!);
   // The books as placement left them, so a re-placement respects every other move's room.
@@ -88,6 +91,13 @@ export async function runBlueprint(
         }
         if (!limits.hasRoom(m.source, m.destination)) {
           i++;
+          continue;
+        }
+        // The maintenance window: a move that would end after it closes does not start.
+        const expected = m.estimateS !== null ? m.estimateS * 1000 : deadlineMs(vms.get(m.vm)!, settings);
+        if (driver.clock.now() + expected > windowCloses) {
+          queue.splice(i, 1);
+          leave(m, `would end after the maintenance window closes (estimated ${Math.round(expected / 1000)} s, ${Math.max(0, Math.round((windowCloses - driver.clock.now()) / 1000))} s left)`);
           continue;
         }
         queue.splice(i, 1);
