@@ -1,40 +1,30 @@
-/** Choosing one destination for one unit, by policy; shared by batch placement and re-placement. */
+/** Choosing one destination for one VM, by policy, through the ledger: the runner's re-placement when a destination fails. */
 import type { Host, Resources, Vm } from '../fleet/types.ts';
 import { sumDemand, type Ledger } from './ledger.ts';
 
 /** Normalized size of a demand vector: sum over resources of demand / scale. */
-export type Sizer = (d: Resources) => number;
+type Sizer = (d: Resources) => number;
 
-export function sizerFor(ledger: Ledger, hosts: Host[]): Sizer {
+function sizerFor(ledger: Ledger, hosts: Host[]): Sizer {
   const scale: Resources = {};
   for (const k of ledger.dims) scale[k] = hosts.reduce((s, h) => s + (ledger.limitOf(h.name)[k] ?? 0), 0) / Math.max(1, hosts.length);
   return (d) => ledger.dims.reduce((s, k) => s + (scale[k] > 0 ? (d[k] ?? 0) / scale[k] : 0), 0);
 }
 
-/** The host for a unit among candidates, or undefined when none has room. `open`: hosts already receiving VMs. */
-export function chooseHost(ledger: Ledger, unit: Vm[], candidates: Host[], policy: 'pack' | 'spread', open?: Set<string>, size?: Sizer): Host | undefined {
+/** The host for a unit among candidates, or undefined when none has room (the runner's one-VM re-placement). */
+export function chooseHost(ledger: Ledger, unit: Vm[], candidates: Host[], policy: 'pack' | 'spread'): Host | undefined {
   const demand = sumDemand(unit);
   const fits = candidates.filter((h) => ledger.refuse(unit, h, demand) === undefined);
-  return policy === 'spread' ? pickSpread(fits, ledger, demand) : pickPack(fits, ledger, demand, open ?? new Set(), size ?? sizerFor(ledger, candidates));
+  return policy === 'spread' ? pickSpread(fits, ledger, demand) : pickRoomiest(fits, ledger, demand, sizerFor(ledger, candidates));
 }
 
-/** pack: best fit among hosts already receiving VMs; else open the host with the most room. */
-function pickPack(fits: Host[], ledger: Ledger, demand: Resources, isOpen: Set<string>, size: Sizer): Host | undefined {
-  const slack = (h: Host) => {
-    const free = ledger.free(h.name);
-    return size(Object.fromEntries(ledger.dims.map((k) => [k, free[k] - (demand[k] ?? 0)])));
-  };
+/** pack, one VM at a time: the host with the most room left after the move. */
+function pickRoomiest(fits: Host[], ledger: Ledger, demand: Resources, size: Sizer): Host | undefined {
   let best: Host | undefined;
-  let bestKey = Infinity;
+  let bestKey = -Infinity;
   for (const h of fits) {
-    if (!isOpen.has(h.name)) continue;
-    const s = slack(h);
-    if (s < bestKey) [best, bestKey] = [h, s];
-  }
-  if (best) return best;
-  bestKey = -Infinity;
-  for (const h of fits) {
-    const s = slack(h);
+    const free = ledger.free(h.name);
+    const s = size(Object.fromEntries(ledger.dims.map((k) => [k, free[k] - (demand[k] ?? 0)])));
     if (s > bestKey) [best, bestKey] = [h, s];
   }
   return best;

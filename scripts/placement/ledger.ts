@@ -168,11 +168,6 @@ export class Ledger {
     return by;
   }
 
-  /** Members of an anti-affinity group on a host. */
-  antiMembersOn(group: string, host: string): string[] {
-    return this.anti.get(group)?.get(host) ?? [];
-  }
-
   /** Put a VM on a host in the books. */
   commit(vm: Vm, host: string, demand: Resources = demandOf(vm)): void {
     this.release(vm.name);

@@ -96,7 +96,7 @@ export function place(input: PlacementInput): PlacementResult {
   if (policy === 'pack') packTighter(m, budget, rng);
   else spreadOut(m, budget);
   // Room the second pass freed goes to whatever still waits, so every unit left has a reason.
-  for (const u of hopeful) if (m.at[u] < 0) greedy(m, [u], policy);
+  greedy(m, hopeful.filter((u) => m.at[u] < 0), policy);
   return resultOf(m, input, ledger);
 }
 

@@ -37,7 +37,7 @@ export function placedCount(m: Model): number {
 
 /**
  * Runs until done() says so (checked before every move), the pool is empty or the budget is
- * spent. With a `target`, keeps the assignment that placed the most VMs; without, leaves the
+ * spent. With keepBest, ends on the assignment that placed the most VMs; without, leaves the
  * model as the search ended (the caller decides).
  */
 export function repair(m: Model, pool: number[], allowed: HostSet, budget: number, done: (placed: number) => boolean, rng: Random, keepBest = true): RepairResult {

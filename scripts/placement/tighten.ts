@@ -52,7 +52,8 @@ export function packTighter(m: Model, budget: number, rng: Random): number {
     // Snapshot, restore and every weighing walk all units: count them as work too.
     spent += r.work + m.U * (3 + Math.floor(calls / REWEIGH_EVERY));
     m.reweigh();
-    if (fitsSpare() && placeOn(m, pool, spare) && placedCount(m) >= target) failed.clear();
+    // placeOn leaves what it could place when it fails; the restore below undoes that.
+    if (placeOn(m, pool, spare) && placedCount(m) >= target) failed.clear();
     else {
       m.restore(saved);
       failed.add(light[0]);

@@ -43,9 +43,10 @@ export class LibvirtDriver implements Driver {
   readonly clock = wallClock();
   private readonly ssh: SshPool;
   private readonly labels: Map<string, Record<string, string>>;
-  private hosts = new Map<string, Host>();
   /** Disk paths per domain, from the last inventory. */
   private diskPaths = new Map<string, string[]>();
+  /** Guest CPU per domain that names one, from the last inventory. */
+  private cpus = new Map<string, { element: string; virtType: string }>();
   /** Domains whose migration job was aborted, with when. */
   private aborting = new Map<string, number>();
 
@@ -89,7 +90,6 @@ export class LibvirtDriver implements Driver {
           },
         };
         inv.hosts.push(host);
-        this.hosts.set(name, host);
         for (const dom of list.split('\n').map((l) => l.trim()).filter(Boolean)) inv.vms.push(await this.domain(name, dom));
       } catch (e) {
         inv.unreachable.push({ host: name, detail: e instanceof Error ? e.message : String(e) });
@@ -116,12 +116,15 @@ export class LibvirtDriver implements Driver {
       if (!SHARED_FS.has(fs.stdout.trim())) local++;
     }
     this.diskPaths.set(name, files.map((d) => d.path));
+    const cpu = virsh.guestCpu(xml);
+    if (cpu) this.cpus.set(name, cpu);
+    else this.cpus.delete(name);
     return {
       name, uuid: f.get('UUID') ?? name, host, state: virsh.stateOf(f.get('State') ?? ''),
       resources: { vcpu: Number(f.get('CPU(s)') ?? 1), memory_mib: virsh.bytesOf(f.get('Max memory')) / 2 ** 20, disk_gib: diskBytes / 2 ** 30 },
       // Any disk on a host's own filesystem makes the VM local: a live migration must copy it.
       storage: local > 0 ? 'local' : 'shared',
-      cpuModel: virsh.guestCpu(xml) ?? 'qemu64',
+      cpuModel: cpu?.model ?? 'qemu64',
     };
   }
 
@@ -154,15 +157,14 @@ export class LibvirtDriver implements Driver {
 
   /**
    * Ask the destination's libvirt whether it can provide the guest's CPU (`virsh
-   * hypervisor-cpu-compare` with the domain's virtualization type). A domain without a CPU
-   * element gets QEMU's baseline model: undefined, the table's answer stands.
+   * hypervisor-cpu-compare` with the domain's virtualization type), from the CPU element the
+   * inventory read. A domain without one gets QEMU's baseline model: undefined, the table's
+   * answer stands.
    */
   private async compareCpu(vm: Vm, destination: string): Promise<CheckResult | undefined> {
-    const xml = await this.run(vm.host, [...VIRSH, 'dumpxml', ...(vm.state === 'shutoff' ? ['--inactive'] : []), vm.name]).catch(() => undefined);
-    const cpu = xml?.code === 0 ? /<cpu[\s\S]*?<\/cpu>/.exec(xml.stdout)?.[0] : undefined;
-    if (!xml || !cpu || !/<model/.test(cpu)) return undefined;
-    const type = /<domain type='(\w+)'/.exec(xml.stdout)?.[1] ?? 'kvm';
-    const r = await this.run(destination, [...VIRSH, 'hypervisor-cpu-compare', '--virttype', type, '/dev/stdin'], cpu);
+    const cpu = this.cpus.get(vm.name);
+    if (!cpu) return undefined;
+    const r = await this.run(destination, [...VIRSH, 'hypervisor-cpu-compare', '--virttype', cpu.virtType, '/dev/stdin'], cpu.element);
     const said = (r.stdout.trim() || r.stderr.trim()).split('\n').at(-1) ?? '';
     const ok = r.code === 0 && /identical|superset/.test(said);
     return { check: 'cpu', ok, detail: `libvirt on ${destination}: ${said.replace(/\/dev\/stdin/g, `${vm.name}'s definition`)}` };

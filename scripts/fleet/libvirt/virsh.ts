@@ -45,8 +45,12 @@ export function disks(text: string): { target: string; path: string }[] {
   return text.split('\n').map((l) => l.trim().split(/\s+/)).filter((c) => c[0] === 'file' && c[1] === 'disk' && c[3] && c[3] !== '-').map((c) => ({ target: c[2], path: c[3] }));
 }
 
-/** `virsh dumpxml`: the guest CPU model, where the domain names one. */
-export function guestCpu(xml: string): string | undefined {
-  const cpu = /<cpu[^>]*>([\s\S]*?)<\/cpu>/.exec(xml)?.[1];
-  return cpu ? /<model[^>]*>([^<]+)<\/model>/.exec(cpu)?.[1] : undefined;
+/**
+ * `virsh dumpxml`: the guest's CPU element and model, where the domain names one (a running
+ * guest's live XML always does), with the domain's virtualization type.
+ */
+export function guestCpu(xml: string): { element: string; model: string; virtType: string } | undefined {
+  const element = /<cpu[\s>][\s\S]*?<\/cpu>/.exec(xml)?.[0];
+  const model = element ? /<model[^>]*>([^<]+)<\/model>/.exec(element)?.[1] : undefined;
+  return element && model ? { element, model, virtType: /<domain type='(\w+)'/.exec(xml)?.[1] ?? 'kvm' } : undefined;
 }
