@@ -4,39 +4,25 @@
  * down, its disk copied with checksums, and started on the destination; the source keeps
  * nothing of it. The other guests are pinned and must not be touched.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
-import { $ } from 'zx';
-import { DIR, paths } from '../../scripts/testbed/layout.ts';
-
-$.verbose = false;
-const ssh = (host: string, ...cmd: string[]) => $`ssh -F ${paths.sshConfig} ${host} ${cmd}`;
+import { describe, expect, it } from 'vitest';
+import { planWith, reportOf, run, ssh, useTestbed } from './helpers.ts';
 
 describe('cold migration on the testbed', () => {
-  beforeAll(async () => {
-    await $`npx tsx scripts/testbed/cli.ts up 3`;
-  });
-  afterAll(async () => {
-    await $`npx tsx scripts/testbed/cli.ts down`.nothrow();
-  });
+  useTestbed();
 
   it('aborts a live migration at its deadline, then moves the guest cold with its disk intact', async () => {
-    const plan = parse(readFileSync('plans/testbed.yaml', 'utf8'));
-    plan.name = 'testbed-cold';
-    plan.placement.pinned = ['g2', 'g3'];
-    plan.migration = { ...plan.migration, bandwidth_mibps: 1, completion_timeout_s_per_gib: 3, cold: { allow: ['g1'], shutdown_timeout_s: 30 } };
-    const file = `${DIR}/cold.yaml`;
-    writeFileSync(file, stringify(plan));
+    const file = planWith('testbed-cold', (plan) => {
+      plan.placement.pinned = ['g2', 'g3'];
+      plan.migration = { ...plan.migration, bandwidth_mibps: 1, completion_timeout_s_per_gib: 3, cold: { allow: ['g1'], shutdown_timeout_s: 30 } };
+    });
     const disk = '/var/lib/libvirt/images/g1.qcow2';
     const before = (await ssh('hv1', 'sha256sum', disk)).stdout.split(' ')[0];
 
-    const run = await $`node scripts/bin.mjs run ${file} --reports ${DIR}/reports`.nothrow();
+    const r = await run(file);
     // g2 and g3 are pinned, so hv1 is not empty: exit 3, as documented.
-    expect(run.exitCode, run.stdout + run.stderr).toBe(3);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(3);
 
-    const report = JSON.parse(readFileSync(`${DIR}/reports/testbed-cold.json`, 'utf8'));
-    const g1 = report.vms.find((v: { vm: string }) => v.vm === 'g1');
+    const g1 = reportOf('testbed-cold').vms.find((v: { vm: string }) => v.vm === 'g1');
     expect(g1.status).toBe('moved');
     expect(g1.method).toBe('cold');
     expect(g1.attempts.map((a: { method: string; outcome: string }) => [a.method, a.outcome])).toEqual([['live', 'timeout'], ['cold', 'ok']]);

@@ -3,37 +3,16 @@
  * allows), and a destination cut off in the middle of a live migration (the deadline passes, the
  * guest is still running on its source). Every run pins the guests it does not concern.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
 import { $ } from 'zx';
 import { domainXml } from '../../scripts/testbed/guest.ts';
-import { DIR, hostAt, paths } from '../../scripts/testbed/layout.ts';
-
-$.verbose = false;
-const ssh = (host: string, ...cmd: string[]) => $`ssh -F ${paths.sshConfig} ${host} ${cmd}`;
-
-/** A plan from plans/testbed.yaml with changes; returns its path. */
-function planWith(name: string, change: (plan: Record<string, any>) => void): string {
-  const plan = parse(readFileSync('plans/testbed.yaml', 'utf8'));
-  plan.name = name;
-  change(plan);
-  const file = `${DIR}/${name}.yaml`;
-  writeFileSync(file, stringify(plan));
-  return file;
-}
-
-async function run(file: string) {
-  return $`node scripts/bin.mjs run ${file} --reports ${DIR}/reports`.nothrow();
-}
-
-function reportOf(name: string) {
-  return JSON.parse(readFileSync(`${DIR}/reports/${name}.json`, 'utf8'));
-}
+import { DIR, hostAt } from '../../scripts/testbed/layout.ts';
+import { planWith, reportOf, run, ssh, useTestbed } from './helpers.ts';
 
 describe('failures on the testbed', () => {
+  useTestbed();
   beforeAll(async () => {
-    await $`npx tsx scripts/testbed/cli.ts up 3`;
     // g4 ignores ACPI shutdown.
     writeFileSync(`${DIR}/g4.xml`, domainXml('g4', 96, { ignoreShutdown: true }));
     await ssh('hv1', 'virsh', 'vol-create-as', 'default', 'g4.qcow2', '16M', '--format', 'qcow2');
@@ -41,8 +20,8 @@ describe('failures on the testbed', () => {
     await ssh('hv1', 'virsh', 'start', 'g4');
   });
   afterAll(async () => {
+    // Registered after useTestbed's, so it runs before the teardown.
     await $`ip link set ${hostAt(1).veth} up`.nothrow();
-    await $`npx tsx scripts/testbed/cli.ts down`.nothrow();
   });
 
   it('a guest that ignores shutdown stays running when the plan does not allow forcing it off', async () => {

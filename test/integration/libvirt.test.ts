@@ -4,32 +4,20 @@
  * with concurrency 2, none rebooted, hv1 left with no domain and no disk.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
+import { describe, expect, it } from 'vitest';
 import { $, sleep } from 'zx';
 import { LibvirtDriver } from '../../scripts/fleet/libvirt/driver.ts';
 import type { LibvirtFleet } from '../../scripts/plan/plan-types.ts';
 import { domainXml } from '../../scripts/testbed/guest.ts';
 import { DIR, paths } from '../../scripts/testbed/layout.ts';
 import { GUESTS } from '../../scripts/testbed/testbed.ts';
+import { lastTick, planWith, run, ssh, useTestbed } from './helpers.ts';
 
-$.verbose = false;
-const ssh = (host: string, ...cmd: string[]) => $`ssh -F ${paths.sshConfig} ${host} ${cmd}`;
 const hosts: LibvirtFleet['hosts'] = [{ name: 'hv1', address: '10.251.7.11' }, { name: 'hv2', address: '10.251.7.12' }, { name: 'hv3', address: '10.251.7.13' }];
 const config: LibvirtFleet = { hosts, known_hosts: paths.knownHosts, identity_files: [paths.controllerKey], connect_timeout_s: 5 };
 
-async function lastTick(host: string, guest: string): Promise<number> {
-  const log = (await ssh(host, 'cat', `/var/log/libvirt/qemu/${guest}.serial`)).stdout;
-  return [...log.matchAll(/tick (\d+)/g)].map((m) => Number(m[1])).at(-1) ?? 0;
-}
-
 describe('the libvirt driver on the testbed', () => {
-  beforeAll(async () => {
-    await $`npx tsx scripts/testbed/cli.ts up 3`;
-  });
-  afterAll(async () => {
-    await $`npx tsx scripts/testbed/cli.ts down`.nothrow();
-  });
+  useTestbed();
 
   it('reads every host and domain over SSH', async () => {
     const driver = new LibvirtDriver(config);
@@ -90,8 +78,8 @@ describe('the libvirt driver on the testbed', () => {
   it('evacuates hv1 with plans/testbed.yaml: every guest live on hv2 or hv3, none rebooted, hv1 empty', async () => {
     await sleep(1500);
     const before = new Map(await Promise.all(GUESTS.map(async (g) => [g.name, await lastTick('hv1', g.name)] as const)));
-    const run = await $`node scripts/bin.mjs run plans/testbed.yaml`.nothrow();
-    expect(run.exitCode, run.stderr + run.stdout).toBe(0);
+    const evac = await $`node scripts/bin.mjs run plans/testbed.yaml`.nothrow();
+    expect(evac.exitCode, evac.stderr + evac.stdout).toBe(0);
     await sleep(1500);
     for (const g of GUESTS) {
       const where = await Promise.all(['hv2', 'hv3'].map(async (h) => ((await ssh(h, 'virsh', 'list', '--name')).stdout.split('\n').includes(g.name) ? h : undefined)));
@@ -112,20 +100,18 @@ describe('the libvirt driver on the testbed', () => {
   });
 
   it('brings them back to hv1 with post-copy, still without a reboot, leaving hv2 and hv3 without disks', async () => {
-    const plan = parse(readFileSync('plans/testbed.yaml', 'utf8'));
-    plan.name = 'testbed-back';
-    plan.sources = ['hv2', 'hv3'];
-    plan.destinations = { hosts: ['hv1'] };
-    plan.migration = { ...plan.migration, post_copy: true, concurrency: { total: 2, per_source: 1, per_destination: 2 } };
-    const file = `${DIR}/back.yaml`;
-    writeFileSync(file, stringify(plan));
+    const file = planWith('testbed-back', (plan) => {
+      plan.sources = ['hv2', 'hv3'];
+      plan.destinations = { hosts: ['hv1'] };
+      plan.migration = { ...plan.migration, post_copy: true, concurrency: { total: 2, per_source: 1, per_destination: 2 } };
+    });
     const before = new Map<string, number>();
     for (const h of ['hv2', 'hv3']) {
       for (const g of (await ssh(h, 'virsh', 'list', '--name')).stdout.split('\n').filter(Boolean)) before.set(g, await lastTick(h, g));
     }
     expect([...before.keys()].sort()).toEqual(GUESTS.map((g) => g.name));
-    const run = await $`node scripts/bin.mjs run ${file} --reports ${DIR}/reports`.nothrow();
-    expect(run.exitCode, run.stdout + run.stderr).toBe(0);
+    const r = await run(file);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     await sleep(1500);
     expect((await ssh('hv1', 'virsh', 'list', '--name')).stdout.split('\n').filter(Boolean).sort()).toEqual(GUESTS.map((g) => g.name));
     for (const g of GUESTS) expect(await lastTick('hv1', g.name)).toBeGreaterThan(before.get(g.name)!);

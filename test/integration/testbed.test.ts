@@ -7,16 +7,7 @@ import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { $, sleep } from 'zx';
 import { DIR, paths, PREFIX } from '../../scripts/testbed/layout.ts';
-
-$.verbose = false;
-const testbed = (...args: string[]) => $`npx tsx scripts/testbed/cli.ts ${args}`;
-const ssh = (host: string, ...cmd: string[]) => $`ssh -F ${paths.sshConfig} ${host} ${cmd}`;
-/** The last tick the guest printed on a host's serial log. */
-async function lastTick(host: string, guest: string): Promise<number> {
-  const log = (await ssh(host, 'cat', `/var/log/libvirt/qemu/${guest}.serial`)).stdout;
-  const ticks = [...log.matchAll(/tick (\d+)/g)].map((m) => Number(m[1]));
-  return ticks.at(-1) ?? 0;
-}
+import { lastTick, ssh, testbed } from './helpers.ts';
 
 describe('the libvirt testbed', () => {
   beforeAll(async () => {
