@@ -10,13 +10,15 @@ export const ExitCode = {
   incomplete: 3,
   /** The fleet could not be reached or read (a source host down, a driver error). Nothing was touched. */
   fleet: 4,
+  /** Another run holds these hosts (named in the message), or an earlier run of this plan must be resumed first. Nothing was touched. */
+  held: 5,
   /** Interrupted by SIGINT/SIGTERM; reports written for what happened so far. */
   interrupted: 130,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
 /** Where a problem comes from: the user (fix your input) or evacuator itself (a bug). */
-export type ErrorSource = 'user' | 'fleet' | 'internal';
+export type ErrorSource = 'user' | 'fleet' | 'held' | 'internal';
 
 /** A located problem in an input file. */
 export interface Problem {
@@ -47,6 +49,7 @@ export class EvacError extends Error {
   get exitCode(): ExitCode {
     if (this.source === 'user') return ExitCode.badInput;
     if (this.source === 'fleet') return ExitCode.fleet;
+    if (this.source === 'held') return ExitCode.held;
     return ExitCode.internal;
   }
 }

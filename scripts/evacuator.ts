@@ -1,6 +1,6 @@
 /** evacuator: empty hypervisor hosts before maintenance. The entry: parse the command line, catch once. */
 import { Command, CommanderError } from 'commander';
-import { planCommand, runCommand, validateCommand } from './cli/commands.ts';
+import { clearCommand, planCommand, runCommand, validateCommand, type RunOptions } from './cli/commands.ts';
 import { EvacError, ExitCode, formatProblem } from './errors.ts';
 
 const program = new Command('evacuator')
@@ -14,6 +14,7 @@ Exit codes:
   2    bad input: invalid plan, unknown host or VM, bad arguments (nothing touched)
   3    some VMs were left in place or cannot be placed (each reported with its reason)
   4    the fleet could not be reached or read (nothing touched)
+  5    another run holds these hosts, or this plan's last run must be resumed (nothing touched)
   130  interrupted (SIGINT/SIGTERM); reports written for what happened`);
 
 let code: number = ExitCode.ok;
@@ -26,8 +27,15 @@ program.command('plan').argument('<plan>', 'plan file (YAML)')
   .action(async (plan: string, opts: { json?: boolean }) => { code = await planCommand(plan, opts); });
 program.command('run').argument('<plan>', 'plan file (YAML)')
   .description('evacuate: migrate every placeable VM, then prove the source hosts empty')
-  .option('--reports <dir>', 'where to write <plan name>.json and .html', 'reports')
-  .action(async (plan: string, opts: { reports: string }) => { code = await runCommand(plan, opts); });
+  .option('--reports <dir>', 'where to write <plan name>.json, .html and the journal', 'reports')
+  .option('--resume', 'continue the last run of this plan from its journal, settling the migrations it had in flight')
+  .option('--events <file>', "also write every event as a JSON line to this file ('-' for stdout)")
+  .action(async (plan: string, opts: RunOptions) => { code = await runCommand(plan, opts); });
+program.command('clear').argument('<plan>', 'plan file (YAML)')
+  .description("lift the fences this plan's runs left on its hosts, once the maintenance is over")
+  .option('--reports <dir>', 'where the plan\'s journal is', 'reports')
+  .option('--force', "also lift fences other plans left (for a run that died and will not be resumed)")
+  .action(async (plan: string, opts: { reports: string; force?: boolean }) => { code = await clearCommand(plan, opts); });
 
 try {
   await program.parseAsync(process.argv);

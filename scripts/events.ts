@@ -1,8 +1,9 @@
-/** The one event stream: the console, the reports (and later the journal) all read it. */
+/** The one event stream: the console, the journal and the reports all read it. */
 import type { FailReason, Progress } from './fleet/driver.ts';
+import type { VmResult } from './runner/ladder.ts';
 
 export type Method = 'live' | 'cold';
-export type StageName = 'plan' | 'discover' | 'place' | 'preflight' | 'migrate' | 'verify' | 'report';
+export type StageName = 'plan' | 'recover' | 'discover' | 'place' | 'preflight' | 'migrate' | 'verify' | 'report';
 
 export type EvacEvent =
   | { kind: 'stage'; t: number; stage: StageName; detail?: string }
@@ -11,7 +12,13 @@ export type EvacEvent =
   | {
     kind: 'move-end'; t: number; vm: string; source: string; destination: string; method: Method; attempt: number;
     outcome: 'ok' | FailReason; detail: string; bytes: number; downtimeMs: number;
+    /** When the attempt started, and where the VM was found after it (the journal rebuilds attempts from this). */
+    start: number; foundOn: string | null; failedHost?: string;
   }
+  /** An attempt the previous process did not see end, settled on resume by looking at both hosts. */
+  | { kind: 'recovered'; t: number; vm: string; source: string; destination: string; method: Method; found: string | null; action: string }
+  /** A VM's final result in this run. */
+  | { kind: 'vm-done'; t: number; result: VmResult }
   | { kind: 'fallback'; t: number; vm: string; to: 'cold' | 'another destination'; why: string }
   | { kind: 'vm-left'; t: number; vm: string; source: string; why: string }
   | { kind: 'host-empty'; t: number; host: string; empty: boolean; left: string[] }

@@ -32,6 +32,7 @@ class Recording {
     return {
       name: d.name, clock: d.clock,
       inventory: () => d.inventory(), preflight: (i) => d.preflight(i), abort: (v) => d.abort(v), locate: (v, h) => d.locate(v, h), close: () => d.close(),
+      recover: (r) => d.recover(r), fence: (h, f, force) => d.fence(h, f, force),
       liveMigrate: track((r: LiveRequest) => d.liveMigrate(r)),
       coldMigrate: track((r: ColdRequest) => d.coldMigrate(r)),
     };
@@ -72,7 +73,7 @@ async function evacuate(plan: EvacuationPlan, wrap: (d: Driver) => Driver = (d) 
   const run = await runBlueprint(bp, snap, settings, driver, (e) => {
     events.push(e);
     onEvent(e);
-  }, stop, halt);
+  }, { stop, ...(halt ? { halt } : {}) });
   return { bp, run, events, driver };
 }
 

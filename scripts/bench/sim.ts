@@ -24,7 +24,7 @@ async function once(vms: number): Promise<{ ms: number; moved: number; virtualS:
   const driver = new SimDriver(plan.fleet.sim!);
   const snap = await discover(driver, plan);
   const bp = await makeBlueprint({ file: '(bench)', digest: '', plan, warnings: [] }, settings, snap, driver);
-  const run = await runBlueprint(bp, snap, settings, driver, () => {}, new AbortController().signal);
+  const run = await runBlueprint(bp, snap, settings, driver, () => {}, { stop: new AbortController().signal });
   return { ms: performance.now() - t0, moved: run.vms.filter((v) => v.status === 'moved').length, virtualS: (run.endedAt - run.startedAt) / 1000 };
 }
 

@@ -1,13 +1,20 @@
-/** The subcommands: validate, plan, run. Each returns its exit code; errors go to one catch in the entry. */
-import type { EvacEvent, EventSink } from '../events.ts';
-import { ExitCode, formatProblem } from '../errors.ts';
+/** The subcommands: validate, plan, run, clear, moveback. Each returns its exit code; errors go to one catch in the entry. */
+import { randomUUID } from 'node:crypto';
+import { openSync, writeSync } from 'node:fs';
+import type { EventSink } from '../events.ts';
+import { EvacError, ExitCode, formatProblem } from '../errors.ts';
 import { discover } from '../fleet/discover.ts';
-import { openDriver } from '../fleet/open.ts';
-import { loadPlan } from '../plan/load.ts';
-import { settingsOf } from '../plan/settings.ts';
+import type { Driver } from '../fleet/driver.ts';
+import { openDriver, type OpenOptions } from '../fleet/open.ts';
+import { describeFence } from '../fleet/types.ts';
+import { loadPlan, type LoadedPlan } from '../plan/load.ts';
+import { settingsOf, type Settings } from '../plan/settings.ts';
 import { makeBlueprint, type Blueprint } from '../preflight/blueprint.ts';
 import { buildReport, exitCodeOf } from '../report/build.ts';
 import { writeReports } from '../report/write.ts';
+import { checkHolds, releaseDestinations, takeHosts } from '../runner/hold.ts';
+import { chainOf, controller, Journal, journalPath, readJournal, stillRunning } from '../runner/journal.ts';
+import { carriedFrom, settleInFlight } from '../runner/resume.ts';
 import { runBlueprint } from '../runner/run.ts';
 import { consoleOptions, consoleSink, paint } from './console.ts';
 
@@ -19,29 +26,32 @@ export async function validateCommand(file: string): Promise<number> {
 }
 
 /** Discover, place and preflight: what `run` would do, changing nothing. */
-async function prepare(file: string, emit: EventSink) {
-  const loaded = loadPlan(file);
-  const settings = settingsOf(loaded.plan);
-  const driver = openDriver(loaded.plan);
+async function prepare(loaded: LoadedPlan, settings: Settings, driver: Driver, emit: EventSink, skip: Set<string> = new Set()) {
+  emit({ kind: 'stage', t: driver.clock.now(), stage: 'discover', detail: `driver ${driver.name}` });
+  const found = await discover(driver, loaded.plan);
+  // VMs a resume could not settle stay out of this run's reach.
+  const snap = { ...found, onSources: found.onSources.filter((v) => !skip.has(v.name)) };
+  for (const w of snap.warnings) emit({ kind: 'warning', t: driver.clock.now(), message: w });
+  emit({ kind: 'stage', t: driver.clock.now(), stage: 'place', detail: `${snap.onSources.length} VMs on ${snap.sources.length} source(s), ${snap.destinations.length} destination(s), policy ${settings.policy}` });
+  const bp = await makeBlueprint(loaded, settings, snap, driver);
+  emit({ kind: 'stage', t: driver.clock.now(), stage: 'preflight', detail: `${bp.moves.length} moves cleared, ${bp.unplaced.length} VM(s) cannot move` });
+  return { snap, bp };
+}
+
+/** Open the plan's driver and always close it (open SSH connections would keep the process alive). */
+async function withDriver<T>(loaded: LoadedPlan, opts: OpenOptions, body: (driver: Driver) => Promise<T>): Promise<T> {
+  const driver = openDriver(loaded.plan, opts);
   try {
-    emit({ kind: 'stage', t: driver.clock.now(), stage: 'discover', detail: `driver ${driver.name}` });
-    const snap = await discover(driver, loaded.plan);
-    for (const w of snap.warnings) emit({ kind: 'warning', t: driver.clock.now(), message: w });
-    emit({ kind: 'stage', t: driver.clock.now(), stage: 'place', detail: `${snap.onSources.length} VMs on ${snap.sources.length} source(s), ${snap.destinations.length} destination(s), policy ${settings.policy}` });
-    const bp = await makeBlueprint(loaded, settings, snap, driver);
-    emit({ kind: 'stage', t: driver.clock.now(), stage: 'preflight', detail: `${bp.moves.length} moves cleared, ${bp.unplaced.length} VM(s) cannot move` });
-    return { loaded, settings, driver, snap, bp };
-  } catch (e) {
-    // Open SSH connections would keep the process alive after the error.
+    return await body(driver);
+  } finally {
     await driver.close();
-    throw e;
   }
 }
 
 export async function planCommand(file: string, opts: { json?: boolean }): Promise<number> {
   const log = consoleSink({ ...consoleOptions(process.stderr), live: false });
-  const { bp, driver } = await prepare(file, opts.json ? () => {} : log);
-  await driver.close();
+  const loaded = loadPlan(file);
+  const { bp } = await withDriver(loaded, {}, (driver) => prepare(loaded, settingsOf(loaded.plan), driver, opts.json ? () => {} : log));
   if (opts.json) process.stdout.write(`${JSON.stringify(bp, null, 2)}\n`);
   else process.stdout.write(describeBlueprint(bp, paint(consoleOptions(process.stdout).color)));
   return bp.unplaced.length === 0 ? ExitCode.ok : ExitCode.incomplete;
@@ -62,46 +72,139 @@ function describeBlueprint(bp: Blueprint, c: ReturnType<typeof paint>): string {
   return `${lines.join('\n')}\n`;
 }
 
-export async function runCommand(file: string, opts: { reports: string }): Promise<number> {
+export interface RunOptions {
+  reports: string;
+  /** Continue the last run of this plan from its journal. */
+  resume?: boolean;
+  /** Also write every event as a JSON line here ('-' for stdout). */
+  events?: string;
+}
+
+export async function runCommand(file: string, opts: RunOptions): Promise<number> {
+  const loaded = loadPlan(file);
+  const settings = settingsOf(loaded.plan);
+  const name = loaded.plan.name;
+  const jpath = journalPath(opts.reports, name);
+  const lines = readJournal(jpath);
+  const before = chainOf(lines);
+  const last = before?.runs.at(-1);
+  if (last && stillRunning(last)) {
+    throw new EvacError(`run ${last.run} of plan '${name}' is still running (pid ${last.pid}, started ${last.at})`, 'held', [], `wait for it, or stop it (kill -INT ${last.pid}) and resume with: evacuator run ${file} --resume`);
+  }
+  if (last && !last.ended && !opts.resume) {
+    throw new EvacError(`run ${last.run} of plan '${name}' (started ${last.at}, pid ${last.pid} on ${last.controller}) did not finish; its journal is ${jpath}`, 'held', [],
+      `resume it, so that the migrations it had in flight are settled first: evacuator run ${file} --resume`);
+  }
+  const chain = opts.resume ? before : undefined;
+  const origin = chain ? Date.parse(chain.runs[0].at) : Date.now();
+
   const sink = consoleSink(consoleOptions(process.stdout));
-  const events: EvacEvent[] = [];
+  const journal = new Journal(jpath, lines);
+  const stream = opts.events ? eventStream(opts.events) : undefined;
   const emit: EventSink = (e) => {
-    if (e.kind !== 'progress') events.push(e);
+    journal.write(e);
+    stream?.(e);
     sink(e);
   };
-  const start = new Date();
-  const { bp, snap, settings, driver } = await prepare(file, emit);
+  const who = { plan: name, run: randomUUID().slice(0, 8), controller: controller(), pid: process.pid };
+  journal.write({ kind: 'run-start', ...who, plan: { name, file, digest: loaded.digest }, driver: loaded.plan.fleet.driver, resumed: chain !== undefined });
+  if (opts.resume && !chain) emit({ kind: 'warning', t: 0, message: `no earlier run of '${name}' in ${jpath}: starting a new one` });
+
   const stop = new AbortController();
   const halt = new AbortController();
   let signals = 0;
-  const onSignal = (name: string) => {
+  let clock: Driver['clock'] | undefined;
+  const onSignal = (sig: string) => {
     signals++;
+    const t = clock?.now() ?? 0;
     if (signals === 1) {
-      emit({ kind: 'warning', t: driver.clock.now(), message: `${name}: starting no new migrations; waiting for those in flight, then writing reports` });
+      emit({ kind: 'warning', t, message: `${sig}: starting no new migrations; waiting for those in flight, then writing reports` });
       stop.abort();
     } else if (signals === 2) {
-      emit({ kind: 'warning', t: driver.clock.now(), message: `${name} again: cancelling live migrations in flight (their guests stay on their sources); a cold migration already copying finishes, so no VM is left half-moved` });
+      emit({ kind: 'warning', t, message: `${sig} again: cancelling live migrations in flight (their guests stay on their sources); a cold migration already copying finishes, so no VM is left half-moved` });
       halt.abort();
     } else {
-      emit({ kind: 'warning', t: driver.clock.now(), message: `${name}: still waiting for the cancelled migrations to end` });
+      emit({ kind: 'warning', t, message: `${sig}: still waiting for the cancelled migrations to end` });
     }
   };
   process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+  let leased: string[] = [];
   try {
-    const c = settings.concurrency;
-    emit({ kind: 'stage', t: driver.clock.now(), stage: 'migrate', detail: `${bp.moves.length} moves, mode ${settings.mode}, at most ${c.total} at once, ${c.perSource} per source, ${c.perDestination} per destination` });
-    const windowLeftMs = settings.windowEnd === undefined ? undefined : settings.windowEnd - Date.now();
-    const run = await runBlueprint(bp, snap, settings, driver, emit, stop.signal, halt.signal, windowLeftMs);
-    const report = buildReport(bp, snap, run, { start, end: new Date() });
-    const paths = writeReports(opts.reports, report);
-    sink.close();
-    const t = report.totals;
-    const col = paint(consoleOptions(process.stdout).color);
-    process.stdout.write(`\n${col.bold(`${t.moved} of ${t.vms} VMs moved (${t.live} live, ${t.cold} cold), ${t.left} left in place, ${t.unplaced} not placeable, ${t.pinned} pinned; ${t.sourcesEmpty} of ${t.sources} sources empty.`)}\n`);
-    process.stdout.write(`Makespan ${t.makespanS} s (lower bound ${t.lowerBoundS} s). Reports: ${paths.json}, ${paths.html}\n`);
-    return exitCodeOf(run);
+    return await withDriver(loaded, { reportsDir: opts.reports, resume: chain !== undefined, origin }, async (driver) => {
+      clock = driver.clock;
+      try {
+        // Hold the hosts before touching anything: refuse if another plan holds them.
+        const seen = await discover(driver, loaded.plan);
+        checkHolds(name, seen.sources, seen.destinations);
+        const destinations = seen.destinations.map((h) => h.name);
+        await takeHosts(driver, who, loaded.plan.sources, destinations);
+        leased = destinations;
+        let state = chain;
+        if (chain && chain.inFlight.length > 0) {
+          emit({ kind: 'stage', t: driver.clock.now(), stage: 'recover', detail: `${chain.inFlight.length} migration(s) were in flight when the last run stopped` });
+          await settleInFlight(chain, driver, settings, emit);
+          state = chainOf(readJournal(jpath));
+        }
+        const unsettled = new Set([...state?.results.values() ?? []].filter((r) => r.host === null).map((r) => r.vm));
+        const { snap, bp } = await prepare(loaded, settings, driver, emit, unsettled);
+        journal.write({ kind: 'planned', t: driver.clock.now(), moves: bp.moves, vms: snap.onSources, unplaced: bp.unplaced, pinned: bp.pinned });
+        const c = settings.concurrency;
+        emit({ kind: 'stage', t: driver.clock.now(), stage: 'migrate', detail: `${bp.moves.length} moves, mode ${settings.mode}, at most ${c.total} at once, ${c.perSource} per source, ${c.perDestination} per destination` });
+        const carried = state ? carriedFrom(state, new Set(snap.onSources.map((v) => v.name))) : undefined;
+        const run = await runBlueprint(bp, snap, settings, driver, emit, {
+          stop: stop.signal, halt: halt.signal,
+          ...(settings.windowEnd !== undefined ? { windowLeftMs: settings.windowEnd - Date.now() } : {}),
+          ...(carried ? { ...carried, startedAt: 0 } : {}),
+        });
+        const report = buildReport(bp, snap, run, { start: new Date(origin), end: new Date() });
+        const paths = writeReports(opts.reports, report);
+        const code = exitCodeOf(run);
+        journal.write({ kind: 'run-end', t: driver.clock.now(), exitCode: code, interrupted: run.interrupted });
+        sink.close();
+        const t = report.totals;
+        const col = paint(consoleOptions(process.stdout).color);
+        process.stdout.write(`\n${col.bold(`${t.moved} of ${t.vms} VMs moved (${t.live} live, ${t.cold} cold), ${t.left} left in place, ${t.unplaced} not placeable, ${t.pinned} pinned; ${t.sourcesEmpty} of ${t.sources} sources empty.`)}\n`);
+        process.stdout.write(`Makespan ${t.makespanS} s (lower bound ${t.lowerBoundS} s). Reports: ${paths.json}, ${paths.html}\n`);
+        process.stdout.write(`${bp.sources.join(', ')} stay fenced for the maintenance; afterwards: evacuator clear ${file}\n`);
+        return code;
+      } catch (e) {
+        // Refused before anything moved (bad input, a host that does not answer, hosts held): this run is over.
+        if (e instanceof EvacError) journal.write({ kind: 'run-end', t: driver.clock.now(), exitCode: e.exitCode, interrupted: false });
+        throw e;
+      } finally {
+        await releaseDestinations(driver, leased);
+      }
+    });
   } finally {
     process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
-    await driver.close();
+    journal.close();
   }
+}
+
+/** --events: the event stream as JSON lines, for other tools. */
+function eventStream(target: string): EventSink {
+  const fd = target === '-' ? 1 : openSync(target, 'a');
+  return (e) => writeSync(fd, `${JSON.stringify(e)}\n`);
+}
+
+/** Lift the fences this plan's runs left on the fleet (with force, anyone's). */
+export async function clearCommand(file: string, opts: { reports: string; force?: boolean }): Promise<number> {
+  const loaded = loadPlan(file);
+  const name = loaded.plan.name;
+  const last = chainOf(readJournal(journalPath(opts.reports, name)))?.runs.at(-1);
+  if (last && stillRunning(last)) throw new EvacError(`run ${last.run} of plan '${name}' is still running (pid ${last.pid})`, 'held', [], 'let it finish (or interrupt it) before lifting its fences');
+  return withDriver(loaded, { reportsDir: opts.reports, resume: true }, async (driver) => {
+    const got = await driver.inventory();
+    if (!got.ok) throw new EvacError(`cannot read the fleet: ${got.detail}`, 'fleet', [], 'check that the hosts answer, then run again');
+    const fenced = got.inventory.hosts.filter((h) => h.fence && (h.fence.plan === name || opts.force));
+    const others = got.inventory.hosts.filter((h) => h.fence && h.fence.plan !== name && !opts.force);
+    for (const h of fenced) {
+      const r = await driver.fence(h.name, null, true);
+      process.stdout.write(r.ok ? `${h.name}: lifted the fence of ${describeFence(h.fence!)}\n` : `${h.name}: could not lift its fence: ${r.detail}\n`);
+    }
+    for (const h of others) process.stdout.write(`${h.name}: left as it is, fenced by ${describeFence(h.fence!)} (--force lifts it)\n`);
+    if (fenced.length === 0) process.stdout.write(`no host is fenced by plan '${name}'\n`);
+    for (const u of got.inventory.unreachable) process.stdout.write(`${u.host}: did not answer (${u.detail}); its fence, if any, is still there\n`);
+    return got.inventory.unreachable.length > 0 ? ExitCode.fleet : ExitCode.ok;
+  });
 }

@@ -80,6 +80,10 @@ export function consoleSink(opts: ConsoleOptions): EventSink & { close(): void }
         return line(e.t, e.empty ? `${e.host} ${c.green('is empty')}` : `${e.host} ${c.red('is not empty')}: ${e.left.join(', ')}`);
       case 'warning':
         return line(e.t, c.yellow(`warning: ${e.message}`));
+      case 'recovered':
+        return line(e.t, `${e.vm} ${c.yellow('recovered')} (${e.method} ${e.source} → ${e.destination} was in flight): ${e.action}`);
+      case 'vm-done':
+        return;
     }
   };
   return Object.assign(sink, { close: erase });

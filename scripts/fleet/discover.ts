@@ -3,7 +3,7 @@ import { EvacError, userError } from '../errors.ts';
 import type { EvacuationPlan } from '../plan/plan-types.ts';
 import { matchesDestinations } from '../plan/rules.ts';
 import type { Driver } from './driver.ts';
-import type { Host, Inventory, Vm } from './types.ts';
+import { describeFence, type Host, type Inventory, type Vm } from './types.ts';
 
 export interface Snapshot {
   inventory: Inventory;
@@ -36,7 +36,15 @@ export async function discover(driver: Driver, plan: EvacuationPlan): Promise<Sn
     if (down.has(name)) warnings.push(`destination ${name} does not answer (${down.get(name)}); it is left out`);
     else if (!byName.has(name)) throw userError(`destination host ${name} is not in the fleet`, [], 'check the host name against the fleet');
   }
-  const destinations = inventory.hosts.filter((h) => matchesDestinations(plan, h.name, h.labels));
+  const destinations = inventory.hosts.filter((h) => {
+    if (!matchesDestinations(plan, h.name, h.labels)) return false;
+    // A host another plan drains is in maintenance: nothing goes there until its fence is lifted.
+    if (h.fence && h.fence.plan !== plan.name && h.fence.role === 'source') {
+      warnings.push(`destination ${h.name} is left out: it is fenced by ${describeFence(h.fence)}`);
+      return false;
+    }
+    return true;
+  });
   if (destinations.length === 0) {
     throw new EvacError('no destination host answers', 'fleet', [], 'check the destinations in the plan and that they are up');
   }

@@ -2,7 +2,8 @@
  * The one interface every fleet driver (sim, libvirt, openstack) implements. Methods return typed
  * outcomes; they throw only on bugs. Per-VM failures are data that the runner and the report use.
  */
-import type { Inventory, Vm, VmState } from './types.ts';
+import type { Method } from '../events.ts';
+import type { Fence, Inventory, Vm, VmState } from './types.ts';
 
 /** Time as the driver sees it: wall time for real fleets, virtual time for the simulator. */
 export interface Clock {
@@ -32,7 +33,7 @@ export interface Failure {
 
 export type Outcome<T> = ({ ok: true } & T) | Failure;
 
-export type Phase = 'setup' | 'disk' | 'memory' | 'switchover' | 'shutdown' | 'copy' | 'boot';
+export type Phase = 'setup' | 'disk' | 'memory' | 'switchover' | 'shutdown' | 'copy' | 'boot' | 'cleanup';
 
 /** Progress of one migration, as the migration job reports it. */
 export interface Progress {
@@ -104,6 +105,22 @@ export interface Location {
   unreachable: string[];
 }
 
+/** A migration the previous process started and never saw end. */
+export interface RecoverRequest {
+  /** The VM as it was when the migration started (host = its source, state before it). */
+  vm: Vm;
+  destination: string;
+  method: Method;
+  /** How long to wait for a migration job still running on the source before aborting it. */
+  waitMs: number;
+}
+
+/** Where the VM runs once the interrupted migration is settled, and what was done to get there. */
+export interface Recovery {
+  host: string | null;
+  action: string;
+}
+
 export interface Driver {
   readonly name: string;
   readonly clock: Clock;
@@ -117,6 +134,17 @@ export interface Driver {
   abort(vm: Vm): Promise<Outcome<object>>;
   /** Shut down, copy, define and start on the destination, verify, then remove from the source. */
   coldMigrate(req: ColdRequest): Promise<MigrationOutcome>;
+  /**
+   * Settle a migration interrupted by the death of the process that ran it: wait for a job still
+   * running, complete a cold migration whose destination copy runs, else roll back to the source.
+   * Never leaves the VM on two hosts or on none.
+   */
+  recover(req: RecoverRequest): Promise<Recovery>;
+  /**
+   * Mark a host (or with null, unmark it). Refused, naming the holder, when another plan holds it
+   * and force is not set.
+   */
+  fence(host: string, fence: Fence | null, force?: boolean): Promise<Outcome<object> & { holder?: Fence }>;
   /** Look the VM up on the given hosts. */
   locate(vm: Vm, hosts: string[]): Promise<Location>;
   /** Release connections. */

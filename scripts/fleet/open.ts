@@ -1,15 +1,35 @@
 /** Picks the driver a plan names. */
+import { join } from 'node:path';
 import type { EvacuationPlan } from '../plan/plan-types.ts';
 import type { Driver } from './driver.ts';
 import { LibvirtDriver } from './libvirt/driver.ts';
 import { SimDriver } from './sim/driver.ts';
 
-export function openDriver(plan: EvacuationPlan): Driver {
+export interface OpenOptions {
+  /** Where this plan's run state lives (the reports folder); without it, nothing is kept between processes. */
+  reportsDir?: string;
+  /** Continue from the state a previous process left (a resume, clear, moveback). */
+  resume?: boolean;
+  /** Epoch ms the evacuation began, for a wall clock that continues across a resume. */
+  origin?: number;
+}
+
+/** The simulated fleet's state file for a plan: its own, or a shared one named in the plan. */
+export function simStatePath(plan: EvacuationPlan, reportsDir: string): string {
+  return plan.fleet.sim?.state_file ?? join(reportsDir, `${plan.name}.fleet.json`);
+}
+
+export function openDriver(plan: EvacuationPlan, opts: OpenOptions = {}): Driver {
   switch (plan.fleet.driver) {
-    case 'sim':
-      return new SimDriver(plan.fleet.sim ?? {});
+    case 'sim': {
+      const sim = plan.fleet.sim ?? {};
+      if (opts.reportsDir === undefined && !sim.state_file) return new SimDriver(sim);
+      const path = simStatePath(plan, opts.reportsDir ?? '.');
+      // A named state file is a fleet that persists; the default one only carries a run to its resume.
+      return new SimDriver(sim, { path, restore: Boolean(sim.state_file) || opts.resume === true });
+    }
     case 'libvirt':
       // The plan rules require the libvirt section for this driver.
-      return new LibvirtDriver(plan.fleet.libvirt!);
+      return new LibvirtDriver(plan.fleet.libvirt!, opts.origin);
   }
 }

@@ -19,6 +19,26 @@ export interface Host {
   labels: Record<string, string>;
   /** NIC bandwidth per direction, MiB/s, where the driver knows it. */
   nicMibps?: number;
+  /** The run holding this host, if one does. */
+  fence?: Fence;
+}
+
+/**
+ * A mark on a host: a run is draining it (role source; stays until `evacuator clear`), or moving
+ * VMs onto it (role destination; lifted when the run ends).
+ */
+export interface Fence {
+  plan: string;
+  run: string;
+  role: 'source' | 'destination';
+  controller: string;
+  pid: number;
+  since: string;
+}
+
+/** The fence as a person reads it. */
+export function describeFence(f: Fence): string {
+  return `plan '${f.plan}' (run ${f.run}, ${f.role === 'source' ? 'draining it' : 'moving VMs onto it'}, since ${f.since}, from ${f.controller} pid ${f.pid})`;
 }
 
 export interface Vm {
@@ -37,6 +57,8 @@ export interface Vm {
   residentMib?: number;
   /** Memory dirty rate, MiB/s, where the driver knows it. */
   dirtyMibps?: number;
+  /** Disk files, where the driver knows them (a resume deletes leftovers by these paths). */
+  disks?: string[];
 }
 
 export interface Inventory {

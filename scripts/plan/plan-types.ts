@@ -66,6 +66,10 @@ export interface SimFleet {
    * Most one migration stream can carry, MiB/s (QEMU's single-stream ceiling).
    */
   stream_mibps?: number;
+  /**
+   * Where the simulated fleet keeps its state, so it outlives a run (as a real fleet does): loaded when the file exists, written after every change. Without it, each run starts from the fleet given here and keeps its state in <reports>/<plan name>.fleet.json for `run --resume`, `clear` and `moveback`. Plans naming the same file share one simulated fleet.
+   */
+  state_file?: string;
   hosts?: SimHost[];
   vms?: SimVm[];
   generate?: SimGenerate;

@@ -106,6 +106,9 @@ export async function attempt(ctx: AttemptContext, vm: Vm, destination: string, 
     ...(out.ok && out.rounds !== undefined ? { rounds: out.rounds } : {}),
     ...(!out.ok && out.host ? { failedHost: out.host } : {}),
   };
-  emit({ kind: 'move-end', t: end, vm: vm.name, source: vm.host, destination, method, attempt: n, outcome, detail, bytes: result.bytes, downtimeMs: result.downtimeMs });
+  emit({
+    kind: 'move-end', t: end, vm: vm.name, source: vm.host, destination, method, attempt: n, outcome, detail, bytes: result.bytes, downtimeMs: result.downtimeMs,
+    start, foundOn, ...(result.failedHost ? { failedHost: result.failedHost } : {}),
+  });
   return result;
 }

@@ -35,13 +35,24 @@ export interface RunResult {
 /** Most destination changes for one VM. */
 const MAX_REPLACEMENTS = 2;
 
-export async function runBlueprint(
-  bp: Blueprint, snap: Snapshot, settings: Settings, driver: Driver, emit: EventSink, stop: AbortSignal, halt?: AbortSignal,
+export interface RunOptions {
+  /** Aborted on the first interrupt: no new migrations start. */
+  stop: AbortSignal;
+  /** Aborted on the second: live migrations in flight are cancelled. */
+  halt?: AbortSignal;
   /** Milliseconds left in the maintenance window when the run starts (from settings.windowEnd). */
-  windowLeftMs?: number,
-): Promise<RunResult> {
-  const startedAt = driver.clock.now();
-  const windowCloses = windowLeftMs === undefined ? Infinity : startedAt + windowLeftMs;
+  windowLeftMs?: number;
+  /** A resumed run: attempts the earlier processes made per VM still to move, and the final results of VMs they finished. */
+  history?: Map<string, Attempt[]>;
+  carried?: VmResult[];
+  /** When the evacuation began on the driver's clock (a resumed run began before this process). */
+  startedAt?: number;
+}
+
+export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Settings, driver: Driver, emit: EventSink, opts: RunOptions): Promise<RunResult> {
+  const { stop, halt, windowLeftMs } = opts;
+  const startedAt = opts.startedAt ?? driver.clock.now();
+  const windowCloses = windowLeftMs === undefined ? Infinity : driver.clock.now() + windowLeftMs;
   const vms = new Map(snap.onSources.map((v) => [v.name, v]));
   const movedVms = bp.moves.map((m) => vms.get(m.vm)!);
   // The books as placement left them, so a re-placement respects every other move's room.
@@ -52,14 +63,18 @@ export async function runBlueprint(
   for (const m of bp.moves) ledger.commit(vms.get(m.vm)!, m.destination);
   const down = new Set<string>();
   const limits = new Limits(settings.concurrency);
-  const results: VmResult[] = [];
-  const history = new Map<string, Attempt[]>();
+  const results: VmResult[] = [...opts.carried ?? []];
+  const history = new Map<string, Attempt[]>(opts.history);
+  const finish = (r: VmResult) => {
+    results.push(r);
+    emit({ kind: 'vm-done', t: driver.clock.now(), result: r });
+  };
   const queue: Move[] = [...bp.moves].sort((a, b) => (b.estimateS ?? Infinity) - (a.estimateS ?? Infinity) || a.vm.localeCompare(b.vm));
 
   const leave = (m: Move, why: string) => {
     ledger.release(m.vm);
-    results.push({ vm: m.vm, source: m.source, plannedDestination: m.destination, host: m.source, status: 'left', method: 'none', reason: why, attempts: history.get(m.vm) ?? [] });
     emit({ kind: 'vm-left', t: driver.clock.now(), vm: m.vm, source: m.source, why });
+    finish({ vm: m.vm, source: m.source, plannedDestination: m.destination, host: m.source, status: 'left', method: 'none', reason: why, attempts: history.get(m.vm) ?? [] });
   };
   /** A move whose destination is gone: another destination, or left with why. */
   const redirect = (m: Move, why: string): Move | undefined => {
@@ -106,8 +121,8 @@ export async function runBlueprint(
           .then((step) => {
             if ('done' in step) {
               if (step.done.status !== 'moved') ledger.release(move.vm);
-              results.push(step.done);
               if (step.done.status === 'left') emit({ kind: 'vm-left', t: driver.clock.now(), vm: move.vm, source: move.source, why: step.done.reason });
+              finish(step.done);
             } else {
               history.set(move.vm, step.elsewhere);
               down.add(move.destination);
@@ -125,10 +140,10 @@ export async function runBlueprint(
   for (const m of queue) leave(m, 'not started: the run was interrupted');
 
   for (const u of bp.unplaced) {
-    results.push({ vm: u.vm, source: u.source, plannedDestination: null, host: u.source, status: 'unplaced', method: 'none', reason: u.reasons.map((r) => r.text).join('; '), attempts: [] });
+    finish({ vm: u.vm, source: u.source, plannedDestination: null, host: u.source, status: 'unplaced', method: 'none', reason: u.reasons.map((r) => r.text).join('; '), attempts: history.get(u.vm) ?? [] });
   }
   for (const p of bp.pinned) {
-    results.push({ vm: p.vm, source: p.host, plannedDestination: null, host: p.host, status: 'pinned', method: 'none', reason: 'pinned by the plan (placement.pinned)', attempts: [] });
+    finish({ vm: p.vm, source: p.host, plannedDestination: null, host: p.host, status: 'pinned', method: 'none', reason: 'pinned by the plan (placement.pinned)', attempts: history.get(p.vm) ?? [] });
   }
   results.sort((a, b) => a.vm.localeCompare(b.vm));
   const { proofs, after } = await proveEmpty(driver, bp.sources, results, emit);

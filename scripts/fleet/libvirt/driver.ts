@@ -10,14 +10,14 @@ import { join } from 'node:path';
 import type { LibvirtFleet } from '../../plan/plan-types.ts';
 import { fleetChecks } from '../../preflight/checks.ts';
 import type {
-  CheckResult, Clock, ColdRequest, Driver, Failure, LiveRequest, Location, MigrationOutcome, Outcome, PreflightItem,
+  CheckResult, Clock, ColdRequest, Driver, Failure, LiveRequest, Location, MigrationOutcome, Outcome, PreflightItem, RecoverRequest, Recovery,
 } from '../driver.ts';
-import { usedByHost, type Host, type Inventory, type Vm } from '../types.ts';
+import { usedByHost, type Fence, type Host, type Inventory, type Vm } from '../types.ts';
 import { SshPool } from './ssh.ts';
 import * as virsh from './virsh.ts';
 
-const wallClock = (): Clock => {
-  const t0 = Date.now();
+/** Wall time since origin (epoch ms): a resumed run's clock goes on from the first run's start. */
+const wallClock = (t0 = Date.now()): Clock => {
   return {
     now: () => Date.now() - t0,
     sleep: (ms, signal) => new Promise((resolve) => {
@@ -37,20 +37,26 @@ const ABORT_GRACE_MS = 10_000;
 const SHARED_FS = new Set(['nfs', 'nfs4', 'cifs', 'smb2', 'ceph', 'fuse.glusterfs', 'gfs2', 'ocfs2', 'fuse.cephfs']);
 /** How long a host may take to say where a domain is. */
 const LOCATE_TIMEOUT_MS = 10_000;
+/** Where a host's fence is kept: it survives reboots until `evacuator clear` lifts it. */
+const FENCE_FILE = '/var/lib/evacuator/fence.json';
 
 export class LibvirtDriver implements Driver {
   readonly name = 'libvirt';
-  readonly clock = wallClock();
+  readonly clock: Clock;
   private readonly ssh: SshPool;
   private readonly labels: Map<string, Record<string, string>>;
-  /** Disk paths per domain, from the last inventory. */
+  /**
+   * Local disk files per domain, from the last inventory: what a migration copies and what is
+   * deleted from the host it left. A disk on shared storage is never copied or deleted.
+   */
   private diskPaths = new Map<string, string[]>();
   /** Guest CPU per domain that names one, from the last inventory. */
   private cpus = new Map<string, { element: string; virtType: string }>();
   /** Domains whose migration job was aborted, with when. */
   private aborting = new Map<string, number>();
 
-  constructor(private readonly config: LibvirtFleet) {
+  constructor(private readonly config: LibvirtFleet, origin?: number) {
+    this.clock = wallClock(origin);
     this.ssh = new SshPool(new Map(config.hosts.map((h) => [h.name, h])), {
       user: config.user ?? 'root',
       identityFiles: config.identity_files,
@@ -75,9 +81,10 @@ export class LibvirtDriver implements Driver {
     const inv: Inventory = { hosts: [], vms: [], unreachable: [] };
     await Promise.all(this.config.hosts.map(async ({ name }) => {
       try {
-        const [node, caps, ver, pool, list] = await Promise.all([
+        const [node, caps, ver, pool, list, fence] = await Promise.all([
           this.out(name, [...VIRSH, 'nodeinfo']), this.out(name, [...VIRSH, 'capabilities']), this.out(name, [...VIRSH, 'version']),
           this.run(name, [...VIRSH, 'pool-info', '--bytes', 'default']), this.out(name, [...VIRSH, 'list', '--all', '--name']),
+          this.readFence(name),
         ]);
         const n = virsh.fields(node);
         const c = virsh.capabilities(caps);
@@ -88,6 +95,7 @@ export class LibvirtDriver implements Driver {
             memory_mib: Math.floor(virsh.bytesOf(n.get('Memory size')) / 2 ** 20),
             disk_gib: pool.code === 0 ? virsh.bytesOf(virsh.fields(pool.stdout).get('Capacity')) / 2 ** 30 : 0,
           },
+          ...(fence ? { fence } : {}),
         };
         inv.hosts.push(host);
         for (const dom of list.split('\n').map((l) => l.trim()).filter(Boolean)) inv.vms.push(await this.domain(name, dom));
@@ -107,15 +115,15 @@ export class LibvirtDriver implements Driver {
     const f = virsh.fields(info);
     const files = virsh.disks(blk);
     let diskBytes = 0;
-    let local = 0;
+    const local: string[] = [];
     for (const d of files) {
       const r = await this.run(host, [...VIRSH, 'domblkinfo', name, d.target]);
       if (r.code === 0) diskBytes += virsh.bytesOf(virsh.fields(r.stdout).get('Capacity'));
       // A disk on a network filesystem is there on every host: the migration need not copy it.
       const fs = await this.run(host, ['stat', '-f', '-c', '%T', '--', d.path]);
-      if (!SHARED_FS.has(fs.stdout.trim())) local++;
+      if (!SHARED_FS.has(fs.stdout.trim())) local.push(d.path);
     }
-    this.diskPaths.set(name, files.map((d) => d.path));
+    this.diskPaths.set(name, local);
     const cpu = virsh.guestCpu(xml);
     if (cpu) this.cpus.set(name, cpu);
     else this.cpus.delete(name);
@@ -123,8 +131,9 @@ export class LibvirtDriver implements Driver {
       name, uuid: f.get('UUID') ?? name, host, state: virsh.stateOf(f.get('State') ?? ''),
       resources: { vcpu: Number(f.get('CPU(s)') ?? 1), memory_mib: virsh.bytesOf(f.get('Max memory')) / 2 ** 20, disk_gib: diskBytes / 2 ** 30 },
       // Any disk on a host's own filesystem makes the VM local: a live migration must copy it.
-      storage: local > 0 ? 'local' : 'shared',
+      storage: local.length > 0 ? 'local' : 'shared',
       cpuModel: cpu?.model ?? 'qemu64',
+      disks: local,
     };
   }
 
@@ -270,7 +279,9 @@ export class LibvirtDriver implements Driver {
         const before = await this.checksum(src, path);
         req.onProgress({ vm: vm.name, phase: 'copy', sentBytes: bytes, remainingBytes: 0, rateBps: 0 });
         copied.push(path);
-        const cp = await this.run(src, ['scp', '-q', '-p', '--', path, `${destination}:${path}`]);
+        // scp -l takes Kbit/s: the plan's bandwidth cap holds for the copy too.
+        const limit = req.bandwidthMibps ? ['-l', String(Math.max(1, Math.round(req.bandwidthMibps * 8 * 1024)))] : [];
+        const cp = await this.run(src, ['scp', '-q', '-p', ...limit, '--', path, `${destination}:${path}`]);
         if (cp.code !== 0) return await undo('error', `copying ${path} to ${destination} failed: ${cp.stderr.trim()}`, destination);
         const after = await this.checksum(destination, path);
         if (after !== before) return await undo('error', `${path} differs after the copy (sha256 ${before} on ${src}, ${after} on ${destination})`, destination);
@@ -291,6 +302,7 @@ export class LibvirtDriver implements Driver {
       return undo('unreachable', e instanceof Error ? e.message : String(e));
     }
     // The destination runs it: now, and only now, remove it from the source.
+    req.onProgress({ vm: vm.name, phase: 'cleanup', sentBytes: bytes, remainingBytes: 0, rateBps: 0 });
     await this.run(src, [...VIRSH, 'undefine', vm.name]);
     for (const p of paths) await this.deleteDisk(src, p);
     return { ok: true, bytes, downtimeMs: this.clock.now() - t0 };
@@ -322,6 +334,100 @@ export class LibvirtDriver implements Driver {
 
   private async checksum(host: string, path: string): Promise<string> {
     return (await this.out(host, ['sha256sum', '--', path])).split(/\s+/)[0];
+  }
+
+  /**
+   * Settle a migration whose controller died. A live job still running on the source goes on
+   * without it (peer to peer, inside libvirtd): wait for it, abort it past waitMs. Then decide from
+   * what each host holds: only the destination: finished (delete the source's leftover disks);
+   * running on the destination and shut off on the source: a cold migration that only lacked
+   * its clean-up, so finish it; otherwise undo the destination's side and start the guest again
+   * on its source. A host that does not answer, or a guest running on both, is left untouched
+   * for a person, with the reason.
+   */
+  async recover(req: RecoverRequest): Promise<Recovery> {
+    const { vm, destination } = req;
+    const src = vm.host;
+    const paths = vm.disks ?? this.diskPaths.get(vm.name) ?? [];
+    const until = this.clock.now() + req.waitMs;
+    for (let aborted = false; ;) {
+      const job = await this.run(src, [...VIRSH, 'domjobinfo', vm.name]).catch(() => undefined);
+      const type = job?.code === 0 ? virsh.fields(job.stdout).get('Job type') : undefined;
+      if (!type || type === 'None') break;
+      if (!aborted && this.clock.now() > until) {
+        aborted = true;
+        await this.run(src, [...VIRSH, 'domjobabort', vm.name]).catch(() => undefined);
+      }
+      await this.clock.sleep(POLL_MS);
+    }
+    const where = await this.locate(vm, [src, destination]);
+    if (where.unreachable.length > 0) {
+      return { host: null, action: `${where.unreachable.join(' and ')} did not answer; nothing was changed: find ${vm.name} there before running again` };
+    }
+    const onSrc = where.found.find((f) => f.host === src);
+    const onDst = where.found.find((f) => f.host === destination);
+    const wasRunning = vm.state === 'running' || vm.state === 'paused';
+    const dropDestination = async () => {
+      if (onDst?.state === 'running' || onDst?.state === 'paused') await this.run(destination, [...VIRSH, 'destroy', vm.name]);
+      if (onDst) await this.run(destination, [...VIRSH, 'undefine', vm.name]);
+      for (const p of paths) await this.deleteDisk(destination, p).catch(() => undefined);
+    };
+    const restartSource = async () => {
+      if (!wasRunning || !onSrc) return '';
+      if (onSrc.state === 'shutoff') await this.run(src, [...VIRSH, 'start', vm.name]);
+      if (onSrc.state === 'paused') await this.run(src, [...VIRSH, 'resume', vm.name]);
+      return onSrc.state === 'running' ? '' : `, started again on ${src}`;
+    };
+    if (onDst && !onSrc) {
+      for (const p of paths) await this.deleteDisk(src, p).catch(() => undefined);
+      return { host: destination, action: `the migration had finished: it runs on ${destination}; leftover disks on ${src} deleted` };
+    }
+    if (onDst && onSrc) {
+      if (onDst.state === 'running' && onSrc.state === 'shutoff') {
+        await this.run(src, [...VIRSH, 'undefine', vm.name]);
+        for (const p of paths) await this.deleteDisk(src, p);
+        return { host: destination, action: `completed: it already ran on ${destination}, so it was removed from ${src}` };
+      }
+      if (onDst.state === 'running' && onSrc.state !== 'shutoff') {
+        return { host: null, action: `runs on both ${src} (${onSrc.state}) and ${destination}; nothing was changed: stop one of them by hand` };
+      }
+      await dropDestination();
+      return { host: src, action: `rolled back: the unfinished copy on ${destination} was removed${await restartSource()}` };
+    }
+    if (onSrc) {
+      await dropDestination();
+      return { host: src, action: `rolled back: any partial copy on ${destination} deleted${await restartSource()}` };
+    }
+    return { host: null, action: `on neither ${src} nor ${destination}` };
+  }
+
+  private async readFence(host: string): Promise<Fence | undefined> {
+    const r = await this.run(host, ['cat', FENCE_FILE]);
+    if (r.code !== 0) return undefined;
+    try {
+      return JSON.parse(r.stdout) as Fence;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The fence file is created exclusively (noclobber), so two controllers cannot both take a free host. */
+  async fence(host: string, fence: Fence | null, force = false): Promise<Outcome<object> & { holder?: Fence }> {
+    try {
+      if (!fence) {
+        await this.out(host, ['rm', '-f', '--', FENCE_FILE]);
+        return { ok: true };
+      }
+      const json = `${JSON.stringify(fence)}\n`;
+      await this.out(host, ['mkdir', '-p', '--', FENCE_FILE.replace(/\/[^/]+$/, '')]);
+      if ((await this.run(host, ['sh', '-c', 'set -C; cat > "$1"', 'sh', FENCE_FILE], json)).code === 0) return { ok: true };
+      const holder = await this.readFence(host);
+      if (holder && holder.plan !== fence.plan && !force) return { ok: false, reason: 'refused', detail: `${host} is held by another plan`, holder };
+      const put = await this.run(host, ['sh', '-c', 'cat > "$1.tmp" && mv -f -- "$1.tmp" "$1"', 'sh', FENCE_FILE], json);
+      return put.code === 0 ? { ok: true } : this.failed('error', `${host}: cannot write ${FENCE_FILE}: ${put.stderr.trim()}`, host);
+    } catch (e) {
+      return this.failed('unreachable', e instanceof Error ? e.message : String(e), host);
+    }
   }
 
   async locate(vm: Vm, hosts: string[]): Promise<Location> {

@@ -3,14 +3,20 @@
  * Live: set-up, local disks copied once, memory rounds that resend what the guest dirtied, and a
  * stop-and-copy once the remainder fits in the downtime limit at the current rate. Cold: shutdown,
  * disk copy, define and boot on the destination, then removal from the source.
+ *
+ * With a state file, the simulated fleet outlives the process: every change of a domain (and
+ * the clock, the hosts that died, the fences) is written at once, atomically, so a run killed at
+ * any moment finds the fleet as it was, as a real fleet would be. A migration job dies with the
+ * process, like a QEMU job whose connection dropped.
  */
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { SimFleet, SimVm } from '../../plan/plan-types.ts';
 import { fleetChecks } from '../../preflight/checks.ts';
 import type {
-  CheckResult, ColdRequest, Driver, Failure, LiveRequest, Location, MigrationOutcome, Outcome, PreflightItem,
+  CheckResult, ColdRequest, Driver, Failure, LiveRequest, Location, MigrationOutcome, Outcome, PreflightItem, RecoverRequest, Recovery,
 } from '../driver.ts';
 import { MiB, GiB } from '../precopy.ts';
-import { usedByHost, type Host, type Inventory, type Vm } from '../types.ts';
+import { usedByHost, type Fence, type Host, type Inventory, type Vm } from '../types.ts';
 import { Engine, type Flow } from './engine.ts';
 import { SIM_DEFAULTS, simFleet } from './fleet.ts';
 
@@ -22,6 +28,24 @@ interface SimDomain {
   residentBytes: number;
   dirtyBps: number;
   ignoresShutdown: boolean;
+  /** A cold migration's copy on its destination: disks being copied, or defined and running there. */
+  copy?: { host: string; phase: 'copying' | 'running' };
+}
+
+/** Where the simulated fleet keeps its state between processes. */
+export interface SimState {
+  /** The file; written after every change. */
+  path: string;
+  /** Start from the file when it exists (a resumed run, or a fleet shared between plans). */
+  restore: boolean;
+}
+
+interface SavedFleet {
+  version: 1;
+  t: number;
+  hosts: Host[];
+  domains: SimDomain[];
+  down: string[];
 }
 
 interface Job {
@@ -40,7 +64,7 @@ export class SimDriver implements Driver {
   private failing = new Set<string>();
   private streamBps: number;
 
-  constructor(sim: SimFleet) {
+  constructor(sim: SimFleet, private readonly state?: SimState) {
     const { hosts, vms } = simFleet(sim);
     const nic = new Map(hosts.map((h) => [h.name, (h.nic_mibps ?? sim.nic_mibps ?? SIM_DEFAULTS.nicMibps) * MiB]));
     this.clock = new Engine((host) => nic.get(host) ?? SIM_DEFAULTS.nicMibps * MiB);
@@ -57,14 +81,32 @@ export class SimDriver implements Driver {
       });
     }
     for (const v of vms) this.domains.set(v.name, this.domain(v));
+    if (state?.restore && existsSync(state.path)) this.load(state.path);
     for (const f of sim.faults ?? []) {
       if (f.kind === 'unreachable' && f.host) this.down.add(f.host);
       if (f.kind === 'migration_error' && f.vm) this.failing.add(f.vm);
-      if (f.kind === 'crash' && f.host) {
+      if (f.kind === 'crash' && f.host && (f.at_s ?? 0) * 1000 >= this.clock.now()) {
         const host = f.host;
         this.clock.at((f.at_s ?? 0) * 1000, () => this.crash(host));
       }
     }
+    this.save();
+  }
+
+  private load(path: string): void {
+    const saved = JSON.parse(readFileSync(path, 'utf8')) as SavedFleet;
+    this.hosts = new Map(saved.hosts.map((h) => [h.name, h]));
+    this.domains = new Map(saved.domains.map((d) => [d.vm.name, d]));
+    this.down = new Set(saved.down);
+    this.clock.resumeAt(saved.t);
+  }
+
+  /** Write the fleet as it is now: a temporary file renamed over the old one, so a kill never leaves half a file. */
+  private save(): void {
+    if (!this.state) return;
+    const saved: SavedFleet = { version: 1, t: this.clock.now(), hosts: [...this.hosts.values()], domains: [...this.domains.values()], down: [...this.down] };
+    writeFileSync(`${this.state.path}.tmp`, JSON.stringify(saved));
+    renameSync(`${this.state.path}.tmp`, this.state.path);
   }
 
   private domain(v: SimVm): SimDomain {
@@ -94,6 +136,7 @@ export class SimDriver implements Driver {
     this.down.add(host);
     for (const d of this.domains.values()) if (d.vm.host === host) d.vm.state = 'crashed';
     for (const f of this.clock.flowsOf(host)) this.clock.cancel(f);
+    this.save();
   }
 
   async inventory(): Promise<Outcome<{ inventory: Inventory }>> {
@@ -177,6 +220,7 @@ export class SimDriver implements Driver {
           sent += dirtied;
           dom.vm.host = dst;
           dom.vm.state = 'running';
+          this.save();
           return { ok: true, bytes: sent, downtimeMs: this.clock.now() - t1, rounds: round + 1 };
         }
         pending = dirtied;
@@ -205,7 +249,7 @@ export class SimDriver implements Driver {
     const dst = req.destination;
     const t0 = this.clock.now();
     const wasRunning = dom.vm.state !== 'shutoff';
-    const progress = (phase: 'shutdown' | 'copy' | 'boot', sent: number, remaining: number) =>
+    const progress = (phase: 'shutdown' | 'copy' | 'boot' | 'cleanup', sent: number, remaining: number) =>
       req.onProgress({ vm: dom.vm.name, phase, sentBytes: sent, remainingBytes: remaining, rateBps: 0 });
     if (wasRunning) {
       progress('shutdown', 0, 0);
@@ -219,26 +263,75 @@ export class SimDriver implements Driver {
       }
       if (this.down.has(src)) return this.unreachable(src, 0);
       dom.vm.state = 'shutoff';
+      this.save();
     }
+    // Roll back: the source copy is untouched; drop the destination's and start it again where it was.
+    const rollBack = (host: string, bytes: number) => {
+      dom.copy = undefined;
+      if (!this.down.has(src) && wasRunning) dom.vm.state = 'running';
+      this.save();
+      return this.unreachable(host, bytes);
+    };
     const diskBytes = dom.vm.storage === 'local' ? (dom.vm.resources.disk_gib ?? 0) * GiB : 0;
+    dom.copy = { host: dst, phase: 'copying' };
+    this.save();
     progress('copy', 0, diskBytes);
     const cap = Math.min(this.streamBps, (req.bandwidthMibps ?? Infinity) * MiB);
     const copied = await this.send({ aborted: false, switchingOver: false }, src, dst, diskBytes, cap);
-    if (copied !== 'done' || this.down.has(dst)) {
-      // Roll back: the source copy is untouched; start it again where it was.
-      if (!this.down.has(src) && wasRunning) dom.vm.state = 'running';
-      return this.unreachable(this.down.has(dst) ? dst : src, 0);
-    }
+    if (copied !== 'done' || this.down.has(dst)) return rollBack(this.down.has(dst) ? dst : src, 0);
     progress('boot', diskBytes, 0);
     await this.clock.sleep(SIM_TIMES.defineMs + SIM_TIMES.bootMs);
-    if (this.down.has(dst)) {
-      if (!this.down.has(src) && wasRunning) dom.vm.state = 'running';
-      return this.unreachable(dst, diskBytes);
-    }
+    if (this.down.has(dst)) return rollBack(dst, diskBytes);
+    dom.copy = { host: dst, phase: 'running' };
+    this.save();
     // Verified running on the destination; only now remove it from the source.
-    dom.vm.host = dst;
-    dom.vm.state = wasRunning ? 'running' : 'shutoff';
+    progress('cleanup', diskBytes, 0);
+    this.finishCopy(dom, wasRunning);
     return { ok: true, bytes: diskBytes, downtimeMs: this.clock.now() - t0 };
+  }
+
+  /** The destination's copy runs: it becomes the domain, the source's is removed. */
+  private finishCopy(dom: SimDomain, running: boolean): void {
+    dom.vm.host = dom.copy!.host;
+    dom.vm.state = running ? 'running' : 'shutoff';
+    dom.copy = undefined;
+    this.save();
+  }
+
+  async recover(req: RecoverRequest): Promise<Recovery> {
+    const dom = this.domains.get(req.vm.name);
+    if (!dom) return { host: null, action: 'no such domain on any host' };
+    const wasRunning = req.vm.state !== 'shutoff';
+    if (dom.copy) {
+      const { host, phase } = dom.copy;
+      if (phase === 'running' && host === req.destination && !this.down.has(host)) {
+        this.finishCopy(dom, wasRunning);
+        return { host, action: `completed: it already ran on ${host}, so the copy on ${req.vm.host} was removed` };
+      }
+      dom.copy = undefined;
+      this.save();
+    }
+    if (dom.vm.host === req.destination) return { host: dom.vm.host, action: `the migration had finished: it runs on ${req.destination}` };
+    if (dom.vm.host !== req.vm.host) return { host: dom.vm.host, action: `found on ${dom.vm.host}` };
+    if (this.down.has(dom.vm.host)) return { host: null, action: `${dom.vm.host} does not answer` };
+    if (wasRunning && dom.vm.state !== 'running') {
+      // Shut down (or paused for the switch-over) when the process died: start it again where it was.
+      if (dom.vm.state === 'shutoff') await this.clock.sleep(SIM_TIMES.bootMs);
+      dom.vm.state = 'running';
+      this.save();
+      return { host: dom.vm.host, action: `rolled back: started again on ${dom.vm.host}, any partial copy on ${req.destination} deleted` };
+    }
+    return { host: dom.vm.host, action: `rolled back: still on ${dom.vm.host}, any partial copy on ${req.destination} deleted` };
+  }
+
+  async fence(host: string, fence: Fence | null, force = false): Promise<Outcome<object> & { holder?: Fence }> {
+    const h = this.hosts.get(host);
+    if (!h || this.down.has(host)) return this.unreachable(host, 0);
+    if (h.fence && !force && fence && h.fence.plan !== fence.plan) return { ok: false, reason: 'refused', detail: `${host} is held by another plan`, holder: h.fence };
+    if (fence) h.fence = fence;
+    else delete h.fence;
+    this.save();
+    return { ok: true };
   }
 
   async locate(vm: Vm, hosts: string[]): Promise<Location> {

@@ -38,6 +38,11 @@ export class Engine implements Clock {
     return this.t;
   }
 
+  /** Continue from a saved time (a resumed run goes on where the killed one stopped). */
+  resumeAt(t: number): void {
+    this.t = Math.max(this.t, t);
+  }
+
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
       if (signal?.aborted) return resolve();

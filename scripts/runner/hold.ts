@@ -1,0 +1,52 @@
+/**
+ * Holding hosts: a run fences its sources (nothing may place VMs on a host being drained; the
+ * fence stays through the maintenance until `evacuator clear`) and leases its destinations (no
+ * second run may fill them at the same time; lifted when the run ends). A host another plan holds
+ * is refused with that plan's name, before anything is touched.
+ */
+import { EvacError } from '../errors.ts';
+import type { Driver } from '../fleet/driver.ts';
+import { describeFence, type Fence, type Host } from '../fleet/types.ts';
+
+export interface Holder {
+  plan: string;
+  run: string;
+  controller: string;
+  pid: number;
+}
+
+const held = (host: string, f: Fence, what: string) => new EvacError(
+  `${host} ${what} is held by ${describeFence(f)}`, 'held', [],
+  `wait for that run to end; if it died, resume it (evacuator run <its plan> --resume) or lift its hold with \`evacuator clear <its plan>\``,
+);
+
+/** Refuse before touching anything when another plan holds one of our sources or is filling one of our destinations. */
+export function checkHolds(plan: string, sources: Host[], destinations: Host[]): void {
+  for (const h of sources) if (h.fence && h.fence.plan !== plan) throw held(h.name, h.fence, '(a source of this plan)');
+  for (const h of destinations) {
+    if (h.fence && h.fence.plan !== plan && h.fence.role === 'destination') throw held(h.name, h.fence, '(a destination of this plan)');
+  }
+}
+
+/** Fence the sources and lease the destinations; on a refusal, give back what was taken and name the holder. */
+export async function takeHosts(driver: Driver, who: Holder, sources: string[], destinations: string[]): Promise<void> {
+  const since = new Date().toISOString();
+  const taken: string[] = [];
+  const take = async (host: string, role: Fence['role']) => {
+    const got = await driver.fence(host, { ...who, role, since });
+    if (got.ok) taken.push(host);
+    return { host, got };
+  };
+  const answers = await Promise.all([...sources.map((h) => take(h, 'source')), ...destinations.map((h) => take(h, 'destination'))]);
+  const refused = answers.find((a) => !a.got.ok);
+  if (!refused || refused.got.ok) return;
+  await Promise.all(taken.map((h) => driver.fence(h, null)));
+  const fail = refused.got;
+  if (fail.holder) throw held(refused.host, fail.holder, '');
+  throw new EvacError(`cannot mark ${refused.host}: ${fail.detail}`, 'fleet', [], 'check that the host answers, then run again');
+}
+
+/** Lift this run's leases on its destinations; the sources stay fenced for the maintenance. */
+export async function releaseDestinations(driver: Driver, destinations: string[]): Promise<void> {
+  await Promise.all(destinations.map((h) => driver.fence(h, null)));
+}

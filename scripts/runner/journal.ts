@@ -1,0 +1,183 @@
+/**
+ * The journal: every step of every VM appended as a JSON line next to the reports, each line on
+ * disk (fsync) before the step's side effect starts and again when it ends, so a run killed at
+ * any moment can be resumed. It is the event stream plus what a resume needs to know: which run
+ * wrote it, what was planned, and how each run ended.
+ */
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { EvacEvent } from '../events.ts';
+import type { Vm } from '../fleet/types.ts';
+import type { Blueprint, Move } from '../preflight/blueprint.ts';
+import type { Attempt } from './attempt.ts';
+import type { VmResult } from './ladder.ts';
+
+export interface RunStart {
+  kind: 'run-start';
+  run: string;
+  plan: Blueprint['plan'];
+  driver: string;
+  controller: string;
+  pid: number;
+  /** Continues the runs before it (evacuator run --resume). */
+  resumed: boolean;
+}
+
+export type JournalEntry =
+  | RunStart
+  /** The blueprint this run executes, with the VMs as discovery saw them (a resume needs their disks and states). */
+  | { kind: 'planned'; t: number; moves: Move[]; vms: Vm[]; unplaced: Blueprint['unplaced']; pinned: Blueprint['pinned'] }
+  | { kind: 'run-end'; t: number; exitCode: number; interrupted: boolean }
+  | EvacEvent;
+
+/** A line as stored: the entry, its place in the journal and the wall-clock time it was written. */
+export type Line = JournalEntry & { seq: number; at: string };
+
+export const journalPath = (reportsDir: string, planName: string) => join(reportsDir, `${planName}.journal.jsonl`);
+
+/** The environment variable the crash tests use: the process SIGKILLs itself right after line N is on disk. */
+export const KILL_AFTER_ENV = 'EVACUATOR_KILL_AFTER';
+
+export class Journal {
+  private readonly fd: number;
+  private seq: number;
+  /** Last progress mark per VM (phase and round): only changes are journaled. */
+  private marks = new Map<string, string>();
+  private readonly killAfter: number;
+
+  constructor(readonly path: string, previous: Line[]) {
+    mkdirSync(dirname(path), { recursive: true });
+    this.fd = openSync(path, 'a');
+    this.seq = previous.at(-1)?.seq ?? 0;
+    this.killAfter = Number(process.env[KILL_AFTER_ENV] ?? 0);
+  }
+
+  write(entry: JournalEntry): void {
+    if (entry.kind === 'progress') {
+      const p = entry.progress;
+      const mark = `${p.phase}:${p.round ?? ''}`;
+      if (this.marks.get(p.vm) === mark) return;
+      this.marks.set(p.vm, mark);
+    }
+    if (entry.kind === 'move-end') this.marks.delete(entry.vm);
+    const line: Line = { ...entry, seq: ++this.seq, at: new Date().toISOString() };
+    writeSync(this.fd, `${JSON.stringify(line)}\n`);
+    fsyncSync(this.fd);
+    if (this.killAfter > 0 && this.seq >= this.killAfter) process.kill(process.pid, 'SIGKILL');
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
+/** The journal's lines; a last line cut short by a kill is dropped. */
+export function readJournal(path: string): Line[] {
+  if (!existsSync(path)) return [];
+  const lines: Line[] = [];
+  const text = readFileSync(path, 'utf8').split('\n').filter((l) => l.trim());
+  for (const [i, l] of text.entries()) {
+    try {
+      lines.push(JSON.parse(l) as Line);
+    } catch (e) {
+      if (i === text.length - 1) break;
+      throw new Error(`${path}:${i + 1}: not a journal line (${(e as Error).message})`);
+    }
+  }
+  return lines;
+}
+
+/** An attempt whose start is journaled but whose end is not: the process died during it. */
+export interface InFlight {
+  vm: Vm;
+  destination: string;
+  method: 'live' | 'cold';
+  attempt: number;
+  start: number;
+}
+
+/** What the journal says about the current evacuation: the runs since the last fresh start. */
+export interface Chain {
+  runs: (RunStart & { seq: number; at: string; ended: boolean })[];
+  /** Attempts per VM, in order. */
+  attempts: Map<string, Attempt[]>;
+  /** The last result per VM: its vm-done line, or else its last attempt's end. */
+  results: Map<string, VmResult>;
+  inFlight: InFlight[];
+  /** The last planned destination per VM. */
+  planned: Map<string, string>;
+  /** The clock at the last line (ms since the chain began). */
+  lastT: number;
+}
+
+export function chainOf(lines: Line[]): Chain | undefined {
+  const first = lines.findLastIndex((l) => l.kind === 'run-start' && !l.resumed);
+  if (first < 0) return undefined;
+  const chain: Chain = { runs: [], attempts: new Map(), results: new Map(), inFlight: [], planned: new Map(), lastT: 0 };
+  const vms = new Map<string, Vm>();
+  const open = new Map<string, InFlight>();
+  for (const l of lines.slice(first)) {
+    if ('t' in l) chain.lastT = Math.max(chain.lastT, l.t);
+    switch (l.kind) {
+      case 'run-start':
+        // Attempts the previous process never finished stay open until a resume settles them.
+        chain.runs.push({ ...l, ended: false });
+        break;
+      case 'run-end':
+        chain.runs.at(-1)!.ended = true;
+        break;
+      case 'planned':
+        for (const v of l.vms) vms.set(v.name, v);
+        for (const m of l.moves) chain.planned.set(m.vm, m.destination);
+        break;
+      case 'move-start':
+        open.set(l.vm, { vm: vms.get(l.vm) ?? unknownVm(l.vm, l.source), destination: l.destination, method: l.method, attempt: l.attempt, start: l.t });
+        chain.planned.set(l.vm, l.destination);
+        break;
+      case 'move-end': {
+        open.delete(l.vm);
+        const list = chain.attempts.get(l.vm) ?? [];
+        list.push({
+          method: l.method, destination: l.destination, start: l.start, end: l.t, outcome: l.outcome, detail: l.detail,
+          bytes: l.bytes, downtimeMs: l.downtimeMs, foundOn: l.foundOn, ...(l.failedHost ? { failedHost: l.failedHost } : {}),
+        });
+        chain.attempts.set(l.vm, list);
+        // Until its vm-done line, the attempt's end is the VM's result (a kill can fall between the two).
+        const moved = l.outcome === 'ok';
+        chain.results.set(l.vm, {
+          vm: l.vm, source: l.source, plannedDestination: l.destination, host: l.foundOn, status: moved ? 'moved' : 'left',
+          method: moved ? l.method : 'none', reason: moved ? `${l.method} migration done` : l.detail, attempts: [...list],
+        });
+        break;
+      }
+      case 'vm-done':
+        chain.results.set(l.result.vm, l.result);
+        break;
+      default:
+        break;
+    }
+  }
+  chain.inFlight = [...open.values()];
+  return chain;
+}
+
+/** A VM the journal names in a move but never described (a journal cut before its plan): enough to look it up. */
+function unknownVm(name: string, host: string): Vm {
+  return { name, uuid: name, host, state: 'running', resources: {}, storage: 'shared', cpuModel: 'qemu64' };
+}
+
+/** The controller's identity and whether the process that wrote a run is still alive (only knowable on the same machine). */
+export function controller(): string {
+  return hostname();
+}
+
+export function stillRunning(run: { controller: string; pid: number; ended: boolean }): boolean {
+  if (run.ended || run.controller !== controller() || run.pid === process.pid) return false;
+  try {
+    process.kill(run.pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
