@@ -1,0 +1,107 @@
+/**
+ * Signals, resume and fences through the real CLI on the simulated fleet: a SIGINT sent to the
+ * process mid-run; a second plan refused while a killed first one still holds the hosts; the
+ * fences lifted by clear.
+ */
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { $, sleep } from 'zx';
+import type { EvacuationPlan } from '../scripts/plan/plan-types.ts';
+import type { Report } from '../scripts/report/build.ts';
+import { chainOf, KILL_AFTER_ENV, readJournal } from '../scripts/runner/journal.ts';
+import { cli, planFile, ROOT } from './helpers.ts';
+
+interface SavedFleet { hosts: { name: string; fence?: { plan: string; role: string } }[]; domains: { vm: { name: string; host: string; state: string } }[] }
+
+const fleetOf = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as SavedFleet;
+
+function bigPlan(name: string, extra: Partial<EvacuationPlan> = {}): EvacuationPlan {
+  return {
+    version: 1, name,
+    fleet: { driver: 'sim', sim: { seed: 5, generate: { hosts: 40, vms: 400 } } },
+    sources: ['hv-001', 'hv-002', 'hv-003', 'hv-004'],
+    migration: { concurrency: { total: 2, per_source: 1, per_destination: 1 } },
+    ...extra,
+  };
+}
+
+describe('signals and resume through the CLI', () => {
+  it('SIGINT mid-run: no new starts, reports written, exit 130; --resume then finishes the evacuation', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'evac-sigint-'));
+    const file = planFile(bigPlan('sigint'), dir);
+    const journal = join(dir, 'sigint.journal.jsonl');
+    const child = $({ cwd: ROOT, nothrow: true, quiet: true, env: { ...process.env, NO_COLOR: '1' } })`node scripts/bin.mjs run ${file} --reports ${dir}`;
+    let exited = false;
+    void child.then(() => (exited = true));
+    // Interrupt once the first migrations are under way.
+    while (!exited && !(existsSync(journal) && readFileSync(journal, 'utf8').includes('"move-start"'))) await sleep(5);
+    child.kill('SIGINT');
+    const out = await child;
+    expect(out.exitCode, out.stderr).toBe(130);
+    expect(out.stdout).toMatch(/SIGINT: starting no new migrations/);
+    const report = JSON.parse(readFileSync(join(dir, 'sigint.json'), 'utf8')) as Report;
+    expect(report.result).toBe('interrupted');
+    expect(report.exitCode).toBe(130);
+    const notStarted = report.vms.filter((v) => v.reason === 'not started: the run was interrupted');
+    expect(notStarted.length).toBeGreaterThan(0);
+    expect(report.totals.moved).toBeGreaterThan(0);
+    const lines = readJournal(journal);
+    expect(lines.at(-1)).toMatchObject({ kind: 'run-end', exitCode: 130, interrupted: true });
+    expect(chainOf(lines)!.inFlight).toEqual([]);
+    // Every VM on exactly one host, running.
+    const fleet = fleetOf(join(dir, 'sigint.fleet.json'));
+    expect(new Set(fleet.domains.map((d) => d.vm.name)).size).toBe(400);
+    expect(fleet.domains.every((d) => d.vm.state === 'running')).toBe(true);
+
+    const resumed = await cli('run', file, '--reports', dir, '--resume');
+    expect([0, 3], resumed.stderr).toContain(resumed.code);
+    const after = JSON.parse(readFileSync(join(dir, 'sigint.json'), 'utf8')) as Report;
+    expect(after.result).not.toBe('interrupted');
+    expect(after.vms.length).toBe(report.vms.length);
+    expect(after.totals.moved).toBeGreaterThan(report.totals.moved);
+    // VMs moved before the interruption keep their first run's attempt in the report.
+    for (const v of report.vms.filter((x) => x.status === 'moved')) {
+      const now = after.vms.find((x) => x.vm === v.vm)!;
+      expect(now.host).toBe(v.host);
+      expect(now.attempts.length).toBe(v.attempts.length);
+    }
+  }, 120_000);
+
+  it('a second plan touching the same hosts is refused, naming the first, while the first (killed) holds them; clear lifts the fences', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'evac-fence-'));
+    const shared = join(dir, 'shared-fleet.json');
+    const fleet = { driver: 'sim' as const, sim: { seed: 3, state_file: shared, generate: { hosts: 6, vms: 24 } } };
+    const a = planFile({ version: 1, name: 'drain-a', fleet, sources: ['hv-001'] }, dir);
+    const b = planFile({ version: 1, name: 'drain-b', fleet, sources: ['hv-003'] }, dir);
+    const killed = await $({ cwd: ROOT, nothrow: true, quiet: true, env: { ...process.env, [KILL_AFTER_ENV]: '12' } })`node scripts/bin.mjs run ${a} --reports ${dir}`;
+    expect(killed.signal).toBe('SIGKILL');
+    expect(fleetOf(shared).hosts.find((h) => h.name === 'hv-001')?.fence).toMatchObject({ plan: 'drain-a', role: 'source' });
+
+    const refused = await cli('run', b, '--reports', dir);
+    expect(refused.code, refused.stderr).toBe(5);
+    expect(refused.stderr).toMatch(/hv-003 \(a source of this plan\) is held by plan 'drain-a' \(run \w+, moving VMs onto it/);
+    expect(refused.stderr).toMatch(/evacuator clear/);
+    // Refused before touching anything: every VM of hv-003 is still there.
+    expect(fleetOf(shared).domains.filter((d) => d.vm.host === 'hv-003')).toHaveLength(4);
+
+    const resumed = await cli('run', a, '--reports', dir, '--resume');
+    expect(resumed.code, resumed.stderr).toBe(0);
+    const after = fleetOf(shared);
+    expect(after.hosts.find((h) => h.name === 'hv-001')?.fence).toMatchObject({ plan: 'drain-a', role: 'source' });
+    expect(after.hosts.filter((h) => h.fence).map((h) => h.name)).toEqual(['hv-001']);
+
+    // Now b may run; hv-001 is in maintenance, so nothing goes there.
+    const second = await cli('run', b, '--reports', dir);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toMatch(/destination hv-001 is left out: it is fenced by plan 'drain-a'/);
+    expect(fleetOf(shared).domains.filter((d) => d.vm.host === 'hv-001')).toHaveLength(0);
+
+    const cleared = await cli('clear', a, '--reports', dir);
+    expect(cleared.code, cleared.stderr).toBe(0);
+    expect(cleared.stdout).toMatch(/hv-001: lifted the fence of plan 'drain-a'/);
+    expect(cleared.stdout).toMatch(/hv-003: left as it is, fenced by plan 'drain-b'/);
+    expect(fleetOf(shared).hosts.filter((h) => h.fence).map((h) => h.name)).toEqual(['hv-003']);
+  }, 60_000);
+});
