@@ -1,6 +1,7 @@
 /** evacuator: empty hypervisor hosts before maintenance. The entry: parse the command line, catch once. */
 import { Command, CommanderError } from 'commander';
 import { clearCommand, planCommand, runCommand, validateCommand, type RunOptions } from './cli/commands.ts';
+import { movebackCommand } from './cli/moveback.ts';
 import { EvacError, ExitCode, formatProblem } from './errors.ts';
 
 const program = new Command('evacuator')
@@ -36,6 +37,11 @@ program.command('clear').argument('<plan>', 'plan file (YAML)')
   .option('--reports <dir>', 'where the plan\'s journal is', 'reports')
   .option('--force', "also lift fences other plans left (for a run that died and will not be resumed)")
   .action(async (plan: string, opts: { reports: string; force?: boolean }) => { code = await clearCommand(plan, opts); });
+
+program.command('moveback').argument('<report>', "a run's JSON report (reports/<plan name>.json)")
+  .description('write a plan that returns the VMs a run moved to their original hosts, for after the maintenance')
+  .option('-o, --output <file>', 'where to write the plan (default: <plan name>-moveback.yaml beside the report)')
+  .action((report: string, opts: { output?: string }) => { code = movebackCommand(report, opts); });
 
 try {
   await program.parseAsync(process.argv);

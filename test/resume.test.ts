@@ -104,4 +104,32 @@ describe('signals and resume through the CLI', () => {
     expect(cleared.stdout).toMatch(/hv-003: left as it is, fenced by plan 'drain-b'/);
     expect(fleetOf(shared).hosts.filter((h) => h.fence).map((h) => h.name)).toEqual(['hv-003']);
   }, 60_000);
+
+  it('moveback writes a plan that returns every moved VM to its host; it waits for the fences to be lifted, then moves only those VMs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'evac-moveback-'));
+    const file = planFile({ version: 1, name: 'fw', fleet: { driver: 'sim', sim: { seed: 9, generate: { hosts: 4, vms: 20 } } }, sources: ['hv-001'] }, dir);
+    expect((await cli('run', file, '--reports', dir)).code).toBe(0);
+    const before = fleetOf(join(dir, 'fw.fleet.json'));
+    const residents = before.domains.filter((d) => d.vm.host !== 'hv-001' && !JSON.parse(readFileSync(join(dir, 'fw.json'), 'utf8')).vms.some((v: { vm: string }) => v.vm === d.vm.name));
+
+    const mb = await cli('moveback', join(dir, 'fw.json'));
+    expect(mb.code, mb.stderr).toBe(0);
+    const back = join(dir, 'fw-moveback.yaml');
+    expect(mb.stdout).toContain(`${back}: moves 5 VM(s) back to hv-001`);
+    const refused = await cli('run', back, '--reports', dir);
+    expect(refused.code).toBe(5);
+    expect(refused.stderr).toMatch(/every destination is fenced for maintenance: hv-001 by plan 'fw'/);
+
+    expect((await cli('clear', file, '--reports', dir)).code).toBe(0);
+    const r = await cli('run', back, '--reports', dir);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const after = fleetOf(join(dir, 'fw.fleet.json'));
+    const report = JSON.parse(readFileSync(join(dir, 'fw-moveback.json'), 'utf8')) as Report;
+    expect(report.vms.map((v) => v.vm).sort()).toEqual(before.domains.filter((d) => d.vm.host !== 'hv-001').map((d) => d.vm.name).filter((n) => !residents.some((x) => x.vm.name === n)).sort());
+    for (const v of report.vms) expect(after.domains.find((d) => d.vm.name === v.vm)?.vm.host).toBe('hv-001');
+    // The VMs that were there all along stay where they were.
+    for (const d of residents) expect(after.domains.find((x) => x.vm.name === d.vm.name)?.vm.host).toBe(d.vm.host);
+    // A moveback does not put its sources in maintenance.
+    expect(after.hosts.filter((h) => h.fence)).toEqual([]);
+  }, 60_000);
 });

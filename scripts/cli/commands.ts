@@ -8,7 +8,7 @@ import type { Driver } from '../fleet/driver.ts';
 import { openDriver, type OpenOptions } from '../fleet/open.ts';
 import { describeFence } from '../fleet/types.ts';
 import { loadPlan, type LoadedPlan } from '../plan/load.ts';
-import { settingsOf, type Settings } from '../plan/settings.ts';
+import { selected, settingsOf, type Settings } from '../plan/settings.ts';
 import { makeBlueprint, type Blueprint } from '../preflight/blueprint.ts';
 import { buildReport, exitCodeOf } from '../report/build.ts';
 import { writeReports } from '../report/write.ts';
@@ -30,7 +30,7 @@ async function prepare(loaded: LoadedPlan, settings: Settings, driver: Driver, e
   emit({ kind: 'stage', t: driver.clock.now(), stage: 'discover', detail: `driver ${driver.name}` });
   const found = await discover(driver, loaded.plan);
   // VMs a resume could not settle stay out of this run's reach.
-  const snap = { ...found, onSources: found.onSources.filter((v) => !skip.has(v.name)) };
+  const snap = { ...found, onSources: found.onSources.filter((v) => !skip.has(v.name) && selected(settings, v.name)) };
   for (const w of snap.warnings) emit({ kind: 'warning', t: driver.clock.now(), message: w });
   emit({ kind: 'stage', t: driver.clock.now(), stage: 'place', detail: `${snap.onSources.length} VMs on ${snap.sources.length} source(s), ${snap.destinations.length} destination(s), policy ${settings.policy}` });
   const bp = await makeBlueprint(loaded, settings, snap, driver);
@@ -138,7 +138,8 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
         checkHolds(name, seen.sources, seen.destinations);
         const destinations = seen.destinations.map((h) => h.name);
         await takeHosts(driver, who, loaded.plan.sources, destinations);
-        leased = destinations;
+        // A plan that moves only some VMs (vms) does not put its sources in maintenance: they are released too.
+        leased = loaded.plan.vms ? [...loaded.plan.sources, ...destinations] : destinations;
         let state = chain;
         if (chain && chain.inFlight.length > 0) {
           emit({ kind: 'stage', t: driver.clock.now(), stage: 'recover', detail: `${chain.inFlight.length} migration(s) were in flight when the last run stopped` });
@@ -165,7 +166,7 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
         const col = paint(consoleOptions(process.stdout).color);
         process.stdout.write(`\n${col.bold(`${t.moved} of ${t.vms} VMs moved (${t.live} live, ${t.cold} cold), ${t.left} left in place, ${t.unplaced} not placeable, ${t.pinned} pinned; ${t.sourcesEmpty} of ${t.sources} sources empty.`)}\n`);
         process.stdout.write(`Makespan ${t.makespanS} s (lower bound ${t.lowerBoundS} s). Reports: ${paths.json}, ${paths.html}\n`);
-        process.stdout.write(`${bp.sources.join(', ')} stay fenced for the maintenance; afterwards: evacuator clear ${file}\n`);
+        if (!loaded.plan.vms) process.stdout.write(`${bp.sources.join(', ')} stay fenced for the maintenance; afterwards: evacuator clear ${file}\n`);
         return code;
       } catch (e) {
         // Refused before anything moved (bad input, a host that does not answer, hosts held): this run is over.

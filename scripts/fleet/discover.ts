@@ -46,6 +46,11 @@ export async function discover(driver: Driver, plan: EvacuationPlan): Promise<Sn
     return true;
   });
   if (destinations.length === 0) {
+    const fenced = inventory.hosts.filter((h) => matchesDestinations(plan, h.name, h.labels) && h.fence && h.fence.plan !== plan.name);
+    if (fenced.length > 0) {
+      throw new EvacError(`every destination is fenced for maintenance: ${fenced.map((h) => `${h.name} by ${describeFence(h.fence!)}`).join('; ')}`, 'held', [],
+        `once the maintenance is over, lift the fences with \`evacuator clear <that plan>\`, then run again`);
+    }
     throw new EvacError('no destination host answers', 'fleet', [], 'check the destinations in the plan and that they are up');
   }
   const vmNames = new Set(inventory.vms.map((v) => v.name));

@@ -29,6 +29,12 @@ export interface EvacuationPlan {
    * @minItems 1
    */
   sources: [Name, ...Name[]];
+  /**
+   * Move only these VMs (names or globs with * and ?) from the sources; the others stay and are reported as not selected. The sources then count as done when every selected VM has left them (a plan from `evacuator moveback` uses this).
+   *
+   * @minItems 1
+   */
+  vms?: [string, ...string[]];
   destinations?: Destinations;
   placement?: Placement;
   migration?: Migration;
@@ -286,6 +292,12 @@ export interface Placement {
    * VMs that stay where they are.
    */
   pinned?: Name[];
+  /**
+   * VMs that must go to a named destination (VM name: host name); a VM whose host has no room, or fails, is left with the reason instead of going elsewhere.
+   */
+  assign?: {
+    [k: string]: Name;
+  };
   /**
    * Extra affinity / anti-affinity groups, besides those the fleet declares.
    */

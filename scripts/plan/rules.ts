@@ -95,6 +95,13 @@ export function checkRules(plan: EvacuationPlan): RuleProblem[] {
     }
   }
   plan.placement?.pinned?.forEach((v, i) => knownVm(['placement', 'pinned', i], v));
+  for (const [vm, host] of Object.entries(plan.placement?.assign ?? {})) {
+    knownVm(['placement', 'assign'], vm);
+    if (fleet && !fleet.hosts.some((h) => h.name === host)) error(['placement', 'assign', vm], unknown('host', host, fleet.hosts.map((h) => h.name)));
+    else if (!matchesDestinations(plan, host, fleet?.hosts.find((h) => h.name === host)?.labels ?? {})) {
+      error(['placement', 'assign', vm], `'${host}' is not one of the plan's destinations`);
+    }
+  }
   plan.placement?.groups?.forEach((g, i) => g.members.forEach((m, j) => knownVm(['placement', 'groups', i, 'members', j], m)));
   duplicates(plan.placement?.groups?.map((g) => g.name) ?? [], (i, n) => error(['placement', 'groups', i, 'name'], `group '${n}' is declared twice`));
   return out;

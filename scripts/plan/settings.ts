@@ -21,6 +21,10 @@ export interface Settings {
   reserve: Resources;
   maxUtilization: number;
   pinned: string[];
+  /** Only these VMs move (names or globs); undefined: every VM on the sources. */
+  select?: string[];
+  /** VM name -> the one destination it may go to. */
+  assign: Record<string, string>;
   groups: Group[];
   mode: Mode;
   concurrency: { total: number; perSource: number; perDestination: number };
@@ -57,6 +61,8 @@ export function settingsOf(plan: EvacuationPlan): Settings {
     reserve: { ...DEFAULTS.reserve, ...p.reserve },
     maxUtilization: p.max_utilization ?? 1,
     pinned: p.pinned ?? [],
+    ...(plan.vms ? { select: plan.vms } : {}),
+    assign: p.assign ?? {},
     groups: p.groups ?? [],
     mode: m.mode ?? 'live-then-cold',
     concurrency: {
@@ -80,7 +86,16 @@ export function settingsOf(plan: EvacuationPlan): Settings {
 
 /** Whether the plan allows this VM to be shut down (names or globs with * and ?). */
 export function coldAllowed(settings: Settings, vm: string): boolean {
-  return settings.cold.allow.some((pattern) => globToRegExp(pattern).test(vm));
+  return matchesAny(settings.cold.allow, vm);
+}
+
+/** Whether the plan moves this VM at all (its vms list, when it has one). */
+export function selected(settings: Settings, vm: string): boolean {
+  return settings.select === undefined || matchesAny(settings.select, vm);
+}
+
+function matchesAny(patterns: string[], name: string): boolean {
+  return patterns.some((pattern) => globToRegExp(pattern).test(name));
 }
 
 function globToRegExp(glob: string): RegExp {

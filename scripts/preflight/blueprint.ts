@@ -56,6 +56,10 @@ export async function makeBlueprint(loaded: LoadedPlan, settings: Settings, snap
   }
   const byName = new Map(movable.map((v) => [v.name, v]));
   const avoid: { vm: string; host: string; why: string }[] = [];
+  for (const vm of movable) {
+    const only = settings.assign[vm.name];
+    if (only) for (const h of snap.destinations) if (h.name !== only) avoid.push({ vm: vm.name, host: h.name, why: `the plan assigns it to ${only}` });
+  }
   const checked = new Map<string, CheckResult[]>();
   let rounds = 0;
   let result = placeWith(avoid);

@@ -7,7 +7,7 @@ import type { Driver } from '../fleet/driver.ts';
 import type { Snapshot } from '../fleet/discover.ts';
 import type { Inventory, Vm } from '../fleet/types.ts';
 import type { EventSink } from '../events.ts';
-import type { Settings } from '../plan/settings.ts';
+import { selected, type Settings } from '../plan/settings.ts';
 import { ledgerFor } from '../placement/place.ts';
 import { chooseHost } from '../placement/choose.ts';
 import type { Blueprint, Move } from '../preflight/blueprint.ts';
@@ -17,6 +17,7 @@ import { Limits } from './limits.ts';
 
 export interface HostProof {
   host: string;
+  /** No domain left in any state (with a vms list: none of the VMs the plan moves). */
   empty: boolean;
   /** Domains still there, in any state, with why. */
   left: { vm: string; state: string; why: string }[];
@@ -80,6 +81,8 @@ export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Sett
   const redirect = (m: Move, why: string): Move | undefined => {
     const vm = vms.get(m.vm)!;
     ledger.release(m.vm);
+    const only = settings.assign[m.vm];
+    if (only) return void leave(m, `${why}; the plan assigns it to ${only}, so it goes nowhere else`);
     if ((history.get(m.vm)?.length ?? 0) > MAX_REPLACEMENTS) return void leave(m, `${why}; gave up after ${MAX_REPLACEMENTS} other destinations`);
     const host = chooseHost(ledger, [vm], snap.destinations.filter((h) => !down.has(h.name) && h.name !== m.destination), settings.policy);
     if (!host) return void leave(m, `${why}; no other destination has room`);
@@ -146,18 +149,20 @@ export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Sett
     finish({ vm: p.vm, source: p.host, plannedDestination: null, host: p.host, status: 'pinned', method: 'none', reason: 'pinned by the plan (placement.pinned)', attempts: history.get(p.vm) ?? [] });
   }
   results.sort((a, b) => a.vm.localeCompare(b.vm));
-  const { proofs, after } = await proveEmpty(driver, bp.sources, results, emit);
+  const { proofs, after } = await proveEmpty(driver, bp.sources, results, emit, (vm) => selected(settings, vm));
   return { vms: results, proofs, after, interrupted: stop.aborted, startedAt, endedAt: driver.clock.now() };
 }
 
 /** Ask each source what it still holds, in any state, and say why each one is there. */
-async function proveEmpty(driver: Driver, sources: string[], results: VmResult[], emit: EventSink): Promise<{ proofs: HostProof[]; after: Inventory | null }> {
+async function proveEmpty(
+  driver: Driver, sources: string[], results: VmResult[], emit: EventSink, inScope: (vm: string) => boolean,
+): Promise<{ proofs: HostProof[]; after: Inventory | null }> {
   const got = await driver.inventory();
   const why = new Map(results.map((r) => [r.vm, r.reason]));
   const proofs = sources.map((host) => {
     const reachable = got.ok && !got.inventory.unreachable.some((u) => u.host === host);
     const left = got.ok
-      ? got.inventory.vms.filter((v: Vm) => v.host === host).map((v) => ({ vm: v.name, state: v.state, why: why.get(v.name) ?? 'not in this plan (appeared during the run)' }))
+      ? got.inventory.vms.filter((v: Vm) => v.host === host && inScope(v.name)).map((v) => ({ vm: v.name, state: v.state, why: why.get(v.name) ?? 'not in this plan (appeared during the run)' }))
       : [];
     const proof: HostProof = reachable
       ? { host, empty: left.length === 0, left }
