@@ -79,6 +79,8 @@ export async function up(n: number, guestCount = GUESTS.length): Promise<Testbed
   const made = guests(guestCount);
   for (const g of made) {
     await inHost(hv1, ['virsh', '-q', 'vol-create-as', 'default', `${g.name}.qcow2`, '16M', '--format', 'qcow2']);
+    // 1 MiB of a pattern of its own, so a checksum of the contents tells the disks (and a lost write) apart.
+    await inHost(hv1, ['qemu-io', '-f', 'qcow2', '-c', `write -P ${made.indexOf(g) + 1} 0 1M`, `/var/lib/libvirt/images/${g.name}.qcow2`]);
     await writeFile(join(DIR, `${g.name}.xml`), domainXml(g.name, g.memoryMib));
     await inHost(hv1, ['virsh', '-q', 'define', join(DIR, `${g.name}.xml`)]);
     await inHost(hv1, ['virsh', '-q', 'start', g.name]);

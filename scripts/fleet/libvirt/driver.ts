@@ -37,6 +37,8 @@ const ABORT_GRACE_MS = 10_000;
 const SHARED_FS = new Set(['nfs', 'nfs4', 'cifs', 'smb2', 'ceph', 'fuse.glusterfs', 'gfs2', 'ocfs2', 'fuse.cephfs']);
 /** How long a host may take to say where a domain is. */
 const LOCATE_TIMEOUT_MS = 10_000;
+/** How often a shutdown request is repeated while the guest has not stopped (Nova: 10 s). */
+const SHUTDOWN_RETRY_MS = 10_000;
 /** Where a host's fence is kept: it survives reboots until `evacuator clear` lifts it. */
 const FENCE_FILE = '/var/lib/evacuator/fence.json';
 
@@ -308,11 +310,18 @@ export class LibvirtDriver implements Driver {
     return { ok: true, bytes, downtimeMs: this.clock.now() - t0 };
   }
 
-  /** Ask the guest to shut down; past the deadline, power it off if allowed. */
+  /**
+   * Ask the guest to shut down, again every 10 s as Nova does (a guest still booting misses the
+   * first ACPI event); past the deadline, power it off if allowed.
+   */
   private async shutDown(vm: Vm, timeoutS: number, forceOff: boolean): Promise<MigrationOutcome> {
-    await this.run(vm.host, [...VIRSH, 'shutdown', vm.name]);
     const deadline = this.clock.now() + timeoutS * 1000;
+    let asked = -Infinity;
     while (this.clock.now() < deadline) {
+      if (this.clock.now() - asked >= SHUTDOWN_RETRY_MS) {
+        asked = this.clock.now();
+        await this.run(vm.host, [...VIRSH, 'shutdown', vm.name]);
+      }
       await this.clock.sleep(POLL_MS);
       if ((await this.locate(vm, [vm.host])).found[0]?.state === 'shutoff') return { ok: true, bytes: 0, downtimeMs: 0 };
     }
