@@ -39,9 +39,15 @@ export function planWith(name: string, change: (plan: Record<string, any>) => vo
   return file;
 }
 
-/** evacuator run on a plan, reports into the testbed folder; never throws on a non-zero exit. */
-export function run(file: string) {
-  return $`node scripts/bin.mjs run ${file} --reports ${`${DIR}/reports`}`.nothrow();
+/**
+ * evacuator run on a plan, reports into the testbed folder; never throws on a non-zero exit.
+ * Each test is a maintenance window of its own: the fences the run leaves are lifted after it
+ * (evacuator clear), so the next test's plan may use those hosts.
+ */
+export async function run(file: string) {
+  const out = await $`node scripts/bin.mjs run ${file} --reports ${`${DIR}/reports`}`.nothrow();
+  await $`node scripts/bin.mjs clear ${file} --reports ${`${DIR}/reports`}`.nothrow();
+  return out;
 }
 
 /** The JSON report a run wrote for the plan of that name. */

@@ -97,6 +97,12 @@ describe('the libvirt driver on the testbed', () => {
       expect(v.downtimeMs).toBeGreaterThan(0);
     }
     expect(report.proofs).toEqual([expect.objectContaining({ host: 'hv1', empty: true })]);
+    // hv1 stays fenced for the maintenance (a file on the host), hv2 and hv3 are released; clear lifts it.
+    expect(JSON.parse((await ssh('hv1', 'cat', '/var/lib/evacuator/fence.json')).stdout)).toMatchObject({ plan: 'testbed-hv1', role: 'source' });
+    for (const h of ['hv2', 'hv3']) expect((await ssh(h, 'ls', '/var/lib/evacuator')).stdout.trim()).toBe('');
+    const cleared = await $`node scripts/bin.mjs clear plans/testbed.yaml`.nothrow();
+    expect(cleared.stdout).toMatch(/hv1: lifted the fence of plan 'testbed-hv1'/);
+    expect((await ssh('hv1', 'ls', '/var/lib/evacuator')).stdout.trim()).toBe('');
   });
 
   it('brings them back to hv1 with post-copy, still without a reboot, leaving hv2 and hv3 without disks', async () => {
