@@ -8,6 +8,7 @@ import { SimDriver, SIM_TIMES } from '../scripts/fleet/sim/driver.ts';
 import { estimatePrecopy, MiB } from '../scripts/fleet/precopy.ts';
 import type { Report } from '../scripts/report/build.ts';
 import type { Blueprint } from '../scripts/preflight/blueprint.ts';
+import { reportProblems } from '../scripts/report/schema.ts';
 import { cli, planFile } from './helpers.ts';
 
 describe('the example plan, end to end through the CLI', () => {
@@ -29,6 +30,16 @@ describe('the example plan, end to end through the CLI', () => {
       expect(v.attempts[0].destination, m.vm).toBe(m.destination);
     }
     expect(report.vms).toHaveLength(30);
+  });
+
+  it('the report matches schemas/report.schema.json, and the schema catches a broken one', () => {
+    expect(reportProblems(report)).toEqual([]);
+    const broken = structuredClone(report) as unknown as { totals: Record<string, unknown>; vms: { attempts: { outcome: string }[] }[] };
+    delete broken.totals.makespanS;
+    broken.vms.find((v) => v.attempts.length > 0)!.attempts[0].outcome = 'exploded';
+    const problems = reportProblems(broken);
+    expect(problems).toContainEqual(expect.stringMatching(/^\/totals: must have required property 'makespanS'/));
+    expect(problems).toContainEqual(expect.stringMatching(/^\/vms\/\d+\/attempts\/0\/outcome: must be equal to one of the allowed values/));
   });
 
   it('the write-heavy guest hits the deadline, is aborted and cold-migrated', () => {

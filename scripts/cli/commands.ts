@@ -17,6 +17,7 @@ import { chainOf, controller, Journal, journalPath, readJournal, stillRunning } 
 import { carriedFrom, settleInFlight } from '../runner/resume.ts';
 import { runBlueprint } from '../runner/run.ts';
 import { consoleOptions, consoleSink, paint } from './console.ts';
+import { finishInActions, groupSink, inActions } from './github.ts';
 
 export async function validateCommand(file: string): Promise<number> {
   const loaded = loadPlan(file);
@@ -101,9 +102,11 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
   const sink = consoleSink(consoleOptions(process.stdout));
   const journal = new Journal(jpath, lines);
   const stream = opts.events ? eventStream(opts.events) : undefined;
+  const groups = inActions() ? groupSink(process.stdout) : undefined;
   const emit: EventSink = (e) => {
     journal.write(e);
     stream?.(e);
+    groups?.(e);
     sink(e);
   };
   const who = { plan: name, run: randomUUID().slice(0, 8), controller: controller(), pid: process.pid };
@@ -166,6 +169,10 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
         const col = paint(consoleOptions(process.stdout).color);
         process.stdout.write(`\n${col.bold(`${t.moved} of ${t.vms} VMs moved (${t.live} live, ${t.cold} cold), ${t.left} left in place, ${t.unplaced} not placeable, ${t.pinned} pinned; ${t.sourcesEmpty} of ${t.sources} sources empty.`)}\n`);
         process.stdout.write(`Makespan ${t.makespanS} s (lower bound ${t.lowerBoundS} s). Reports: ${paths.json}, ${paths.html}\n`);
+        if (groups) {
+          groups.close();
+          finishInActions(process.stdout, report, paths);
+        }
         if (!loaded.plan.vms) process.stdout.write(`${bp.sources.join(', ')} stay fenced for the maintenance; afterwards: evacuator clear ${file}\n`);
         return code;
       } catch (e) {

@@ -1,25 +1,32 @@
 /** The JSON report: one object that the HTML page, the terminal summary and CI all read. */
 import type { Snapshot } from '../fleet/discover.ts';
+import type { FailReason } from '../fleet/driver.ts';
 import { usedByHost, type Inventory, type Resources } from '../fleet/types.ts';
 import { ExitCode } from '../errors.ts';
 import type { Blueprint } from '../preflight/blueprint.ts';
 import type { HostProof, RunResult } from '../runner/run.ts';
 import type { VmResult } from '../runner/ladder.ts';
 
+/** One migration attempt of a VM. Times are seconds from the start of the evacuation. */
 export interface ReportAttempt {
   method: 'live' | 'cold';
   destination: string;
-  outcome: string;
+  /** ok, or why it failed, classified from where the VM was found afterwards. */
+  outcome: 'ok' | FailReason;
+  /** What happened, in words. */
   detail: string;
   startS: number;
   endS: number;
   durationS: number;
+  /** Bytes sent over the network. */
   bytes: number;
+  /** Time the guest did not run, ms (0 for a failed attempt). */
   downtimeMs: number;
 }
 
 /** A VM's result as the report shows it: the runner's result with times in seconds from the start. */
 export interface ReportVm extends Omit<VmResult, 'attempts'> {
+  /** Start of its first attempt (null: never attempted). */
   startS: number | null;
   endS: number | null;
   durationS: number | null;
@@ -28,25 +35,40 @@ export interface ReportVm extends Omit<VmResult, 'attempts'> {
   attempts: ReportAttempt[];
 }
 
+/** A host's resources used before and after the run, against its capacity (before overcommit). */
 export interface ReportHost {
   name: string;
   role: 'source' | 'destination';
   capacity: Resources;
   before: Resources;
+  /** null when the final check could not read the fleet. */
   after: Resources | null;
 }
 
+/** The JSON report of a run (schemas/report.schema.json is generated from this type: npm run gen:types). */
 export interface Report {
   version: 1;
+  /** The plan's name, file and sha256 digest. */
   plan: Blueprint['plan'];
   driver: string;
+  /** ISO 8601 wall-clock times of the evacuation (a resumed one: from its first run). */
   startedAt: string;
   endedAt: string;
   result: 'complete' | 'incomplete' | 'interrupted';
   exitCode: number;
   totals: {
-    vms: number; moved: number; live: number; cold: number; left: number; unplaced: number; pinned: number;
-    bytes: number; makespanS: number; lowerBoundS: number; sourcesEmpty: number; sources: number;
+    vms: number; moved: number; live: number; cold: number;
+    /** Left in place, for any reason. */
+    left: number;
+    /** Left in place after a migration of theirs failed. */
+    failed: number;
+    unplaced: number; pinned: number;
+    bytes: number;
+    /** Seconds from the first migration's start to the last one's end. */
+    makespanS: number;
+    /** No evacuation of these bytes can be faster: the busiest link, or the longest single stream (field-notes.md). */
+    lowerBoundS: number;
+    sourcesEmpty: number; sources: number;
   };
   hosts: ReportHost[];
   vms: ReportVm[];
@@ -97,6 +119,7 @@ export function buildReport(bp: Blueprint, snap: Snapshot, run: RunResult, wall:
       live: count((v) => v.status === 'moved' && v.method === 'live'),
       cold: count((v) => v.status === 'moved' && v.method === 'cold'),
       left: count((v) => v.status === 'left'),
+      failed: count((v) => v.status === 'left' && v.attempts.some((a) => a.outcome !== 'ok')),
       unplaced: count((v) => v.status === 'unplaced'),
       pinned: count((v) => v.status === 'pinned'),
       bytes: vms.reduce((s, v) => s + v.bytes, 0),

@@ -17,10 +17,15 @@ function bytes(n: number): string {
   return `${n} B`;
 }
 
-function duration(s: number | null): string {
+export function duration(s: number | null): string {
   if (s === null) return '';
   if (s < 60) return `${s.toFixed(1)} s`;
-  return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+  const whole = Math.round(s);
+  return `${Math.floor(whole / 60)} min ${whole % 60} s`;
+}
+
+function downtime(ms: number): string {
+  return ms >= 10_000 ? duration(ms / 1000) : `${ms} ms`;
 }
 
 function summary(r: Report): string {
@@ -68,7 +73,8 @@ function timeline(r: Report): string {
   const total = top;
   const ticks = Array.from({ length: 6 }, (_, i) => {
     const x = 120 + (i / 5) * (W - 130);
-    return `<text class="tick" x="${x.toFixed(0)}" y="${total + 14}">${esc(duration((end * i) / 5))}</text>`;
+    const anchor = i === 0 ? 'start' : i === 5 ? 'end' : 'middle';
+    return `<text class="tick" x="${x.toFixed(0)}" y="${total + 14}" text-anchor="${anchor}">${esc(duration((end * i) / 5))}</text>`;
   });
   return `<svg class="timeline" viewBox="0 0 ${W} ${total + 20}" role="img" aria-label="migrations per source host over time">${rows.join('')}${ticks.join('')}</svg>
 <p class="legend"><span class="sw live"></span>live <span class="sw cold"></span>cold <span class="sw failed"></span>failed attempt</p>`;
@@ -90,7 +96,7 @@ function vmTable(vms: ReportVm[]): string {
   const sorted = [...vms].sort((a, b) => STATUS_ORDER[a.status] - STATUS_ORDER[b.status] || a.vm.localeCompare(b.vm));
   const rows = sorted.map((v) => `<tr class="${esc(v.status)}">
 <td>${esc(v.vm)}</td><td data-sort="${STATUS_ORDER[v.status]}"><span class="pill ${esc(v.status)}">${esc(v.status)}</span></td><td>${esc(v.source)}</td><td>${esc(v.host ?? '')}</td><td>${esc(v.method)}</td>
-<td data-sort="${v.durationS ?? -1}">${esc(duration(v.durationS))}</td><td data-sort="${v.downtimeMs}">${v.downtimeMs ? esc(`${v.downtimeMs} ms`) : ''}</td><td data-sort="${v.bytes}">${v.bytes ? esc(bytes(v.bytes)) : ''}</td><td data-sort="${v.attempts.length}">${v.attempts.length}</td><td class="reason">${esc(v.reason)}</td></tr>`);
+<td data-sort="${v.durationS ?? -1}">${esc(duration(v.durationS))}</td><td data-sort="${v.downtimeMs}">${v.downtimeMs ? esc(downtime(v.downtimeMs)) : ''}</td><td data-sort="${v.bytes}">${v.bytes ? esc(bytes(v.bytes)) : ''}</td><td data-sort="${v.attempts.length}">${v.attempts.length}</td><td class="reason">${esc(v.reason)}</td></tr>`);
   return `<input id="filter" type="search" placeholder="Filter VMs (name, host, status, reason)" aria-label="filter VMs">
 <table id="vms"><thead><tr><th>VM</th><th>status</th><th>source</th><th>now on</th><th>method</th><th>duration</th><th>downtime</th><th>sent</th><th>attempts</th><th>reason</th></tr></thead>
 <tbody>${rows.join('')}</tbody></table>`;

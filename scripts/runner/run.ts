@@ -149,6 +149,7 @@ export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Sett
     finish({ vm: p.vm, source: p.host, plannedDestination: null, host: p.host, status: 'pinned', method: 'none', reason: 'pinned by the plan (placement.pinned)', attempts: history.get(p.vm) ?? [] });
   }
   results.sort((a, b) => a.vm.localeCompare(b.vm));
+  emit({ kind: 'stage', t: driver.clock.now(), stage: 'verify', detail: `looking for domains in any state on ${bp.sources.join(', ')}` });
   const { proofs, after } = await proveEmpty(driver, bp.sources, results, emit, (vm) => selected(settings, vm));
   return { vms: results, proofs, after, interrupted: stop.aborted, startedAt, endedAt: driver.clock.now() };
 }

@@ -1,0 +1,86 @@
+/**
+ * GitHub Actions (GITHUB_ACTIONS=true): each stage of the run is a ::group:: of the log, each VM
+ * left in place or not placeable becomes an annotation (::error:: when a migration of it failed or
+ * it is left on a source, ::warning:: otherwise), and a markdown summary is appended to
+ * $GITHUB_STEP_SUMMARY. Every value from the plan or the fleet is escaped for where it goes.
+ */
+import { appendFileSync } from 'node:fs';
+import type { Writable } from 'node:stream';
+import type { EvacEvent } from '../events.ts';
+import type { Report, ReportVm } from '../report/build.ts';
+import { duration } from '../report/html.ts';
+
+export const inActions = (env: NodeJS.ProcessEnv = process.env) => env.GITHUB_ACTIONS === 'true';
+
+/** Workflow-command escaping: the message, and (stricter) a property such as title. */
+const data = (s: string) => s.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
+const property = (s: string) => data(s).replace(/:/g, '%3A').replace(/,/g, '%2C');
+
+/** Opens a ::group:: per stage (closing the one before); close() ends the last. */
+export function groupSink(out: Writable) {
+  let open = false;
+  const close = () => {
+    if (open) out.write('::endgroup::\n');
+    open = false;
+  };
+  const sink = (e: EvacEvent) => {
+    if (e.kind !== 'stage') return;
+    close();
+    out.write(`::group::${data(`${e.stage}${e.detail ? `: ${e.detail}` : ''}`)}\n`);
+    open = true;
+  };
+  return Object.assign(sink, { close });
+}
+
+/** One annotation per VM that did not move, and per source host that is not empty. */
+export function annotations(r: Report): string[] {
+  const lines: string[] = [];
+  for (const v of r.vms) {
+    if (v.status === 'moved' || v.status === 'pinned') continue;
+    const failed = v.attempts.some((a) => a.outcome !== 'ok');
+    const level = v.status === 'left' && failed ? 'error' : 'warning';
+    const title = v.status === 'unplaced' ? `${v.vm} cannot be placed` : `${v.vm} left on ${v.host ?? v.source}`;
+    lines.push(`::${level} title=${property(title)}::${data(v.reason)}`);
+  }
+  for (const p of r.proofs.filter((x) => !x.empty)) {
+    lines.push(`::error title=${property(`${p.host} is not empty`)}::${data(p.left.map((l) => `${l.vm} (${l.state}): ${l.why}`).join('\n'))}`);
+  }
+  return lines;
+}
+
+/** Markdown table cell: no HTML, no pipe, one line. */
+const cell = (v: unknown) => String(v).replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c]!).replace(/\|/g, '\\|').replace(/\s*\n\s*/g, ' ');
+
+export function stepSummary(r: Report, paths: { json: string; html: string }): string {
+  const t = r.totals;
+  const empty = t.sourcesEmpty === t.sources;
+  const verdict = r.result === 'interrupted'
+    ? `⏸️ Interrupted: ${t.sourcesEmpty} of ${t.sources} source hosts empty`
+    : empty ? `✅ All ${t.sources} source hosts are empty` : `❌ ${t.sources - t.sourcesEmpty} of ${t.sources} source hosts are not empty`;
+  const out = [
+    `## Evacuation ${cell(r.plan.name)}: ${verdict}`,
+    '',
+    `Exit code ${r.exitCode} · driver ${cell(r.driver)} · makespan ${duration(t.makespanS)} (lower bound from link bandwidth ${duration(t.lowerBoundS)}) · ${cell(r.plan.file)} \`${r.plan.digest.slice(0, 19)}…\``,
+    '',
+    '| VMs | moved live | moved cold | left in place | failed | not placeable | pinned |',
+    '|---:|---:|---:|---:|---:|---:|---:|',
+    `| ${t.vms} | ${t.live} | ${t.cold} | ${t.left} | ${t.failed} | ${t.unplaced} | ${t.pinned} |`,
+    '',
+    '| source host | empty | still holds |',
+    '|---|---|---|',
+    ...r.proofs.map((p) => `| ${cell(p.host)} | ${p.empty ? 'yes' : '**no**'} | ${cell(p.left.map((l) => `${l.vm} (${l.state})`).join(', '))} |`),
+  ];
+  const notMoved = r.vms.filter((v) => v.status !== 'moved');
+  if (notMoved.length > 0) {
+    out.push('', '### Not moved', '', '| VM | status | on | reason |', '|---|---|---|---|');
+    out.push(...notMoved.map((v: ReportVm) => `| ${cell(v.vm)} | ${v.status} | ${cell(v.host ?? '?')} | ${cell(v.reason)} |`));
+  }
+  out.push('', `Reports: \`${paths.json}\`, \`${paths.html}\``, '');
+  return out.join('\n');
+}
+
+/** After the run: close the last group, write the annotations, append the summary. */
+export function finishInActions(out: Writable, r: Report, paths: { json: string; html: string }, env: NodeJS.ProcessEnv = process.env): void {
+  for (const line of annotations(r)) out.write(`${line}\n`);
+  if (env.GITHUB_STEP_SUMMARY) appendFileSync(env.GITHUB_STEP_SUMMARY, stepSummary(r, paths));
+}

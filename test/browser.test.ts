@@ -1,0 +1,110 @@
+/**
+ * The HTML report in a real browser: Debian's Chromium, headless, driven by playwright-core (no
+ * browser is downloaded). Opened from a file:// path with every network request refused: no
+ * console error, one row per VM with failures first, the filter and the sort work, a VM named
+ * like an HTML tag shows as text and runs nothing. Saves screenshots of the example's report in
+ * reports/screenshots/ (full page, and as printed to PDF).
+ */
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Report } from '../scripts/report/build.ts';
+import { cli, planFile, ROOT } from './helpers.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+// CI installs Chromium; elsewhere the suite says why it skips.
+const available = existsSync(CHROMIUM) || process.env.CI === 'true';
+
+describe.skipIf(!available)(`the HTML report in headless Chromium (${CHROMIUM})`, () => {
+  const reports = mkdtempSync(join(tmpdir(), 'evac-browser-'));
+  const shots = join(ROOT, 'reports', 'screenshots');
+  let browser: Browser;
+
+  beforeAll(async () => {
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  /** Open a report page, refusing every request that is not the file itself; collect errors and dialogs. */
+  async function open(html: string) {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const errors: string[] = [];
+    const requests: string[] = [];
+    const dialogs: string[] = [];
+    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('dialog', (d) => {
+      dialogs.push(d.message());
+      void d.dismiss();
+    });
+    await page.route('**/*', (route) => {
+      const url = route.request().url();
+      if (url === `file://${html}`) return route.continue();
+      requests.push(url);
+      return route.abort();
+    });
+    await page.goto(`file://${html}`);
+    return { page, errors, requests, dialogs };
+  }
+
+  const visibleNames = (page: Page) => page.$$eval('#vms tbody tr:not([hidden]) td:first-child', (tds) => tds.map((t) => t.textContent));
+
+  it('the example: no console error, self-contained, one row per VM with failures first, filter and sort work', async () => {
+    const r = await cli('run', 'plans/example.yaml', '--reports', reports);
+    expect(r.code).toBe(3);
+    const report = JSON.parse(readFileSync(join(reports, 'rack-a-firmware.json'), 'utf8')) as Report;
+    const { page, errors, requests } = await open(join(reports, 'rack-a-firmware.html'));
+
+    expect(await page.locator('#vms tbody tr').count()).toBe(report.vms.length);
+    const statuses = await page.$$eval('#vms tbody tr td:nth-child(2)', (tds) => tds.map((t) => t.textContent));
+    expect(statuses.slice(0, 2)).toEqual(['left', 'unplaced']);
+    expect(await page.locator('.verdict h2').textContent()).toBe('2 of 2 source hosts are NOT empty');
+    expect(await page.locator('svg.timeline rect').count()).toBe(report.vms.reduce((n, v) => n + v.attempts.length, 0));
+
+    await page.fill('#filter', 'analytics');
+    expect(await visibleNames(page)).toEqual(['analytics-1']);
+    await page.fill('#filter', 'hv-a2');
+    const onA2 = report.vms.filter((v) => JSON.stringify([v.vm, v.status, v.source, v.host, v.method, v.reason]).toLowerCase().includes('hv-a2'));
+    expect((await visibleNames(page)).sort()).toEqual(onA2.map((v) => v.vm).sort());
+    await page.fill('#filter', '');
+    expect(await visibleNames(page)).toHaveLength(report.vms.length);
+
+    mkdirSync(shots, { recursive: true });
+    await page.screenshot({ path: join(shots, 'rack-a-firmware.png'), fullPage: true });
+
+    // Sort by bytes sent, largest first (second click).
+    const sent = page.locator('#vms thead th', { hasText: 'sent' });
+    await sent.click();
+    await sent.click();
+    const first = (await visibleNames(page))[0];
+    expect(first).toBe([...report.vms].sort((a, b) => b.bytes - a.bytes)[0].vm);
+
+    await page.emulateMedia({ media: 'print' });
+    expect(await page.locator('#filter').isVisible()).toBe(false);
+    await page.pdf({ path: join(shots, 'rack-a-firmware.pdf'), format: 'A4', printBackground: true });
+    expect(errors).toEqual([]);
+    expect(requests).toEqual([]);
+  });
+
+  it('a VM named <img src=x onerror=alert(1)> shows as text and runs nothing', async () => {
+    const name = '<img src=x onerror=alert(1)>';
+    const file = planFile({
+      version: 1, name: 'xss', sources: ['a'],
+      fleet: { driver: 'sim', sim: { hosts: [{ name: 'a', vcpu: 8, memory_mib: 8192, disk_gib: 10 }, { name: 'b', vcpu: 8, memory_mib: 8192, disk_gib: 10 }], vms: [{ name, host: 'a', vcpu: 1, memory_mib: 512 }, { name: 'plain', host: 'a', vcpu: 1, memory_mib: 512 }] } },
+    });
+    expect((await cli('run', file, '--reports', reports)).code).toBe(0);
+    const { page, errors, requests, dialogs } = await open(join(reports, 'xss.html'));
+    expect(await visibleNames(page)).toEqual([name, 'plain']);
+    expect(await page.locator('img').count()).toBe(0);
+    expect(await page.locator('svg.timeline title', { hasText: name }).count()).toBe(1);
+    await page.fill('#filter', 'onerror');
+    expect(await visibleNames(page)).toEqual([name]);
+    expect(dialogs).toEqual([]);
+    expect(errors).toEqual([]);
+    expect(requests).toEqual([]);
+  });
+});

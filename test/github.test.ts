@@ -1,0 +1,83 @@
+/**
+ * GitHub Actions: a run with GITHUB_ACTIONS=true groups its log per stage, annotates every VM
+ * that did not move and every source host not empty, and appends a markdown summary to
+ * $GITHUB_STEP_SUMMARY; values are escaped for workflow commands and markdown. The shipped
+ * workflow is valid (action-validator), and the validator does reject a broken one.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { $ } from 'zx';
+import { annotations, stepSummary } from '../scripts/cli/github.ts';
+import type { Report } from '../scripts/report/build.ts';
+import { ROOT } from './helpers.ts';
+
+const evacuate = (env: Record<string, string>, reports: string) =>
+  $({ cwd: ROOT, nothrow: true, quiet: true, env: { ...process.env, NO_COLOR: '1', ...env } })`node scripts/bin.mjs run plans/example.yaml --reports ${reports}`;
+
+describe('GitHub Actions', () => {
+  it('groups each stage, annotates what did not move, and appends the step summary', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'evac-gh-'));
+    const summary = join(dir, 'summary.md');
+    writeFileSync(summary, '# earlier step\n');
+    const r = await evacuate({ GITHUB_ACTIONS: 'true', GITHUB_STEP_SUMMARY: summary }, dir);
+    expect(r.exitCode).toBe(3);
+    const commands = r.stdout.split('\n').filter((l) => l.startsWith('::'));
+    const groups = commands.filter((l) => l.startsWith('::group::')).map((l) => l.slice(9).split(':')[0]);
+    expect(groups).toEqual(['discover', 'place', 'preflight', 'migrate', 'verify']);
+    expect(commands.filter((l) => l === '::endgroup::')).toHaveLength(groups.length);
+    // Every group is closed before the next opens.
+    let open = 0;
+    for (const l of commands) {
+      open += l.startsWith('::group::') ? 1 : l === '::endgroup::' ? -1 : 0;
+      expect(open).toBeGreaterThanOrEqual(0);
+      expect(open).toBeLessThanOrEqual(1);
+    }
+    expect(commands).toContain('::error title=legacy-erp left on hv-a2::live migration error: simulated: migration job failed on the destination; the plan does not allow shutting it down (migration.cold.allow)');
+    expect(commands).toContainEqual(expect.stringMatching(/^::warning title=ml-train-1 cannot be placed::gpu: needs 2, at most 0 free after reserve on 6 hosts/));
+    expect(commands).toContainEqual(expect.stringMatching(/^::error title=hv-a1 is not empty::ml-train-1 \(running\)/));
+    // The moved VMs make no noise.
+    expect(commands.filter((l) => /^::(error|warning)/.test(l))).toHaveLength(4);
+
+    const md = readFileSync(summary, 'utf8');
+    expect(md.startsWith('# earlier step\n## Evacuation rack-a-firmware: ❌ 2 of 2 source hosts are not empty')).toBe(true);
+    expect(md).toContain('| 30 | 27 | 1 | 1 | 1 | 1 | 0 |');
+    expect(md).toContain('| hv-a2 | **no** | legacy-erp (running) |');
+    expect(md).toMatch(/\| ml-train-1 \| unplaced \| hv-a1 \| gpu: needs 2/);
+  });
+
+  it('writes no workflow commands outside Actions', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'evac-gh-'));
+    const r = await evacuate({ GITHUB_ACTIONS: '' }, dir);
+    expect(r.stdout.split('\n').filter((l) => l.startsWith('::'))).toEqual([]);
+  });
+
+  it('escapes values for workflow commands and markdown', () => {
+    const vm = { vm: 'a<b>|c', source: 's', plannedDestination: null, host: 's', status: 'left', method: 'none', reason: '50% done:\nthen, it failed', startS: 0, endS: 1, durationS: 1, bytes: 0, downtimeMs: 0, attempts: [{ method: 'live', destination: 'd:1,2', outcome: 'error', detail: '', startS: 0, endS: 1, durationS: 1, bytes: 0, downtimeMs: 0 }] };
+    const report = {
+      version: 1, plan: { name: 'p', file: 'p.yaml', digest: 'sha256:00' }, driver: 'sim', startedAt: '', endedAt: '', result: 'incomplete', exitCode: 3,
+      totals: { vms: 1, moved: 0, live: 0, cold: 0, left: 1, failed: 1, unplaced: 0, pinned: 0, bytes: 0, makespanS: 1, lowerBoundS: 0, sourcesEmpty: 1, sources: 1 },
+      hosts: [], vms: [vm], proofs: [{ host: 's', empty: true, left: [] }], warnings: [],
+    } as unknown as Report;
+    expect(annotations(report)).toEqual(['::error title=a<b>|c left on s::50%25 done:%0Athen, it failed']);
+    const md = stepSummary(report, { json: 'r.json', html: 'r.html' });
+    expect(md).toContain('| a&lt;b&gt;\\|c | left | s | 50% done: then, it failed |');
+    const title = annotations({ ...report, vms: [{ ...vm, vm: 'x:y,z' }] } as unknown as Report)[0];
+    expect(title.startsWith('::error title=x%3Ay%2Cz left on s::')).toBe(true);
+  });
+
+  it('.github/workflows/evacuate.yml is a valid workflow; a broken one is refused', async () => {
+    const ok = await $({ cwd: ROOT, nothrow: true, quiet: true })`npx action-validator .github/workflows/evacuate.yml`;
+    expect(ok.exitCode, ok.stdout + ok.stderr).toBe(0);
+    const workflow = readFileSync(join(ROOT, '.github/workflows/evacuate.yml'), 'utf8');
+    // Inputs reach the shell through the environment only (no script injection).
+    expect(workflow).not.toMatch(/run:.*\$\{\{/);
+    expect(workflow).toMatch(/workflow_dispatch:\n\s+inputs:\n\s+plan:/);
+    expect(workflow).toMatch(/actions\/upload-artifact@v4/);
+    const broken = join(mkdtempSync(join(tmpdir(), 'evac-wf-')), 'broken.yml');
+    writeFileSync(broken, workflow.replace('runs-on:', 'runs_on:'));
+    const bad = await $({ cwd: ROOT, nothrow: true, quiet: true })`npx action-validator ${broken}`;
+    expect(bad.exitCode).not.toBe(0);
+  });
+});
