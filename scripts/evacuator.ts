@@ -1,6 +1,6 @@
 /** evacuator: empty hypervisor hosts before maintenance. The entry: parse the command line, catch once. */
 import { Command, CommanderError } from 'commander';
-import { clearCommand, planCommand, runCommand, validateCommand, type RunOptions } from './cli/commands.ts';
+import { clearCommand, planCommand, reportCommand, runCommand, validateCommand, type RunOptions } from './cli/commands.ts';
 import { movebackCommand } from './cli/moveback.ts';
 import { EvacError, ExitCode, formatProblem } from './errors.ts';
 
@@ -38,6 +38,10 @@ program.command('clear').argument('<plan>', 'plan file (YAML)')
   .option('--force', "also lift fences other plans left (for a run that died and will not be resumed)")
   .action(async (plan: string, opts: { reports: string; force?: boolean }) => { code = await clearCommand(plan, opts); });
 
+program.command('report').argument('<journal>', "a run's journal (reports/<plan name>.journal.jsonl)")
+  .description('rebuild the JSON and HTML reports from a journal, also of a run that was killed')
+  .option('--reports <dir>', 'where to write them (default: beside the journal)')
+  .action((journal: string, opts: { reports?: string }) => { code = reportCommand(journal, opts); });
 program.command('moveback').argument('<report>', "a run's JSON report (reports/<plan name>.json)")
   .description('write a plan that returns the VMs a run moved to their original hosts, for after the maintenance')
   .option('-o, --output <file>', 'where to write the plan (default: <plan name>-moveback.yaml beside the report)')

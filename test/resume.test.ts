@@ -55,6 +55,12 @@ describe('signals and resume through the CLI', () => {
     expect(new Set(fleet.domains.map((d) => d.vm.name)).size).toBe(400);
     expect(fleet.domains.every((d) => d.vm.state === 'running')).toBe(true);
 
+    // evacuator report rebuilds the same report from the journal.
+    const rebuilt = mkdtempSync(join(tmpdir(), 'evac-rebuilt-'));
+    expect((await cli('report', journal, '--reports', rebuilt)).code).toBe(0);
+    expect(JSON.parse(readFileSync(join(rebuilt, 'sigint.json'), 'utf8'))).toEqual(report);
+    expect(existsSync(join(rebuilt, 'sigint.html'))).toBe(true);
+
     const resumed = await cli('run', file, '--reports', dir, '--resume');
     expect([0, 3], resumed.stderr).toContain(resumed.code);
     const after = JSON.parse(readFileSync(join(dir, 'sigint.json'), 'utf8')) as Report;
@@ -78,6 +84,13 @@ describe('signals and resume through the CLI', () => {
     const killed = await $({ cwd: ROOT, nothrow: true, quiet: true, env: { ...process.env, [KILL_AFTER_ENV]: '12' } })`node scripts/bin.mjs run ${a} --reports ${dir}`;
     expect(killed.signal).toBe('SIGKILL');
     expect(fleetOf(shared).hosts.find((h) => h.name === 'hv-001')?.fence).toMatchObject({ plan: 'drain-a', role: 'source' });
+
+    // The killed run's journal still gives a report: interrupted, nothing proven.
+    const rebuilt = mkdtempSync(join(tmpdir(), 'evac-rebuilt-'));
+    expect((await cli('report', join(dir, 'drain-a.journal.jsonl'), '--reports', rebuilt)).code).toBe(0);
+    const partial = JSON.parse(readFileSync(join(rebuilt, 'drain-a.json'), 'utf8')) as Report;
+    expect([partial.result, partial.exitCode]).toEqual(['interrupted', 130]);
+    expect(partial.proofs).toEqual([{ host: 'hv-001', empty: false, left: [{ vm: '?', state: 'unknown', why: expect.stringMatching(/did not finish; resume it/) }] }]);
 
     const refused = await cli('run', b, '--reports', dir);
     expect(refused.code, refused.stderr).toBe(5);

@@ -1,6 +1,7 @@
 /** The subcommands: validate, plan, run, clear, moveback. Each returns its exit code; errors go to one catch in the entry. */
 import { randomUUID } from 'node:crypto';
 import { openSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { EventSink } from '../events.ts';
 import { EvacError, ExitCode, formatProblem } from '../errors.ts';
 import { discover } from '../fleet/discover.ts';
@@ -11,6 +12,7 @@ import { loadPlan, type LoadedPlan } from '../plan/load.ts';
 import { selected, settingsOf, type Settings } from '../plan/settings.ts';
 import { makeBlueprint, type Blueprint } from '../preflight/blueprint.ts';
 import { buildReport, exitCodeOf } from '../report/build.ts';
+import { reportFromJournal } from '../report/replay.ts';
 import { writeReports } from '../report/write.ts';
 import { checkHolds, releaseDestinations, takeHosts } from '../runner/hold.ts';
 import { chainOf, controller, Journal, journalPath, readJournal, stillRunning } from '../runner/journal.ts';
@@ -151,7 +153,10 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
         }
         const unsettled = new Set([...state?.results.values() ?? []].filter((r) => r.host === null).map((r) => r.vm));
         const { snap, bp } = await prepare(loaded, settings, driver, emit, unsettled);
-        journal.write({ kind: 'planned', t: driver.clock.now(), moves: bp.moves, vms: snap.onSources, unplaced: bp.unplaced, pinned: bp.pinned });
+        journal.write({
+          kind: 'planned', t: driver.clock.now(), moves: bp.moves, vms: snap.onSources, unplaced: bp.unplaced, pinned: bp.pinned,
+          sources: bp.sources, destinations: bp.destinations, warnings: bp.warnings, inventory: snap.inventory,
+        });
         const c = settings.concurrency;
         emit({ kind: 'stage', t: driver.clock.now(), stage: 'migrate', detail: `${bp.moves.length} moves, mode ${settings.mode}, at most ${c.total} at once, ${c.perSource} per source, ${c.perDestination} per destination` });
         const carried = state ? carriedFrom(state, new Set(snap.onSources.map((v) => v.name))) : undefined;
@@ -160,10 +165,12 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
           ...(settings.windowEnd !== undefined ? { windowLeftMs: settings.windowEnd - Date.now() } : {}),
           ...(carried ? { ...carried, startedAt: 0 } : {}),
         });
-        const report = buildReport(bp, snap, run, { start: new Date(origin), end: new Date() });
-        const paths = writeReports(opts.reports, report);
         const code = exitCodeOf(run);
-        journal.write({ kind: 'run-end', t: driver.clock.now(), exitCode: code, interrupted: run.interrupted });
+        // The reports are built from the journal, as `evacuator report` would: one record, two views.
+        emit({ kind: 'stage', t: driver.clock.now(), stage: 'report', detail: `from ${jpath}` });
+        journal.write({ kind: 'run-end', t: run.endedAt, exitCode: code, interrupted: run.interrupted, proofs: run.proofs, after: run.after });
+        const report = buildReport(reportFromJournal(readJournal(jpath), jpath));
+        const paths = writeReports(opts.reports, report);
         sink.close();
         const t = report.totals;
         const col = paint(consoleOptions(process.stdout).color);
@@ -193,6 +200,15 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
 function eventStream(target: string): EventSink {
   const fd = target === '-' ? 1 : openSync(target, 'a');
   return (e) => writeSync(fd, `${JSON.stringify(e)}\n`);
+}
+
+/** Rebuild the JSON and HTML reports from a journal (also of a run that was killed). */
+export function reportCommand(journalFile: string, opts: { reports?: string }): number {
+  const lines = readJournal(journalFile);
+  const report = buildReport(reportFromJournal(lines, journalFile));
+  const paths = writeReports(opts.reports ?? dirname(journalFile), report);
+  process.stdout.write(`${paths.json}, ${paths.html}: ${report.result}, ${report.totals.moved} of ${report.totals.vms} VMs moved, ${report.totals.sourcesEmpty} of ${report.totals.sources} sources empty\n`);
+  return ExitCode.ok;
 }
 
 /** Lift the fences this plan's runs left on the fleet (with force, anyone's). */

@@ -1,5 +1,4 @@
 /** The JSON report: one object that the HTML page, the terminal summary and CI all read. */
-import type { Snapshot } from '../fleet/discover.ts';
 import type { FailReason } from '../fleet/driver.ts';
 import { usedByHost, type Inventory, type Resources } from '../fleet/types.ts';
 import { ExitCode } from '../errors.ts';
@@ -80,14 +79,33 @@ const SETUP_S = 1.5;
 const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
 
 /** The exit code a run deserves, decided in one place. */
-export function exitCodeOf(run: RunResult): number {
+export function exitCodeOf(run: Pick<RunResult, 'interrupted' | 'proofs'>): number {
   if (run.interrupted) return ExitCode.interrupted;
   return run.proofs.every((p) => p.empty) ? ExitCode.ok : ExitCode.incomplete;
 }
 
-export function buildReport(bp: Blueprint, snap: Snapshot, run: RunResult, wall: { start: Date; end: Date }): Report {
+/** What a report is made of: a finished run gives it, and so does its journal (evacuator report). */
+export interface ReportInput {
+  plan: Blueprint['plan'];
+  driver: string;
+  sources: string[];
+  destinations: string[];
+  warnings: string[];
+  /** The fleet before the evacuation, and after it (null: the final check could not read it). */
+  before: Inventory;
+  after: Inventory | null;
+  vms: VmResult[];
+  proofs: HostProof[];
+  interrupted: boolean;
+  /** On the driver's clock, ms. */
+  startedAt: number;
+  endedAt: number;
+  wall: { start: Date; end: Date };
+}
+
+export function buildReport(run: ReportInput): Report {
   const t0 = run.startedAt;
-  const vms: ReportVm[] = run.vms.map((r) => {
+  const vms: ReportVm[] = [...run.vms].sort((a, b) => a.vm.localeCompare(b.vm)).map((r) => {
     const attempts = r.attempts.map((a) => ({
       method: a.method, destination: a.destination, outcome: a.outcome, detail: a.detail,
       startS: round((a.start - t0) / 1000), endS: round((a.end - t0) / 1000), durationS: round((a.end - a.start) / 1000),
@@ -107,10 +125,10 @@ export function buildReport(bp: Blueprint, snap: Snapshot, run: RunResult, wall:
   const code = exitCodeOf(run);
   return {
     version: 1,
-    plan: bp.plan,
-    driver: bp.driver,
-    startedAt: wall.start.toISOString(),
-    endedAt: wall.end.toISOString(),
+    plan: run.plan,
+    driver: run.driver,
+    startedAt: run.wall.start.toISOString(),
+    endedAt: run.wall.end.toISOString(),
     result: run.interrupted ? 'interrupted' : code === ExitCode.ok ? 'complete' : 'incomplete',
     exitCode: code,
     totals: {
@@ -124,14 +142,14 @@ export function buildReport(bp: Blueprint, snap: Snapshot, run: RunResult, wall:
       pinned: count((v) => v.status === 'pinned'),
       bytes: vms.reduce((s, v) => s + v.bytes, 0),
       makespanS: round((run.endedAt - run.startedAt) / 1000),
-      lowerBoundS: round(lowerBound(vms, snap)),
+      lowerBoundS: round(lowerBound(vms, run.before)),
       sourcesEmpty: run.proofs.filter((p) => p.empty).length,
       sources: run.proofs.length,
     },
-    hosts: hostsView(bp, snap, run.after),
+    hosts: hostsView(run),
     vms,
     proofs: run.proofs,
-    warnings: bp.warnings,
+    warnings: run.warnings,
   };
 }
 
@@ -139,8 +157,8 @@ export function buildReport(bp: Blueprint, snap: Snapshot, run: RunResult, wall:
  * The bound from field-notes.md: no evacuation of these bytes is faster than the busiest source's
  * out-link, the busiest destination's in-link, or the longest single stream.
  */
-function lowerBound(vms: ReportVm[], snap: Snapshot): number {
-  const nic = new Map(snap.inventory.hosts.map((h) => [h.name, (h.nicMibps ?? 1190) * 1024 * 1024]));
+function lowerBound(vms: ReportVm[], before: Inventory): number {
+  const nic = new Map(before.hosts.map((h) => [h.name, (h.nicMibps ?? 1190) * 1024 * 1024]));
   const out = new Map<string, number>();
   const inn = new Map<string, number>();
   let longest = 0;
@@ -155,15 +173,15 @@ function lowerBound(vms: ReportVm[], snap: Snapshot): number {
   return Math.max(busiest(out), busiest(inn), longest);
 }
 
-function hostsView(bp: Blueprint, snap: Snapshot, after: Inventory | null): ReportHost[] {
-  const before = usedByHost(snap.inventory.vms);
-  const afterUsed = after ? usedByHost(after.vms) : null;
+function hostsView(run: ReportInput): ReportHost[] {
+  const before = usedByHost(run.before.vms);
+  const afterUsed = run.after ? usedByHost(run.after.vms) : null;
   const roles: [string, 'source' | 'destination'][] = [
-    ...bp.sources.map((h) => [h, 'source'] as [string, 'source']),
-    ...bp.destinations.map((h) => [h, 'destination'] as [string, 'destination']),
+    ...run.sources.map((h) => [h, 'source'] as [string, 'source']),
+    ...run.destinations.map((h) => [h, 'destination'] as [string, 'destination']),
   ];
-  return roles.map(([name, role]) => {
-    const host = snap.inventory.hosts.find((h) => h.name === name)!;
-    return { name, role, capacity: host.capacity, before: before.get(name) ?? {}, after: afterUsed ? afterUsed.get(name) ?? {} : null };
+  return roles.flatMap(([name, role]) => {
+    const host = run.before.hosts.find((h) => h.name === name);
+    return host ? [{ name, role, capacity: host.capacity, before: before.get(name) ?? {}, after: afterUsed ? afterUsed.get(name) ?? {} : null }] : [];
   });
 }

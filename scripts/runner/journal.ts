@@ -8,10 +8,11 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, wr
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { EvacEvent } from '../events.ts';
-import type { Vm } from '../fleet/types.ts';
+import type { Inventory, Vm } from '../fleet/types.ts';
 import type { Blueprint, Move } from '../preflight/blueprint.ts';
 import type { Attempt } from './attempt.ts';
 import type { VmResult } from './ladder.ts';
+import type { HostProof } from './run.ts';
 
 export interface RunStart {
   kind: 'run-start';
@@ -27,8 +28,13 @@ export interface RunStart {
 export type JournalEntry =
   | RunStart
   /** The blueprint this run executes, with the VMs as discovery saw them (a resume needs their disks and states). */
-  | { kind: 'planned'; t: number; moves: Move[]; vms: Vm[]; unplaced: Blueprint['unplaced']; pinned: Blueprint['pinned'] }
-  | { kind: 'run-end'; t: number; exitCode: number; interrupted: boolean }
+  | {
+    kind: 'planned'; t: number; moves: Move[]; vms: Vm[]; unplaced: Blueprint['unplaced']; pinned: Blueprint['pinned'];
+    sources: string[]; destinations: string[]; warnings: string[];
+    /** The fleet as discovery saw it (the report's "before" is the first run's). */
+    inventory: Inventory;
+  }
+  | { kind: 'run-end'; t: number; exitCode: number; interrupted: boolean; proofs?: HostProof[]; after?: Inventory | null }
   | EvacEvent;
 
 /** A line as stored: the entry, its place in the journal and the wall-clock time it was written. */
@@ -109,25 +115,37 @@ export interface Chain {
   planned: Map<string, string>;
   /** The clock at the last line (ms since the chain began). */
   lastT: number;
+  /** The first run's view of the fleet, and the last plan's blueprint. */
+  before?: Inventory;
+  lastPlanned?: Extract<JournalEntry, { kind: 'planned' }>;
+  /** How the last run ended, if it did. */
+  end?: Extract<JournalEntry, { kind: 'run-end' }> & { at: string };
+  /** When the last line was written. */
+  lastAt: string;
 }
 
 export function chainOf(lines: Line[]): Chain | undefined {
   const first = lines.findLastIndex((l) => l.kind === 'run-start' && !l.resumed);
   if (first < 0) return undefined;
-  const chain: Chain = { runs: [], attempts: new Map(), results: new Map(), inFlight: [], planned: new Map(), lastT: 0 };
+  const chain: Chain = { runs: [], attempts: new Map(), results: new Map(), inFlight: [], planned: new Map(), lastT: 0, lastAt: lines[first].at };
   const vms = new Map<string, Vm>();
   const open = new Map<string, InFlight>();
   for (const l of lines.slice(first)) {
     if ('t' in l) chain.lastT = Math.max(chain.lastT, l.t);
+    chain.lastAt = l.at;
     switch (l.kind) {
       case 'run-start':
         // Attempts the previous process never finished stay open until a resume settles them.
         chain.runs.push({ ...l, ended: false });
+        delete chain.end;
         break;
       case 'run-end':
         chain.runs.at(-1)!.ended = true;
+        chain.end = l;
         break;
       case 'planned':
+        chain.before ??= l.inventory;
+        chain.lastPlanned = l;
         for (const v of l.vms) vms.set(v.name, v);
         for (const m of l.moves) chain.planned.set(m.vm, m.destination);
         break;
