@@ -6,7 +6,7 @@ export type Method = 'live' | 'cold';
 export type StageName = 'plan' | 'recover' | 'discover' | 'place' | 'preflight' | 'migrate' | 'verify' | 'report';
 
 export type EvacEvent =
-  | { kind: 'stage'; t: number; stage: StageName; detail?: string }
+  | { kind: 'stage'; t: number; stage: StageName; detail?: string; /** migrate: how many moves it starts with. */ moves?: number }
   | { kind: 'move-start'; t: number; vm: string; source: string; destination: string; method: Method; attempt: number }
   | { kind: 'progress'; t: number; progress: Progress }
   | {

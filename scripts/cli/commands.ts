@@ -158,7 +158,7 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
           sources: bp.sources, destinations: bp.destinations, warnings: bp.warnings, inventory: snap.inventory,
         });
         const c = settings.concurrency;
-        emit({ kind: 'stage', t: driver.clock.now(), stage: 'migrate', detail: `${bp.moves.length} moves, mode ${settings.mode}, at most ${c.total} at once, ${c.perSource} per source, ${c.perDestination} per destination` });
+        emit({ kind: 'stage', t: driver.clock.now(), stage: 'migrate', moves: bp.moves.length, detail: `${bp.moves.length} moves, mode ${settings.mode}, at most ${c.total} at once, ${c.perSource} per source, ${c.perDestination} per destination` });
         const carried = state ? carriedFrom(state, new Set(snap.onSources.map((v) => v.name))) : undefined;
         const run = await runBlueprint(bp, snap, settings, driver, emit, {
           stop: stop.signal, halt: halt.signal,

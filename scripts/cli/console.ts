@@ -35,13 +35,20 @@ export function consoleSink(opts: ConsoleOptions): EventSink & { close(): void }
     if (drawn > 0) opts.out.write(`\x1b[${drawn}A\x1b[0J`);
     drawn = 0;
   };
+  const totals = { moved: 0, left: 0, planned: 0 };
   const draw = () => {
     if (!opts.live || inFlight.size === 0) return;
     const lines = [...inFlight.values()].map(({ label, progress: p }) => {
-      const detail = p ? `${p.phase}${p.round !== undefined ? ` round ${p.round + 1}` : ''}, ${fmtBytes(p.sentBytes)} sent${p.rateBps ? `, ${fmtBytes(p.rateBps)}/s` : ''}${p.remainingBytes ? `, ${fmtBytes(p.remainingBytes)} to go` : ''}` : 'starting';
+      let detail = 'starting';
+      if (p) {
+        const whole = p.sentBytes + p.remainingBytes;
+        const pct = whole > 0 ? ` ${Math.min(100, Math.floor((p.sentBytes / whole) * 100))}%` : '';
+        const eta = p.rateBps > 0 && p.remainingBytes > 0 ? `, ETA ${Math.ceil(p.remainingBytes / p.rateBps)} s` : '';
+        detail = `${p.phase}${p.round !== undefined ? ` round ${p.round + 1}` : ''}${pct}, ${fmtBytes(p.sentBytes)} sent${p.rateBps ? `, ${fmtBytes(p.rateBps)}/s` : ''}${p.remainingBytes ? `, ${fmtBytes(p.remainingBytes)} to go` : ''}${eta}`;
+      }
       return `  ${c.dim('▸')} ${label} ${c.dim(detail)}`;
     });
-    lines.unshift(c.bold(`  ${inFlight.size} in flight`));
+    lines.unshift(c.bold(`  ${inFlight.size} in flight · ${totals.moved} moved, ${totals.left} left${totals.planned ? ` of ${totals.planned}` : ''}`));
     opts.out.write(`${lines.join('\n')}\n`);
     drawn = lines.length;
     lastDraw = Date.now();
@@ -54,6 +61,7 @@ export function consoleSink(opts: ConsoleOptions): EventSink & { close(): void }
   const sink = (e: EvacEvent) => {
     switch (e.kind) {
       case 'stage':
+        if (e.moves !== undefined) totals.planned = e.moves;
         return line(e.t, c.bold(`${e.stage}${e.detail ? `: ${e.detail}` : ''}`));
       case 'move-start':
         inFlight.set(e.vm, { label: `${e.vm} ${e.method} ${e.source} → ${e.destination}` });
@@ -83,6 +91,8 @@ export function consoleSink(opts: ConsoleOptions): EventSink & { close(): void }
       case 'recovered':
         return line(e.t, `${e.vm} ${c.yellow('recovered')} (${e.method} ${e.source} → ${e.destination} was in flight): ${e.action}`);
       case 'vm-done':
+        if (e.result.status === 'moved') totals.moved++;
+        else if (e.result.status === 'left') totals.left++;
         return;
     }
   };

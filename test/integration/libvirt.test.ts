@@ -7,6 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { $, sleep } from 'zx';
 import { LibvirtDriver } from '../../scripts/fleet/libvirt/driver.ts';
+import { reportProblems } from '../../scripts/report/schema.ts';
 import type { LibvirtFleet } from '../../scripts/plan/plan-types.ts';
 import { domainXml } from '../../scripts/testbed/guest.ts';
 import { DIR, paths } from '../../scripts/testbed/layout.ts';
@@ -91,6 +92,7 @@ describe('the libvirt driver on the testbed', () => {
     expect((await ssh('hv1', 'virsh', 'list', '--all', '--name')).stdout.trim()).toBe('');
     expect((await ssh('hv1', 'ls', '/var/lib/libvirt/images')).stdout.trim()).toBe('');
     const report = JSON.parse(readFileSync('reports/testbed-hv1.json', 'utf8'));
+    expect(reportProblems(report)).toEqual([]);
     expect(report.vms.map((v: { vm: string; status: string; method: string }) => [v.vm, v.status, v.method])).toEqual(GUESTS.map((g) => [g.name, 'moved', 'live']));
     for (const v of report.vms) {
       expect(v.durationS).toBeGreaterThan(0);
