@@ -47,6 +47,20 @@ describe('GitHub Actions', () => {
     expect(md).toMatch(/\| ml-train-1 \| unplaced \| hv-a1 \| gpu: needs 2/);
   });
 
+  it('--events writes the event stream as JSON lines, one per state change, agreeing with the report', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'evac-events-'));
+    const events = join(dir, 'events.jsonl');
+    const r = await $({ cwd: ROOT, nothrow: true, quiet: true })`node scripts/bin.mjs run plans/example.yaml --reports ${dir} --events ${events}`;
+    expect(r.exitCode).toBe(3);
+    const lines = readFileSync(events, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; vm?: string; result?: { vm: string; status: string } });
+    const report = JSON.parse(readFileSync(join(dir, 'rack-a-firmware.json'), 'utf8')) as Report;
+    expect(lines.filter((e) => e.kind === 'move-start')).toHaveLength(report.vms.reduce((n, v) => n + v.attempts.length, 0));
+    expect(lines.filter((e) => e.kind === 'move-end')).toHaveLength(report.vms.reduce((n, v) => n + v.attempts.length, 0));
+    const done = lines.filter((e) => e.kind === 'vm-done').map((e) => [e.result!.vm, e.result!.status]).sort();
+    expect(done).toEqual(report.vms.map((v) => [v.vm, v.status]).sort());
+    expect(lines.some((e) => e.kind === 'progress')).toBe(true);
+  });
+
   it('writes no workflow commands outside Actions', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'evac-gh-'));
     const r = await evacuate({ GITHUB_ACTIONS: '' }, dir);
