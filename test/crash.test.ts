@@ -74,12 +74,12 @@ function check(plan: EvacuationPlan, reports: string) {
   const names = fleet.domains.map((d) => d.vm.name);
   expect(new Set(names).size, 'every VM exactly once').toBe(names.length);
   const down = new Set(fleet.down);
-  const onSources = fleet.domains.filter((d) => plan.sources.includes(d.vm.host) || sent.has(d.vm.name));
+  const onSources = fleet.domains.filter((d) => plan.sources!.includes(d.vm.host) || sent.has(d.vm.name));
   for (const d of onSources) {
     const { name, host, state } = d.vm;
     expect(d.copy, `${name}: no half-made copy`).toBeUndefined();
     const allowed = [...sent.get(name) ?? []];
-    if (!plan.sources.includes(host)) expect(allowed, `${name} on ${host}`).toContain(host);
+    if (!plan.sources!.includes(host)) expect(allowed, `${name} on ${host}`).toContain(host);
     if (!down.has(host)) expect(state, `${name} on ${host}`).toBe('running');
     const r = report.vms.find((v) => v.vm === name);
     expect(r, `${name} in the report`).toBeDefined();

@@ -24,7 +24,7 @@ import { finishInActions, groupSink, inActions } from './github.ts';
 export async function validateCommand(file: string): Promise<number> {
   const loaded = loadPlan(file);
   for (const w of loaded.warnings) process.stderr.write(`warning: ${formatProblem(w)}\n`);
-  process.stdout.write(`${file}: valid plan '${loaded.plan.name}' (${loaded.plan.sources.length} source host(s), driver ${loaded.plan.fleet.driver})\n`);
+  process.stdout.write(`${file}: valid plan '${loaded.plan.name}' (${loaded.plan.kind === 'rebalance' ? 'rebalance' : `${loaded.plan.sources?.length ?? 0} source host(s)`}, driver ${loaded.plan.fleet.driver})\n`);
   return ExitCode.ok;
 }
 
@@ -142,9 +142,9 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
         const seen = await discover(driver, loaded.plan);
         checkHolds(name, seen.sources, seen.destinations);
         const destinations = seen.destinations.map((h) => h.name);
-        await takeHosts(driver, who, loaded.plan.sources, destinations);
+        await takeHosts(driver, who, loaded.plan.sources ?? [], destinations);
         // A plan that moves only some VMs (vms) does not put its sources in maintenance: they are released too.
-        leased = loaded.plan.vms ? [...loaded.plan.sources, ...destinations] : destinations;
+        leased = loaded.plan.vms ? [...loaded.plan.sources ?? [], ...destinations] : destinations;
         let state = chain;
         if (chain && chain.inFlight.length > 0) {
           emit({ kind: 'stage', t: driver.clock.now(), stage: 'recover', detail: `${chain.inFlight.length} migration(s) were in flight when the last run stopped` });

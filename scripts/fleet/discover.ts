@@ -24,7 +24,7 @@ export async function discover(driver: Driver, plan: EvacuationPlan): Promise<Sn
   const down = new Map(inventory.unreachable.map((u) => [u.host, u.detail]));
   const warnings: string[] = [];
   const sources: Host[] = [];
-  for (const name of plan.sources) {
+  for (const name of plan.sources ?? []) {
     const h = byName.get(name);
     if (h) sources.push(h);
     else if (down.has(name)) {
@@ -57,7 +57,7 @@ export async function discover(driver: Driver, plan: EvacuationPlan): Promise<Sn
   for (const name of plan.placement?.pinned ?? []) {
     if (!vmNames.has(name)) warnings.push(`pinned VM ${name} is not in the fleet`);
   }
-  const sourceNames = new Set(plan.sources);
+  const sourceNames = new Set(plan.sources ?? []);
   const destNames = new Set(destinations.map((h) => h.name));
   return {
     inventory,

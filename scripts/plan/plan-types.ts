@@ -1,15 +1,9 @@
 /* Generated from schemas/plan.schema.json by 'npm run gen:types'. Do not edit: edit the schema. */
 
 /**
- * This interface was referenced by `EvacuationPlan`'s JSON-Schema
- * via the `definition` "Name".
- */
-export type Name = string;
-
-/**
  * An evacuator plan: which hosts to empty, where their VMs may go, how to place them and how to migrate them.
  */
-export interface EvacuationPlan {
+export type EvacuationPlan = {
   /**
    * Plan format version. Only 1 exists.
    */
@@ -22,13 +16,17 @@ export interface EvacuationPlan {
    * Free text for the change record.
    */
   description?: string;
+  /**
+   * evacuate (the default): empty the sources. rebalance: move as few bytes as possible so that the hosts in scope (destinations) reach the target in rebalance.
+   */
+  kind?: "evacuate" | "rebalance";
   fleet: Fleet;
   /**
-   * Hosts to empty (under maintenance).
+   * Hosts to empty (under maintenance). Required for kind evacuate; a rebalance has none (its scope is destinations).
    *
    * @minItems 1
    */
-  sources: [Name, ...Name[]];
+  sources?: [Name, ...Name[]];
   /**
    * Move only these VMs (names or globs with * and ?) from the sources; the others stay and are reported as not selected. The sources then count as done when every selected VM has left them (a plan from `evacuator moveback` uses this).
    *
@@ -36,13 +34,20 @@ export interface EvacuationPlan {
    */
   vms?: [string, ...string[]];
   destinations?: Destinations;
+  rebalance?: Rebalance;
   placement?: Placement;
   migration?: Migration;
-}
+};
+/**
+ * This interface was referenced by `undefined`'s JSON-Schema
+ * via the `definition` "Name".
+ */
+export type Name = string;
+
 /**
  * Where the hosts and VMs are discovered.
  *
- * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * This interface was referenced by `undefined`'s JSON-Schema
  * via the `definition` "Fleet".
  */
 export interface Fleet {
@@ -56,7 +61,7 @@ export interface Fleet {
 /**
  * The embedded simulated fleet: given inline (hosts, vms) or generated from a seed.
  *
- * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * This interface was referenced by `undefined`'s JSON-Schema
  * via the `definition` "SimFleet".
  */
 export interface SimFleet {
@@ -82,7 +87,7 @@ export interface SimFleet {
   faults?: SimFault[];
 }
 /**
- * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * This interface was referenced by `undefined`'s JSON-Schema
  * via the `definition` "SimHost".
  */
 export interface SimHost {
@@ -111,7 +116,7 @@ export interface SimHost {
 /**
  * A number per resource: vcpu, memory_mib, disk_gib or any named resource (gpu, sriov_vf, ...).
  *
- * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * This interface was referenced by `undefined`'s JSON-Schema
  * via the `definition` "ResourceNumbers".
  */
 export interface ResourceNumbers {
@@ -120,14 +125,14 @@ export interface ResourceNumbers {
 /**
  * Host labels, key: value.
  *
- * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * This interface was referenced by `undefined`'s JSON-Schema
  * via the `definition` "Labels".
  */
 export interface Labels {
   [k: string]: string;
 }
 /**
- * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * This interface was referenced by `undefined`'s JSON-Schema
  * via the `definition` "SimVm".
  */
 export interface SimVm {
@@ -173,7 +178,7 @@ export interface SimVm {
 /**
  * Generate a fleet: hosts hv-001.. with VMs vm-00001.., from the seed.
  *
- * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * This interface was referenced by `undefined`'s JSON-Schema
  * via the `definition` "SimGenerate".
  */
 export interface SimGenerate {
@@ -192,7 +197,7 @@ export interface SimGenerate {
 /**
  * A failure to inject into the simulated fleet.
  *
- * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * This interface was referenced by `undefined`'s JSON-Schema
  * via the `definition` "SimFault".
  */
 export interface SimFault {
@@ -207,7 +212,7 @@ export interface SimFault {
 /**
  * Hosts running libvirtd, reached over SSH (strict host-key checking). Secrets never go here: keys come from identity files, an agent (SSH_AUTH_SOCK) or ~/.ssh.
  *
- * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * This interface was referenced by `undefined`'s JSON-Schema
  * via the `definition` "LibvirtFleet".
  */
 export interface LibvirtFleet {
@@ -233,7 +238,7 @@ export interface LibvirtFleet {
   connect_timeout_s?: number;
 }
 /**
- * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * This interface was referenced by `undefined`'s JSON-Schema
  * via the `definition` "LibvirtHost".
  */
 export interface LibvirtHost {
@@ -251,7 +256,7 @@ export interface LibvirtHost {
 /**
  * Where VMs may go. With neither hosts nor selector, every host that is not a source.
  *
- * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * This interface was referenced by `undefined`'s JSON-Schema
  * via the `definition` "Destinations".
  */
 export interface Destinations {
@@ -266,7 +271,43 @@ export interface Labels1 {
   [k: string]: string;
 }
 /**
- * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * A load-rebalancing run: the target to reach and the budget to reach it within. Planning picks the moves that reach the target with the fewest bytes moved (memory, plus disk where storage is local), honouring every placement rule; moves run in an order in which no host is ever over its capacity.
+ *
+ * This interface was referenced by `undefined`'s JSON-Schema
+ * via the `definition` "Rebalance".
+ */
+export interface Rebalance {
+  target: {
+    /**
+     * A ceiling per resource, as a fraction of capacity x overcommit, e.g. {memory_mib: 0.75}.
+     */
+    max_utilization?: {
+      [k: string]: number;
+    };
+    /**
+     * At most this far above the mean utilization of the hosts in scope, per resource, e.g. {memory_mib: 0.05}: as even as that.
+     */
+    max_spread?: {
+      [k: string]: number;
+    };
+    /**
+     * Empty this many hosts (so they can be powered down), choosing those that cost the fewest bytes.
+     */
+    free_hosts?: number;
+  };
+  budget?: {
+    /**
+     * At most this many migrations.
+     */
+    migrations?: number;
+    /**
+     * At most this many GiB moved.
+     */
+    gib?: number;
+  };
+}
+/**
+ * This interface was referenced by `undefined`'s JSON-Schema
  * via the `definition` "Placement".
  */
 export interface Placement {
@@ -323,7 +364,7 @@ export interface ResourceNumbers2 {
   [k: string]: number;
 }
 /**
- * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * This interface was referenced by `undefined`'s JSON-Schema
  * via the `definition` "Migration".
  */
 export interface Migration {

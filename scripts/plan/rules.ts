@@ -69,12 +69,13 @@ export function checkRules(plan: EvacuationPlan): RuleProblem[] {
     if (f.kind === 'crash' && f.at_s === undefined) error(at, "fault 'crash' needs at_s (seconds into the run)");
   });
 
-  duplicates(plan.sources, (i, n) => error(['sources', i], `source '${n}' is listed twice`));
-  plan.sources.forEach((s, i) => knownHost(['sources', i], s));
+  const sources: string[] = plan.sources ?? [];
+  duplicates(sources, (i, n) => error(['sources', i], `source '${n}' is listed twice`));
+  sources.forEach((s, i) => knownHost(['sources', i], s));
   const dest = plan.destinations;
   dest?.hosts?.forEach((h, i) => {
     knownHost(['destinations', 'hosts', i], h);
-    if (plan.sources.includes(h)) error(['destinations', 'hosts', i], `'${h}' is both a source and a destination; a host under maintenance cannot receive VMs`);
+    if (sources.includes(h)) error(['destinations', 'hosts', i], `'${h}' is both a source and a destination; a host under maintenance cannot receive VMs`);
   });
   duplicates(dest?.hosts ?? [], (i, n) => error(['destinations', 'hosts', i], `destination '${n}' is listed twice`));
   dest?.exclude?.forEach((h, i) => knownHost(['destinations', 'exclude', i], h));
@@ -110,7 +111,7 @@ export function checkRules(plan: EvacuationPlan): RuleProblem[] {
 /** Whether a host is an allowed destination by the plan's list, selector and exclusions. */
 export function matchesDestinations(plan: EvacuationPlan, host: string, labels: Record<string, string>): boolean {
   const d = plan.destinations;
-  if (plan.sources.includes(host) || d?.exclude?.includes(host)) return false;
+  if (plan.sources?.includes(host) || d?.exclude?.includes(host)) return false;
   if (!d?.hosts && !d?.selector) return true;
   return (d.hosts?.includes(host) ?? false) || (d.selector !== undefined && labelsMatch(labels, d.selector));
 }

@@ -53,7 +53,7 @@ export function settingsOf(plan: EvacuationPlan): Settings {
   const c = m.concurrency ?? {};
   return {
     name: plan.name,
-    sources: plan.sources,
+    sources: plan.sources ?? [],
     policy: p.policy ?? 'pack',
     seed: p.seed ?? 0,
     ...(p.effort !== undefined ? { effort: p.effort } : {}),
