@@ -11,6 +11,7 @@ import { describeFence } from '../fleet/types.ts';
 import { loadPlan, type LoadedPlan } from '../plan/load.ts';
 import { selected, settingsOf, type Settings } from '../plan/settings.ts';
 import { makeBlueprint, type Blueprint } from '../preflight/blueprint.ts';
+import { makeRebalanceBlueprint } from '../preflight/rebalance.ts';
 import { buildReport, exitCodeOf } from '../report/build.ts';
 import { reportFromJournal } from '../report/replay.ts';
 import { writeReports } from '../report/write.ts';
@@ -35,6 +36,12 @@ async function prepare(loaded: LoadedPlan, settings: Settings, driver: Driver, e
   // VMs a resume could not settle stay out of this run's reach.
   const snap = { ...found, onSources: found.onSources.filter((v) => !skip.has(v.name) && selected(settings, v.name)) };
   for (const w of snap.warnings) emit({ kind: 'warning', t: driver.clock.now(), message: w });
+  if (settings.kind === 'rebalance') {
+    emit({ kind: 'stage', t: driver.clock.now(), stage: 'place', detail: `rebalancing ${snap.destinations.length} hosts, ${snap.residents.length} VMs` });
+    const r = await makeRebalanceBlueprint(loaded, settings, snap, driver);
+    emit({ kind: 'stage', t: driver.clock.now(), stage: 'preflight', detail: `${r.bp.moves.length} moves cleared, ${r.bp.unplaced.length} refused` });
+    return r;
+  }
   emit({ kind: 'stage', t: driver.clock.now(), stage: 'place', detail: `${snap.onSources.length} VMs on ${snap.sources.length} source(s), ${snap.destinations.length} destination(s), policy ${settings.policy}` });
   const bp = await makeBlueprint(loaded, settings, snap, driver);
   emit({ kind: 'stage', t: driver.clock.now(), stage: 'preflight', detail: `${bp.moves.length} moves cleared, ${bp.unplaced.length} VM(s) cannot move` });
@@ -57,10 +64,12 @@ export async function planCommand(file: string, opts: { json?: boolean }): Promi
   const { bp } = await withDriver(loaded, {}, (driver) => prepare(loaded, settingsOf(loaded.plan), driver, opts.json ? () => {} : log));
   if (opts.json) process.stdout.write(`${JSON.stringify(bp, null, 2)}\n`);
   else process.stdout.write(describeBlueprint(bp, paint(consoleOptions(process.stdout).color)));
+  if (bp.rebalance) return bp.rebalance.reached ? ExitCode.ok : ExitCode.incomplete;
   return bp.unplaced.length === 0 ? ExitCode.ok : ExitCode.incomplete;
 }
 
 function describeBlueprint(bp: Blueprint, c: ReturnType<typeof paint>): string {
+  if (bp.rebalance) return describeRebalance(bp, c);
   const lines = [c.bold(`Plan ${bp.plan.name}: ${bp.moves.length} moves onto ${bp.destinationsUsed} of ${bp.destinations.length} destination hosts (policy ${bp.policy})`)];
   for (const m of bp.moves) {
     const est = m.estimateS === null ? c.yellow('will not converge live at full rate') : `~${m.estimateS} s`;
@@ -72,6 +81,26 @@ function describeBlueprint(bp: Blueprint, c: ReturnType<typeof paint>): string {
     for (const r of u.reasons) lines.push(`      - ${r.text}`);
   }
   lines.push(bp.preflight.ok ? c.green('Preflight: every move passed.') : c.yellow('Preflight: some checks failed (see above).'));
+  return `${lines.join('\n')}\n`;
+}
+
+const GiB = 2 ** 30;
+const pct = (x: number | undefined) => `${((x ?? 0) * 100).toFixed(0)}%`.padStart(4);
+
+/** A rebalance: the target, the moves with their bytes, each host's utilization before and after. */
+function describeRebalance(bp: Blueprint, c: ReturnType<typeof paint>): string {
+  const r = bp.rebalance!;
+  const target = [
+    ...Object.entries(r.ceiling).map(([k, v]) => `${k} at most ${pct(v).trim()}`),
+    ...(r.freeHosts ? [`free ${r.freeHosts} host(s)${r.freed.length ? `: ${r.freed.join(', ')}` : ''}`] : []),
+  ].join(', ');
+  const lines = [c.bold(`Rebalance ${bp.plan.name}: ${target}. ${bp.moves.length} moves, ${(r.bytes / GiB).toFixed(1)} GiB to move.`)];
+  for (const m of bp.moves) lines.push(`  ${m.vm.padEnd(18)} ${m.source} → ${m.destination.padEnd(10)} ${m.method.padEnd(5)} ${m.estimateS === null ? c.yellow('will not converge live') : `~${m.estimateS} s`}`);
+  const dims = Object.keys(r.ceiling).length ? Object.keys(r.ceiling) : ['memory_mib'];
+  lines.push('', `  ${'host'.padEnd(12)} ${dims.map((k) => `${k} before → after`.padEnd(26)).join('')}`);
+  for (const h of r.hosts) lines.push(`  ${h.host.padEnd(12)} ${dims.map((k) => `${pct(h.before[k])} → ${pct(h.after[k])}`.padEnd(26)).join('')}`);
+  for (const u of bp.unplaced) lines.push(`  ${u.vm.padEnd(18)} ${c.red('cannot move')}: ${u.reasons.map((x) => x.text).join('; ')}`);
+  lines.push(r.reached ? c.green('The moves reach the target.') : c.yellow(`The target is not reached:\n${r.shortfall.map((x) => `  - ${x}`).join('\n')}`));
   return `${lines.join('\n')}\n`;
 }
 
@@ -156,6 +185,7 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
         journal.write({
           kind: 'planned', t: driver.clock.now(), moves: bp.moves, vms: snap.onSources, unplaced: bp.unplaced, pinned: bp.pinned,
           sources: bp.sources, destinations: bp.destinations, warnings: bp.warnings, inventory: snap.inventory,
+          ...(bp.rebalance ? { rebalance: bp.rebalance } : {}),
         });
         const c = settings.concurrency;
         emit({ kind: 'stage', t: driver.clock.now(), stage: 'migrate', moves: bp.moves.length, detail: `${bp.moves.length} moves, mode ${settings.mode}, at most ${c.total} at once, ${c.perSource} per source, ${c.perDestination} per destination` });
@@ -168,19 +198,22 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
         const code = exitCodeOf(run);
         // The reports are built from the journal, as `evacuator report` would: one record, two views.
         emit({ kind: 'stage', t: driver.clock.now(), stage: 'report', detail: `from ${jpath}` });
-        journal.write({ kind: 'run-end', t: run.endedAt, exitCode: code, interrupted: run.interrupted, proofs: run.proofs, after: run.after });
+        journal.write({ kind: 'run-end', t: run.endedAt, exitCode: code, interrupted: run.interrupted, proofs: run.proofs, after: run.after, ...(run.rebalance ? { rebalance: run.rebalance } : {}) });
         const report = buildReport(reportFromJournal(readJournal(jpath), jpath));
         const paths = writeReports(opts.reports, report);
         sink.close();
         const t = report.totals;
         const col = paint(consoleOptions(process.stdout).color);
-        process.stdout.write(`\n${col.bold(`${t.moved} of ${t.vms} VMs moved (${t.live} live, ${t.cold} cold), ${t.left} left in place, ${t.unplaced} not placeable, ${t.pinned} pinned; ${t.sourcesEmpty} of ${t.sources} sources empty.`)}\n`);
+        const rb = report.rebalance;
+        process.stdout.write(rb
+          ? `\n${col.bold(`${t.moved} of ${t.vms} planned moves done (${(t.bytes / GiB).toFixed(1)} GiB sent); target ${rb.reached ? 'reached on every host' : `not reached: ${rb.shortfall.join('; ')}`}.`)}\n`
+          : `\n${col.bold(`${t.moved} of ${t.vms} VMs moved (${t.live} live, ${t.cold} cold), ${t.left} left in place, ${t.unplaced} not placeable, ${t.pinned} pinned; ${t.sourcesEmpty} of ${t.sources} sources empty.`)}\n`);
         process.stdout.write(`Makespan ${t.makespanS} s (lower bound ${t.lowerBoundS} s). Reports: ${paths.json}, ${paths.html}\n`);
         if (groups) {
           groups.close();
           finishInActions(process.stdout, report, paths);
         }
-        if (!loaded.plan.vms) process.stdout.write(`${bp.sources.join(', ')} stay fenced for the maintenance; afterwards: evacuator clear ${file}\n`);
+        if (!loaded.plan.vms && !rb) process.stdout.write(`${bp.sources.join(', ')} stay fenced for the maintenance; afterwards: evacuator clear ${file}\n`);
         return code;
       } catch (e) {
         // Refused before anything moved (bad input, a host that does not answer, hosts held): this run is over.

@@ -44,6 +44,8 @@ export interface RebalanceInput {
   settings: Omit<LedgerSettings, 'maxUtilization'>;
   target: RebalanceTarget;
   budget: RebalanceBudget;
+  /** pack (default): each VM to the host it fills best under the ceiling; spread: to the one with the most room. */
+  policy?: 'pack' | 'spread';
 }
 
 export interface RebalanceMove {
@@ -188,7 +190,8 @@ export function planRebalance(input: RebalanceInput): RebalancePlan {
         left = Math.min(left, room / Math.max(EPS, denom(h, k)));
       }
       if (!fits || s.ledger.refuse([vm], h)) continue;
-      if (left < bestLeft) [best, bestLeft] = [h, left];
+      const score = input.policy === 'spread' ? -left : left;
+      if (score < bestLeft) [best, bestLeft] = [h, score];
     }
     return best;
   };

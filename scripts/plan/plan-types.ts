@@ -1,9 +1,15 @@
 /* Generated from schemas/plan.schema.json by 'npm run gen:types'. Do not edit: edit the schema. */
 
 /**
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * via the `definition` "Name".
+ */
+export type Name = string;
+
+/**
  * An evacuator plan: which hosts to empty, where their VMs may go, how to place them and how to migrate them.
  */
-export type EvacuationPlan = {
+export interface EvacuationPlan {
   /**
    * Plan format version. Only 1 exists.
    */
@@ -37,17 +43,11 @@ export type EvacuationPlan = {
   rebalance?: Rebalance;
   placement?: Placement;
   migration?: Migration;
-};
-/**
- * This interface was referenced by `undefined`'s JSON-Schema
- * via the `definition` "Name".
- */
-export type Name = string;
-
+}
 /**
  * Where the hosts and VMs are discovered.
  *
- * This interface was referenced by `undefined`'s JSON-Schema
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
  * via the `definition` "Fleet".
  */
 export interface Fleet {
@@ -61,7 +61,7 @@ export interface Fleet {
 /**
  * The embedded simulated fleet: given inline (hosts, vms) or generated from a seed.
  *
- * This interface was referenced by `undefined`'s JSON-Schema
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
  * via the `definition` "SimFleet".
  */
 export interface SimFleet {
@@ -87,7 +87,7 @@ export interface SimFleet {
   faults?: SimFault[];
 }
 /**
- * This interface was referenced by `undefined`'s JSON-Schema
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
  * via the `definition` "SimHost".
  */
 export interface SimHost {
@@ -116,7 +116,7 @@ export interface SimHost {
 /**
  * A number per resource: vcpu, memory_mib, disk_gib or any named resource (gpu, sriov_vf, ...).
  *
- * This interface was referenced by `undefined`'s JSON-Schema
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
  * via the `definition` "ResourceNumbers".
  */
 export interface ResourceNumbers {
@@ -125,14 +125,14 @@ export interface ResourceNumbers {
 /**
  * Host labels, key: value.
  *
- * This interface was referenced by `undefined`'s JSON-Schema
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
  * via the `definition` "Labels".
  */
 export interface Labels {
   [k: string]: string;
 }
 /**
- * This interface was referenced by `undefined`'s JSON-Schema
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
  * via the `definition` "SimVm".
  */
 export interface SimVm {
@@ -178,7 +178,7 @@ export interface SimVm {
 /**
  * Generate a fleet: hosts hv-001.. with VMs vm-00001.., from the seed.
  *
- * This interface was referenced by `undefined`'s JSON-Schema
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
  * via the `definition` "SimGenerate".
  */
 export interface SimGenerate {
@@ -197,7 +197,7 @@ export interface SimGenerate {
 /**
  * A failure to inject into the simulated fleet.
  *
- * This interface was referenced by `undefined`'s JSON-Schema
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
  * via the `definition` "SimFault".
  */
 export interface SimFault {
@@ -212,7 +212,7 @@ export interface SimFault {
 /**
  * Hosts running libvirtd, reached over SSH (strict host-key checking). Secrets never go here: keys come from identity files, an agent (SSH_AUTH_SOCK) or ~/.ssh.
  *
- * This interface was referenced by `undefined`'s JSON-Schema
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
  * via the `definition` "LibvirtFleet".
  */
 export interface LibvirtFleet {
@@ -238,7 +238,7 @@ export interface LibvirtFleet {
   connect_timeout_s?: number;
 }
 /**
- * This interface was referenced by `undefined`'s JSON-Schema
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
  * via the `definition` "LibvirtHost".
  */
 export interface LibvirtHost {
@@ -256,7 +256,7 @@ export interface LibvirtHost {
 /**
  * Where VMs may go. With neither hosts nor selector, every host that is not a source.
  *
- * This interface was referenced by `undefined`'s JSON-Schema
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
  * via the `definition` "Destinations".
  */
 export interface Destinations {
@@ -273,7 +273,7 @@ export interface Labels1 {
 /**
  * A load-rebalancing run: the target to reach and the budget to reach it within. Planning picks the moves that reach the target with the fewest bytes moved (memory, plus disk where storage is local), honouring every placement rule; moves run in an order in which no host is ever over its capacity.
  *
- * This interface was referenced by `undefined`'s JSON-Schema
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
  * via the `definition` "Rebalance".
  */
 export interface Rebalance {
@@ -307,7 +307,7 @@ export interface Rebalance {
   };
 }
 /**
- * This interface was referenced by `undefined`'s JSON-Schema
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
  * via the `definition` "Placement".
  */
 export interface Placement {
@@ -364,7 +364,7 @@ export interface ResourceNumbers2 {
   [k: string]: number;
 }
 /**
- * This interface was referenced by `undefined`'s JSON-Schema
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
  * via the `definition` "Migration".
  */
 export interface Migration {

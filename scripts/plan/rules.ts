@@ -70,6 +70,13 @@ export function checkRules(plan: EvacuationPlan): RuleProblem[] {
   });
 
   const sources: string[] = plan.sources ?? [];
+  if (plan.kind === 'rebalance') {
+    if (!plan.rebalance) error(['kind'], "a rebalance needs a 'rebalance' section with its target");
+    if (plan.sources) error(['sources'], 'a rebalance has no sources: its scope is destinations (hosts, selector, exclude)');
+  } else {
+    if (!plan.sources) error([], "missing 'sources': the hosts to empty (or kind: rebalance)");
+    if (plan.rebalance) error(['rebalance'], "'rebalance' applies only to kind: rebalance");
+  }
   duplicates(sources, (i, n) => error(['sources', i], `source '${n}' is listed twice`));
   sources.forEach((s, i) => knownHost(['sources', i], s));
   const dest = plan.destinations;

@@ -12,6 +12,9 @@ export interface Group {
 
 export interface Settings {
   name: string;
+  kind: 'evacuate' | 'rebalance';
+  /** A rebalance's target and budget (bytes). */
+  rebalance?: { target: { ceiling?: Resources; spread?: Resources; freeHosts?: number }; budget: { migrations?: number; bytes?: number } };
   sources: string[];
   policy: 'pack' | 'spread';
   seed: number;
@@ -51,8 +54,23 @@ export function settingsOf(plan: EvacuationPlan): Settings {
   const p = plan.placement ?? {};
   const m = plan.migration ?? {};
   const c = m.concurrency ?? {};
+  const r = plan.rebalance;
   return {
     name: plan.name,
+    kind: plan.kind ?? 'evacuate',
+    ...(r ? {
+      rebalance: {
+        target: {
+          ...(r.target.max_utilization ? { ceiling: r.target.max_utilization } : {}),
+          ...(r.target.max_spread ? { spread: r.target.max_spread } : {}),
+          ...(r.target.free_hosts ? { freeHosts: r.target.free_hosts } : {}),
+        },
+        budget: {
+          ...(r.budget?.migrations ? { migrations: r.budget.migrations } : {}),
+          ...(r.budget?.gib ? { bytes: r.budget.gib * 2 ** 30 } : {}),
+        },
+      },
+    } : {}),
     sources: plan.sources ?? [],
     policy: p.policy ?? 'pack',
     seed: p.seed ?? 0,

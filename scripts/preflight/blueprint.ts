@@ -6,7 +6,8 @@
 import type { CheckResult, Driver } from '../fleet/driver.ts';
 import type { Snapshot } from '../fleet/discover.ts';
 import { estimatePrecopy, MiB } from '../fleet/precopy.ts';
-import type { Vm } from '../fleet/types.ts';
+import type { Resources, Vm } from '../fleet/types.ts';
+import type { HostUtilization } from '../placement/rebalance.ts';
 import type { Method } from '../events.ts';
 import type { LoadedPlan } from '../plan/load.ts';
 import { coldAllowed, type Settings } from '../plan/settings.ts';
@@ -38,6 +39,19 @@ export interface Blueprint {
     checks: { vm: string; destination: string; ok: boolean; failed: { check: string; detail: string }[] }[];
   };
   warnings: string[];
+  /** A rebalance: the target, what the moves reach, and each host's utilization before and after. */
+  rebalance?: RebalanceSummary;
+}
+
+export interface RebalanceSummary {
+  /** The ceiling applied per resource (fractions of capacity x overcommit). */
+  ceiling: Resources;
+  freeHosts?: number;
+  freed: string[];
+  reached: boolean;
+  shortfall: string[];
+  bytes: number;
+  hosts: HostUtilization[];
 }
 
 const PREFLIGHT_ROUNDS = 3;
@@ -123,7 +137,7 @@ export async function makeBlueprint(loaded: LoadedPlan, settings: Settings, snap
 }
 
 /** Live-migration time at the full single-stream rate, from the pre-copy model. */
-function estimateSeconds(vm: Vm, settings: Settings, snap: Snapshot): number | null {
+export function estimateSeconds(vm: Vm, settings: Settings, snap: Pick<Snapshot, 'sources'>): number | null {
   const src = snap.sources.find((h) => h.name === vm.host);
   const rateMibps = Math.min(settings.bandwidthMibps ?? Infinity, src?.nicMibps ?? 1190);
   const disk = vm.storage === 'local' ? (vm.resources.disk_gib ?? 0) * 1024 : 0;

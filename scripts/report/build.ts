@@ -2,7 +2,7 @@
 import type { FailReason } from '../fleet/driver.ts';
 import { usedByHost, type Inventory, type Resources } from '../fleet/types.ts';
 import { ExitCode } from '../errors.ts';
-import type { Blueprint } from '../preflight/blueprint.ts';
+import type { Blueprint, RebalanceSummary } from '../preflight/blueprint.ts';
 import type { HostProof, RunResult } from '../runner/run.ts';
 import type { VmResult } from '../runner/ladder.ts';
 
@@ -73,14 +73,30 @@ export interface Report {
   vms: ReportVm[];
   proofs: HostProof[];
   warnings: string[];
+  /** A rebalance: target, planned bytes, and each host's utilization before, as planned, and after. */
+  rebalance?: ReportRebalance;
+}
+
+export interface ReportRebalance {
+  /** Ceiling per resource, a fraction of capacity x overcommit. */
+  ceiling: Resources;
+  freeHosts?: number;
+  freed: string[];
+  /** Whether every host ended under the target (judged on the fleet after the run). */
+  reached: boolean;
+  shortfall: string[];
+  plannedBytes: number;
+  plannedReached: boolean;
+  hosts: { host: string; before: Resources; planned: Resources; after: Resources | null }[];
 }
 
 const SETUP_S = 1.5;
 const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
 
 /** The exit code a run deserves, decided in one place. */
-export function exitCodeOf(run: Pick<RunResult, 'interrupted' | 'proofs'>): number {
+export function exitCodeOf(run: Pick<RunResult, 'interrupted' | 'proofs' | 'rebalance'>): number {
   if (run.interrupted) return ExitCode.interrupted;
+  if (run.rebalance) return run.rebalance.reached ? ExitCode.ok : ExitCode.incomplete;
   return run.proofs.every((p) => p.empty) ? ExitCode.ok : ExitCode.incomplete;
 }
 
@@ -97,6 +113,8 @@ export interface ReportInput {
   vms: VmResult[];
   proofs: HostProof[];
   interrupted: boolean;
+  /** A rebalance: the plan's view, and the judgement on the fleet after the run. */
+  rebalance?: { planned: RebalanceSummary; result?: RunResult['rebalance'] };
   /** On the driver's clock, ms. */
   startedAt: number;
   endedAt: number;
@@ -122,7 +140,9 @@ export function buildReport(run: ReportInput): Report {
     };
   });
   const count = (f: (v: ReportVm) => boolean) => vms.filter(f).length;
-  const code = exitCodeOf(run);
+  // A rebalance that did not finish has no judgement: it did not reach its target.
+  const judged = run.rebalance ? run.rebalance.result ?? { reached: false, shortfall: [], after: [] } : undefined;
+  const code = exitCodeOf({ interrupted: run.interrupted, proofs: run.proofs, ...(judged ? { rebalance: judged } : {}) });
   return {
     version: 1,
     plan: run.plan,
@@ -150,6 +170,7 @@ export function buildReport(run: ReportInput): Report {
     vms,
     proofs: run.proofs,
     warnings: run.warnings,
+    ...(run.rebalance ? { rebalance: rebalanceView(run.rebalance.planned, run.rebalance.result) } : {}),
   };
 }
 
@@ -184,4 +205,18 @@ function hostsView(run: ReportInput): ReportHost[] {
     const host = run.before.hosts.find((h) => h.name === name);
     return host ? [{ name, role, capacity: host.capacity, before: before.get(name) ?? {}, after: afterUsed ? afterUsed.get(name) ?? {} : null }] : [];
   });
+}
+
+function rebalanceView(p: RebalanceSummary, result: RunResult['rebalance']): ReportRebalance {
+  const after = new Map(result?.after.map((h) => [h.host, h.utilization]) ?? []);
+  return {
+    ceiling: p.ceiling,
+    ...(p.freeHosts !== undefined ? { freeHosts: p.freeHosts } : {}),
+    freed: p.freed,
+    reached: result?.reached ?? false,
+    shortfall: result ? result.shortfall : ['the run did not finish'],
+    plannedBytes: p.bytes,
+    plannedReached: p.reached,
+    hosts: p.hosts.map((h) => ({ host: h.host, before: h.before, planned: h.after, after: after.get(h.host) ?? null })),
+  };
 }

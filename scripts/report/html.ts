@@ -30,10 +30,13 @@ function downtime(ms: number): string {
 
 function summary(r: Report): string {
   const t = r.totals;
-  const allEmpty = t.sourcesEmpty === t.sources;
-  const verdict = r.result === 'interrupted'
-    ? `Interrupted: ${t.sourcesEmpty} of ${t.sources} source hosts empty`
-    : allEmpty ? `All ${t.sources} source hosts are empty` : `${t.sources - t.sourcesEmpty} of ${t.sources} source hosts are NOT empty`;
+  const rb = r.rebalance;
+  const allEmpty = rb ? rb.reached : t.sourcesEmpty === t.sources;
+  const verdict = rb
+    ? `${r.result === 'interrupted' ? 'Interrupted: ' : ''}${rb.reached ? 'Every host is under the target' : 'The target is NOT reached'}`
+    : r.result === 'interrupted'
+      ? `Interrupted: ${t.sourcesEmpty} of ${t.sources} source hosts empty`
+      : allEmpty ? `All ${t.sources} source hosts are empty` : `${t.sources - t.sourcesEmpty} of ${t.sources} source hosts are NOT empty`;
   const card = (label: string, value: string | number, cls = '') => `<div class="card ${cls}"><div class="v">${esc(value)}</div><div class="l">${esc(label)}</div></div>`;
   return `<section class="verdict ${allEmpty ? 'ok' : 'bad'}"><h2>${esc(verdict)}</h2>
 <p>exit code ${esc(r.exitCode)} · ${esc(r.driver)} driver · makespan ${esc(duration(t.makespanS))} (bound from link bandwidth: ${esc(duration(t.lowerBoundS))})</p></section>
@@ -92,6 +95,17 @@ function utilization(r: Report): string {
   return `<table class="util"><thead><tr><th>host</th><th>role</th><th>memory (before / after)</th><th>vCPU (before / after)</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
+function rebalanceSection(r: Report): string {
+  const rb = r.rebalance!;
+  const dims = Object.keys(rb.ceiling);
+  const target = [...dims.map((k) => `${k} at most ${(rb.ceiling[k] * 100).toFixed(0)}%`), ...(rb.freeHosts ? [`free ${rb.freeHosts} host(s)`] : [])].join(', ');
+  const p = (x: number | undefined) => (x === undefined ? '' : `${(x * 100).toFixed(1)}%`);
+  const rows = rb.hosts.map((h) => `<tr><th>${esc(h.host)}</th>${dims.map((k) => `<td>${esc(p(h.before[k]))}</td><td>${esc(p(h.planned[k]))}</td><td class="${(h.after?.[k] ?? 0) > rb.ceiling[k] + 1e-9 ? 'over' : ''}">${esc(h.after ? p(h.after[k]) : '?')}</td>`).join('')}</tr>`);
+  return `<h3>Rebalance</h3>
+<p class="rb ${rb.reached ? 'ok' : 'bad'}">Target: ${esc(target)} · ${rb.reached ? 'reached on every host' : `not reached: ${esc(rb.shortfall.join('; '))}`} · planned ${esc(bytes(rb.plannedBytes))} to move${rb.freed.length ? ` · freed ${esc(rb.freed.join(', '))}` : ''}</p>
+<table class="util"><thead><tr><th>host</th>${dims.map((k) => `<th>${esc(k)} before</th><th>planned</th><th>after</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>`;
+}
+
 function vmTable(vms: ReportVm[]): string {
   const sorted = [...vms].sort((a, b) => STATUS_ORDER[a.status] - STATUS_ORDER[b.status] || a.vm.localeCompare(b.vm));
   const rows = sorted.map((v) => `<tr class="${esc(v.status)}">
@@ -114,6 +128,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:0}h3{margin:28px 0 8px
 .card{background:#fff;border:1px solid #e5e7eb;border-radius:10px;padding:10px 16px;min-width:110px}
 .card .v{font-size:22px;font-weight:600}.card .l{color:var(--muted)}
 .card.live .v{color:var(--live)}.card.cold .v{color:var(--cold)}.card.bad .v{color:var(--bad)}.card.warn .v{color:var(--warn)}
+.rb.ok{color:var(--ok)}.rb.bad{color:var(--bad)}td.over{color:var(--bad);font-weight:600}
 .left-on{background:#fef2f2;border-left:4px solid var(--bad);padding:8px 12px}
 svg.timeline{width:100%;background:#fff;border:1px solid #e5e7eb;border-radius:10px}
 svg text{font-size:11px;fill:#374151}svg line{stroke:#e5e7eb}
@@ -163,7 +178,7 @@ export function renderHtml(r: Report): string {
 ${summary(r)}
 <h3>Timeline (per source host)</h3>
 ${timeline(r)}
-<h3>Hosts</h3>
+${r.rebalance ? rebalanceSection(r) : ''}<h3>Hosts</h3>
 ${utilization(r)}
 <h3>VMs</h3>
 ${vmTable(r.vms)}

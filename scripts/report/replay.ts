@@ -17,7 +17,7 @@ export function reportFromJournal(lines: Line[], path: string): ReportInput {
   const last = chain.runs.at(-1)!;
   const end = chain.end;
   // A run that did not end (killed): nothing proves its sources empty.
-  const proofs: HostProof[] = end?.proofs ?? planned.sources.map((host) => ({
+  const proofs: HostProof[] = end?.proofs ?? (planned.rebalance ? [] : planned.sources).map((host) => ({
     host, empty: false, left: [{ vm: '?', state: 'unknown', why: `run ${last.run} did not finish; resume it to settle and check this host` }],
   }));
   return {
@@ -30,6 +30,7 @@ export function reportFromJournal(lines: Line[], path: string): ReportInput {
     after: end?.after ?? null,
     vms: [...chain.results.values()],
     proofs,
+    ...(planned.rebalance ? { rebalance: { planned: planned.rebalance, ...(end?.rebalance ? { result: end.rebalance } : {}) } } : {}),
     interrupted: end ? end.interrupted : true,
     startedAt: 0,
     endedAt: end?.t ?? chain.lastT,

@@ -12,7 +12,7 @@ import type { Inventory, Vm } from '../fleet/types.ts';
 import type { Blueprint, Move } from '../preflight/blueprint.ts';
 import type { Attempt } from './attempt.ts';
 import type { VmResult } from './ladder.ts';
-import type { HostProof } from './run.ts';
+import type { HostProof, RunResult } from './run.ts';
 
 export interface RunStart {
   kind: 'run-start';
@@ -30,11 +30,11 @@ export type JournalEntry =
   /** The blueprint this run executes, with the VMs as discovery saw them (a resume needs their disks and states). */
   | {
     kind: 'planned'; t: number; moves: Move[]; vms: Vm[]; unplaced: Blueprint['unplaced']; pinned: Blueprint['pinned'];
-    sources: string[]; destinations: string[]; warnings: string[];
+    sources: string[]; destinations: string[]; warnings: string[]; rebalance?: Blueprint['rebalance'];
     /** The fleet as discovery saw it (the report's "before" is the first run's). */
     inventory: Inventory;
   }
-  | { kind: 'run-end'; t: number; exitCode: number; interrupted: boolean; proofs?: HostProof[]; after?: Inventory | null }
+  | { kind: 'run-end'; t: number; exitCode: number; interrupted: boolean; proofs?: HostProof[]; after?: Inventory | null; rebalance?: RunResult['rebalance'] }
   | EvacEvent;
 
 /** A line as stored: the entry, its place in the journal and the wall-clock time it was written. */

@@ -5,7 +5,8 @@
  */
 import type { Driver } from '../fleet/driver.ts';
 import type { Snapshot } from '../fleet/discover.ts';
-import type { Inventory, Vm } from '../fleet/types.ts';
+import { demandOf, usedByHost, type Inventory, type Resources, type Vm } from '../fleet/types.ts';
+import { utilizationOf } from '../placement/rebalance.ts';
 import type { EventSink } from '../events.ts';
 import { selected, type Settings } from '../plan/settings.ts';
 import { ledgerFor } from '../placement/place.ts';
@@ -26,6 +27,8 @@ export interface HostProof {
 export interface RunResult {
   vms: VmResult[];
   proofs: HostProof[];
+  /** A rebalance: whether the hosts ended under the target, judged from the fleet after the run. */
+  rebalance?: { reached: boolean; shortfall: string[]; after: { host: string; utilization: Resources }[] };
   /** The fleet after the run, as the final check saw it (null when it could not be read). */
   after: Inventory | null;
   interrupted: boolean;
@@ -64,6 +67,7 @@ export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Sett
   for (const m of bp.moves) ledger.commit(vms.get(m.vm)!, m.destination);
   const down = new Set<string>();
   const limits = new Limits(settings.concurrency);
+  const room = new Room(snap.inventory, settings);
   const results: VmResult[] = [...opts.carried ?? []];
   const history = new Map<string, Attempt[]>(opts.history);
   const finish = (r: VmResult) => {
@@ -93,6 +97,10 @@ export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Sett
 
   await new Promise<void>((finished) => {
     const finishIfIdle = () => {
+      if (limits.active === 0 && queue.length > 0 && !stop.aborted) {
+        // Nothing in flight and nothing may start: the moves left wait on each other for room.
+        for (const m of queue.splice(0)) leave(m, `waits for room on ${m.destination} that no other move frees (the moves form a cycle); left in place`);
+      }
       if (limits.active === 0 && (queue.length === 0 || stop.aborted)) finished();
     };
     const pump = () => {
@@ -107,7 +115,8 @@ export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Sett
           }
           m = queue[i] = next;
         }
-        if (!limits.hasRoom(m.source, m.destination)) {
+        // A move into a host waits until the moves out of it have made room (rebalancing).
+        if (!limits.hasRoom(m.source, m.destination) || !room.fits(vms.get(m.vm)!, m.destination)) {
           i++;
           continue;
         }
@@ -120,8 +129,11 @@ export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Sett
         }
         queue.splice(i, 1);
         const move = m;
+        room.arrive(vms.get(move.vm)!, move.destination);
         void limits.run(move.source, move.destination, () => climb({ driver, settings, emit, ...(halt ? { halt } : {}) }, vms.get(move.vm)!, move, history.get(move.vm) ?? []))
           .then((step) => {
+            // Both copies hold room while it moves; then only the one that runs.
+            room.leave(vms.get(move.vm)!, 'done' in step && step.done.status === 'moved' ? move.source : move.destination);
             if ('done' in step) {
               if (step.done.status !== 'moved') ledger.release(move.vm);
               if (step.done.status === 'left') emit({ kind: 'vm-left', t: driver.clock.now(), vm: move.vm, source: move.source, why: step.done.reason });
@@ -149,6 +161,13 @@ export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Sett
     finish({ vm: p.vm, source: p.host, plannedDestination: null, host: p.host, status: 'pinned', method: 'none', reason: 'pinned by the plan (placement.pinned)', attempts: history.get(p.vm) ?? [] });
   }
   results.sort((a, b) => a.vm.localeCompare(b.vm));
+  if (bp.rebalance) {
+    emit({ kind: 'stage', t: driver.clock.now(), stage: 'verify', detail: `utilization of ${bp.destinations.length} hosts against the target` });
+    const got = await driver.inventory();
+    const after = got.ok ? got.inventory : null;
+    const rebalance = judgeRebalance(bp, after, settings);
+    return { vms: results, proofs: [], rebalance, after, interrupted: stop.aborted, startedAt, endedAt: driver.clock.now() };
+  }
   emit({ kind: 'stage', t: driver.clock.now(), stage: 'verify', detail: `looking for domains in any state on ${bp.sources.join(', ')}` });
   const { proofs, after } = await proveEmpty(driver, bp.sources, results, emit, (vm) => selected(settings, vm));
   return { vms: results, proofs, after, interrupted: stop.aborted, startedAt, endedAt: driver.clock.now() };
@@ -172,4 +191,62 @@ async function proveEmpty(
     return proof;
   });
   return { proofs, after: got.ok ? got.inventory : null };
+}
+
+/** Whether a rebalance ended under its target, from the fleet as it is after the run. */
+function judgeRebalance(bp: Blueprint, after: Inventory | null, settings: Settings): NonNullable<RunResult['rebalance']> {
+  const r = bp.rebalance!;
+  if (!after) return { reached: false, shortfall: ['the fleet could not be read after the run'], after: [] };
+  const used = usedByHost(after.vms);
+  const shortfall: string[] = [];
+  const hosts = after.hosts.filter((h) => bp.destinations.includes(h.name));
+  const view = hosts.map((h) => ({ host: h.name, utilization: utilizationOf(used.get(h.name) ?? {}, h, settings.overcommit) }));
+  for (const { host, utilization } of view) {
+    for (const [k, ceiling] of Object.entries(r.ceiling)) {
+      if ((utilization[k] ?? 0) > ceiling + 1e-9) shortfall.push(`${host}: ${k} at ${(utilization[k] * 100).toFixed(1)}% against ${(ceiling * 100).toFixed(1)}%`);
+    }
+  }
+  for (const h of r.freed) if (after.vms.some((v) => v.host === h)) shortfall.push(`${h} was to be freed but still holds ${after.vms.filter((v) => v.host === h).map((v) => v.name).join(', ')}`);
+  if (r.freeHosts !== undefined && r.freed.length < r.freeHosts) shortfall.push(`freed ${r.freed.length} of ${r.freeHosts} hosts`);
+  return { reached: shortfall.length === 0, shortfall, after: view };
+}
+
+/**
+ * Physical room per host while moves run: a VM holds room on both hosts while it moves, then only
+ * where it runs. A move waits until its destination has room (after reserve and overcommit).
+ */
+class Room {
+  private used: Map<string, Resources>;
+  private limit = new Map<string, Resources>();
+
+  constructor(inv: Inventory, settings: Settings) {
+    this.used = usedByHost(inv.vms);
+    for (const h of inv.hosts) {
+      const lim: Resources = {};
+      for (const [k, cap] of Object.entries(h.capacity)) lim[k] = (cap - (settings.reserve[k] ?? 0)) * (settings.overcommit[k] ?? 1);
+      this.limit.set(h.name, lim);
+    }
+  }
+
+  fits(vm: Vm, host: string): boolean {
+    const lim = this.limit.get(host);
+    if (!lim) return true;
+    const used = this.used.get(host) ?? {};
+    // A host already past a limit (before the run) is not made worse, but is not blocked on resources the VM does not use.
+    return Object.entries(demandOf(vm)).every(([k, need]) => need <= 0 || lim[k] === undefined || (used[k] ?? 0) + need <= lim[k] + 1e-6);
+  }
+
+  arrive(vm: Vm, host: string): void {
+    this.add(host, vm, 1);
+  }
+
+  leave(vm: Vm, host: string): void {
+    this.add(host, vm, -1);
+  }
+
+  private add(host: string, vm: Vm, sign: number): void {
+    const used = this.used.get(host) ?? {};
+    for (const [k, v] of Object.entries(demandOf(vm))) used[k] = (used[k] ?? 0) + sign * v;
+    this.used.set(host, used);
+  }
 }
