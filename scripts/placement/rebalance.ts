@@ -18,8 +18,12 @@ import { Ledger, type LedgerSettings } from './ledger.ts';
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
 const EPS = 1e-9;
-/** Steps the covering knapsack's capacity is cut into: finer is closer to optimal, and slower. */
+/** Steps the covering knapsack's capacity is cut into when demands share no usable unit: finer is closer to optimal, and slower. */
 const KNAPSACK_STEPS = 800;
+/** Most steps for the exact knapsack (demands in their common unit). */
+const EXACT_STEPS = 20_000;
+
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 
 export interface RebalanceTarget {
   /** Ceiling per resource, as a fraction of capacity x overcommit. */
@@ -184,8 +188,9 @@ export function planRebalance(input: RebalanceInput): RebalancePlan {
       const l = s.load.get(h.name)!;
       let left = Infinity;
       let fits = true;
-      for (const k of Object.keys(ceiling)) {
-        const room = allowed(h, k) - (l[k] ?? 0) - (d[k] ?? 0);
+      // Room left after it, under the ceiling (or, with none, under the host's memory).
+      for (const k of Object.keys(ceiling).length > 0 ? Object.keys(ceiling) : ['memory_mib']) {
+        const room = Math.min(allowed(h, k), denom(h, k)) - (l[k] ?? 0) - (d[k] ?? 0);
         if (room < -EPS) fits = false;
         left = Math.min(left, room / Math.max(EPS, denom(h, k)));
       }
@@ -291,9 +296,13 @@ export function coverAtLeast(vms: Vm[], excess: Resources): Vm[] | undefined {
   for (const k of dims) if (total(vms, k) + EPS < excess[k]) return undefined;
   const main = dims.reduce((a, b) => (excess[a] / Math.max(EPS, total(vms, a)) >= excess[b] / Math.max(EPS, total(vms, b)) ? a : b));
   const need = excess[main];
-  const step = need / KNAPSACK_STEPS;
-  const Q = KNAPSACK_STEPS;
-  const weights = vms.map((v) => Math.min(Q, Math.floor((demandOf(v)[main] ?? 0) / step)));
+  // Whole-number demands (MiB, vCPUs) have a common divisor: in its units the knapsack is exact.
+  const raw = vms.map((v) => demandOf(v)[main] ?? 0);
+  const unit = raw.every(Number.isInteger) ? raw.reduce(gcd, 0) : 0;
+  const exact = unit > 0 && Math.ceil(need / unit) <= EXACT_STEPS;
+  const step = exact ? unit : need / KNAPSACK_STEPS;
+  const Q = exact ? Math.ceil(need / unit - EPS) : KNAPSACK_STEPS;
+  const weights = raw.map((w) => Math.min(Q, Math.floor(w / step + EPS)));
   // dp[w]: least bytes for quantized weight of at least w (capped at Q).
   const dp = new Float64Array(Q + 1).fill(Infinity);
   dp[0] = 0;
