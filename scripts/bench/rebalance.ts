@@ -219,6 +219,6 @@ if (parts.has('small')) {
     if (Math.abs(ours.bytes - best) < 1) exact++;
   }
   console.log(`instances: ${SEEDS * 4}; already under the target: ${balanced}; the target cannot be reached at all: ${infeasible}; reachable but missed by evacuator: ${ourMiss}`);
-  console.log(`bytes ratio ours / exact: median ${median(ratios).toFixed(3)}, worst ${Math.max(...ratios).toFixed(3)} over ${ratios.length}; exactly optimal: ${exact}`);
+  console.log(`bytes ratio ours / exact: median ${median(ratios).toFixed(4)}, worst ${Math.max(...ratios).toFixed(4)} over ${ratios.length}; exactly optimal: ${exact}`);
   console.log(`time: evacuator ${(tOurs / (SEEDS * 4)).toFixed(1)} ms per fleet, MIP ${(tMip / (SEEDS * 4)).toFixed(0)} ms per fleet`);
 }
