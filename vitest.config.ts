@@ -2,15 +2,16 @@ import { defineConfig } from 'vitest/config';
 
 // `npm test`: the fast suite. `npm run test:integration`: the suites under test/integration,
 // which need root and the Debian packages .ci/run installs (they build a real libvirt testbed).
-const integration = process.env.EVAC_INTEGRATION === '1';
+// `npm run test:openstack`: the slow suite against a real Nova (npm run cloud), root too.
+const suite = process.env.EVAC_OPENSTACK === '1' ? 'openstack' : process.env.EVAC_INTEGRATION === '1' ? 'integration' : 'fast';
 
 export default defineConfig({
   test: {
-    include: integration ? ['test/integration/**/*.test.ts'] : ['test/**/*.test.ts'],
-    exclude: integration ? [] : ['test/integration/**', 'node_modules/**'],
+    include: suite === 'fast' ? ['test/**/*.test.ts'] : [`test/${suite}/**/*.test.ts`],
+    exclude: suite === 'fast' ? ['test/integration/**', 'test/openstack/**', 'node_modules/**'] : [],
     testTimeout: 60_000,
     hookTimeout: 180_000,
-    // One testbed on the machine at a time.
-    fileParallelism: !integration,
+    // One testbed (or cloud) on the machine at a time.
+    fileParallelism: suite === 'fast',
   },
 });

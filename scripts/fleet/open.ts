@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { EvacuationPlan } from '../plan/plan-types.ts';
 import type { Driver } from './driver.ts';
 import { LibvirtDriver } from './libvirt/driver.ts';
+import { OpenStackDriver } from './openstack/driver.ts';
 import { SimDriver } from './sim/driver.ts';
 
 export interface OpenOptions {
@@ -31,5 +32,7 @@ export function openDriver(plan: EvacuationPlan, opts: OpenOptions = {}): Driver
     case 'libvirt':
       // The plan rules require the libvirt section for this driver.
       return new LibvirtDriver(plan.fleet.libvirt!, opts.origin);
+    case 'openstack':
+      return new OpenStackDriver(plan.fleet.openstack ?? {}, opts.origin);
   }
 }

@@ -52,11 +52,12 @@ export interface EvacuationPlan {
  */
 export interface Fleet {
   /**
-   * Fleet driver. sim is an embedded simulated fleet; libvirt drives virsh on each host over SSH.
+   * Fleet driver. sim is an embedded simulated fleet; libvirt drives virsh on each host over SSH; openstack drives Nova's REST API.
    */
-  driver: "sim" | "libvirt";
+  driver: "sim" | "libvirt" | "openstack";
   sim?: SimFleet;
   libvirt?: LibvirtFleet;
+  openstack?: OpenStackFleet;
 }
 /**
  * The embedded simulated fleet: given inline (hosts, vms) or generated from a seed.
@@ -252,6 +253,30 @@ export interface LibvirtHost {
   address?: string;
   port?: number;
   labels?: Labels;
+}
+/**
+ * An OpenStack cloud, driven through Nova's REST API (and Placement's). Credentials never go here: they come from clouds.yaml (cloud names the entry) or, without cloud, from the OS_* environment variables.
+ *
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * via the `definition` "OpenStackFleet".
+ */
+export interface OpenStackFleet {
+  /**
+   * Entry of clouds.yaml to use (looked for in clouds_file, $OS_CLIENT_CONFIG_FILE, ./clouds.yaml, ~/.config/openstack/clouds.yaml, /etc/openstack/clouds.yaml).
+   */
+  cloud?: string;
+  /**
+   * A clouds.yaml to read first.
+   */
+  clouds_file?: string;
+  /**
+   * Longest wait for one API request.
+   */
+  request_timeout_s?: number;
+  /**
+   * Force a live migration still running after this long to complete (Nova pauses the guest to finish, or switches to post-copy where enabled). Without it, the deadline aborts it instead.
+   */
+  force_complete_after_s?: number;
 }
 /**
  * Where VMs may go. With neither hosts nor selector, every host that is not a source.

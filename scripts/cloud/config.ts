@@ -1,0 +1,172 @@
+/** The test cloud's configuration files, all bound to 127.0.0.1, under one folder. */
+import { join } from 'node:path';
+
+export const DIR = '/tmp/evacuator-cloud';
+export const PORTS = { keystone: 5000, placement: 8778, glance: 9292, neutron: 9696, nova: 8774, mysql: 3306, rabbit: 5672, epmd: 4369, dist: 25672 };
+export const COMPUTES = ['cmp1', 'cmp2', 'cmp3'];
+export const paths = {
+  etc: join(DIR, 'etc'),
+  logs: join(DIR, 'logs'),
+  state: join(DIR, 'state'),
+  pids: join(DIR, 'pids'),
+  mysqlData: join(DIR, 'mysql'),
+  mysqlSock: join(DIR, 'mysql.sock'),
+  rabbit: join(DIR, 'rabbit'),
+  /** clouds.yaml for the admin and for evacuator (cloud name evacuator-test). */
+  clouds: join(DIR, 'clouds.yaml'),
+  secrets: join(DIR, 'secrets.json'),
+};
+
+export interface Secrets {
+  db: string;
+  rabbit: string;
+  admin: string;
+  service: string;
+}
+
+const authtoken = (s: Secrets, user: string) => `[keystone_authtoken]
+www_authenticate_uri = http://127.0.0.1:${PORTS.keystone}/
+auth_url = http://127.0.0.1:${PORTS.keystone}/
+auth_type = password
+project_domain_name = Default
+user_domain_name = Default
+project_name = service
+username = ${user}
+password = ${s.service}
+`;
+
+const serviceAuth = (s: Secrets, section: string, user: string) => `[${section}]
+auth_url = http://127.0.0.1:${PORTS.keystone}/v3
+auth_type = password
+project_domain_name = Default
+user_domain_name = Default
+region_name = RegionOne
+project_name = service
+username = ${user}
+password = ${s.service}
+`;
+
+const db = (s: Secrets, name: string) => `mysql+pymysql://os:${s.db}@127.0.0.1:${PORTS.mysql}/${name}`;
+const rabbit = (s: Secrets) => `rabbit://openstack:${s.rabbit}@127.0.0.1:${PORTS.rabbit}/`;
+
+export function keystoneConf(s: Secrets): string {
+  return `[DEFAULT]
+log_file = ${paths.logs}/keystone.log
+[database]
+connection = ${db(s, 'keystone')}
+[token]
+provider = fernet
+[fernet_tokens]
+key_repository = ${paths.state}/fernet-keys
+[credential]
+key_repository = ${paths.state}/credential-keys
+`;
+}
+
+export function placementConf(s: Secrets): string {
+  return `[DEFAULT]
+log_file = ${paths.logs}/placement.log
+[api]
+auth_strategy = keystone
+[placement_database]
+connection = ${db(s, 'placement')}
+${authtoken(s, 'placement')}`;
+}
+
+export function glanceConf(s: Secrets): string {
+  return `[DEFAULT]
+bind_host = 127.0.0.1
+bind_port = ${PORTS.glance}
+workers = 1
+log_file = ${paths.logs}/glance-api.log
+enabled_backends = fs:file
+[glance_store]
+default_backend = fs
+[fs]
+filesystem_store_datadir = ${paths.state}/images
+[database]
+connection = ${db(s, 'glance')}
+[paste_deploy]
+flavor = keystone
+config_file = ${paths.etc}/glance-api-paste.ini
+${authtoken(s, 'glance')}`;
+}
+
+export function neutronConf(s: Secrets): string {
+  return `[DEFAULT]
+bind_host = 127.0.0.1
+bind_port = ${PORTS.neutron}
+core_plugin = ml2
+service_plugins = router
+auth_strategy = keystone
+transport_url = ${rabbit(s)}
+api_workers = 1
+rpc_workers = 1
+notify_nova_on_port_status_changes = false
+notify_nova_on_port_data_changes = false
+api_paste_config = ${paths.etc}/neutron-api-paste.ini
+state_path = ${paths.state}/neutron
+log_file = ${paths.logs}/neutron-server.log
+[database]
+connection = ${db(s, 'neutron')}
+[oslo_concurrency]
+lock_path = ${paths.state}/neutron-lock
+[ml2]
+type_drivers = flat
+tenant_network_types =
+mechanism_drivers =
+extension_drivers = port_security
+[ml2_type_flat]
+flat_networks = *
+${authtoken(s, 'neutron')}`;
+}
+
+/** Shared by every nova service; the database sections are in novaDbConf, for api, conductor and scheduler only. */
+export function novaConf(s: Secrets): string {
+  return `[DEFAULT]
+transport_url = ${rabbit(s)}
+my_ip = 127.0.0.1
+osapi_compute_listen = 127.0.0.1
+osapi_compute_listen_port = ${PORTS.nova}
+osapi_compute_workers = 1
+report_interval = 5
+service_down_time = 20
+state_path = ${paths.state}/nova
+[api]
+auth_strategy = keystone
+[wsgi]
+api_paste_config = ${paths.etc}/nova-api-paste.ini
+[oslo_concurrency]
+lock_path = ${paths.state}/nova-lock
+[scheduler]
+discover_hosts_in_cells_interval = -1
+[oslo_messaging_notifications]
+driver = noop
+[vnc]
+enabled = false
+[glance]
+api_servers = http://127.0.0.1:${PORTS.glance}
+[conductor]
+workers = 1
+[filter_scheduler]
+track_instance_changes = false
+${authtoken(s, 'nova')}
+${serviceAuth(s, 'placement', 'placement')}
+${serviceAuth(s, 'neutron', 'neutron')}`;
+}
+
+export function novaDbConf(s: Secrets): string {
+  return `[api_database]
+connection = ${db(s, 'nova_api')}
+[database]
+connection = ${db(s, 'nova')}
+`;
+}
+
+export function computeConf(host: string): string {
+  return `[DEFAULT]
+host = ${host}
+compute_driver = fake.FakeLiveMigrateDriver
+state_path = ${paths.state}/${host}
+`;
+}

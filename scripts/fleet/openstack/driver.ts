@@ -1,0 +1,354 @@
+/**
+ * The OpenStack driver: Nova's REST API (and Placement's) at one explicit microversion.
+ *
+ * Microversion 2.84, the oldest that has everything read here: from 2.34 a live migration's
+ * pre-check failure arrives asynchronously (the POST answers 202; the migration record and the
+ * instance action tell the outcome), from 2.56 a cold migration honours the requested host (below
+ * it the host is silently ignored), 2.80 filters os-migrations by instance and type, and 2.84
+ * gives the instance action's event details. Newer ones change nothing this driver uses.
+ *
+ * Hosts are compute services: capacity is placement's inventory (total - reserved) x
+ * allocation ratio, so plans for OpenStack keep overcommit 1 and reserve 0. A host's fence is
+ * its compute service disabled with a reason naming the plan. Outcomes are decided from where
+ * Nova says the server is, never from an error text.
+ */
+import { userError } from '../../errors.ts';
+import type { OpenStackFleet } from '../../plan/plan-types.ts';
+import { fleetChecks } from '../../preflight/checks.ts';
+import type {
+  CheckResult, Clock, ColdRequest, Driver, Failure, LiveRequest, Location, MigrationOutcome, Outcome, PreflightItem, RecoverRequest, Recovery,
+} from '../driver.ts';
+import type { Fence, Inventory, Resources, Vm, VmState } from '../types.ts';
+import { credentialsFor, HttpError, OpenStack } from './client.ts';
+
+export const MICROVERSION = '2.84';
+const POLL_MS = 1000;
+/** Disabled reasons evacuator writes start with this; the rest is the fence as JSON. */
+const FENCE_PREFIX = 'evacuator:';
+
+const wallClock = (t0 = Date.now()): Clock => ({
+  now: () => Date.now() - t0,
+  sleep: (ms, signal) => new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+  }),
+});
+
+interface Service { id: string; host: string; state: 'up' | 'down'; status: 'enabled' | 'disabled'; disabled_reason: string | null }
+interface Server {
+  id: string; name: string; status: string; 'OS-EXT-SRV-ATTR:host': string | null; 'OS-EXT-STS:task_state': string | null;
+  flavor: { vcpus: number; ram: number; disk: number };
+}
+interface Migration { id: number; status: string; dest_compute: string; source_compute: string; memory_processed_bytes?: number; memory_remaining_bytes?: number; memory_total_bytes?: number; disk_processed_bytes?: number }
+
+const STATES: Record<string, VmState> = { ACTIVE: 'running', PAUSED: 'paused', SHUTOFF: 'shutoff', SUSPENDED: 'paused', ERROR: 'crashed' };
+
+export class OpenStackDriver implements Driver {
+  readonly name = 'openstack';
+  readonly clock: Clock;
+  private readonly os: OpenStack;
+  private ids = new Map<string, string>();
+  private services = new Map<string, Service>();
+  private providers = new Map<string, string>();
+
+  constructor(private readonly config: OpenStackFleet, origin?: number) {
+    this.clock = wallClock(origin);
+    let creds;
+    try {
+      creds = credentialsFor(config.cloud, config.clouds_file);
+    } catch (e) {
+      throw userError(`OpenStack credentials: ${describe(e)}`, [],
+        'name an entry of clouds.yaml in fleet.openstack.cloud, or export OS_AUTH_URL, OS_USERNAME, OS_PASSWORD and OS_PROJECT_NAME');
+    }
+    this.os = new OpenStack(creds, (config.request_timeout_s ?? 30) * 1000);
+  }
+
+  private nova<T>(method: string, path: string, body?: unknown) {
+    return this.os.request<T>('compute', method, path, { microversion: MICROVERSION, ...(body !== undefined ? { body } : {}) });
+  }
+
+  async inventory(): Promise<Outcome<{ inventory: Inventory }>> {
+    try {
+      const [services, hypervisors, servers, groups] = await Promise.all([
+        this.nova<{ services: Service[] }>('GET', '/os-services?binary=nova-compute'),
+        this.nova<{ hypervisors: { id: string; hypervisor_hostname: string; hypervisor_version: number; hypervisor_type: string; service: { host: string } }[] }>('GET', '/os-hypervisors/detail'),
+        this.nova<{ servers: Server[] }>('GET', '/servers/detail?all_tenants=1'),
+        this.nova<{ server_groups: { name: string; policy: string; members: string[] }[] }>('GET', '/os-server-groups?all_projects=True'),
+      ]);
+      const inv: Inventory = { hosts: [], vms: [], unreachable: [] };
+      this.services = new Map(services.body.services.map((s) => [s.host, s]));
+      for (const hv of hypervisors.body.hypervisors) {
+        const host = hv.service.host;
+        const svc = this.services.get(host);
+        if (!svc || svc.state !== 'up') {
+          inv.unreachable.push({ host, detail: `nova-compute on ${host} is ${svc?.state ?? 'missing'}` });
+          continue;
+        }
+        const capacity = await this.capacity(hv.hypervisor_hostname);
+        const v = hv.hypervisor_version;
+        const fence = this.fenceOf(svc);
+        inv.hosts.push({
+          name: host, uuid: hv.id, cpuModel: 'host-model', labels: {}, capacity,
+          hypervisor: { type: 'QEMU', version: `${Math.floor(v / 1e6)}.${Math.floor(v / 1e3) % 1e3}.${v % 1e3}` },
+          ...(fence ? { fence } : {}),
+        });
+      }
+      const groupOf = new Map<string, { name: string; policy: string }>();
+      for (const g of groups.body.server_groups) for (const m of g.members) groupOf.set(m, g);
+      for (const s of servers.body.servers) {
+        const host = s['OS-EXT-SRV-ATTR:host'];
+        if (!host) continue;
+        this.ids.set(s.name, s.id);
+        const g = groupOf.get(s.id);
+        inv.vms.push({
+          name: s.name, uuid: s.id, host, state: STATES[s.status] ?? 'paused', storage: 'shared', cpuModel: 'qemu64',
+          resources: { vcpu: s.flavor.vcpus, memory_mib: s.flavor.ram, disk_gib: s.flavor.disk },
+          ...(g?.policy === 'anti-affinity' ? { antiAffinity: g.name } : {}),
+          ...(g?.policy === 'affinity' ? { affinity: g.name } : {}),
+        });
+      }
+      inv.hosts.sort((a, b) => a.name.localeCompare(b.name));
+      inv.vms.sort((a, b) => a.name.localeCompare(b.name));
+      return { ok: true, inventory: inv };
+    } catch (e) {
+      return { ok: false, reason: 'unreachable', detail: describe(e) };
+    }
+  }
+
+  /** (total - reserved) x allocation ratio, per resource, from the host's resource provider. */
+  private async capacity(hypervisor: string): Promise<Resources> {
+    const rp = await this.provider(hypervisor);
+    const inv = await this.os.request<{ inventories: Record<string, { total: number; reserved: number; allocation_ratio: number }> }>('placement', 'GET', `/resource_providers/${rp}/inventories`, { microversion: '1.26' });
+    const eff = (k: string) => {
+      const i = inv.body.inventories[k];
+      return i ? Math.floor((i.total - i.reserved) * i.allocation_ratio) : 0;
+    };
+    return { vcpu: eff('VCPU'), memory_mib: eff('MEMORY_MB'), disk_gib: eff('DISK_GB') };
+  }
+
+  private async provider(hypervisor: string): Promise<string> {
+    let id = this.providers.get(hypervisor);
+    if (!id) {
+      const r = await this.os.request<{ resource_providers: { uuid: string }[] }>('placement', 'GET', `/resource_providers?name=${encodeURIComponent(hypervisor)}`, { microversion: '1.26' });
+      id = r.body.resource_providers[0]?.uuid;
+      if (!id) throw new Error(`no resource provider named ${hypervisor} in placement`);
+      this.providers.set(hypervisor, id);
+    }
+    return id;
+  }
+
+  private fenceOf(s: Service): Fence | undefined {
+    if (s.status !== 'disabled' || !s.disabled_reason?.startsWith(FENCE_PREFIX)) return undefined;
+    try {
+      return JSON.parse(s.disabled_reason.slice(FENCE_PREFIX.length)) as Fence;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async preflight(items: PreflightItem[]): Promise<CheckResult[][]> {
+    const got = await this.inventory();
+    const inv = got.ok ? got.inventory : { hosts: [], vms: [], unreachable: [] };
+    const hosts = new Map(inv.hosts.map((h) => [h.name, h]));
+    const used = new Map<string, Resources>();
+    for (const v of inv.vms) {
+      const u = used.get(v.host) ?? {};
+      for (const [k, x] of Object.entries(v.resources)) u[k] = (u[k] ?? 0) + x;
+      used.set(v.host, u);
+    }
+    return items.map(({ vm, destination }) => {
+      const src = hosts.get(vm.host);
+      const dst = hosts.get(destination);
+      if (!src || !dst) return [{ check: 'reachable', ok: false, detail: `nova-compute of ${[vm.host, destination].filter((h) => !hosts.has(h)).join(', ')} is not up` } as CheckResult];
+      const free: Resources = {};
+      for (const [k, cap] of Object.entries(dst.capacity)) free[k] = cap - (used.get(destination)?.[k] ?? 0);
+      const current = inv.vms.find((v) => v.name === vm.name);
+      const checks = fleetChecks(current ?? vm, src, dst, free);
+      const svc = this.services.get(destination);
+      // A disabled destination is refused by Nova's scheduler even with the host named.
+      checks.push({ check: 'peer', ok: svc?.status === 'enabled', detail: svc?.status === 'enabled' ? `nova-compute on ${destination} is enabled` : `nova-compute on ${destination} is disabled (${svc?.disabled_reason ?? 'no reason'})` });
+      if (!current || current.host !== vm.host) checks.unshift({ check: 'state', ok: false, detail: current ? `found on ${current.host}` : 'no such server' });
+      return checks;
+    });
+  }
+
+  private id(vm: Vm): string {
+    return this.ids.get(vm.name) ?? vm.uuid;
+  }
+
+  private async server(vm: Vm): Promise<Server> {
+    return (await this.nova<{ server: Server }>('GET', `/servers/${this.id(vm)}`)).body.server;
+  }
+
+  /** The newest live migration of this server, whatever its state. */
+  private async lastMigration(vm: Vm, type: 'live-migration' | 'migration'): Promise<Migration | undefined> {
+    const r = await this.nova<{ migrations: (Migration & { created_at: string })[] }>('GET', `/os-migrations?instance_uuid=${this.id(vm)}&migration_type=${type}`);
+    return r.body.migrations.sort((a, b) => b.id - a.id)[0];
+  }
+
+  async liveMigrate(req: LiveRequest): Promise<MigrationOutcome> {
+    const { vm, destination } = req;
+    const id = this.id(vm);
+    const before = (await this.lastMigration(vm, 'live-migration').catch(() => undefined))?.id ?? 0;
+    try {
+      await this.nova('POST', `/servers/${id}/action`, { 'os-migrateLive': { host: destination, block_migration: 'auto' } });
+    } catch (e) {
+      return this.failed(e instanceof HttpError && e.status === 409 ? 'refused' : 'error', describe(e), destination);
+    }
+    const started = this.clock.now();
+    let forced = false;
+    for (;;) {
+      await this.clock.sleep(POLL_MS);
+      const m = await this.lastMigration(vm, 'live-migration').catch(() => undefined);
+      if (m && m.id > before) {
+        if (['completed', 'error', 'failed', 'cancelled'].includes(m.status)) return this.settleLive(vm, destination, m);
+        req.onProgress({ vm: vm.name, phase: 'memory', sentBytes: m.memory_processed_bytes ?? 0, remainingBytes: m.memory_remaining_bytes ?? 0, rateBps: 0 });
+        const after = this.config.force_complete_after_s;
+        if (after !== undefined && !forced && m.status === 'running' && this.clock.now() - started > after * 1000) {
+          forced = true;
+          await this.nova('POST', `/servers/${id}/migrations/${m.id}/action`, { force_complete: null }).catch(() => undefined);
+        }
+      } else {
+        // No record yet: the request may have failed before one was made.
+        const s = await this.server(vm).catch(() => undefined);
+        if (s && !s['OS-EXT-STS:task_state'] && this.clock.now() - started > 30_000) return this.settleLive(vm, destination, undefined);
+      }
+    }
+  }
+
+  private async settleLive(vm: Vm, destination: string, m: Migration | undefined): Promise<MigrationOutcome> {
+    const s = await this.server(vm);
+    const host = s['OS-EXT-SRV-ATTR:host'];
+    if (host === destination && m?.status === 'completed') {
+      return { ok: true, bytes: (m.memory_processed_bytes ?? 0) + (m.disk_processed_bytes ?? 0), downtimeMs: 0 };
+    }
+    const why = m ? await this.whyFailed(vm) : 'no migration record was made';
+    if (m?.status === 'cancelled') return { ...this.failed('aborted', `live migration cancelled; ${vm.name} is ${s.status} on ${host}`), bytes: 0 };
+    return this.failed('error', `live migration ${m?.status ?? 'not started'}: ${why}; ${vm.name} is ${s.status} on ${host}`, destination);
+  }
+
+  /** The failed event's details in the server's newest instance action (2.84). */
+  private async whyFailed(vm: Vm): Promise<string> {
+    try {
+      const actions = (await this.nova<{ instanceActions: { request_id: string }[] }>('GET', `/servers/${this.id(vm)}/os-instance-actions`)).body.instanceActions;
+      const a = actions[0];
+      if (!a) return 'no instance action recorded';
+      const detail = (await this.nova<{ instanceAction: { events?: { event: string; result: string; details?: string }[] } }>('GET', `/servers/${this.id(vm)}/os-instance-actions/${a.request_id}`)).body.instanceAction;
+      const bad = detail.events?.find((e) => e.result === 'Error');
+      return bad ? `${bad.event}: ${bad.details ?? 'failed'}` : 'no failed event recorded';
+    } catch (e) {
+      return describe(e);
+    }
+  }
+
+  private failed(reason: Failure['reason'], detail: string, host?: string): Failure & { bytes: number } {
+    return { ok: false, reason, detail, ...(host ? { host } : {}), bytes: 0 };
+  }
+
+  async abort(vm: Vm): Promise<Outcome<object>> {
+    try {
+      const r = await this.nova<{ migrations: Migration[] }>('GET', `/servers/${this.id(vm)}/migrations`);
+      const m = r.body.migrations[0];
+      if (!m) return this.failed('not-found', `no live migration of ${vm.name} in progress`);
+      await this.nova('DELETE', `/servers/${this.id(vm)}/migrations/${m.id}`);
+      return { ok: true };
+    } catch (e) {
+      return this.failed('error', describe(e));
+    }
+  }
+
+  /** migrate to the host (2.56+), wait for VERIFY_RESIZE, confirm, and check where it runs. */
+  async coldMigrate(req: ColdRequest): Promise<MigrationOutcome> {
+    const { vm, destination } = req;
+    const id = this.id(vm);
+    const t0 = this.clock.now();
+    req.onProgress({ vm: vm.name, phase: 'copy', sentBytes: 0, remainingBytes: 0, rateBps: 0 });
+    try {
+      await this.nova('POST', `/servers/${id}/action`, { migrate: { host: destination } });
+    } catch (e) {
+      return this.failed(e instanceof HttpError && e.status === 409 ? 'refused' : 'error', describe(e), destination);
+    }
+    for (;;) {
+      await this.clock.sleep(POLL_MS);
+      const s = await this.server(vm);
+      if (s.status === 'VERIFY_RESIZE') break;
+      if (s.status === 'ERROR' || (!s['OS-EXT-STS:task_state'] && ['ACTIVE', 'SHUTOFF'].includes(s.status) && this.clock.now() - t0 > 5000)) {
+        const m = await this.lastMigration(vm, 'migration').catch(() => undefined);
+        if (s['OS-EXT-SRV-ATTR:host'] === destination && m?.status !== 'error') break;
+        return this.failed('error', `cold migration ${m?.status ?? 'failed'}: ${await this.whyFailed(vm)}; ${vm.name} is ${s.status} on ${s['OS-EXT-SRV-ATTR:host']}`, destination);
+      }
+    }
+    req.onProgress({ vm: vm.name, phase: 'cleanup', sentBytes: 0, remainingBytes: 0, rateBps: 0 });
+    const s = await this.server(vm);
+    if (s.status === 'VERIFY_RESIZE') await this.confirm(vm);
+    const after = await this.server(vm);
+    if (after['OS-EXT-SRV-ATTR:host'] !== destination) return this.failed('error', `after the cold migration ${vm.name} is on ${after['OS-EXT-SRV-ATTR:host']}`, destination);
+    return { ok: true, bytes: 0, downtimeMs: this.clock.now() - t0 };
+  }
+
+  private async confirm(vm: Vm): Promise<void> {
+    await this.nova('POST', `/servers/${this.id(vm)}/action`, { confirmResize: null });
+    for (let i = 0; i < 60; i++) {
+      const s = await this.server(vm);
+      if (s.status !== 'VERIFY_RESIZE' && !s['OS-EXT-STS:task_state']) return;
+      await this.clock.sleep(POLL_MS);
+    }
+  }
+
+  async locate(vm: Vm, hosts: string[]): Promise<Location> {
+    try {
+      const s = await this.server(vm);
+      const host = s['OS-EXT-SRV-ATTR:host'];
+      return { vm: vm.name, found: host && hosts.includes(host) ? [{ host, state: STATES[s.status] ?? 'paused' }] : [], unreachable: [] };
+    } catch (e) {
+      if (e instanceof HttpError && e.status === 404) return { vm: vm.name, found: [], unreachable: [] };
+      return { vm: vm.name, found: [], unreachable: hosts };
+    }
+  }
+
+  /** Nova keeps one record of the server: wait for its task to end, confirm a resize left to verify, and say where it is. */
+  async recover(req: RecoverRequest): Promise<Recovery> {
+    const until = this.clock.now() + req.waitMs;
+    for (;;) {
+      const s = await this.server(req.vm).catch(() => undefined);
+      if (!s) return { host: null, action: `${req.vm.name} could not be read from Nova` };
+      if (s.status === 'VERIFY_RESIZE' && s['OS-EXT-SRV-ATTR:host'] === req.destination) {
+        await this.confirm(req.vm);
+        return { host: req.destination, action: `completed: the cold migration was confirmed on ${req.destination}` };
+      }
+      if (!s['OS-EXT-STS:task_state'] || this.clock.now() > until) {
+        const host = s['OS-EXT-SRV-ATTR:host'];
+        return { host, action: host === req.destination ? `the migration had finished: it runs on ${host}` : `rolled back by Nova: it is ${s.status} on ${host}` };
+      }
+      await this.clock.sleep(POLL_MS);
+    }
+  }
+
+  /**
+   * A source's fence: its compute service disabled, with the fence as the reason. A destination
+   * is not marked: Nova refuses migrations to a disabled compute service.
+   */
+  async fence(host: string, fence: Fence | null, force = false): Promise<Outcome<object> & { holder?: Fence }> {
+    try {
+      const svc = this.services.get(host) ?? (await this.nova<{ services: Service[] }>('GET', `/os-services?binary=nova-compute&host=${encodeURIComponent(host)}`)).body.services[0];
+      if (!svc) return this.failed('not-found', `no nova-compute on ${host}`, host);
+      const held = this.fenceOf(svc);
+      if (fence?.role === 'destination') return { ok: true };
+      if (held && fence && held.plan !== fence.plan && !force) return { ok: false, reason: 'refused', detail: `${host} is held by another plan`, holder: held };
+      if (!fence && svc.status === 'disabled' && !held) return { ok: true };
+      const body = fence ? { status: 'disabled', disabled_reason: `${FENCE_PREFIX}${JSON.stringify(fence)}` } : { status: 'enabled' };
+      const r = await this.nova<{ service: Service }>('PUT', `/os-services/${svc.id}`, body);
+      this.services.set(host, r.body.service);
+      return { ok: true };
+    } catch (e) {
+      return this.failed('unreachable', describe(e), host);
+    }
+  }
+
+  async close(): Promise<void> {}
+}
+
+function describe(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+

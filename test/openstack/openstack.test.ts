@@ -1,0 +1,90 @@
+/**
+ * The OpenStack driver against a real Nova (npm run cloud -- up: keystone, placement, glance,
+ * neutron, nova api/conductor/scheduler and three nova-computes on the fake driver, on
+ * 127.0.0.1). Slow: its own suite (npm run test:openstack, root).
+ */
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { $ } from 'zx';
+import { paths } from '../../scripts/cloud/config.ts';
+import { SERVERS, secrets } from '../../scripts/cloud/cloud.ts';
+import { credentialsFor, OpenStack } from '../../scripts/fleet/openstack/client.ts';
+
+$.verbose = false;
+const REPORTS = join(paths.state, 'reports');
+
+function planWith(name: string, change: (p: Record<string, any>) => void): string {
+  const plan = parse(readFileSync('plans/openstack.yaml', 'utf8'));
+  plan.name = name;
+  change(plan);
+  const file = join(paths.state, `${name}.yaml`);
+  writeFileSync(file, stringify(plan));
+  return file;
+}
+
+const run = (file: string) => $`node scripts/bin.mjs run ${file} --reports ${REPORTS}`.nothrow();
+const reportOf = (name: string) => JSON.parse(readFileSync(join(REPORTS, `${name}.json`), 'utf8'));
+
+describe('the openstack driver against a real Nova', () => {
+  let admin: OpenStack;
+  const where = async () => {
+    const r = await admin.request<{ servers: { name: string; status: string; 'OS-EXT-SRV-ATTR:host': string }[] }>('compute', 'GET', '/servers/detail?all_tenants=1', { microversion: '2.84' });
+    return new Map(r.body.servers.map((s) => [s.name, { host: s['OS-EXT-SRV-ATTR:host'], status: s.status }]));
+  };
+  const service = async (host: string) => (await admin.request<{ services: { host: string; status: string; disabled_reason: string | null }[] }>('compute', 'GET', `/os-services?binary=nova-compute&host=${host}`, { microversion: '2.84' })).body.services[0];
+
+  beforeAll(async () => {
+    await $`npx tsx scripts/cloud/cli.ts up`;
+    admin = new OpenStack(credentialsFor('evacuator-test', paths.clouds));
+  }, 300_000);
+  afterAll(async () => {
+    await $`npx tsx scripts/cloud/cli.ts down`.nothrow();
+  }, 120_000);
+
+  it('a deadline abort on a live migration leaves the server ACTIVE on its source', async () => {
+    // The fake driver takes about 5 s per live migration; a 2 s deadline aborts it.
+    const file = planWith('os-deadline', (p) => {
+      p.vms = ['s2'];
+      p.migration = { ...p.migration, mode: 'live', completion_timeout_s_per_gib: 2 };
+    });
+    const r = await run(file);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(3);
+    const s2 = reportOf('os-deadline').vms.find((v: { vm: string }) => v.vm === 's2');
+    expect(s2.status).toBe('left');
+    expect(s2.attempts.map((a: { outcome: string }) => a.outcome)).toEqual(['timeout']);
+    expect((await where()).get('s2')).toEqual({ host: 'cmp1', status: 'ACTIVE' });
+  }, 180_000);
+
+  it('evacuates cmp1 to cmp2 and cmp3: every server where the plan said, the anti-affinity group kept, cmp1 left disabled with the reason', async () => {
+    const planned = JSON.parse((await $`node scripts/bin.mjs plan plans/openstack.yaml --json`).stdout);
+    const r = await $`node scripts/bin.mjs run plans/openstack.yaml --reports ${REPORTS}`.nothrow();
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    const now = await where();
+    const report = reportOf('openstack-cmp1');
+    const onCmp1 = SERVERS.filter((s) => s.host === 'cmp1').map((s) => s.name);
+    expect(report.vms.map((v: { vm: string }) => v.vm).sort()).toEqual(onCmp1);
+    for (const m of planned.moves) {
+      expect(now.get(m.vm)).toEqual({ host: m.destination, status: 'ACTIVE' });
+      expect(report.vms.find((v: { vm: string }) => v.vm === m.vm).host).toBe(m.destination);
+    }
+    // s1 shares anti-affinity group ag with s5 on cmp2.
+    expect(now.get('s1')!.host).toBe('cmp3');
+    const svc = await service('cmp1');
+    expect(svc.status).toBe('disabled');
+    expect(svc.disabled_reason).toMatch(/^evacuator:.*"plan":"openstack-cmp1".*"role":"source"/);
+    for (const h of ['cmp2', 'cmp3']) expect((await service(h)).status).toBe('enabled');
+    expect(report.proofs).toEqual([{ host: 'cmp1', empty: true, left: [] }]);
+
+    // clear lifts it.
+    const cleared = await $`node scripts/bin.mjs clear plans/openstack.yaml --reports ${REPORTS}`.nothrow();
+    expect(cleared.stdout).toMatch(/cmp1: lifted the fence of plan 'openstack-cmp1'/);
+    expect((await service('cmp1')).status).toBe('enabled');
+
+    // The password is in no report, journal or log line.
+    const password = secrets().admin;
+    expect(r.stdout + r.stderr).not.toContain(password);
+    for (const f of readdirSync(REPORTS)) expect(readFileSync(join(REPORTS, f), 'utf8'), f).not.toContain(password);
+  }, 300_000);
+});
