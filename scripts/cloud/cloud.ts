@@ -16,6 +16,7 @@ import { COMPUTES, DIR, PORTS, computeConf, glanceConf, keystoneConf, neutronCon
 
 $.verbose = false;
 const PY = '/usr/bin/python3';
+const RABBIT_BIN = '/usr/lib/rabbitmq/bin';
 /** Debian's paste files, taken out of the service packages without installing them. */
 const DEBS = '/var/cache/evacuator-cloud';
 const PASTE = [
@@ -90,10 +91,12 @@ export async function up(): Promise<void> {
   // 2. rabbitmq, loopback only
   writeFileSync(join(paths.rabbit, 'enabled_plugins'), '[].\n');
   writeFileSync(join(paths.rabbit, 'rabbitmq.conf'), `listeners.tcp.default = 127.0.0.1:${PORTS.rabbit}\nloopback_users = none\n`);
-  start('rabbitmq', ['rabbitmq-server'], rabbitEnv());
-  await $({ env: rabbitEnv() })`timeout 90 rabbitmqctl -n rabbit@localhost await_startup`;
-  await $({ env: rabbitEnv() })`rabbitmqctl -n rabbit@localhost add_user openstack ${s.rabbit}`;
-  await $({ env: rabbitEnv() })`rabbitmqctl -n rabbit@localhost set_permissions -p / openstack .* .* .*`;
+  // The scripts themselves: the /usr/sbin wrappers switch to the rabbitmq user and lose this environment.
+  start('rabbitmq', [`${RABBIT_BIN}/rabbitmq-server`], rabbitEnv());
+  const ctl = `${RABBIT_BIN}/rabbitmqctl`;
+  await until('rabbitmq', async () => (await $({ env: rabbitEnv() })`${ctl} -n rabbit@localhost await_startup`.nothrow()).exitCode === 0, 90_000);
+  await $({ env: rabbitEnv() })`${ctl} -n rabbit@localhost add_user openstack ${s.rabbit}`;
+  await $({ env: rabbitEnv() })`${ctl} -n rabbit@localhost set_permissions -p / openstack ${['.*', '.*', '.*']}`;
 
   // 3. schemas, in parallel
   const k = ['--config-file', etc('keystone/keystone.conf')];
@@ -126,8 +129,10 @@ export async function up(): Promise<void> {
   start('neutron-server', [...pyMain('neutron.cmd.eventlet.server'), '--config-file', etc('neutron.conf')]);
   start('nova-api', [...pyMain('nova.cmd.api'), ...nova, '--log-file', join(paths.logs, 'nova-api.log')]);
   await until('keystone', answers(PORTS.keystone, '/v3'));
-  const admin = new OpenStack({ authUrl: base, username: 'admin', password: s.admin, projectName: 'admin', userDomainName: 'Default', projectDomainName: 'Default', regionName: 'RegionOne' });
-  await register(admin, s);
+  const creds = { authUrl: base, username: 'admin', password: s.admin, projectName: 'admin', userDomainName: 'Default', projectDomainName: 'Default', regionName: 'RegionOne' };
+  await register(new OpenStack(creds), s);
+  // A fresh token: its catalog now lists the endpoints just registered.
+  const admin = new OpenStack(creds);
   writeFileSync(paths.clouds, stringify({
     clouds: {
       'evacuator-test': { auth: { auth_url: base, username: 'admin', password: s.admin, project_name: 'admin', user_domain_name: 'Default', project_domain_name: 'Default' }, region_name: 'RegionOne' },
