@@ -122,7 +122,7 @@ export async function up(): Promise<void> {
 
   // 4. the API services
   const uwsgi = (name: string, port: number, script: string, env: string) => start(name, ['uwsgi', '--plugin', 'python3', '--http11-socket', `127.0.0.1:${port}`,
-    '--wsgi-file', script, '--master', '--processes', '2', '--threads', '1', '--die-on-term', '--lazy-apps', '--env', env, '--logto', join(paths.logs, `${name}-uwsgi.log`)]);
+    '--wsgi-file', script, '--master', '--processes', '2', '--threads', '16', '--enable-threads', '--die-on-term', '--lazy-apps', '--env', env, '--logto', join(paths.logs, `${name}-uwsgi.log`)]);
   uwsgi('keystone', PORTS.keystone, '/usr/bin/keystone-wsgi-public', `OS_KEYSTONE_CONFIG_DIR=${join(paths.etc, 'keystone')}`);
   uwsgi('placement', PORTS.placement, '/usr/bin/placement-api', `OS_PLACEMENT_CONFIG_DIR=${join(paths.etc, 'placement')}`);
   start('glance-api', [...pyMain('glance.cmd.api'), '--config-file', etc('glance-api.conf')]);
