@@ -225,6 +225,12 @@ async function bootServers(admin: OpenStack): Promise<void> {
   });
 }
 
+/** Stop one nova-compute (its process group), as a host failure would. */
+export function stopCompute(host: string): void {
+  const pid = Number(readFileSync(join(paths.pids, `nova-compute-${host}`), 'utf8'));
+  process.kill(-pid, 'SIGKILL');
+}
+
 /** Stop every process the cloud started (their process groups), then remove its folder. */
 export async function down(): Promise<void> {
   if (existsSync(paths.pids)) {

@@ -131,6 +131,8 @@ osapi_compute_listen_port = ${PORTS.nova}
 osapi_compute_workers = 1
 report_interval = 5
 service_down_time = 20
+# A compute that died answers no RPC: fail the call after 10 s, not the default 60.
+rpc_response_timeout = 10
 state_path = ${paths.state}/nova
 [api]
 auth_strategy = keystone

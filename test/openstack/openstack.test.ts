@@ -3,13 +3,13 @@
  * neutron, nova api/conductor/scheduler and three nova-computes on the fake driver, on
  * 127.0.0.1). Slow: its own suite (npm run test:openstack, root).
  */
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { $ } from 'zx';
+import { $, sleep } from 'zx';
 import { paths } from '../../scripts/cloud/config.ts';
-import { SERVERS, secrets } from '../../scripts/cloud/cloud.ts';
+import { SERVERS, secrets, stopCompute } from '../../scripts/cloud/cloud.ts';
 import { credentialsFor, OpenStack } from '../../scripts/fleet/openstack/client.ts';
 
 $.verbose = false;
@@ -86,5 +86,29 @@ describe('the openstack driver against a real Nova', () => {
     const password = secrets().admin;
     expect(r.stdout + r.stderr).not.toContain(password);
     for (const f of readdirSync(REPORTS)) expect(readFileSync(join(REPORTS, f), 'utf8'), f).not.toContain(password);
+  }, 300_000);
+
+  it('a live migration whose destination compute stopped after planning fails in the migration record; the server stays ACTIVE on its source, reported with the reason (runs last: cmp1 stays down)', async () => {
+    // s4 back to cmp1 (its fence lifted by clear above), whose compute then dies.
+    const from = (await where()).get('s4')!.host;
+    const file = planWith('os-dest-down', (p) => {
+      p.sources = [from];
+      p.vms = ['s4'];
+      p.destinations = { hosts: ['cmp1'] };
+      p.migration = { ...p.migration, mode: 'live' };
+    });
+    const journal = join(REPORTS, 'os-dest-down.journal.jsonl');
+    const child = $`node scripts/bin.mjs run ${file} --reports ${REPORTS}`.nothrow();
+    // Planned and preflighted with cmp2 up; then its nova-compute dies.
+    while (!(existsSync(journal) && readFileSync(journal, 'utf8').includes('"kind":"planned"'))) await sleep(50);
+    stopCompute('cmp1');
+    const r = await child;
+    expect(r.exitCode, r.stdout + r.stderr).toBe(3);
+    const s4 = reportOf('os-dest-down').vms.find((v: { vm: string }) => v.vm === 's4');
+    expect(s4.status).toBe('left');
+    expect(s4.attempts[0].outcome).toBe('error');
+    expect(s4.attempts[0].detail).toMatch(/live migration (error|failed)/);
+    expect(s4.reason).toMatch(/mode is live, so no cold fallback/);
+    expect((await where()).get('s4')).toEqual({ host: from, status: 'ACTIVE' });
   }, 300_000);
 });
