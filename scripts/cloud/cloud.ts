@@ -32,6 +32,7 @@ const rabbitEnv = () => ({
   RABBITMQ_NODE_PORT: String(PORTS.rabbit),
   RABBITMQ_DIST_PORT: String(PORTS.dist),
   ERL_EPMD_ADDRESS: '127.0.0.1',
+  ERL_EPMD_PORT: String(PORTS.epmd),
   RABBITMQ_MNESIA_BASE: join(paths.rabbit, 'mnesia'),
   RABBITMQ_LOG_BASE: paths.logs,
   RABBITMQ_ENABLED_PLUGINS_FILE: join(paths.rabbit, 'enabled_plugins'),

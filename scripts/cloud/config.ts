@@ -2,7 +2,8 @@
 import { join } from 'node:path';
 
 export const DIR = '/tmp/evacuator-cloud';
-export const PORTS = { keystone: 5000, placement: 8778, glance: 9292, neutron: 9696, nova: 8774, mysql: 3306, rabbit: 5672, epmd: 4369, dist: 25672 };
+/** The API ports are the usual ones; the database and broker use their own, away from any system mariadb or rabbitmq. */
+export const PORTS = { keystone: 5000, placement: 8778, glance: 9292, neutron: 9696, nova: 8774, mysql: 13306, rabbit: 15673, epmd: 14369, dist: 15674 };
 export const COMPUTES = ['cmp1', 'cmp2', 'cmp3'];
 export const paths = {
   etc: join(DIR, 'etc'),
