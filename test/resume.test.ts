@@ -3,6 +3,8 @@
  * process mid-run; a second plan refused while a killed first one still holds the hosts; the
  * fences lifted by clear.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { $, sleep } from 'zx';
 import type { EvacuationPlan } from '../scripts/plan/plan-types.ts';
 import type { Report } from '../scripts/report/build.ts';
-import { chainOf, KILL_AFTER_ENV, readJournal } from '../scripts/runner/journal.ts';
+import { chainOf, controller, KILL_AFTER_ENV, processStart, readJournal, stillRunning } from '../scripts/runner/journal.ts';
 import { cli, planFile, ROOT } from './helpers.ts';
 
 interface SavedFleet { hosts: { name: string; fence?: { plan: string; role: string } }[]; domains: { vm: { name: string; host: string; state: string } }[] }
@@ -145,4 +147,23 @@ describe('signals and resume through the CLI', () => {
     // A moveback does not put its sources in maintenance.
     expect(after.hosts.filter((h) => h.fence)).toEqual([]);
   }, 60_000);
+});
+
+describe('whether the process that wrote a run is alive', () => {
+  it('a live pid is the run only if that process started when the run did (a reused pid is not)', async () => {
+    const child = spawn('sleep', ['60']);
+    await once(child, 'spawn');
+    const run = { controller: controller(), pid: child.pid!, pidStart: processStart(child.pid!), ended: false };
+    expect(run.pidStart).toMatch(/^\d+$/);
+    expect(stillRunning(run)).toBe(true);
+    // The same pid, but a process that started at another time: the run's own process is gone.
+    expect(stillRunning({ ...run, pidStart: String(Number(run.pidStart) - 1) })).toBe(false);
+    // A journal written before the start time was recorded: the pid alone decides.
+    expect(stillRunning({ ...run, pidStart: undefined })).toBe(true);
+    expect(stillRunning({ ...run, ended: true })).toBe(false);
+    expect(stillRunning({ ...run, controller: 'another-machine' })).toBe(false);
+    child.kill();
+    await once(child, 'exit');
+    expect(stillRunning(run)).toBe(false);
+  });
 });

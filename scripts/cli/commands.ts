@@ -16,7 +16,7 @@ import { buildReport, exitCodeOf } from '../report/build.ts';
 import { reportFromJournal } from '../report/replay.ts';
 import { writeReports } from '../report/write.ts';
 import { checkHolds, releaseDestinations, takeHosts } from '../runner/hold.ts';
-import { chainOf, controller, Journal, journalPath, readJournal, stillRunning } from '../runner/journal.ts';
+import { chainOf, controller, Journal, journalPath, processStart, readJournal, stillRunning } from '../runner/journal.ts';
 import { carriedFrom, settleInFlight } from '../runner/resume.ts';
 import { runBlueprint } from '../runner/run.ts';
 import { consoleOptions, consoleSink, paint } from './console.ts';
@@ -140,8 +140,9 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
     groups?.(e);
     sink(e);
   };
+  const pidStart = processStart(process.pid);
   const who = { plan: name, run: randomUUID().slice(0, 8), controller: controller(), pid: process.pid };
-  journal.write({ kind: 'run-start', ...who, plan: { name, file, digest: loaded.digest }, driver: loaded.plan.fleet.driver, resumed: chain !== undefined });
+  journal.write({ kind: 'run-start', ...who, ...(pidStart ? { pidStart } : {}), plan: { name, file, digest: loaded.digest }, driver: loaded.plan.fleet.driver, resumed: chain !== undefined });
   if (opts.resume && !chain) emit({ kind: 'warning', t: 0, message: `no earlier run of '${name}' in ${jpath}: starting a new one` });
 
   const stop = new AbortController();

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 export const DIR = '/tmp/evacuator-cloud';
 /** The API ports are the usual ones; the database and broker use their own, away from any system mariadb or rabbitmq. */
 export const PORTS = { keystone: 5000, placement: 8778, glance: 9292, neutron: 9696, nova: 8774, mysql: 13306, rabbit: 15673, epmd: 14369, dist: 15674 };
+/** How long a keystone token lasts in the test cloud (keystone's default, stated). */
+export const TOKEN_LIFETIME_S = 3600;
 export const COMPUTES = ['cmp1', 'cmp2', 'cmp3'];
 export const paths = {
   etc: join(DIR, 'etc'),
@@ -57,6 +59,7 @@ log_file = ${paths.logs}/keystone.log
 connection = ${db(s, 'keystone')}
 [token]
 provider = fernet
+expiration = ${TOKEN_LIFETIME_S}
 [fernet_tokens]
 key_repository = ${paths.state}/fernet-keys
 [credential]

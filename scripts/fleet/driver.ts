@@ -56,6 +56,8 @@ export interface MigrationStats {
   downtimeMs: number;
   /** Pre-copy rounds (live only). */
   rounds?: number;
+  /** How it finished, when that is worth telling (for example force-completed). */
+  note?: string;
 }
 
 export type MigrationOutcome = Outcome<MigrationStats> & { bytes?: number };

@@ -84,7 +84,7 @@ export async function attempt(ctx: AttemptContext, vm: Vm, destination: string, 
   let detail: string;
   if (onDest && !onSource) {
     outcome = 'ok';
-    detail = out.ok ? `${method} migration done` : `reported ${out.reason} (${out.detail}), but the VM runs on ${destination}`;
+    detail = out.ok ? `${method} migration done${out.note ? ` (${out.note})` : ''}` : `reported ${out.reason} (${out.detail}), but the VM runs on ${destination}`;
   } else if (out.ok) {
     outcome = 'error';
     detail = `the driver reported success but the VM is ${foundOn ? `on ${foundOn}` : 'on neither host'}`;

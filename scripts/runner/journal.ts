@@ -21,6 +21,8 @@ export interface RunStart {
   driver: string;
   controller: string;
   pid: number;
+  /** When that pid's process started (Linux: /proc/PID/stat), so a reused pid is not taken for the run. */
+  pidStart?: string;
   /** Continues the runs before it (evacuator run --resume). */
   resumed: boolean;
 }
@@ -190,12 +192,25 @@ export function controller(): string {
   return hostname();
 }
 
-export function stillRunning(run: { controller: string; pid: number; ended: boolean }): boolean {
+/** The start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), where there is a /proc. */
+export function processStart(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+export function stillRunning(run: { controller: string; pid: number; pidStart?: string; ended: boolean }): boolean {
   if (run.ended || run.controller !== controller() || run.pid === process.pid) return false;
   try {
     process.kill(run.pid, 0);
-    return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  // The pid is taken; by the same process only if it started when the run's did.
+  const started = run.pidStart === undefined ? undefined : processStart(run.pid);
+  return started === undefined || started === run.pidStart;
 }

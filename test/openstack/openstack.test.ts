@@ -3,12 +3,13 @@
  * neutron, nova api/conductor/scheduler and three nova-computes on the fake driver, on
  * 127.0.0.1). Slow: its own suite (npm run test:openstack, root).
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { $, sleep } from 'zx';
-import { paths } from '../../scripts/cloud/config.ts';
+import { paths, TOKEN_LIFETIME_S } from '../../scripts/cloud/config.ts';
 import { SERVERS, secrets, stopCompute } from '../../scripts/cloud/cloud.ts';
 import { credentialsFor, OpenStack } from '../../scripts/fleet/openstack/client.ts';
 
@@ -33,6 +34,11 @@ describe('the openstack driver against a real Nova', () => {
     const r = await admin.request<{ servers: { name: string; status: string; 'OS-EXT-SRV-ATTR:host': string }[] }>('compute', 'GET', '/servers/detail?all_tenants=1', { microversion: '2.84' });
     return new Map(r.body.servers.map((s) => [s.name, { host: s['OS-EXT-SRV-ATTR:host'], status: s.status }]));
   };
+  const actions = async (name: string) => {
+    const r = await admin.request<{ servers: { id: string; name: string }[] }>('compute', 'GET', `/servers?all_tenants=1&name=^${name}$`, { microversion: '2.84' });
+    const id = r.body.servers[0]!.id;
+    return (await admin.request<{ instanceActions: { action: string }[] }>('compute', 'GET', `/servers/${id}/os-instance-actions`, { microversion: '2.84' })).body.instanceActions.map((a) => a.action);
+  };
   const service = async (host: string) => (await admin.request<{ services: { host: string; status: string; disabled_reason: string | null }[] }>('compute', 'GET', `/os-services?binary=nova-compute&host=${host}`, { microversion: '2.84' })).body.services[0];
 
   beforeAll(async () => {
@@ -42,6 +48,35 @@ describe('the openstack driver against a real Nova', () => {
   afterAll(async () => {
     await $`npx tsx scripts/cloud/cli.ts down`.nothrow();
   }, 120_000);
+
+  it('token renewal: a token keystone revoked is replaced on the 401; a token near its end is renewed before use', async () => {
+    // A user of its own, so that revoking its tokens touches no one else's.
+    const password = randomBytes(12).toString('hex');
+    const id = async (path: string, key: string, name: string) => (await admin.request<Record<string, { id: string }[]>>('identity', 'GET', `${path}?name=${name}`)).body[key][0]!.id;
+    const user = (await admin.request<{ user: { id: string } }>('identity', 'POST', '/users', { body: { user: { name: 'evac-renew', password, domain_id: 'default' } } })).body.user.id;
+    await admin.request('identity', 'PUT', `/projects/${await id('/projects', 'projects', 'admin')}/users/${user}/roles/${await id('/roles', 'roles', 'member')}`);
+    const creds = { ...credentialsFor('evacuator-test', paths.clouds), username: 'evac-renew', password };
+
+    const client = new OpenStack(creds);
+    const projects = async (c: OpenStack) => (await c.request<{ projects: { name: string }[] }>('identity', 'GET', '/auth/projects')).body.projects.map((p) => p.name);
+    expect(await projects(client)).toEqual(['admin']);
+    expect(client.authentications).toBe(1);
+    // Disabling a user makes keystone revoke its tokens; enabled again, the client's token is still revoked.
+    await admin.request('identity', 'PATCH', `/users/${user}`, { body: { user: { enabled: false } } });
+    await admin.request('identity', 'PATCH', `/users/${user}`, { body: { user: { enabled: true } } });
+    await sleep(1100); // a token issued in the revocation's second counts as revoked
+    expect(await projects(client)).toEqual(['admin']);
+    expect(client.authentications).toBe(2);
+
+    // Renewed when less than renewBeforeMs is left: here, 2 s after it was issued.
+    const renewing = new OpenStack(creds, { renewBeforeMs: (TOKEN_LIFETIME_S - 2) * 1000 });
+    await projects(renewing);
+    await projects(renewing);
+    expect(renewing.authentications).toBe(1);
+    await sleep(2500);
+    expect(await projects(renewing)).toEqual(['admin']);
+    expect(renewing.authentications).toBe(2);
+  }, 60_000);
 
   it('a deadline abort on a live migration leaves the server ACTIVE on its source', async () => {
     // The fake driver takes about 5 s per live migration; a 2 s deadline aborts it.
@@ -102,6 +137,22 @@ describe('the openstack driver against a real Nova', () => {
     const s3 = reportOf('os-cold').vms.find((v: { vm: string }) => v.vm === 's3');
     expect([s3.status, s3.method, s3.host]).toEqual(['moved', 'cold', 'cmp1']);
     expect((await where()).get('s3')).toEqual({ host: 'cmp1', status: 'ACTIVE' });
+  }, 180_000);
+
+  it('force-complete: a live migration still running after force_complete_after_s is forced to finish, Nova records it, the report says so', async () => {
+    // s3 from cmp1 (the cold test put it there) to cmp2; unforced, the fake driver takes about 5 s.
+    const file = planWith('os-force', (p) => {
+      p.fleet.openstack.force_complete_after_s = 1;
+      p.vms = ['s3'];
+      p.destinations = { hosts: ['cmp2'] };
+      p.migration = { ...p.migration, mode: 'live' };
+    });
+    const r = await run(file);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    const s3 = reportOf('os-force').vms.find((v: { vm: string }) => v.vm === 's3');
+    expect(s3.attempts.map((a: { outcome: string; detail: string }) => [a.outcome, a.detail])).toEqual([['ok', expect.stringMatching(/^live migration done \(force-completed after \d+ s\)$/)]]);
+    expect(await actions('s3')).toContain('live_migration_force_complete');
+    expect((await where()).get('s3')).toEqual({ host: 'cmp2', status: 'ACTIVE' });
   }, 180_000);
 
   it('a live migration whose destination compute stopped after planning fails in the migration record; the server stays ACTIVE on its source, reported with the reason (runs last: cmp1 stays down)', async () => {

@@ -62,13 +62,24 @@ interface CatalogEntry {
   endpoints: { interface: string; region_id?: string; url: string }[];
 }
 
-/** Renew this long before the token expires. */
-const RENEW_MS = 5 * 60_000;
+export interface ClientOptions {
+  /** Longest wait for one request, ms. */
+  timeoutMs?: number;
+  /** Authenticate again when the token has less than this left, ms. */
+  renewBeforeMs?: number;
+}
 
 export class OpenStack {
   private token?: { value: string; expires: number; catalog: CatalogEntry[] };
+  /** Tokens issued to this client so far (the first, then each renewal). */
+  authentications = 0;
+  private readonly timeoutMs: number;
+  private readonly renewBeforeMs: number;
 
-  constructor(private readonly creds: Credentials, private readonly timeoutMs = 30_000) {}
+  constructor(private readonly creds: Credentials, opts: ClientOptions = {}) {
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.renewBeforeMs = opts.renewBeforeMs ?? 5 * 60_000;
+  }
 
   private async authenticate(): Promise<NonNullable<OpenStack['token']>> {
     const c = this.creds;
@@ -83,11 +94,12 @@ export class OpenStack {
     if (!r.ok) throw new HttpError(r.status, 'POST', url, `authentication as ${c.username} failed`);
     const json = (await r.json()) as { token: { expires_at: string; catalog: CatalogEntry[] } };
     this.token = { value: r.headers.get('x-subject-token')!, expires: Date.parse(json.token.expires_at), catalog: json.token.catalog };
+    this.authentications++;
     return this.token;
   }
 
   private async current() {
-    if (!this.token || this.token.expires - Date.now() < RENEW_MS) return this.authenticate();
+    if (!this.token || this.token.expires - Date.now() < this.renewBeforeMs) return this.authenticate();
     return this.token;
   }
 

@@ -60,7 +60,7 @@ export class OpenStackDriver implements Driver {
       throw userError(`OpenStack credentials: ${describe(e)}`, [],
         'name an entry of clouds.yaml in fleet.openstack.cloud, or export OS_AUTH_URL, OS_USERNAME, OS_PASSWORD and OS_PROJECT_NAME');
     }
-    this.os = new OpenStack(creds, (config.request_timeout_s ?? 30) * 1000);
+    this.os = new OpenStack(creds, { timeoutMs: (config.request_timeout_s ?? 30) * 1000 });
   }
 
   private nova<T>(method: string, path: string, body?: unknown) {
@@ -196,17 +196,20 @@ export class OpenStackDriver implements Driver {
       return this.failed(e instanceof HttpError && e.status === 409 ? 'refused' : 'error', describe(e), destination);
     }
     const started = this.clock.now();
-    let forced = false;
+    let asked = false;
+    let forced: number | undefined;
     for (;;) {
       await this.clock.sleep(POLL_MS);
       const m = await this.lastMigration(vm, 'live-migration').catch(() => undefined);
       if (m && m.id > before) {
-        if (['completed', 'error', 'failed', 'cancelled'].includes(m.status)) return this.settleLive(vm, destination, m);
+        if (['completed', 'error', 'failed', 'cancelled'].includes(m.status)) return this.settleLive(vm, destination, m, forced);
         req.onProgress({ vm: vm.name, phase: 'memory', sentBytes: m.memory_processed_bytes ?? 0, remainingBytes: m.memory_remaining_bytes ?? 0, rateBps: 0 });
         const after = this.config.force_complete_after_s;
-        if (after !== undefined && !forced && m.status === 'running' && this.clock.now() - started > after * 1000) {
-          forced = true;
-          await this.nova('POST', `/servers/${id}/migrations/${m.id}/action`, { force_complete: null }).catch(() => undefined);
+        if (after !== undefined && !asked && m.status === 'running' && this.clock.now() - started > after * 1000) {
+          asked = true;
+          const at = Math.round((this.clock.now() - started) / 1000);
+          // Refused (the migration just ended, or a driver that cannot): it runs on to its deadline.
+          if (await this.nova('POST', `/servers/${id}/migrations/${m.id}/action`, { force_complete: null }).then(() => true, () => false)) forced = at;
         }
       } else {
         // No record yet: the request may have failed before one was made.
@@ -216,11 +219,15 @@ export class OpenStackDriver implements Driver {
     }
   }
 
-  private async settleLive(vm: Vm, destination: string, m: Migration | undefined): Promise<MigrationOutcome> {
+  /** forcedAfterS: when force-complete was asked for, seconds into the migration. */
+  private async settleLive(vm: Vm, destination: string, m: Migration | undefined, forcedAfterS?: number): Promise<MigrationOutcome> {
     const s = await this.server(vm);
     const host = s['OS-EXT-SRV-ATTR:host'];
     if (host === destination && m?.status === 'completed') {
-      return { ok: true, bytes: (m.memory_processed_bytes ?? 0) + (m.disk_processed_bytes ?? 0), downtimeMs: 0 };
+      return {
+        ok: true, bytes: (m.memory_processed_bytes ?? 0) + (m.disk_processed_bytes ?? 0), downtimeMs: 0,
+        ...(forcedAfterS !== undefined ? { note: `force-completed after ${forcedAfterS} s` } : {}),
+      };
     }
     const why = m ? await this.whyFailed(vm) : 'no migration record was made';
     if (m?.status === 'cancelled') return { ...this.failed('aborted', `live migration cancelled; ${vm.name} is ${s.status} on ${host}`), bytes: 0 };
