@@ -8,7 +8,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { $, sleep } from 'zx';
+import { $, quote, sleep } from 'zx';
 import { DIR } from '../../scripts/testbed/layout.ts';
 import { GUESTS } from '../../scripts/testbed/testbed.ts';
 import { chainOf, readJournal, type Line } from '../../scripts/runner/journal.ts';
@@ -96,9 +96,9 @@ describe('SIGKILL and resume on the testbed', () => {
   it('killed during a cold migration\'s disk copy: the resume rolls it back, then moves it again with its disk intact', async () => {
     await testbed('up', '3');
     const sums = await checksums();
-    // 0.2 MiB/s: scp copies each 1.2 MiB disk file in about 6 s.
+    // 0.1 MiB/s: scp copies each 1.2 MiB disk file in about 12 s.
     const file = planWith('kill-cold', (plan) => {
-      plan.migration = { ...plan.migration, mode: 'cold', bandwidth_mibps: 0.2, concurrency: { total: 1, per_source: 1, per_destination: 1 }, cold: { allow: ['*'], shutdown_timeout_s: 60 } };
+      plan.migration = { ...plan.migration, mode: 'cold', bandwidth_mibps: 0.1, concurrency: { total: 1, per_source: 1, per_destination: 1 }, cold: { allow: ['*'], shutdown_timeout_s: 60 } };
     });
     const fileSum = (await ssh('hv1', 'sha256sum', '/var/lib/libvirt/images/g1.qcow2')).stdout.split(' ')[0];
     await killDuring(file, 'kill-cold', (l) => l.kind === 'progress' && l.progress.phase === 'copy', 2000);
@@ -107,9 +107,16 @@ describe('SIGKILL and resume on the testbed', () => {
     // Killed mid-copy: shut off on its source, part of its disk on the destination.
     expect((await ssh('hv1', 'virsh', 'domstate', 'g1')).stdout.trim()).toBe('shut off');
 
-    const resumed = await $`node scripts/bin.mjs run ${file} --reports ${REPORTS} --resume`.nothrow();
+    // The copy the killed run started goes on: nothing tells scp on hv1 that its controller died.
+    const copying = () => ssh('hv1', `pgrep -f -- ${quote('^scp .*g1\\.qcow2')}`).nothrow();
+    expect((await copying()).exitCode, 'an orphaned scp on hv1').toBe(0);
+
+    const resuming = $`node scripts/bin.mjs run ${file} --reports ${REPORTS} --resume`.nothrow();
+    while (!readJournal(journalOf('kill-cold')).some((l) => l.kind === 'recovered')) await sleep(50);
+    expect((await copying()).exitCode, 'the recovery stopped the orphaned scp').toBe(1);
+    const resumed = await resuming;
     expect(resumed.exitCode, resumed.stdout + resumed.stderr).toBe(0);
-    expect(resumed.stdout).toMatch(/g1 recovered \(cold hv1 → hv\d was in flight\): rolled back: any partial copy on hv\d deleted, started again on hv1/);
+    expect(resumed.stdout).toMatch(/g1 recovered \(cold hv1 → hv\d was in flight\): rolled back: the copy still running on hv1 stopped, any partial copy on hv\d deleted, started again on hv1/);
     const where = await everyGuestOnce(sums);
     // The cold copy is the file itself, byte for byte.
     expect((await ssh(where.get('g1')![0], 'sha256sum', '/var/lib/libvirt/images/g1.qcow2')).stdout.split(' ')[0]).toBe(fileSum);

@@ -369,6 +369,8 @@ export class LibvirtDriver implements Driver {
       }
       await this.clock.sleep(POLL_MS);
     }
+    // A disk copy the dead controller started goes on without it on the source: stop it first.
+    const stopped = req.method === 'cold' ? await this.stopCopies(src, paths) : 0;
     const where = await this.locate(vm, [src, destination]);
     if (where.unreachable.length > 0) {
       return { host: null, action: `${where.unreachable.join(' and ')} did not answer; nothing was changed: find ${vm.name} there before running again` };
@@ -405,9 +407,22 @@ export class LibvirtDriver implements Driver {
     }
     if (onSrc) {
       await dropDestination();
-      return { host: src, action: `rolled back: any partial copy on ${destination} deleted${await restartSource()}` };
+      const copy = stopped ? `the copy still running on ${src} stopped, ` : '';
+      return { host: src, action: `rolled back: ${copy}any partial copy on ${destination} deleted${await restartSource()}` };
     }
     return { host: null, action: `on neither ${src} nor ${destination}` };
+  }
+
+  /** Stop the scp of these disk files still running on host (left by a controller that died); how many were. */
+  private async stopCopies(host: string, paths: string[]): Promise<number> {
+    let n = 0;
+    for (const p of paths) {
+      // Our own command line, as coldMigrate runs it: scp [options] -- PATH HOST:PATH.
+      const pattern = `^scp .*-- ${p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} `;
+      const r = await this.run(host, ['pkill', '-TERM', '-f', '--', pattern]).catch(() => undefined);
+      if (r?.code === 0) n++;
+    }
+    return n;
   }
 
   private async readFence(host: string): Promise<Fence | undefined> {
