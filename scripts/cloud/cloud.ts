@@ -155,7 +155,7 @@ export async function up(): Promise<void> {
     return COMPUTES.every((c) => r.body.services.some((x) => x.host === c && x.state === 'up'));
   });
   await $`${pyMain('nova.cmd.manage')} ${nova} cell_v2 discover_hosts`;
-  await until('hypervisors', async () => (await admin.request<{ hypervisors: unknown[] }>('compute', 'GET', '/os-hypervisors', { microversion: '2.53' })).body.hypervisors.length === COMPUTES.length);
+  await until('hypervisors', async () => (await admin.list<{ id: string }>('compute', '/os-hypervisors', 'hypervisors', { microversion: '2.53', marker: (h) => h.id })).length === COMPUTES.length);
   await bootServers(admin);
   console.log(`cloud up: keystone, placement, glance, neutron, nova (api, conductor, scheduler), ${COMPUTES.join(', ')} on 127.0.0.1, servers booted, in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   console.log(`clouds.yaml: ${paths.clouds} (cloud evacuator-test); plan: plans/openstack.yaml`);

@@ -6,6 +6,8 @@ export const DIR = '/tmp/evacuator-cloud';
 export const PORTS = { keystone: 5000, placement: 8778, glance: 9292, neutron: 9696, nova: 8774, mysql: 13306, rabbit: 15673, epmd: 14369, dist: 15674 };
 /** How long a keystone token lasts in the test cloud (keystone's default, stated). */
 export const TOKEN_LIFETIME_S = 3600;
+/** Nova's page size in the test cloud ([api] max_limit). */
+export const NOVA_PAGE = 2;
 export const COMPUTES = ['cmp1', 'cmp2', 'cmp3'];
 export const paths = {
   etc: join(DIR, 'etc'),
@@ -140,6 +142,8 @@ rpc_response_timeout = 10
 state_path = ${paths.state}/nova
 [api]
 auth_strategy = keystone
+# Two items a page (the default is 1000), so that every listing the driver reads is paginated.
+max_limit = ${NOVA_PAGE}
 [wsgi]
 api_paste_config = ${paths.etc}/nova-api-paste.ini
 [oslo_concurrency]

@@ -31,12 +31,11 @@ const reportOf = (name: string) => JSON.parse(readFileSync(join(REPORTS, `${name
 describe('the openstack driver against a real Nova', () => {
   let admin: OpenStack;
   const where = async () => {
-    const r = await admin.request<{ servers: { name: string; status: string; 'OS-EXT-SRV-ATTR:host': string }[] }>('compute', 'GET', '/servers/detail?all_tenants=1', { microversion: '2.84' });
-    return new Map(r.body.servers.map((s) => [s.name, { host: s['OS-EXT-SRV-ATTR:host'], status: s.status }]));
+    const servers = await admin.list<{ id: string; name: string; status: string; 'OS-EXT-SRV-ATTR:host': string }>('compute', '/servers/detail?all_tenants=1', 'servers', { microversion: '2.84', marker: (x) => x.id });
+    return new Map(servers.map((s) => [s.name, { host: s['OS-EXT-SRV-ATTR:host'], status: s.status }]));
   };
-  const actions = async (name: string) => {
-    const r = await admin.request<{ servers: { id: string; name: string }[] }>('compute', 'GET', `/servers?all_tenants=1&name=^${name}$`, { microversion: '2.84' });
-    const id = r.body.servers[0]!.id;
+  const actions = async (name: string, id?: string) => {
+    if (!id) id = (await admin.request<{ servers: { id: string }[] }>('compute', 'GET', `/servers?all_tenants=1&name=^${name}$`, { microversion: '2.84' })).body.servers[0]!.id;
     return (await admin.request<{ instanceActions: { action: string }[] }>('compute', 'GET', `/servers/${id}/os-instance-actions`, { microversion: '2.84' })).body.instanceActions.map((a) => a.action);
   };
   const service = async (host: string) => (await admin.request<{ services: { host: string; status: string; disabled_reason: string | null }[] }>('compute', 'GET', `/os-services?binary=nova-compute&host=${host}`, { microversion: '2.84' })).body.services[0];
@@ -178,4 +177,39 @@ describe('the openstack driver against a real Nova', () => {
     expect(s4.reason).toMatch(/mode is live, so no cold fallback/);
     expect((await where()).get('s4')).toEqual({ host: from, status: 'ACTIVE' });
   }, 300_000);
+
+  it('two servers named alike (Nova allows it) are kept apart by id, across pages of 2 (max_limit): only the one the plan chose moves', async () => {
+    const byName = async (path: string, key: string, name: string) => (await admin.request<Record<string, { id: string; name: string }[]>>(path.startsWith('/v2') ? 'image' : 'compute', 'GET', path)).body[key].find((x) => x.name === name)!.id;
+    const flavor = await byName('/flavors', 'flavors', 'm1.test');
+    const image = await byName('/v2/images', 'images', 'blank');
+    const original = (await admin.list<{ id: string; name: string }>('compute', '/servers?all_tenants=1', 'servers', { microversion: '2.84', marker: (x) => x.id })).find((x) => x.name === 's5')!.id;
+    const twin = (await admin.request<{ server: { id: string } }>('compute', 'POST', '/servers', {
+      microversion: '2.74', body: { server: { name: 's5', imageRef: image, flavorRef: flavor, networks: 'none', host: 'cmp3' } },
+    })).body.server.id;
+    const server = async (id: string) => (await admin.request<{ server: { status: string; 'OS-EXT-SRV-ATTR:host': string } }>('compute', 'GET', `/servers/${id}`, { microversion: '2.84' })).body.server;
+    while ((await server(twin)).status !== 'ACTIVE') await sleep(500);
+
+    // Seven servers, listed two a page; the twin on cmp3 moves to cmp2, where the original runs.
+    const all = await admin.list<{ id: string; 'OS-EXT-SRV-ATTR:host': string }>('compute', '/servers/detail?all_tenants=1', 'servers', { microversion: '2.84', marker: (x) => x.id });
+    expect(all).toHaveLength(SERVERS.length + 1);
+    const twinName = `s5@${twin.slice(0, 8)}`;
+    const file = planWith('os-twins', (p) => {
+      p.sources = ['cmp3'];
+      p.vms = [twinName];
+      p.destinations = { hosts: ['cmp2'] };
+      p.migration = { ...p.migration, mode: 'live' };
+    });
+    const r = await run(file);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    const report = reportOf('os-twins');
+    expect(report.vms.map((v: { vm: string; status: string; host: string }) => [v.vm, v.status, v.host])).toEqual([[twinName, 'moved', 'cmp2']]);
+    // The run saw every server (four pages), each once, the twins under their own names.
+    const planned = readFileSync(join(REPORTS, 'os-twins.journal.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((l) => l.kind === 'planned');
+    const seen = planned.inventory.vms as { name: string; uuid: string }[];
+    expect(seen.map((v) => v.uuid).sort()).toEqual(all.map((x) => x.id).sort());
+    expect(seen.filter((v) => v.name.startsWith('s5')).map((v) => v.name).sort()).toEqual([`s5@${original.slice(0, 8)}`, twinName].sort());
+    expect((await server(twin))['OS-EXT-SRV-ATTR:host']).toBe('cmp2');
+    expect(await actions('s5', original)).toEqual(['create']);
+    expect(await actions('s5', twin)).toEqual(['live-migration', 'create']);
+  }, 180_000);
 });

@@ -110,6 +110,31 @@ export class OpenStack {
     return e.url.replace(/\/+$/, '');
   }
 
+  /**
+   * Every item of a collection, page by page. Nova returns at most its max_limit (1000 by default).
+   * With `marker`, a `<key>_links` next link says there is more, and the next page is asked for
+   * from the last item's marker (following the link itself would trust the host name Nova put in
+   * it); without, pages are asked for by offset until one comes back empty (server groups).
+   */
+  async list<T>(service: string, path: string, key: string, opts: { microversion?: string; marker?: (item: T) => string } = {}): Promise<T[]> {
+    const all: T[] = [];
+    const sep = path.includes('?') ? '&' : '?';
+    const { marker, ...req } = opts;
+    for (let next: string | undefined; ;) {
+      const r = await this.request<Record<string, unknown>>(service, 'GET', next === undefined ? path : `${path}${sep}${next}`, req);
+      const page = (r.body[key] ?? []) as T[];
+      all.push(...page);
+      if (page.length === 0) return all;
+      if (marker) {
+        const links = r.body[`${key}_links`] as { rel: string }[] | undefined;
+        if (!links?.some((l) => l.rel === 'next')) return all;
+        next = `marker=${encodeURIComponent(marker(page.at(-1)!))}`;
+      } else {
+        next = `offset=${all.length}`;
+      }
+    }
+  }
+
   /** A request to a service; JSON in and out. A 401 re-authenticates once. */
   async request<T = unknown>(service: string, method: string, path: string, opts: { body?: unknown; microversion?: string; headers?: Record<string, string>; raw?: Buffer } = {}): Promise<{ status: number; body: T; headers: Headers }> {
     for (let attempt = 0; ; attempt++) {

@@ -40,6 +40,7 @@ interface Server {
   flavor: { vcpus: number; ram: number; disk: number };
 }
 interface Migration { id: number; status: string; dest_compute: string; source_compute: string; memory_processed_bytes?: number; memory_remaining_bytes?: number; memory_total_bytes?: number; disk_processed_bytes?: number }
+interface Hypervisor { id: string; hypervisor_hostname: string; hypervisor_version: number; hypervisor_type: string; service: { host: string } }
 
 const STATES: Record<string, VmState> = { ACTIVE: 'running', PAUSED: 'paused', SHUTOFF: 'shutoff', SUSPENDED: 'paused', ERROR: 'crashed' };
 
@@ -69,15 +70,16 @@ export class OpenStackDriver implements Driver {
 
   async inventory(): Promise<Outcome<{ inventory: Inventory }>> {
     try {
+      const byId = { microversion: MICROVERSION, marker: (x: { id: string }) => x.id };
       const [services, hypervisors, servers, groups] = await Promise.all([
         this.nova<{ services: Service[] }>('GET', '/os-services?binary=nova-compute'),
-        this.nova<{ hypervisors: { id: string; hypervisor_hostname: string; hypervisor_version: number; hypervisor_type: string; service: { host: string } }[] }>('GET', '/os-hypervisors/detail'),
-        this.nova<{ servers: Server[] }>('GET', '/servers/detail?all_tenants=1'),
-        this.nova<{ server_groups: { name: string; policy: string; members: string[] }[] }>('GET', '/os-server-groups?all_projects=True'),
+        this.os.list<Hypervisor>('compute', '/os-hypervisors/detail', 'hypervisors', byId),
+        this.os.list<Server>('compute', '/servers/detail?all_tenants=1', 'servers', byId),
+        this.os.list<{ name: string; policy: string; members: string[] }>('compute', '/os-server-groups?all_projects=True', 'server_groups', { microversion: MICROVERSION }),
       ]);
       const inv: Inventory = { hosts: [], vms: [], unreachable: [] };
       this.services = new Map(services.body.services.map((s) => [s.host, s]));
-      for (const hv of hypervisors.body.hypervisors) {
+      for (const hv of hypervisors) {
         const host = hv.service.host;
         const svc = this.services.get(host);
         if (!svc || svc.state !== 'up') {
@@ -94,14 +96,19 @@ export class OpenStackDriver implements Driver {
         });
       }
       const groupOf = new Map<string, { name: string; policy: string }>();
-      for (const g of groups.body.server_groups) for (const m of g.members) groupOf.set(m, g);
-      for (const s of servers.body.servers) {
+      for (const g of groups) for (const m of g.members) groupOf.set(m, g);
+      // Nova does not make names unique (across projects least of all): a name two servers share
+      // gets the server's id prefix, so that every VM evacuator plans, moves and reports is one server.
+      const named = new Map<string, number>();
+      for (const s of servers) named.set(s.name, (named.get(s.name) ?? 0) + 1);
+      for (const s of servers) {
         const host = s['OS-EXT-SRV-ATTR:host'];
         if (!host) continue;
-        this.ids.set(s.name, s.id);
+        const name = named.get(s.name)! > 1 ? `${s.name}@${s.id.slice(0, 8)}` : s.name;
+        this.ids.set(name, s.id);
         const g = groupOf.get(s.id);
         inv.vms.push({
-          name: s.name, uuid: s.id, host, state: STATES[s.status] ?? 'paused', storage: 'shared', cpuModel: 'qemu64',
+          name, uuid: s.id, host, state: STATES[s.status] ?? 'paused', storage: 'shared', cpuModel: 'qemu64',
           resources: { vcpu: s.flavor.vcpus, memory_mib: s.flavor.ram, disk_gib: s.flavor.disk },
           ...(g?.policy === 'anti-affinity' ? { antiAffinity: g.name } : {}),
           ...(g?.policy === 'affinity' ? { affinity: g.name } : {}),
@@ -162,7 +169,7 @@ export class OpenStackDriver implements Driver {
       if (!src || !dst) return [{ check: 'reachable', ok: false, detail: `nova-compute of ${[vm.host, destination].filter((h) => !hosts.has(h)).join(', ')} is not up` } as CheckResult];
       const free: Resources = {};
       for (const [k, cap] of Object.entries(dst.capacity)) free[k] = cap - (used.get(destination)?.[k] ?? 0);
-      const current = inv.vms.find((v) => v.name === vm.name);
+      const current = inv.vms.find((v) => v.uuid === this.id(vm));
       const checks = fleetChecks(current ?? vm, src, dst, free);
       const svc = this.services.get(destination);
       // A disabled destination is refused by Nova's scheduler even with the host named.
@@ -172,8 +179,9 @@ export class OpenStackDriver implements Driver {
     });
   }
 
+  /** The server's id: the one discovery saw (names need not be unique), else looked up by name. */
   private id(vm: Vm): string {
-    return this.ids.get(vm.name) ?? vm.uuid;
+    return vm.uuid !== vm.name ? vm.uuid : this.ids.get(vm.name) ?? vm.uuid;
   }
 
   private async server(vm: Vm): Promise<Server> {
