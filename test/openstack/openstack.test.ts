@@ -189,7 +189,7 @@ describe('the openstack driver against a real Nova', () => {
     const server = async (id: string) => (await admin.request<{ server: { status: string; 'OS-EXT-SRV-ATTR:host': string } }>('compute', 'GET', `/servers/${id}`, { microversion: '2.84' })).body.server;
     while ((await server(twin)).status !== 'ACTIVE') await sleep(500);
 
-    // Seven servers, listed two a page; the twin on cmp3 moves to cmp2, where the original runs.
+    // Six servers, listed two a page; the twin on cmp3 moves to cmp2, where the original runs.
     const all = await admin.list<{ id: string; 'OS-EXT-SRV-ATTR:host': string }>('compute', '/servers/detail?all_tenants=1', 'servers', { microversion: '2.84', marker: (x) => x.id });
     expect(all).toHaveLength(SERVERS.length + 1);
     const twinName = `s5@${twin.slice(0, 8)}`;
@@ -203,7 +203,7 @@ describe('the openstack driver against a real Nova', () => {
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     const report = reportOf('os-twins');
     expect(report.vms.map((v: { vm: string; status: string; host: string }) => [v.vm, v.status, v.host])).toEqual([[twinName, 'moved', 'cmp2']]);
-    // The run saw every server (four pages), each once, the twins under their own names.
+    // The run saw every server (three pages), each once, the twins under their own names.
     const planned = readFileSync(join(REPORTS, 'os-twins.journal.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((l) => l.kind === 'planned');
     const seen = planned.inventory.vms as { name: string; uuid: string }[];
     expect(seen.map((v) => v.uuid).sort()).toEqual(all.map((x) => x.id).sort());
