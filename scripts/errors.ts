@@ -56,3 +56,6 @@ export class EvacError extends Error {
 
 export const userError = (message: string, problems: Problem[] = [], hint?: string) =>
   new EvacError(message, 'user', problems, hint);
+
+/** What went wrong, as text, whatever was thrown. */
+export const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));

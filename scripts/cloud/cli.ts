@@ -1,4 +1,5 @@
 /** npm run cloud -- up | down | status (root): the OpenStack test cloud. */
+import { messageOf } from '../errors.ts';
 import { down, status, up } from './cloud.ts';
 
 const [command] = process.argv.slice(2);
@@ -11,6 +12,6 @@ if (!run) {
 try {
   await run();
 } catch (e) {
-  console.error(e instanceof Error ? e.message : String(e));
+  console.error(messageOf(e));
   process.exit(1);
 }

@@ -13,6 +13,15 @@ export interface Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
+/** Wall time since origin (epoch ms): a resumed run's clock goes on from the first run's start. */
+export const wallClock = (t0 = Date.now()): Clock => ({
+  now: () => Date.now() - t0,
+  sleep: (ms, signal) => new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+  }),
+});
+
 /** Why something failed, as classified from the fleet's state rather than from message text. */
 export type FailReason =
   | 'unreachable' // a host did not answer (down, partitioned, crashed)
@@ -32,6 +41,11 @@ export interface Failure {
 }
 
 export type Outcome<T> = ({ ok: true } & T) | Failure;
+
+/** A failure, with no bytes moved (usable as any outcome, a migration's too). */
+export function failure(reason: FailReason, detail: string, host?: string): Failure & { bytes: number } {
+  return { ok: false, reason, detail, ...(host ? { host } : {}), bytes: 0 };
+}
 
 export type Phase = 'setup' | 'disk' | 'memory' | 'switchover' | 'shutdown' | 'copy' | 'boot' | 'cleanup';
 

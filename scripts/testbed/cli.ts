@@ -1,4 +1,5 @@
 /** npm run testbed -- up [HOSTS] [GUESTS] | down | status (see testbed.ts). */
+import { messageOf } from '../errors.ts';
 import { down, status, up } from './testbed.ts';
 
 const [cmd, arg, guestArg] = process.argv.slice(2);
@@ -11,6 +12,6 @@ try {
     process.exitCode = 2;
   }
 } catch (e) {
-  console.error(`testbed ${cmd}: ${e instanceof Error ? e.message : String(e)}`);
+  console.error(`testbed ${cmd}: ${messageOf(e)}`);
   process.exitCode = 1;
 }

@@ -7,25 +7,18 @@
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { messageOf } from '../../errors.ts';
 import type { LibvirtFleet } from '../../plan/plan-types.ts';
 import { fleetChecks } from '../../preflight/checks.ts';
-import type {
-  CheckResult, Clock, ColdRequest, Driver, Failure, LiveRequest, Location, MigrationOutcome, Outcome, PreflightItem, RecoverRequest, Recovery,
+import {
+  failure, wallClock,
+  type CheckResult, type Clock, type ColdRequest, type Driver, type Failure, type LiveRequest, type Location, type MigrationOutcome, type Outcome,
+  type PreflightItem, type RecoverRequest, type Recovery,
 } from '../driver.ts';
 import { usedByHost, type Fence, type Host, type Inventory, type Vm } from '../types.ts';
 import { SshPool } from './ssh.ts';
 import * as virsh from './virsh.ts';
 
-/** Wall time since origin (epoch ms): a resumed run's clock goes on from the first run's start. */
-const wallClock = (t0 = Date.now()): Clock => {
-  return {
-    now: () => Date.now() - t0,
-    sleep: (ms, signal) => new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
-    }),
-  };
-};
 
 /** virsh on the host's own system libvirtd (without -c, virsh probes URIs first: seconds per call). */
 const VIRSH = ['virsh', '-c', 'qemu:///system'];
@@ -102,7 +95,7 @@ export class LibvirtDriver implements Driver {
         inv.hosts.push(host);
         for (const dom of list.split('\n').map((l) => l.trim()).filter(Boolean)) inv.vms.push(await this.domain(name, dom));
       } catch (e) {
-        inv.unreachable.push({ host: name, detail: e instanceof Error ? e.message : String(e) });
+        inv.unreachable.push({ host: name, detail: messageOf(e) });
       }
     }));
     inv.hosts.sort((a, b) => a.name.localeCompare(b.name));
@@ -232,20 +225,17 @@ export class LibvirtDriver implements Driver {
       for (const path of this.diskPaths.get(vm.name) ?? []) await this.deleteDisk(vm.host, path).catch(() => undefined);
       return { ok: true, bytes: virsh.bytesOf(f.get('Data processed')) || 0, downtimeMs: Number(/(\d+)/.exec(f.get('Total downtime') ?? '')?.[1] ?? 0) };
     }
-    if (where.unreachable.includes(destination)) return this.failed('unreachable', `${destination} does not answer: ${message}`, destination);
-    if (where.unreachable.includes(vm.host)) return this.failed('unreachable', `${vm.host} does not answer: ${message}`, vm.host);
-    if (onSource) return this.failed(aborted ? 'aborted' : 'error', message || 'migration failed; the guest stays on its source', aborted ? undefined : destination);
-    return this.failed('not-found', `${vm.name} is on neither ${vm.host} nor ${destination}: ${message}`, vm.host);
+    if (where.unreachable.includes(destination)) return failure('unreachable', `${destination} does not answer: ${message}`, destination);
+    if (where.unreachable.includes(vm.host)) return failure('unreachable', `${vm.host} does not answer: ${message}`, vm.host);
+    if (onSource) return failure(aborted ? 'aborted' : 'error', message || 'migration failed; the guest stays on its source', aborted ? undefined : destination);
+    return failure('not-found', `${vm.name} is on neither ${vm.host} nor ${destination}: ${message}`, vm.host);
   }
 
-  private failed(reason: Failure['reason'], detail: string, host?: string): Failure & { bytes: number } {
-    return { ok: false, reason, detail, ...(host ? { host } : {}), bytes: 0 };
-  }
 
   async abort(vm: Vm): Promise<Outcome<object>> {
     this.aborting.set(vm.name, this.clock.now());
     const r = await this.run(vm.host, [...VIRSH, 'domjobabort', vm.name]).catch((e: Error) => ({ code: -1, stderr: e.message }));
-    return r.code === 0 ? { ok: true } : this.failed('error', r.stderr.trim(), vm.host);
+    return r.code === 0 ? { ok: true } : failure('error', r.stderr.trim(), vm.host);
   }
 
   /**
@@ -260,7 +250,7 @@ export class LibvirtDriver implements Driver {
     const t0 = this.clock.now();
     const state = await this.locate(vm, [src]);
     const was = state.found.find((f) => f.host === src)?.state;
-    if (!was) return this.failed(state.unreachable.length ? 'unreachable' : 'not-found', `${vm.name} is not on ${src}`, src);
+    if (!was) return failure(state.unreachable.length ? 'unreachable' : 'not-found', `${vm.name} is not on ${src}`, src);
     const paths = this.diskPaths.get(vm.name) ?? [];
     req.onProgress({ vm: vm.name, phase: 'shutdown', sentBytes: 0, remainingBytes: 0, rateBps: 0 });
     if (was !== 'shutoff') {
@@ -273,7 +263,7 @@ export class LibvirtDriver implements Driver {
       if (defined) await this.run(destination, [...VIRSH, 'undefine', vm.name]).catch(() => undefined);
       for (const p of copied) await this.deleteDisk(destination, p).catch(() => undefined);
       if (was === 'running' || was === 'paused') await this.run(src, [...VIRSH, 'start', vm.name]).catch(() => undefined);
-      return this.failed(reason, `${detail}; ${vm.name} is back on ${src}`, host);
+      return failure(reason, `${detail}; ${vm.name} is back on ${src}`, host);
     };
     let bytes = 0;
     try {
@@ -301,7 +291,7 @@ export class LibvirtDriver implements Driver {
         if (start.code !== 0 || now.found[0]?.state !== 'running') return await undo('error', `start on ${destination} failed: ${start.stderr.trim()}`, destination);
       }
     } catch (e) {
-      return undo('unreachable', e instanceof Error ? e.message : String(e));
+      return undo('unreachable', messageOf(e));
     }
     // The destination runs it: now, and only now, remove it from the source.
     req.onProgress({ vm: vm.name, phase: 'cleanup', sentBytes: bytes, remainingBytes: 0, rateBps: 0 });
@@ -325,10 +315,10 @@ export class LibvirtDriver implements Driver {
       await this.clock.sleep(POLL_MS);
       if ((await this.locate(vm, [vm.host])).found[0]?.state === 'shutoff') return { ok: true, bytes: 0, downtimeMs: 0 };
     }
-    if (!forceOff) return this.failed('shutdown-refused', `${vm.name} ignored shutdown for ${timeoutS} s and the plan does not allow forcing it off; it keeps running on ${vm.host}`, vm.host);
+    if (!forceOff) return failure('shutdown-refused', `${vm.name} ignored shutdown for ${timeoutS} s and the plan does not allow forcing it off; it keeps running on ${vm.host}`, vm.host);
     await this.run(vm.host, [...VIRSH, 'destroy', vm.name]);
     const now = await this.locate(vm, [vm.host]);
-    return now.found[0]?.state === 'shutoff' ? { ok: true, bytes: 0, downtimeMs: 0 } : this.failed('error', `${vm.name} could not be powered off`, vm.host);
+    return now.found[0]?.state === 'shutoff' ? { ok: true, bytes: 0, downtimeMs: 0 } : failure('error', `${vm.name} could not be powered off`, vm.host);
   }
 
   /**
@@ -448,9 +438,9 @@ export class LibvirtDriver implements Driver {
       const holder = await this.readFence(host);
       if (holder && holder.plan !== fence.plan && !force) return { ok: false, reason: 'refused', detail: `${host} is held by another plan`, holder };
       const put = await this.run(host, ['sh', '-c', 'cat > "$1.tmp" && mv -f -- "$1.tmp" "$1"', 'sh', FENCE_FILE], json);
-      return put.code === 0 ? { ok: true } : this.failed('error', `${host}: cannot write ${FENCE_FILE}: ${put.stderr.trim()}`, host);
+      return put.code === 0 ? { ok: true } : failure('error', `${host}: cannot write ${FENCE_FILE}: ${put.stderr.trim()}`, host);
     } catch (e) {
-      return this.failed('unreachable', e instanceof Error ? e.message : String(e), host);
+      return failure('unreachable', messageOf(e), host);
     }
   }
 

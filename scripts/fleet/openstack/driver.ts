@@ -12,11 +12,13 @@
  * its compute service disabled with a reason naming the plan. Outcomes are decided from where
  * Nova says the server is, never from an error text.
  */
-import { userError } from '../../errors.ts';
+import { messageOf, userError } from '../../errors.ts';
 import type { OpenStackFleet } from '../../plan/plan-types.ts';
 import { fleetChecks } from '../../preflight/checks.ts';
-import type {
-  CheckResult, Clock, ColdRequest, Driver, Failure, LiveRequest, Location, MigrationOutcome, Outcome, PreflightItem, RecoverRequest, Recovery,
+import {
+  failure, wallClock,
+  type CheckResult, type Clock, type ColdRequest, type Driver, type LiveRequest, type Location, type MigrationOutcome, type Outcome,
+  type PreflightItem, type RecoverRequest, type Recovery,
 } from '../driver.ts';
 import type { Fence, Inventory, Resources, Vm, VmState } from '../types.ts';
 import { credentialsFor, HttpError, OpenStack } from './client.ts';
@@ -26,13 +28,6 @@ const POLL_MS = 1000;
 /** Disabled reasons evacuator writes start with this; the rest is the fence as JSON. */
 const FENCE_PREFIX = 'evacuator:';
 
-const wallClock = (t0 = Date.now()): Clock => ({
-  now: () => Date.now() - t0,
-  sleep: (ms, signal) => new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
-  }),
-});
 
 interface Service { id: string; host: string; state: 'up' | 'down'; status: 'enabled' | 'disabled'; disabled_reason: string | null }
 interface Server {
@@ -58,7 +53,7 @@ export class OpenStackDriver implements Driver {
     try {
       creds = credentialsFor(config.cloud, config.clouds_file);
     } catch (e) {
-      throw userError(`OpenStack credentials: ${describe(e)}`, [],
+      throw userError(`OpenStack credentials: ${messageOf(e)}`, [],
         'name an entry of clouds.yaml in fleet.openstack.cloud, or export OS_AUTH_URL, OS_USERNAME, OS_PASSWORD and OS_PROJECT_NAME');
     }
     this.os = new OpenStack(creds, { timeoutMs: (config.request_timeout_s ?? 30) * 1000 });
@@ -118,7 +113,7 @@ export class OpenStackDriver implements Driver {
       inv.vms.sort((a, b) => a.name.localeCompare(b.name));
       return { ok: true, inventory: inv };
     } catch (e) {
-      return { ok: false, reason: 'unreachable', detail: describe(e) };
+      return { ok: false, reason: 'unreachable', detail: messageOf(e) };
     }
   }
 
@@ -201,7 +196,7 @@ export class OpenStackDriver implements Driver {
     try {
       await this.nova('POST', `/servers/${id}/action`, { 'os-migrateLive': { host: destination, block_migration: 'auto' } });
     } catch (e) {
-      return this.failed(e instanceof HttpError && e.status === 409 ? 'refused' : 'error', describe(e), destination);
+      return failure(e instanceof HttpError && e.status === 409 ? 'refused' : 'error', messageOf(e), destination);
     }
     const started = this.clock.now();
     let asked = false;
@@ -238,8 +233,8 @@ export class OpenStackDriver implements Driver {
       };
     }
     const why = m ? await this.whyFailed(vm) : 'no migration record was made';
-    if (m?.status === 'cancelled') return { ...this.failed('aborted', `live migration cancelled; ${vm.name} is ${s.status} on ${host}`), bytes: 0 };
-    return this.failed('error', `live migration ${m?.status ?? 'not started'}: ${why}; ${vm.name} is ${s.status} on ${host}`, destination);
+    if (m?.status === 'cancelled') return { ...failure('aborted', `live migration cancelled; ${vm.name} is ${s.status} on ${host}`), bytes: 0 };
+    return failure('error', `live migration ${m?.status ?? 'not started'}: ${why}; ${vm.name} is ${s.status} on ${host}`, destination);
   }
 
   /** The failed event's details in the server's newest instance action (2.84). */
@@ -252,23 +247,20 @@ export class OpenStackDriver implements Driver {
       const bad = detail.events?.find((e) => e.result === 'Error');
       return bad ? `${bad.event}: ${bad.details ?? 'failed'}` : 'no failed event recorded';
     } catch (e) {
-      return describe(e);
+      return messageOf(e);
     }
   }
 
-  private failed(reason: Failure['reason'], detail: string, host?: string): Failure & { bytes: number } {
-    return { ok: false, reason, detail, ...(host ? { host } : {}), bytes: 0 };
-  }
 
   async abort(vm: Vm): Promise<Outcome<object>> {
     try {
       const r = await this.nova<{ migrations: Migration[] }>('GET', `/servers/${this.id(vm)}/migrations`);
       const m = r.body.migrations[0];
-      if (!m) return this.failed('not-found', `no live migration of ${vm.name} in progress`);
+      if (!m) return failure('not-found', `no live migration of ${vm.name} in progress`);
       await this.nova('DELETE', `/servers/${this.id(vm)}/migrations/${m.id}`);
       return { ok: true };
     } catch (e) {
-      return this.failed('error', describe(e));
+      return failure('error', messageOf(e));
     }
   }
 
@@ -281,7 +273,7 @@ export class OpenStackDriver implements Driver {
     try {
       await this.nova('POST', `/servers/${id}/action`, { migrate: { host: destination } });
     } catch (e) {
-      return this.failed(e instanceof HttpError && e.status === 409 ? 'refused' : 'error', describe(e), destination);
+      return failure(e instanceof HttpError && e.status === 409 ? 'refused' : 'error', messageOf(e), destination);
     }
     for (;;) {
       await this.clock.sleep(POLL_MS);
@@ -290,14 +282,14 @@ export class OpenStackDriver implements Driver {
       if (s.status === 'ERROR' || (!s['OS-EXT-STS:task_state'] && ['ACTIVE', 'SHUTOFF'].includes(s.status) && this.clock.now() - t0 > 5000)) {
         const m = await this.lastMigration(vm, 'migration').catch(() => undefined);
         if (s['OS-EXT-SRV-ATTR:host'] === destination && m?.status !== 'error') break;
-        return this.failed('error', `cold migration ${m?.status ?? 'failed'}: ${await this.whyFailed(vm)}; ${vm.name} is ${s.status} on ${s['OS-EXT-SRV-ATTR:host']}`, destination);
+        return failure('error', `cold migration ${m?.status ?? 'failed'}: ${await this.whyFailed(vm)}; ${vm.name} is ${s.status} on ${s['OS-EXT-SRV-ATTR:host']}`, destination);
       }
     }
     req.onProgress({ vm: vm.name, phase: 'cleanup', sentBytes: 0, remainingBytes: 0, rateBps: 0 });
     const s = await this.server(vm);
     if (s.status === 'VERIFY_RESIZE') await this.confirm(vm);
     const after = await this.server(vm);
-    if (after['OS-EXT-SRV-ATTR:host'] !== destination) return this.failed('error', `after the cold migration ${vm.name} is on ${after['OS-EXT-SRV-ATTR:host']}`, destination);
+    if (after['OS-EXT-SRV-ATTR:host'] !== destination) return failure('error', `after the cold migration ${vm.name} is on ${after['OS-EXT-SRV-ATTR:host']}`, destination);
     return { ok: true, bytes: 0, downtimeMs: this.clock.now() - t0 };
   }
 
@@ -346,7 +338,7 @@ export class OpenStackDriver implements Driver {
   async fence(host: string, fence: Fence | null, force = false): Promise<Outcome<object> & { holder?: Fence }> {
     try {
       const svc = this.services.get(host) ?? (await this.nova<{ services: Service[] }>('GET', `/os-services?binary=nova-compute&host=${encodeURIComponent(host)}`)).body.services[0];
-      if (!svc) return this.failed('not-found', `no nova-compute on ${host}`, host);
+      if (!svc) return failure('not-found', `no nova-compute on ${host}`, host);
       const held = this.fenceOf(svc);
       if (fence?.role === 'destination') return { ok: true };
       if (held && fence && held.plan !== fence.plan && !force) return { ok: false, reason: 'refused', detail: `${host} is held by another plan`, holder: held };
@@ -356,14 +348,10 @@ export class OpenStackDriver implements Driver {
       this.services.set(host, r.body.service);
       return { ok: true };
     } catch (e) {
-      return this.failed('unreachable', describe(e), host);
+      return failure('unreachable', messageOf(e), host);
     }
   }
 
   async close(): Promise<void> {}
-}
-
-function describe(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
