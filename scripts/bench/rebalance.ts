@@ -13,6 +13,7 @@
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import highsLoader from 'highs';
+import { randomShape } from '../fleet/sim/fleet.ts';
 import { demandOf, type Host, type Vm } from '../fleet/types.ts';
 import { Ledger } from '../placement/ledger.ts';
 import { bytesOf, planRebalance, type RebalanceInput } from '../placement/rebalance.ts';
@@ -25,14 +26,6 @@ const CEILING = 0.75;
 const GiB = 2 ** 30;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const settings = { overcommit: { vcpu: 4, memory_mib: 1, disk_gib: 1 }, reserve: {}, groups: [] };
-
-const SHAPES = [
-  { vcpu: 1, memory_mib: 2048, disk_gib: 20 },
-  { vcpu: 2, memory_mib: 4096, disk_gib: 40 },
-  { vcpu: 4, memory_mib: 8192, disk_gib: 80 },
-  { vcpu: 8, memory_mib: 16384, disk_gib: 160 },
-  { vcpu: 16, memory_mib: 32768, disk_gib: 320 },
-];
 
 /** A skewed fleet: a fifth of the hosts hot (85-97% of memory), the rest 30-65%; a fifth of the VMs on local disks; anti-affinity pairs. */
 export function skewedFleet(hosts: number, vmsPerHost: number, rng: Random): RebalanceInput {
@@ -48,7 +41,7 @@ export function skewedFleet(hosts: number, vmsPerHost: number, rng: Random): Reb
     const fill = (hot ? rng.int(85, 97) : rng.int(30, 65)) / 100;
     let used = 0;
     for (;;) {
-      const shape = SHAPES[Math.min(rng.int(0, 9) >> 1, SHAPES.length - 1)];
+      const shape = randomShape(rng);
       if (used + shape.memory_mib > fill * memory) break;
       used += shape.memory_mib;
       n++;

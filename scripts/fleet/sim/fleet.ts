@@ -1,6 +1,6 @@
 /** Builds the simulated fleet from the plan: inline hosts and VMs, or generated from a seed. */
 import type { SimFleet, SimHost, SimVm } from '../../plan/plan-types.ts';
-import { seeded } from '../../random.ts';
+import { seeded, type Random } from '../../random.ts';
 
 export const SIM_DEFAULTS = {
   nicMibps: 1190,
@@ -17,6 +17,11 @@ const SHAPES = [
   { vcpu: 8, memory_mib: 16384, disk_gib: 160 },
   { vcpu: 16, memory_mib: 32768, disk_gib: 320 },
 ];
+
+/** A VM size for a generated fleet, each equally likely (the index is a draw of 0-9 halved). */
+export function randomShape(rng: Random) {
+  return SHAPES[Math.min(rng.int(0, 9) >> 1, SHAPES.length - 1)];
+}
 
 /** The inline fleet as given, or a generated one: hv-001.. with vm-00001.., filled to about 45% of memory. */
 export function simFleet(sim: SimFleet): { hosts: SimHost[]; vms: SimVm[] } {
@@ -38,7 +43,7 @@ export function simFleet(sim: SimFleet): { hosts: SimHost[]; vms: SimVm[] } {
   const vmWidth = Math.max(5, String(g.vms).length);
   const vms: SimVm[] = [];
   for (let i = 0; i < g.vms; i++) {
-    const shape = SHAPES[Math.min(rng.int(0, 9) >> 1, SHAPES.length - 1)];
+    const shape = randomShape(rng);
     const host = hosts[i % hosts.length];
     const vm: SimVm = {
       name: `vm-${String(i + 1).padStart(vmWidth, '0')}`,
