@@ -29,10 +29,8 @@ export interface Secrets {
   service: string;
 }
 
-const authtoken = (s: Secrets, user: string) => `[keystone_authtoken]
-www_authenticate_uri = http://127.0.0.1:${PORTS.keystone}/
-auth_url = http://127.0.0.1:${PORTS.keystone}/
-auth_type = password
+/** A service user's password login in project service, as every [keystone_authtoken]-like section takes it. */
+const serviceLogin = (s: Secrets, user: string) => `auth_type = password
 project_domain_name = Default
 user_domain_name = Default
 project_name = service
@@ -40,16 +38,15 @@ username = ${user}
 password = ${s.service}
 `;
 
+const authtoken = (s: Secrets, user: string) => `[keystone_authtoken]
+www_authenticate_uri = http://127.0.0.1:${PORTS.keystone}/
+auth_url = http://127.0.0.1:${PORTS.keystone}/
+${serviceLogin(s, user)}`;
+
 const serviceAuth = (s: Secrets, section: string, user: string) => `[${section}]
 auth_url = http://127.0.0.1:${PORTS.keystone}/v3
-auth_type = password
-project_domain_name = Default
-user_domain_name = Default
 region_name = RegionOne
-project_name = service
-username = ${user}
-password = ${s.service}
-`;
+${serviceLogin(s, user)}`;
 
 const db = (s: Secrets, name: string) => `mysql+pymysql://os:${s.db}@127.0.0.1:${PORTS.mysql}/${name}`;
 const rabbit = (s: Secrets) => `rabbit://openstack:${s.rabbit}@127.0.0.1:${PORTS.rabbit}/`;
