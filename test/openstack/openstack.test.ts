@@ -25,6 +25,17 @@ function planWith(name: string, change: (p: Record<string, any>) => void): strin
   return file;
 }
 
+/** A plan moving one server to one host, live or cold; from: the plan's source (else plans/openstack.yaml's, cmp1). */
+function moveOne(name: string, m: { vm: string; to: string; mode: 'live' | 'cold'; from?: string }, change: (p: Record<string, any>) => void = () => {}): string {
+  return planWith(name, (p) => {
+    if (m.from) p.sources = [m.from];
+    p.vms = [m.vm];
+    p.destinations = { hosts: [m.to] };
+    p.migration = { ...p.migration, mode: m.mode };
+    change(p);
+  });
+}
+
 const run = (file: string) => $`node scripts/bin.mjs run ${file} --reports ${REPORTS}`.nothrow();
 const reportOf = (name: string) => JSON.parse(readFileSync(join(REPORTS, `${name}.json`), 'utf8'));
 
@@ -125,12 +136,7 @@ describe('the openstack driver against a real Nova', () => {
   it('a cold migration (mode cold): migrate to the chosen host at 2.56+, confirm the resize, the server ACTIVE there', async () => {
     // s3 back to cmp1 (its fence lifted by clear above), cold.
     const from = (await where()).get('s3')!.host;
-    const file = planWith('os-cold', (p) => {
-      p.sources = [from];
-      p.vms = ['s3'];
-      p.destinations = { hosts: ['cmp1'] };
-      p.migration = { ...p.migration, mode: 'cold' };
-    });
+    const file = moveOne('os-cold', { vm: 's3', from, to: 'cmp1', mode: 'cold' });
     const r = await run(file);
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     const s3 = reportOf('os-cold').vms.find((v: { vm: string }) => v.vm === 's3');
@@ -140,11 +146,8 @@ describe('the openstack driver against a real Nova', () => {
 
   it('force-complete: a live migration still running after force_complete_after_s is forced to finish, Nova records it, the report says so', async () => {
     // s3 from cmp1 (the cold test put it there) to cmp2; unforced, the fake driver takes about 5 s.
-    const file = planWith('os-force', (p) => {
+    const file = moveOne('os-force', { vm: 's3', to: 'cmp2', mode: 'live' }, (p) => {
       p.fleet.openstack.force_complete_after_s = 1;
-      p.vms = ['s3'];
-      p.destinations = { hosts: ['cmp2'] };
-      p.migration = { ...p.migration, mode: 'live' };
     });
     const r = await run(file);
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
@@ -157,12 +160,7 @@ describe('the openstack driver against a real Nova', () => {
   it('a live migration whose destination compute stopped after planning fails in the migration record; the server stays ACTIVE on its source, reported with the reason (runs last: cmp1 stays down)', async () => {
     // s4 back to cmp1 (its fence lifted by clear above), whose compute then dies.
     const from = (await where()).get('s4')!.host;
-    const file = planWith('os-dest-down', (p) => {
-      p.sources = [from];
-      p.vms = ['s4'];
-      p.destinations = { hosts: ['cmp1'] };
-      p.migration = { ...p.migration, mode: 'live' };
-    });
+    const file = moveOne('os-dest-down', { vm: 's4', from, to: 'cmp1', mode: 'live' });
     const journal = join(REPORTS, 'os-dest-down.journal.jsonl');
     const child = $`node scripts/bin.mjs run ${file} --reports ${REPORTS}`.nothrow();
     // Planned and preflighted with cmp2 up; then its nova-compute dies.
@@ -193,12 +191,7 @@ describe('the openstack driver against a real Nova', () => {
     const all = await admin.list<{ id: string; 'OS-EXT-SRV-ATTR:host': string }>('compute', '/servers/detail?all_tenants=1', 'servers', { microversion: '2.84', marker: (x) => x.id });
     expect(all).toHaveLength(SERVERS.length + 1);
     const twinName = `s5@${twin.slice(0, 8)}`;
-    const file = planWith('os-twins', (p) => {
-      p.sources = ['cmp3'];
-      p.vms = [twinName];
-      p.destinations = { hosts: ['cmp2'] };
-      p.migration = { ...p.migration, mode: 'live' };
-    });
+    const file = moveOne('os-twins', { vm: twinName, from: 'cmp3', to: 'cmp2', mode: 'live' });
     const r = await run(file);
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     const report = reportOf('os-twins');
