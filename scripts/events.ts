@@ -1,8 +1,7 @@
 /** The one event stream: the console, the journal and the reports all read it. */
-import type { FailReason, Progress } from './fleet/driver.ts';
-import type { VmResult } from './runner/ladder.ts';
+import type { FailReason, Method, Progress, VmResult } from './model.ts';
 
-export type Method = 'live' | 'cold';
+export type { Method };
 export type StageName = 'plan' | 'recover' | 'discover' | 'place' | 'preflight' | 'migrate' | 'verify' | 'report';
 
 export type EvacEvent =

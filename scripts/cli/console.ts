@@ -4,7 +4,7 @@
  */
 import type { Writable } from 'node:stream';
 import type { EvacEvent, EventSink } from '../events.ts';
-import type { Progress } from '../fleet/driver.ts';
+import type { Progress } from '../model.ts';
 
 export interface ConsoleOptions {
   out: Writable & { isTTY?: boolean };

@@ -2,7 +2,7 @@
  * The one interface every fleet driver (sim, libvirt, openstack) implements. Methods return typed
  * outcomes; they throw only on bugs. Per-VM failures are data that the runner and the report use.
  */
-import type { Method } from '../events.ts';
+import type { FailReason, Method, Progress } from '../model.ts';
 import type { Fence, Inventory, Vm, VmState } from './types.ts';
 
 /** Time as the driver sees it: wall time for real fleets, virtual time for the simulator. */
@@ -22,16 +22,6 @@ export const wallClock = (t0 = Date.now()): Clock => ({
   }),
 });
 
-/** Why something failed, as classified from the fleet's state rather than from message text. */
-export type FailReason =
-  | 'unreachable' // a host did not answer (down, partitioned, crashed)
-  | 'timeout' // the deadline passed and the job was aborted
-  | 'aborted' // the job was aborted on request
-  | 'error' // the hypervisor reported an error; the guest stayed on its source
-  | 'refused' // a precondition failed (no room, incompatible, same host)
-  | 'not-found' // the VM is not where it was expected
-  | 'shutdown-refused'; // the guest ignored shutdown and forcing it off is not allowed
-
 export interface Failure {
   ok: false;
   reason: FailReason;
@@ -45,22 +35,6 @@ export type Outcome<T> = ({ ok: true } & T) | Failure;
 /** A failure, with no bytes moved (usable as any outcome, a migration's too). */
 export function failure(reason: FailReason, detail: string, host?: string): Failure & { bytes: number } {
   return { ok: false, reason, detail, ...(host ? { host } : {}), bytes: 0 };
-}
-
-export type Phase = 'setup' | 'disk' | 'memory' | 'switchover' | 'shutdown' | 'copy' | 'boot' | 'cleanup';
-
-/** Progress of one migration, as the migration job reports it. */
-export interface Progress {
-  vm: string;
-  phase: Phase;
-  /** Pre-copy round, from 0. */
-  round?: number;
-  /** Bytes sent so far in this migration. */
-  sentBytes: number;
-  /** Bytes still to send in the current phase. */
-  remainingBytes: number;
-  /** Current transfer rate, bytes/s. */
-  rateBps: number;
 }
 
 export interface MigrationStats {

@@ -8,19 +8,10 @@ import type { Snapshot } from '../fleet/discover.ts';
 import { estimatePrecopy, MiB } from '../fleet/precopy.ts';
 import type { Resources, Vm } from '../fleet/types.ts';
 import type { HostUtilization } from '../placement/rebalance.ts';
-import type { Method } from '../events.ts';
+import type { Method, Move } from '../model.ts';
 import type { LoadedPlan } from '../plan/load.ts';
 import { coldAllowed, type Settings } from '../plan/settings.ts';
 import { place, type Unplaced } from '../placement/place.ts';
-
-export interface Move {
-  vm: string;
-  source: string;
-  destination: string;
-  method: Method;
-  /** Estimated live-migration seconds at the full stream rate; null when it would not converge. */
-  estimateS: number | null;
-}
 
 export interface Blueprint {
   version: 1;

@@ -5,12 +5,12 @@
  */
 import type { Driver } from '../fleet/driver.ts';
 import type { Snapshot } from '../fleet/discover.ts';
-import type { Method } from '../events.ts';
+import type { Method, Move } from '../model.ts';
 import type { LoadedPlan } from '../plan/load.ts';
 import type { Settings } from '../plan/settings.ts';
 import { planRebalance } from '../placement/rebalance.ts';
 import type { Unplaced } from '../placement/place.ts';
-import { estimateSeconds, type Blueprint, type Move } from './blueprint.ts';
+import { estimateSeconds, type Blueprint } from './blueprint.ts';
 
 export async function makeRebalanceBlueprint(loaded: LoadedPlan, settings: Settings, snap: Snapshot, driver: Driver): Promise<{ bp: Blueprint; snap: Snapshot }> {
   const scope = snap.destinations;

@@ -1,10 +1,9 @@
 /** The JSON report: one object that the HTML page, the terminal summary and CI all read. */
-import type { FailReason } from '../fleet/driver.ts';
 import { usedByHost, type Inventory, type Resources } from '../fleet/types.ts';
 import { ExitCode } from '../errors.ts';
 import type { Blueprint, RebalanceSummary } from '../preflight/blueprint.ts';
-import type { HostProof, RunResult } from '../runner/run.ts';
-import type { VmResult } from '../runner/ladder.ts';
+import type { FailReason, HostProof, VmResult } from '../model.ts';
+import type { RunResult } from '../runner/run.ts';
 
 /** One migration attempt of a VM. Times are seconds from the start of the evacuation. */
 export interface ReportAttempt {

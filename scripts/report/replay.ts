@@ -4,7 +4,7 @@
  */
 import { userError } from '../errors.ts';
 import { chainOf, type Line } from '../runner/journal.ts';
-import type { HostProof } from '../runner/run.ts';
+import type { HostProof } from '../model.ts';
 import type { ReportInput } from './build.ts';
 
 export function reportFromJournal(lines: Line[], path: string): ReportInput {

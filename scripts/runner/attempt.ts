@@ -2,27 +2,11 @@
  * One migration attempt: live with a deadline (then abort) or cold; the outcome is classified by
  * looking the VM up on both hosts, never by reading error text.
  */
-import type { Driver, FailReason, MigrationOutcome, Progress } from '../fleet/driver.ts';
+import type { Driver, MigrationOutcome } from '../fleet/driver.ts';
 import type { Vm } from '../fleet/types.ts';
-import type { EventSink, Method } from '../events.ts';
+import type { EventSink } from '../events.ts';
+import type { Attempt, Method, Progress } from '../model.ts';
 import type { Settings } from '../plan/settings.ts';
-
-export interface Attempt {
-  method: Method;
-  destination: string;
-  /** ms on the driver's clock */
-  start: number;
-  end: number;
-  outcome: 'ok' | FailReason;
-  detail: string;
-  /** The host that failed, when one did. */
-  failedHost?: string;
-  bytes: number;
-  downtimeMs: number;
-  rounds?: number;
-  /** Where the VM was found afterwards. */
-  foundOn: string | null;
-}
 
 export interface AttemptContext {
   driver: Driver;

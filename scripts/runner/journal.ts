@@ -9,10 +9,9 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { EvacEvent } from '../events.ts';
 import type { Inventory, Vm } from '../fleet/types.ts';
-import type { Blueprint, Move } from '../preflight/blueprint.ts';
-import type { Attempt } from './attempt.ts';
-import type { VmResult } from './ladder.ts';
-import type { HostProof, RunResult } from './run.ts';
+import type { Attempt, HostProof, Move, VmResult } from '../model.ts';
+import type { Blueprint } from '../preflight/blueprint.ts';
+import type { RunResult } from './run.ts';
 
 export interface RunStart {
   kind: 'run-start';

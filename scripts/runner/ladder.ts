@@ -4,22 +4,8 @@
  */
 import type { Vm } from '../fleet/types.ts';
 import { coldAllowed } from '../plan/settings.ts';
-import type { Move } from '../preflight/blueprint.ts';
-import { attempt, type Attempt, type AttemptContext } from './attempt.ts';
-
-export type VmStatus = 'moved' | 'left' | 'pinned' | 'unplaced';
-
-export interface VmResult {
-  vm: string;
-  source: string;
-  plannedDestination: string | null;
-  /** Where it runs at the end. */
-  host: string | null;
-  status: VmStatus;
-  method: 'live' | 'cold' | 'none';
-  reason: string;
-  attempts: Attempt[];
-}
+import type { Attempt, Move, VmResult, VmStatus } from '../model.ts';
+import { attempt, type AttemptContext } from './attempt.ts';
 
 /** Either the VM's final result, or a request to try it again towards another destination. */
 export type Step = { done: VmResult } | { elsewhere: Attempt[]; why: string };

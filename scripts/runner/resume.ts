@@ -6,9 +6,9 @@
 import type { Driver } from '../fleet/driver.ts';
 import type { EventSink } from '../events.ts';
 import type { Settings } from '../plan/settings.ts';
-import { deadlineMs, type Attempt } from './attempt.ts';
+import type { Attempt, VmResult } from '../model.ts';
+import { deadlineMs } from './attempt.ts';
 import type { Chain } from './journal.ts';
-import type { VmResult } from './ladder.ts';
 
 export async function settleInFlight(chain: Chain, driver: Driver, settings: Settings, emit: EventSink): Promise<void> {
   await Promise.all(chain.inFlight.map(async (f) => {

@@ -11,18 +11,11 @@ import type { EventSink } from '../events.ts';
 import { selected, type Settings } from '../plan/settings.ts';
 import { ledgerFor } from '../placement/place.ts';
 import { chooseHost } from '../placement/choose.ts';
-import type { Blueprint, Move } from '../preflight/blueprint.ts';
-import { deadlineMs, type Attempt } from './attempt.ts';
-import { climb, type VmResult } from './ladder.ts';
+import type { Attempt, HostProof, Move, VmResult } from '../model.ts';
+import type { Blueprint } from '../preflight/blueprint.ts';
+import { deadlineMs } from './attempt.ts';
+import { climb } from './ladder.ts';
 import { Limits } from './limits.ts';
-
-export interface HostProof {
-  host: string;
-  /** No domain left in any state (with a vms list: none of the VMs the plan moves). */
-  empty: boolean;
-  /** Domains still there, in any state, with why. */
-  left: { vm: string; state: string; why: string }[];
-}
 
 export interface RunResult {
   vms: VmResult[];
