@@ -25,12 +25,14 @@ program.command('validate').argument('<plan>', 'plan file (YAML)')
 program.command('plan').argument('<plan>', 'plan file (YAML)')
   .description('discover the fleet, place every VM and run the read-only preflight; changes nothing')
   .option('--json', 'print the placement and preflight as JSON on stdout (shape in README.md)')
-  .action(async (plan: string, opts: { json?: boolean }) => { code = await planCommand(plan, opts); });
+  .option('--out <file>', 'also save the blueprint, for `run --blueprint` to execute exactly')
+  .action(async (plan: string, opts: { json?: boolean; out?: string }) => { code = await planCommand(plan, opts); });
 program.command('run').argument('<plan>', 'plan file (YAML)')
   .description('evacuate: migrate every placeable VM, then prove the source hosts empty')
   .option('--reports <dir>', 'where to write <plan name>.json, .html and the journal', 'reports')
   .option('--resume', 'continue the last run of this plan from its journal, settling the migrations it had in flight')
   .option('--events <file>', "also write every event as a JSON line to this file ('-' for stdout)")
+  .option('--blueprint <file>', 'execute exactly this saved blueprint (plan --out); refused if the plan or the fleet changed so that a move no longer holds')
   .action(async (plan: string, opts: RunOptions) => { code = await runCommand(plan, opts); });
 program.command('clear').argument('<plan>', 'plan file (YAML)')
   .description("lift the fences this plan's runs left on its hosts, once the maintenance is over")

@@ -1,10 +1,61 @@
-/** The one event stream: the console, the journal and the reports all read it. */
-import type { FailReason, Method, Progress, VmResult } from './model.ts';
+/**
+ * The one event stream: the console, the journal, CI annotations and the --events file all read
+ * it. A run's start, its blueprint and its end are events too: the journal is nothing but this
+ * stream written down, so what a resume or `evacuator report` reads is what every sink saw.
+ */
+import type { Inventory, Resources, Vm } from './fleet/types.ts';
+import type { FailReason, HostProof, Method, Move, Progress, VmResult } from './model.ts';
+import type { Unplaced } from './placement/place.ts';
+import type { RebalanceSummary } from './preflight/blueprint.ts';
 
 export type { Method };
 export type StageName = 'plan' | 'recover' | 'discover' | 'place' | 'preflight' | 'migrate' | 'verify' | 'report';
 
+/** Who runs: the plan, the run's id, and the process (a resume checks whether it is still alive). */
+export interface RunStart {
+  kind: 'run-start';
+  run: string;
+  plan: { name: string; file: string; digest: string };
+  driver: string;
+  controller: string;
+  pid: number;
+  /** When that pid's process started (Linux: /proc/PID/stat), so a reused pid is not taken for the run. */
+  pidStart?: string;
+  /** Continues the runs before it (evacuator run --resume). */
+  resumed: boolean;
+  /** Wall-clock time the run started, ISO 8601. */
+  at: string;
+}
+
+/** The blueprint this run executes, with the VMs as discovery saw them (a resume needs their disks and states). */
+export interface Planned {
+  kind: 'planned'; t: number; moves: Move[]; vms: Vm[]; unplaced: Unplaced[]; pinned: { vm: string; host: string }[];
+  sources: string[]; destinations: string[]; warnings: string[]; rebalance?: RebalanceSummary;
+  /** The fleet as discovery saw it (the report's "before" is the first run's). */
+  inventory: Inventory;
+}
+
+/** Whether a rebalance ended under its target, judged on the fleet after the run. */
+export interface RebalanceJudgement {
+  reached: boolean;
+  shortfall: string[];
+  after: { host: string; utilization: Resources }[];
+}
+
+/** How a run ended: always the last event of a run, whatever happened in it. */
+export interface RunEnd {
+  kind: 'run-end'; t: number; exitCode: number; interrupted: boolean;
+  proofs?: HostProof[]; after?: Inventory | null; rebalance?: RebalanceJudgement;
+  /** Wall-clock time the run ended, ISO 8601. */
+  at: string;
+  /** A run refused or stopped by an error before its end: the message. */
+  error?: string;
+}
+
 export type EvacEvent =
+  | RunStart
+  | Planned
+  | RunEnd
   | { kind: 'stage'; t: number; stage: StageName; detail?: string; /** migrate: how many moves it starts with. */ moves?: number }
   | { kind: 'move-start'; t: number; vm: string; source: string; destination: string; method: Method; attempt: number }
   | { kind: 'progress'; t: number; progress: Progress }
@@ -24,3 +75,8 @@ export type EvacEvent =
   | { kind: 'warning'; t: number; message: string };
 
 export type EventSink = (e: EvacEvent) => void;
+
+/** One sink that feeds several, in order. */
+export const fanOut = (...sinks: (EventSink | undefined)[]): EventSink => (e) => {
+  for (const s of sinks) s?.(e);
+};

@@ -48,6 +48,8 @@ export interface Attempt {
   rounds?: number;
   /** Where the VM was found afterwards. */
   foundOn: string | null;
+  /** The driver's call threw or hung: no fallback follows (fleet/guard.ts). */
+  unsettled?: true;
 }
 
 export type VmStatus = 'moved' | 'left' | 'pinned' | 'unplaced';

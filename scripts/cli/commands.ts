@@ -1,24 +1,21 @@
 /** The subcommands: validate, plan, run, clear, moveback. Each returns its exit code; errors go to one catch in the entry. */
-import { randomUUID } from 'node:crypto';
 import { openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { EventSink } from '../events.ts';
 import { EvacError, ExitCode, formatProblem } from '../errors.ts';
-import { discover } from '../fleet/discover.ts';
 import type { Driver } from '../fleet/driver.ts';
 import { openDriver, type OpenOptions } from '../fleet/open.ts';
 import { describeFence } from '../fleet/types.ts';
 import { loadPlan, type LoadedPlan } from '../plan/load.ts';
-import { selected, settingsOf, type Settings } from '../plan/settings.ts';
-import { makeBlueprint, type Blueprint } from '../preflight/blueprint.ts';
-import { makeRebalanceBlueprint } from '../preflight/rebalance.ts';
-import { buildReport, exitCodeOf } from '../report/build.ts';
+import type { Blueprint } from '../preflight/blueprint.ts';
+import { loadBlueprint, saveBlueprint } from '../preflight/saved.ts';
+import { buildReport } from '../report/build.ts';
 import { reportFromJournal } from '../report/replay.ts';
 import { writeReports } from '../report/write.ts';
-import { checkHolds, releaseDestinations, takeHosts } from '../runner/hold.ts';
-import { chainOf, controller, Journal, journalPath, processStart, readJournal, stillRunning } from '../runner/journal.ts';
-import { carriedFrom, settleInFlight } from '../runner/resume.ts';
-import { runBlueprint } from '../runner/run.ts';
+import { evacuate, guardLimits, preview } from '../runner/evacuate.ts';
+import { guardDriver } from '../fleet/guard.ts';
+import { settingsOf } from '../plan/settings.ts';
+import { chainOf, journalPath, readJournal, stillRunning } from '../runner/journal.ts';
 import { consoleOptions, consoleSink, paint } from './console.ts';
 import { finishInActions, groupSink, inActions } from './github.ts';
 
@@ -29,28 +26,9 @@ export async function validateCommand(file: string): Promise<number> {
   return ExitCode.ok;
 }
 
-/** Discover, place and preflight: what `run` would do, changing nothing. */
-async function prepare(loaded: LoadedPlan, settings: Settings, driver: Driver, emit: EventSink, skip: Set<string> = new Set()) {
-  emit({ kind: 'stage', t: driver.clock.now(), stage: 'discover', detail: `driver ${driver.name}` });
-  const found = await discover(driver, loaded.plan);
-  // VMs a resume could not settle stay out of this run's reach.
-  const snap = { ...found, onSources: found.onSources.filter((v) => !skip.has(v.name) && selected(settings, v.name)) };
-  for (const w of snap.warnings) emit({ kind: 'warning', t: driver.clock.now(), message: w });
-  if (settings.kind === 'rebalance') {
-    emit({ kind: 'stage', t: driver.clock.now(), stage: 'place', detail: `rebalancing ${snap.destinations.length} hosts, ${snap.residents.length} VMs` });
-    const r = await makeRebalanceBlueprint(loaded, settings, snap, driver);
-    emit({ kind: 'stage', t: driver.clock.now(), stage: 'preflight', detail: `${r.bp.moves.length} moves cleared, ${r.bp.unplaced.length} refused` });
-    return r;
-  }
-  emit({ kind: 'stage', t: driver.clock.now(), stage: 'place', detail: `${snap.onSources.length} VMs on ${snap.sources.length} source(s), ${snap.destinations.length} destination(s), policy ${settings.policy}` });
-  const bp = await makeBlueprint(loaded, settings, snap, driver);
-  emit({ kind: 'stage', t: driver.clock.now(), stage: 'preflight', detail: `${bp.moves.length} moves cleared, ${bp.unplaced.length} VM(s) cannot move` });
-  return { snap, bp };
-}
-
-/** Open the plan's driver and always close it (open SSH connections would keep the process alive). */
+/** Open the plan's driver, guarded, and always close it (open SSH connections would keep the process alive). */
 async function withDriver<T>(loaded: LoadedPlan, opts: OpenOptions, body: (driver: Driver) => Promise<T>): Promise<T> {
-  const driver = openDriver(loaded.plan, opts);
+  const driver = guardDriver(await openDriver(loaded.plan, opts), guardLimits(settingsOf(loaded.plan)));
   try {
     return await body(driver);
   } finally {
@@ -58,12 +36,14 @@ async function withDriver<T>(loaded: LoadedPlan, opts: OpenOptions, body: (drive
   }
 }
 
-export async function planCommand(file: string, opts: { json?: boolean }): Promise<number> {
+export async function planCommand(file: string, opts: { json?: boolean; out?: string }): Promise<number> {
   const log = consoleSink({ ...consoleOptions(process.stderr), live: false });
   const loaded = loadPlan(file);
-  const { bp } = await withDriver(loaded, {}, (driver) => prepare(loaded, settingsOf(loaded.plan), driver, opts.json ? () => {} : log));
+  const { bp, snap } = await withDriver(loaded, {}, (driver) => preview(loaded, driver, opts.json ? () => {} : log));
+  if (opts.out) saveBlueprint(opts.out, bp, snap);
   if (opts.json) process.stdout.write(`${JSON.stringify(bp, null, 2)}\n`);
   else process.stdout.write(describeBlueprint(bp, paint(consoleOptions(process.stdout).color)));
+  if (opts.out) process.stderr.write(`blueprint saved to ${opts.out}; run exactly it with: evacuator run ${file} --blueprint ${opts.out}\n`);
   if (bp.rebalance) return bp.rebalance.reached ? ExitCode.ok : ExitCode.incomplete;
   return bp.unplaced.length === 0 ? ExitCode.ok : ExitCode.incomplete;
 }
@@ -110,48 +90,28 @@ export interface RunOptions {
   resume?: boolean;
   /** Also write every event as a JSON line here ('-' for stdout). */
   events?: string;
+  /** Execute exactly this saved blueprint (evacuator plan --out). */
+  blueprint?: string;
 }
 
+/** run: the evacuation with the terminal, CI and --events wired to its event stream, signals to its abort signals. */
 export async function runCommand(file: string, opts: RunOptions): Promise<number> {
   const loaded = loadPlan(file);
-  const settings = settingsOf(loaded.plan);
-  const name = loaded.plan.name;
-  const jpath = journalPath(opts.reports, name);
-  const lines = readJournal(jpath);
-  const before = chainOf(lines);
-  const last = before?.runs.at(-1);
-  if (last && stillRunning(last)) {
-    throw new EvacError(`run ${last.run} of plan '${name}' is still running (pid ${last.pid}, started ${last.at})`, 'held', [], `wait for it, or stop it (kill -INT ${last.pid}) and resume with: evacuator run ${file} --resume`);
-  }
-  if (last && !last.ended && !opts.resume) {
-    throw new EvacError(`run ${last.run} of plan '${name}' (started ${last.at}, pid ${last.pid} on ${last.controller}) did not finish; its journal is ${jpath}`, 'held', [],
-      `resume it, so that the migrations it had in flight are settled first: evacuator run ${file} --resume`);
-  }
-  const chain = opts.resume ? before : undefined;
-  const origin = chain ? Date.parse(chain.runs[0].at) : Date.now();
-
+  const blueprint = opts.blueprint ? { saved: loadBlueprint(opts.blueprint, loaded), file: opts.blueprint } : undefined;
   const sink = consoleSink(consoleOptions(process.stdout));
-  const journal = new Journal(jpath, lines);
   const stream = opts.events ? eventStream(opts.events) : undefined;
   const groups = inActions() ? groupSink(process.stdout) : undefined;
   const emit: EventSink = (e) => {
-    journal.write(e);
     stream?.(e);
     groups?.(e);
     sink(e);
   };
-  const pidStart = processStart(process.pid);
-  const who = { plan: name, run: randomUUID().slice(0, 8), controller: controller(), pid: process.pid };
-  journal.write({ kind: 'run-start', ...who, ...(pidStart ? { pidStart } : {}), plan: { name, file, digest: loaded.digest }, driver: loaded.plan.fleet.driver, resumed: chain !== undefined });
-  if (opts.resume && !chain) emit({ kind: 'warning', t: 0, message: `no earlier run of '${name}' in ${jpath}: starting a new one` });
-
   const stop = new AbortController();
   const halt = new AbortController();
   let signals = 0;
-  let clock: Driver['clock'] | undefined;
   const onSignal = (sig: string) => {
     signals++;
-    const t = clock?.now() ?? 0;
+    const t = 0;
     if (signals === 1) {
       emit({ kind: 'warning', t, message: `${sig}: starting no new migrations; waiting for those in flight, then writing reports` });
       stop.abort();
@@ -163,70 +123,27 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
     }
   };
   process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
-  let leased: string[] = [];
   try {
-    return await withDriver(loaded, { reportsDir: opts.reports, resume: chain !== undefined, origin }, async (driver) => {
-      clock = driver.clock;
-      try {
-        // Hold the hosts before touching anything: refuse if another plan holds them.
-        const seen = await discover(driver, loaded.plan);
-        checkHolds(name, seen.sources, seen.destinations);
-        const destinations = seen.destinations.map((h) => h.name);
-        await takeHosts(driver, who, loaded.plan.sources ?? [], destinations);
-        // A plan that moves only some VMs (vms) does not put its sources in maintenance: they are released too.
-        leased = loaded.plan.vms ? [...loaded.plan.sources ?? [], ...destinations] : destinations;
-        let state = chain;
-        if (chain && chain.inFlight.length > 0) {
-          emit({ kind: 'stage', t: driver.clock.now(), stage: 'recover', detail: `${chain.inFlight.length} migration(s) were in flight when the last run stopped` });
-          await settleInFlight(chain, driver, settings, emit);
-          state = chainOf(readJournal(jpath));
-        }
-        const unsettled = new Set([...state?.results.values() ?? []].filter((r) => r.host === null).map((r) => r.vm));
-        const { snap, bp } = await prepare(loaded, settings, driver, emit, unsettled);
-        journal.write({
-          kind: 'planned', t: driver.clock.now(), moves: bp.moves, vms: snap.onSources, unplaced: bp.unplaced, pinned: bp.pinned,
-          sources: bp.sources, destinations: bp.destinations, warnings: bp.warnings, inventory: snap.inventory,
-          ...(bp.rebalance ? { rebalance: bp.rebalance } : {}),
-        });
-        const c = settings.concurrency;
-        emit({ kind: 'stage', t: driver.clock.now(), stage: 'migrate', moves: bp.moves.length, detail: `${bp.moves.length} moves, mode ${settings.mode}, at most ${c.total} at once, ${c.perSource} per source, ${c.perDestination} per destination` });
-        const carried = state ? carriedFrom(state, new Set(snap.onSources.map((v) => v.name))) : undefined;
-        const run = await runBlueprint(bp, snap, settings, driver, emit, {
-          stop: stop.signal, halt: halt.signal,
-          ...(settings.windowEnd !== undefined ? { windowLeftMs: settings.windowEnd - Date.now() } : {}),
-          ...(carried ? { ...carried, startedAt: 0 } : {}),
-        });
-        const code = exitCodeOf(run);
-        // The reports are built from the journal, as `evacuator report` would: one record, two views.
-        emit({ kind: 'stage', t: driver.clock.now(), stage: 'report', detail: `from ${jpath}` });
-        journal.write({ kind: 'run-end', t: run.endedAt, exitCode: code, interrupted: run.interrupted, proofs: run.proofs, after: run.after, ...(run.rebalance ? { rebalance: run.rebalance } : {}) });
-        const report = buildReport(reportFromJournal(readJournal(jpath), jpath));
-        const paths = writeReports(opts.reports, report);
-        sink.close();
-        const t = report.totals;
-        const col = paint(consoleOptions(process.stdout).color);
-        const rb = report.rebalance;
-        process.stdout.write(rb
-          ? `\n${col.bold(`${t.moved} of ${t.vms} planned moves done (${(t.bytes / GiB).toFixed(1)} GiB sent); target ${rb.reached ? 'reached on every host' : `not reached: ${rb.shortfall.join('; ')}`}.`)}\n`
-          : `\n${col.bold(`${t.moved} of ${t.vms} VMs moved (${t.live} live, ${t.cold} cold), ${t.left} left in place, ${t.unplaced} not placeable, ${t.pinned} pinned; ${t.sourcesEmpty} of ${t.sources} sources empty.`)}\n`);
-        process.stdout.write(`Makespan ${t.makespanS} s (lower bound ${t.lowerBoundS} s). Reports: ${paths.json}, ${paths.html}\n`);
-        if (groups) {
-          groups.close();
-          finishInActions(process.stdout, report, paths);
-        }
-        if (!loaded.plan.vms && !rb) process.stdout.write(`${bp.sources.join(', ')} stay fenced for the maintenance; afterwards: evacuator clear ${file}\n`);
-        return code;
-      } catch (e) {
-        // Refused before anything moved (bad input, a host that does not answer, hosts held): this run is over.
-        if (e instanceof EvacError) journal.write({ kind: 'run-end', t: driver.clock.now(), exitCode: e.exitCode, interrupted: false });
-        throw e;
-      } finally {
-        await releaseDestinations(driver, leased);
-      }
+    const done = await evacuate(loaded, async (o) => openDriver(loaded.plan, o), emit, {
+      reportsDir: opts.reports, ...(opts.resume ? { resume: true } : {}), ...(blueprint ? { blueprint } : {}), stop: stop.signal, halt: halt.signal,
     });
+    sink.close();
+    const report = done.report;
+    const t = report.totals;
+    const col = paint(consoleOptions(process.stdout).color);
+    const rb = report.rebalance;
+    process.stdout.write(rb
+      ? `\n${col.bold(`${t.moved} of ${t.vms} planned moves done (${(t.bytes / GiB).toFixed(1)} GiB sent); target ${rb.reached ? 'reached on every host' : `not reached: ${rb.shortfall.join('; ')}`}.`)}\n`
+      : `\n${col.bold(`${t.moved} of ${t.vms} VMs moved (${t.live} live, ${t.cold} cold), ${t.left} left in place, ${t.unplaced} not placeable, ${t.pinned} pinned; ${t.sourcesEmpty} of ${t.sources} sources empty.`)}\n`);
+    process.stdout.write(`Makespan ${t.makespanS} s (lower bound ${t.lowerBoundS} s). Reports: ${done.paths.json}, ${done.paths.html}\n`);
+    if (groups) {
+      groups.close();
+      finishInActions(process.stdout, report, { json: done.paths.json!, html: done.paths.html! });
+    }
+    if (!loaded.plan.vms && !rb) process.stdout.write(`${done.blueprint.sources.join(', ')} stay fenced for the maintenance; afterwards: evacuator clear ${file}\n`);
+    return done.exitCode;
   } finally {
     process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
-    journal.close();
   }
 }
 

@@ -28,6 +28,11 @@ export interface Failure {
   detail: string;
   /** The host that failed, when one did. */
   host?: string;
+  /**
+   * The driver's call threw or hung (see fleet/guard.ts): what it left was settled by recovery,
+   * and the VM is not to be tried again in this run, by any method.
+   */
+  unsettled?: true;
 }
 
 export type Outcome<T> = ({ ok: true } & T) | Failure;

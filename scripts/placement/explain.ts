@@ -73,3 +73,8 @@ function describe(refusals: Refusal[], asGroup: boolean): string {
 function fmt(n: number): string {
   return Number.isInteger(n) ? String(n) : n.toFixed(1);
 }
+
+/** One refusal of one VM by one host, as a line. */
+export function explainRefusal(r: Refusal): string {
+  return describe([r], false);
+}

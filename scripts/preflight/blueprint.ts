@@ -12,6 +12,7 @@ import type { Method, Move } from '../model.ts';
 import type { LoadedPlan } from '../plan/load.ts';
 import { coldAllowed, type Settings } from '../plan/settings.ts';
 import { place, type Unplaced } from '../placement/place.ts';
+import { checkMoves } from './checks.ts';
 
 export interface Blueprint {
   version: 1;
@@ -71,7 +72,7 @@ export async function makeBlueprint(loaded: LoadedPlan, settings: Settings, snap
   for (; rounds < PREFLIGHT_ROUNDS; rounds++) {
     const fresh = result.assignments.filter((a) => !checked.has(`${a.vm}>${a.destination}`));
     if (fresh.length === 0) break;
-    const answers = await driver.preflight(fresh.map((a) => ({ vm: byName.get(a.vm)!, destination: a.destination })));
+    const answers = await checkMoves(fresh.map((a) => ({ vm: byName.get(a.vm)!, destination: a.destination })), snap.inventory, driver);
     fresh.forEach((a, i) => checked.set(`${a.vm}>${a.destination}`, answers[i]));
     const failed = fresh.filter((_, i) => answers[i].some((c) => !c.ok));
     if (failed.length === 0) break;

@@ -1,9 +1,38 @@
-/** Read-only checks of one VM against one destination, from the fleet's own data (no I/O). */
-import type { CheckResult } from '../fleet/driver.ts';
+/**
+ * The read-only preflight of planned moves: the generic checks (state, hosts, room, CPU line,
+ * hypervisor version) computed here once, from what discovery saw, for every driver alike; then
+ * each driver's own live checks (libvirt: peer reachability and its CPU comparison; Nova: the
+ * compute service; sim: the hosts answer), whose answer replaces a generic one of the same name.
+ */
+import type { CheckResult, Driver, PreflightItem } from '../fleet/driver.ts';
 import { compareVersions, cpuCompatible } from '../fleet/cpu.ts';
-import type { Host, Resources, Vm } from '../fleet/types.ts';
+import { usedByHost, type Host, type Inventory, type Resources, type Vm } from '../fleet/types.ts';
 
-/** free = physical capacity minus what the destination commits now. */
+/** Every item's checks: generic from the inventory, then the driver's own (asked only where both hosts were seen). */
+export async function checkMoves(items: PreflightItem[], inventory: Inventory, driver: Driver): Promise<CheckResult[][]> {
+  const hosts = new Map(inventory.hosts.map((h) => [h.name, h]));
+  const used = usedByHost(inventory.vms);
+  const generic = items.map(({ vm, destination }): CheckResult[] => {
+    const src = hosts.get(vm.host);
+    const dst = hosts.get(destination);
+    if (!src || !dst) return [{ check: 'reachable', ok: false, detail: `no answer from ${[vm.host, destination].filter((h) => !hosts.has(h)).join(', ')}` }];
+    const free: Resources = {};
+    for (const [k, cap] of Object.entries(dst.capacity)) free[k] = cap - (used.get(destination)?.[k] ?? 0);
+    return fleetChecks(vm, src, dst, free);
+  });
+  const asked = items.flatMap((item, i) => (generic[i][0]?.check === 'reachable' ? [] : [{ item, i }]));
+  const own = asked.length > 0 ? await driver.preflight(asked.map((a) => a.item)) : [];
+  asked.forEach(({ i }, j) => {
+    for (const c of own[j] ?? []) {
+      const at = generic[i].findIndex((g) => g.check === c.check);
+      if (at >= 0) generic[i][at] = c;
+      else generic[i].push(c);
+    }
+  });
+  return generic;
+}
+
+/** The generic checks of one VM against one destination, from the fleet's own data (no I/O). free = capacity minus what the destination commits now. */
 export function fleetChecks(vm: Vm, source: Host, dest: Host, free: Resources): CheckResult[] {
   const checks: CheckResult[] = [];
   const add = (check: CheckResult['check'], ok: boolean, detail: string) => checks.push({ check, ok, detail });

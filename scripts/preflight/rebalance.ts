@@ -11,6 +11,7 @@ import type { Settings } from '../plan/settings.ts';
 import { planRebalance } from '../placement/rebalance.ts';
 import type { Unplaced } from '../placement/place.ts';
 import { estimateSeconds, type Blueprint } from './blueprint.ts';
+import { checkMoves } from './checks.ts';
 
 export async function makeRebalanceBlueprint(loaded: LoadedPlan, settings: Settings, snap: Snapshot, driver: Driver): Promise<{ bp: Blueprint; snap: Snapshot }> {
   const scope = snap.destinations;
@@ -23,7 +24,7 @@ export async function makeRebalanceBlueprint(loaded: LoadedPlan, settings: Setti
     target: r.target, budget: r.budget, policy: settings.policy,
   });
   const byName = new Map(vms.map((v) => [v.name, v]));
-  const answers = await driver.preflight(plan.moves.map((m) => ({ vm: byName.get(m.vm)!, destination: m.destination })));
+  const answers = await checkMoves(plan.moves.map((m) => ({ vm: byName.get(m.vm)!, destination: m.destination })), snap.inventory, driver);
   const unplaced: Unplaced[] = [];
   const checks = plan.moves.map((m, i) => {
     // Room is the planner's and the runner's concern: a destination may only have it once its own VMs have left.

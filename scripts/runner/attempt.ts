@@ -89,6 +89,7 @@ export async function attempt(ctx: AttemptContext, vm: Vm, destination: string, 
     downtimeMs: out.ok ? out.downtimeMs : 0,
     ...(out.ok && out.rounds !== undefined ? { rounds: out.rounds } : {}),
     ...(!out.ok && out.host ? { failedHost: out.host } : {}),
+    ...(!out.ok && out.unsettled ? { unsettled: true as const } : {}),
   };
   emit({
     kind: 'move-end', t: end, vm: vm.name, source: vm.host, destination, method, attempt: n, outcome, detail, bytes: result.bytes, downtimeMs: result.downtimeMs,

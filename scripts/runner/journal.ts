@@ -7,36 +7,12 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { EvacEvent } from '../events.ts';
+import type { EvacEvent, Planned, RunEnd, RunStart } from '../events.ts';
 import type { Inventory, Vm } from '../fleet/types.ts';
-import type { Attempt, HostProof, Move, VmResult } from '../model.ts';
-import type { Blueprint } from '../preflight/blueprint.ts';
-import type { RunResult } from './run.ts';
+import type { Attempt, VmResult } from '../model.ts';
 
-export interface RunStart {
-  kind: 'run-start';
-  run: string;
-  plan: Blueprint['plan'];
-  driver: string;
-  controller: string;
-  pid: number;
-  /** When that pid's process started (Linux: /proc/PID/stat), so a reused pid is not taken for the run. */
-  pidStart?: string;
-  /** Continues the runs before it (evacuator run --resume). */
-  resumed: boolean;
-}
-
-export type JournalEntry =
-  | RunStart
-  /** The blueprint this run executes, with the VMs as discovery saw them (a resume needs their disks and states). */
-  | {
-    kind: 'planned'; t: number; moves: Move[]; vms: Vm[]; unplaced: Blueprint['unplaced']; pinned: Blueprint['pinned'];
-    sources: string[]; destinations: string[]; warnings: string[]; rebalance?: Blueprint['rebalance'];
-    /** The fleet as discovery saw it (the report's "before" is the first run's). */
-    inventory: Inventory;
-  }
-  | { kind: 'run-end'; t: number; exitCode: number; interrupted: boolean; proofs?: HostProof[]; after?: Inventory | null; rebalance?: RunResult['rebalance'] }
-  | EvacEvent;
+/** What the journal holds: the event stream, one line per event. */
+export type JournalEntry = EvacEvent;
 
 /** A line as stored: the entry, its place in the journal and the wall-clock time it was written. */
 export type Line = JournalEntry & { seq: number; at: string };
@@ -52,6 +28,8 @@ export class Journal {
   /** Last progress mark per VM (phase and round): only changes are journaled. */
   private marks = new Map<string, string>();
   private readonly killAfter: number;
+  /** The lines this process wrote, in order (a resume reads the chain from them without reading the file again). */
+  readonly written: Line[] = [];
 
   constructor(readonly path: string, previous: Line[]) {
     mkdirSync(dirname(path), { recursive: true });
@@ -68,8 +46,9 @@ export class Journal {
       this.marks.set(p.vm, mark);
     }
     if (entry.kind === 'move-end') this.marks.delete(entry.vm);
-    const line: Line = { ...entry, seq: ++this.seq, at: new Date().toISOString() };
+    const line: Line = { ...entry, seq: ++this.seq, at: 'at' in entry ? entry.at : new Date().toISOString() };
     writeSync(this.fd, `${JSON.stringify(line)}\n`);
+    this.written.push(line);
     fsyncSync(this.fd);
     if (this.killAfter > 0 && this.seq >= this.killAfter) process.kill(process.pid, 'SIGKILL');
   }
@@ -118,9 +97,9 @@ export interface Chain {
   lastT: number;
   /** The first run's view of the fleet, and the last plan's blueprint. */
   before?: Inventory;
-  lastPlanned?: Extract<JournalEntry, { kind: 'planned' }>;
+  lastPlanned?: Planned;
   /** How the last run ended, if it did. */
-  end?: Extract<JournalEntry, { kind: 'run-end' }> & { at: string };
+  end?: RunEnd;
   /** When the last line was written. */
   lastAt: string;
 }

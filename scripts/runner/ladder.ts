@@ -26,6 +26,7 @@ export async function climb(ctx: AttemptContext, vm: Vm, move: Move, previous: A
     last = await attempt(ctx, vm, move.destination, 'live', attempts.length + 1);
     attempts.push(last);
     if (last.outcome === 'ok') return result('moved', last, 'live migration done');
+    if (last.unsettled) return result('left', last, `live migration did not end cleanly, so no fallback: ${last.detail}`);
     if (ctx.halt?.aborted) return result('left', last, `interrupted: ${last.detail}`);
     if (destinationFailed(last)) return { elsewhere: attempts, why: last.detail };
     if (last.foundOn !== vm.host) return result('left', last, `live migration failed and the VM is ${last.foundOn ? `on ${last.foundOn}` : 'on neither host'}: ${last.detail}`);
@@ -38,6 +39,6 @@ export async function climb(ctx: AttemptContext, vm: Vm, move: Move, previous: A
   last = await attempt(ctx, vm, move.destination, 'cold', attempts.length + 1);
   attempts.push(last);
   if (last.outcome === 'ok') return result('moved', last, move.method === 'live' ? 'cold migration after live failed' : 'cold migration done');
-  if (destinationFailed(last)) return { elsewhere: attempts, why: last.detail };
+  if (destinationFailed(last) && !last.unsettled) return { elsewhere: attempts, why: last.detail };
   return result('left', last, `cold migration ${last.outcome}: ${last.detail}`);
 }

@@ -3,11 +3,12 @@
  * fails is placed again among the destinations still up; at the end every source is looked at
  * for domains in any state.
  */
+import { messageOf } from '../errors.ts';
 import type { Driver } from '../fleet/driver.ts';
 import type { Snapshot } from '../fleet/discover.ts';
 import { demandOf, usedByHost, type Inventory, type Resources, type Vm } from '../fleet/types.ts';
 import { utilizationOf } from '../placement/rebalance.ts';
-import type { EventSink } from '../events.ts';
+import type { EventSink, RebalanceJudgement } from '../events.ts';
 import { selected, type Settings } from '../plan/settings.ts';
 import { ledgerFor } from '../placement/place.ts';
 import { chooseHost } from '../placement/choose.ts';
@@ -21,7 +22,7 @@ export interface RunResult {
   vms: VmResult[];
   proofs: HostProof[];
   /** A rebalance: whether the hosts ended under the target, judged from the fleet after the run. */
-  rebalance?: { reached: boolean; shortfall: string[]; after: { host: string; utilization: Resources }[] };
+  rebalance?: RebalanceJudgement;
   /** The fleet after the run, as the final check saw it (null when it could not be read). */
   after: Inventory | null;
   interrupted: boolean;
@@ -123,9 +124,11 @@ export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Sett
         queue.splice(i, 1);
         const move = m;
         room.arrive(vms.get(move.vm)!, move.destination);
+        let roomFreed = false;
         void limits.run(move.source, move.destination, () => climb({ driver, settings, emit, ...(halt ? { halt } : {}) }, vms.get(move.vm)!, move, history.get(move.vm) ?? []))
           .then((step) => {
             // Both copies hold room while it moves; then only the one that runs.
+            roomFreed = true;
             room.leave(vms.get(move.vm)!, 'done' in step && step.done.status === 'moved' ? move.source : move.destination);
             if ('done' in step) {
               if (step.done.status !== 'moved') ledger.release(move.vm);
@@ -137,6 +140,14 @@ export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Sett
               const next = redirect(move, step.why);
               if (next) queue.unshift(next);
             }
+          })
+          .catch((e: unknown) => {
+            // A bug, not a driver's failure (drivers are guarded): this VM is reported, the run goes on.
+            if (!roomFreed) room.leave(vms.get(move.vm)!, move.destination);
+            ledger.release(move.vm);
+            const why = `internal error while moving it (${messageOf(e)}); check where it runs on ${move.source} and ${move.destination}`;
+            emit({ kind: 'vm-left', t: driver.clock.now(), vm: move.vm, source: move.source, why });
+            finish({ vm: move.vm, source: move.source, plannedDestination: move.destination, host: null, status: 'left', method: 'none', reason: why, attempts: history.get(move.vm) ?? [] });
           })
           .finally(pump);
       }

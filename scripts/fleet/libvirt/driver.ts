@@ -9,13 +9,12 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { messageOf } from '../../errors.ts';
 import type { LibvirtFleet } from '../../plan/plan-types.ts';
-import { fleetChecks } from '../../preflight/checks.ts';
 import {
   failure, wallClock,
   type CheckResult, type Clock, type ColdRequest, type Driver, type Failure, type LiveRequest, type Location, type MigrationOutcome, type Outcome,
   type PreflightItem, type RecoverRequest, type Recovery,
 } from '../driver.ts';
-import { usedByHost, type Fence, type Host, type Inventory, type Vm } from '../types.ts';
+import type { Fence, Host, Inventory, Vm } from '../types.ts';
 import { SshPool } from './ssh.ts';
 import * as virsh from './virsh.ts';
 
@@ -132,30 +131,30 @@ export class LibvirtDriver implements Driver {
     };
   }
 
+  /**
+   * libvirt's own checks, live: the source itself reaches the destination's libvirtd (peer to
+   * peer; asked once per pair of hosts), and libvirt's CPU comparison on the destination, which
+   * replaces the model table's answer. The generic checks come from discovery (preflight/).
+   */
   async preflight(items: PreflightItem[]): Promise<CheckResult[][]> {
-    const got = await this.inventory();
-    const inv = got.ok ? got.inventory : { hosts: [], vms: [], unreachable: [] };
-    const hosts = new Map(inv.hosts.map((h) => [h.name, h]));
-    const used = usedByHost(inv.vms);
-    return Promise.all(items.map(async ({ vm, destination }) => {
-      const src = hosts.get(vm.host);
-      const dst = hosts.get(destination);
-      if (!src || !dst) {
-        const down = [vm.host, destination].filter((h) => !hosts.has(h));
-        return [{ check: 'reachable', ok: false, detail: `no answer from ${down.join(', ')}` } as CheckResult];
+    const peers = new Map<string, Promise<CheckResult>>();
+    const peer = (source: string, destination: string) => {
+      const key = `${source}\n${destination}`;
+      let p = peers.get(key);
+      if (!p) {
+        p = this.run(source, ['virsh', '-c', `qemu+ssh://${destination}/system`, 'hostname'])
+          .catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }))
+          .then((r): CheckResult => ({
+            check: 'peer', ok: r.code === 0,
+            detail: r.code === 0 ? `${source} reaches ${destination}'s libvirtd` : `${source} cannot reach ${destination}'s libvirtd: ${r.stderr.trim().split('\n').at(-1)}`,
+          }));
+        peers.set(key, p);
       }
-      const free: Record<string, number> = {};
-      for (const [k, cap] of Object.entries(dst.capacity)) free[k] = cap - (used.get(destination)?.[k] ?? 0);
-      const current = inv.vms.find((v) => v.name === vm.name);
-      const checks = fleetChecks(current ?? vm, src, dst, free);
-      if (!current || current.host !== vm.host) checks.unshift({ check: 'state', ok: false, detail: current ? `found on ${current.host}` : 'no such domain' });
-      // Peer to peer: the source itself must reach the destination's libvirtd.
-      const peer = await this.run(vm.host, ['virsh', '-c', `qemu+ssh://${destination}/system`, 'hostname']).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
-      checks.push({ check: 'peer', ok: peer.code === 0, detail: peer.code === 0 ? `${vm.host} reaches ${destination}'s libvirtd` : `${vm.host} cannot reach ${destination}'s libvirtd: ${peer.stderr.trim().split('\n').at(-1)}` });
-      // libvirt's own CPU comparison replaces the model table's answer.
-      const cpu = await this.compareCpu(vm, destination);
-      if (cpu) return [...checks.filter((c) => c.check !== 'cpu'), cpu];
-      return checks;
+      return p;
+    };
+    return Promise.all(items.map(async ({ vm, destination }) => {
+      const [p, cpu] = await Promise.all([peer(vm.host, destination), this.compareCpu(vm, destination)]);
+      return cpu ? [p, cpu] : [p];
     }));
   }
 

@@ -14,7 +14,6 @@
  */
 import { messageOf, userError } from '../../errors.ts';
 import type { OpenStackFleet } from '../../plan/plan-types.ts';
-import { fleetChecks } from '../../preflight/checks.ts';
 import {
   failure, wallClock,
   type CheckResult, type Clock, type ColdRequest, type Driver, type LiveRequest, type Location, type MigrationOutcome, type Outcome,
@@ -148,29 +147,16 @@ export class OpenStackDriver implements Driver {
     }
   }
 
+  /**
+   * Nova's own check: the destination's compute service is enabled (Nova refuses a migration to a
+   * disabled one even with the host named), as the last inventory read it. The generic checks
+   * come from discovery (preflight/).
+   */
   async preflight(items: PreflightItem[]): Promise<CheckResult[][]> {
-    const got = await this.inventory();
-    const inv = got.ok ? got.inventory : { hosts: [], vms: [], unreachable: [] };
-    const hosts = new Map(inv.hosts.map((h) => [h.name, h]));
-    const used = new Map<string, Resources>();
-    for (const v of inv.vms) {
-      const u = used.get(v.host) ?? {};
-      for (const [k, x] of Object.entries(v.resources)) u[k] = (u[k] ?? 0) + x;
-      used.set(v.host, u);
-    }
-    return items.map(({ vm, destination }) => {
-      const src = hosts.get(vm.host);
-      const dst = hosts.get(destination);
-      if (!src || !dst) return [{ check: 'reachable', ok: false, detail: `nova-compute of ${[vm.host, destination].filter((h) => !hosts.has(h)).join(', ')} is not up` } as CheckResult];
-      const free: Resources = {};
-      for (const [k, cap] of Object.entries(dst.capacity)) free[k] = cap - (used.get(destination)?.[k] ?? 0);
-      const current = inv.vms.find((v) => v.uuid === this.id(vm));
-      const checks = fleetChecks(current ?? vm, src, dst, free);
+    return items.map(({ destination }) => {
       const svc = this.services.get(destination);
-      // A disabled destination is refused by Nova's scheduler even with the host named.
-      checks.push({ check: 'peer', ok: svc?.status === 'enabled', detail: svc?.status === 'enabled' ? `nova-compute on ${destination} is enabled` : `nova-compute on ${destination} is disabled (${svc?.disabled_reason ?? 'no reason'})` });
-      if (!current || current.host !== vm.host) checks.unshift({ check: 'state', ok: false, detail: current ? `found on ${current.host}` : 'no such server' });
-      return checks;
+      const ok = svc?.status === 'enabled';
+      return [{ check: 'peer', ok, detail: ok ? `nova-compute on ${destination} is enabled` : `nova-compute on ${destination} is ${svc ? `disabled (${svc.disabled_reason ?? 'no reason'})` : 'unknown to Nova'}` }];
     });
   }
 

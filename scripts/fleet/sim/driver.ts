@@ -11,12 +11,11 @@
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { SimFleet, SimVm } from '../../plan/plan-types.ts';
-import { fleetChecks } from '../../preflight/checks.ts';
 import type {
   CheckResult, ColdRequest, Driver, Failure, LiveRequest, Location, MigrationOutcome, Outcome, PreflightItem, RecoverRequest, Recovery,
 } from '../driver.ts';
 import { MiB, GiB } from '../precopy.ts';
-import { usedByHost, type Fence, type Host, type Inventory, type Vm } from '../types.ts';
+import type { Fence, Host, Inventory, Vm } from '../types.ts';
 import { Engine, type Flow } from './engine.ts';
 import { SIM_DEFAULTS, simFleet } from './fleet.ts';
 
@@ -148,25 +147,13 @@ export class SimDriver implements Driver {
     return { ok: true, inventory: { hosts: structuredClone(hosts), vms, unreachable } };
   }
 
+  /** The simulator's own check: both hosts still answer (the generic checks are preflight/'s). */
   async preflight(items: PreflightItem[]): Promise<CheckResult[][]> {
-    const used = usedByHost([...this.domains.values()].map((d) => d.vm));
     return items.map(({ vm, destination }) => {
-      const src = this.hosts.get(vm.host);
-      const dst = this.hosts.get(destination);
-      const unreachable = [vm.host, destination].filter((h) => !this.hosts.has(h) || this.down.has(h));
-      if (!src || !dst || unreachable.length > 0) {
-        return [{ check: 'reachable', ok: false, detail: `no answer from ${unreachable.join(', ')}` }];
-      }
-      const free: Record<string, number> = {};
-      const u = used.get(destination) ?? {};
-      for (const [k, cap] of Object.entries(dst.capacity)) free[k] = cap - (u[k] ?? 0);
-      const current = this.domains.get(vm.name)?.vm;
-      const checks = fleetChecks(current ?? vm, src, dst, free);
-      checks.push({ check: 'peer', ok: true, detail: `${vm.host} reaches ${destination}` });
-      if (!current || current.host !== vm.host) {
-        checks.unshift({ check: 'state', ok: false, detail: current ? `found on ${current.host}` : 'no such domain' });
-      }
-      return checks;
+      const down = [vm.host, destination].filter((h) => !this.hosts.has(h) || this.down.has(h));
+      return down.length > 0
+        ? [{ check: 'reachable', ok: false, detail: `no answer from ${down.join(', ')}` }]
+        : [{ check: 'peer', ok: true, detail: `${vm.host} reaches ${destination}` }];
     });
   }
 

@@ -1,0 +1,220 @@
+/**
+ * evacuate(): one evacuation (or rebalance) as a library call. It takes the loaded plan, a way to
+ * open its driver, an event sink, abort signals and options, and returns a typed result; it never
+ * prints and never exits. Callers: the CLI's `run`, the tests, and whatever runs several
+ * evacuations in one process (a rolling maintenance).
+ *
+ * The journal is one consumer of the event stream: the run's start, its blueprint and its end are
+ * events, so the journal, the console and the --events file see the same record. The report is
+ * built in memory from the result; `evacuator report JOURNAL` rebuilds the same JSON from disk.
+ */
+import { randomUUID } from 'node:crypto';
+import { EvacError, messageOf } from '../errors.ts';
+import type { EventSink, EvacEvent, RunEnd } from '../events.ts';
+import { discover, type Snapshot } from '../fleet/discover.ts';
+import type { Driver } from '../fleet/driver.ts';
+import { guardDriver, type GuardLimits } from '../fleet/guard.ts';
+import type { OpenOptions } from '../fleet/open.ts';
+import type { Method } from '../model.ts';
+import type { LoadedPlan } from '../plan/load.ts';
+import { selected, settingsOf, type Settings } from '../plan/settings.ts';
+import { makeBlueprint, type Blueprint } from '../preflight/blueprint.ts';
+import { makeRebalanceBlueprint } from '../preflight/rebalance.ts';
+import { checkSaved, type SavedBlueprint } from '../preflight/saved.ts';
+import { buildReport, exitCodeOf, type Report, type ReportInput } from '../report/build.ts';
+import { writeReports } from '../report/write.ts';
+import { deadlineMs } from './attempt.ts';
+import { checkHolds, releaseDestinations, takeHosts } from './hold.ts';
+import { chainOf, controller, Journal, journalPath, processStart, readJournal, stillRunning, type Chain } from './journal.ts';
+import { carriedFrom, settleInFlight } from './resume.ts';
+import { runBlueprint, type RunResult } from './run.ts';
+
+/** Opens the plan's driver with the options the journal calls for (a resume restores state and continues the clock). */
+export type DriverOpener = (opts: OpenOptions) => Promise<Driver>;
+
+export interface EvacuateOptions {
+  /** Where the journal, the reports and the simulator's state go. */
+  reportsDir: string;
+  /** Continue the last run of this plan from its journal. */
+  resume?: boolean;
+  /** Execute exactly this saved blueprint (evacuator plan --out) instead of planning again. */
+  blueprint?: { saved: SavedBlueprint; file: string };
+  /** Aborted: no new migration starts (a first interrupt). */
+  stop?: AbortSignal;
+  /** Aborted: live migrations in flight are cancelled (a second interrupt). */
+  halt?: AbortSignal;
+  /** Write the JSON and HTML reports (default true). */
+  writeReports?: boolean;
+}
+
+export interface Evacuation {
+  exitCode: number;
+  blueprint: Blueprint;
+  result: RunResult;
+  report: Report;
+  /** The journal, and the reports when written. */
+  paths: { journal: string; json?: string; html?: string };
+  /** The run's id and whether it continued an earlier one. */
+  run: string;
+  resumed: boolean;
+}
+
+/** How long a driver call may take before the run counts it as hung, from the plan's own deadlines. */
+export function guardLimits(settings: Settings): GuardLimits {
+  const minutes = (n: number) => n * 60_000;
+  return {
+    callMs: minutes(15),
+    migrationMs: (vm, method: Method) => method === 'live'
+      ? deadlineMs(vm, settings) + minutes(10)
+      : settings.cold.shutdownTimeoutS * 1000 + deadlineMs({ ...vm, storage: 'local' }, settings) + minutes(30),
+    recoverMs: (waitMs) => waitMs + minutes(15),
+  };
+}
+
+/** Discover, place and preflight: what a run would do, changing nothing. */
+export async function preview(loaded: LoadedPlan, driver: Driver, emit: EventSink = () => {}): Promise<{ snap: Snapshot; bp: Blueprint }> {
+  const settings = settingsOf(loaded.plan);
+  emit({ kind: 'stage', t: driver.clock.now(), stage: 'discover', detail: `driver ${driver.name}` });
+  return prepare(loaded, settings, await discover(driver, loaded.plan), driver, emit);
+}
+
+/** Place and preflight on what discovery saw; VMs in skip (a resume could not settle them) stay out of reach. */
+async function prepare(loaded: LoadedPlan, settings: Settings, seen: Snapshot, driver: Driver, emit: EventSink, skip: Set<string> = new Set()) {
+  const snap = { ...seen, onSources: seen.onSources.filter((v) => !skip.has(v.name) && selected(settings, v.name)) };
+  for (const w of snap.warnings) emit({ kind: 'warning', t: driver.clock.now(), message: w });
+  if (settings.kind === 'rebalance') {
+    emit({ kind: 'stage', t: driver.clock.now(), stage: 'place', detail: `rebalancing ${snap.destinations.length} hosts, ${snap.residents.length} VMs` });
+    const r = await makeRebalanceBlueprint(loaded, settings, snap, driver);
+    emit({ kind: 'stage', t: driver.clock.now(), stage: 'preflight', detail: `${r.bp.moves.length} moves cleared, ${r.bp.unplaced.length} refused` });
+    return r;
+  }
+  emit({ kind: 'stage', t: driver.clock.now(), stage: 'place', detail: `${snap.onSources.length} VMs on ${snap.sources.length} source(s), ${snap.destinations.length} destination(s), policy ${settings.policy}` });
+  const bp = await makeBlueprint(loaded, settings, snap, driver);
+  emit({ kind: 'stage', t: driver.clock.now(), stage: 'preflight', detail: `${bp.moves.length} moves cleared, ${bp.unplaced.length} VM(s) cannot move` });
+  return { snap, bp };
+}
+
+/**
+ * Refuse a run the journal says must not start: one still running, or an unfinished one not
+ * being resumed. Returns the chain a resume continues.
+ */
+function gate(loaded: LoadedPlan, jpath: string, resume: boolean): { chain?: Chain; lines: ReturnType<typeof readJournal> } {
+  const name = loaded.plan.name;
+  const lines = readJournal(jpath);
+  const before = chainOf(lines);
+  const last = before?.runs.at(-1);
+  if (last && stillRunning(last)) {
+    throw new EvacError(`run ${last.run} of plan '${name}' is still running (pid ${last.pid}, started ${last.at})`, 'held', [], `wait for it, or stop it (kill -INT ${last.pid}) and resume with: evacuator run ${loaded.file} --resume`);
+  }
+  if (last && !last.ended && !resume) {
+    throw new EvacError(`run ${last.run} of plan '${name}' (started ${last.at}, pid ${last.pid} on ${last.controller}) did not finish; its journal is ${jpath}`, 'held', [],
+      `resume it, so that the migrations it had in flight are settled first: evacuator run ${loaded.file} --resume`);
+  }
+  return { ...(resume && before ? { chain: before } : {}), lines };
+}
+
+/** Run one evacuation of the plan to its end: the result, the report, the exit code. Refusals before anything moved throw EvacError. */
+export async function evacuate(loaded: LoadedPlan, open: DriverOpener, sink: EventSink, opts: EvacuateOptions): Promise<Evacuation> {
+  const settings = settingsOf(loaded.plan);
+  const name = loaded.plan.name;
+  const jpath = journalPath(opts.reportsDir, name);
+  const { chain, lines } = gate(loaded, jpath, opts.resume === true);
+  const origin = chain ? Date.parse(chain.runs[0].at) : Date.now();
+  const driver = guardDriver(await open({ reportsDir: opts.reportsDir, resume: chain !== undefined, origin }), guardLimits(settings));
+  const journal = new Journal(jpath, lines);
+  const emit: EventSink = (e: EvacEvent) => {
+    journal.write(e);
+    try {
+      sink(e);
+    } catch {
+      // An output that fails (a closed pipe) never ends a run: the journal has the record.
+    }
+  };
+  const stop = opts.stop ?? new AbortController().signal;
+  const pidStart = processStart(process.pid);
+  const who = { plan: name, run: randomUUID().slice(0, 8), controller: controller(), pid: process.pid };
+  const start = { kind: 'run-start' as const, ...who, ...(pidStart ? { pidStart } : {}), plan: { name, file: loaded.file, digest: loaded.digest }, driver: loaded.plan.fleet.driver, resumed: chain !== undefined, at: new Date().toISOString() };
+  let leased: string[] = [];
+  let ended = false;
+  const end = (e: Omit<RunEnd, 'kind' | 'at'>): RunEnd => {
+    const line: RunEnd = { kind: 'run-end', ...e, at: new Date().toISOString() };
+    emit(line);
+    ended = true;
+    return line;
+  };
+  try {
+    emit(start);
+    if (opts.resume && !chain) emit({ kind: 'warning', t: 0, message: `no earlier run of '${name}' in ${jpath}: starting a new one` });
+    let state = chain;
+    if (chain && chain.inFlight.length > 0) {
+      // Settled first, before discovery: what the killed run left in flight changes the fleet.
+      emit({ kind: 'stage', t: driver.clock.now(), stage: 'recover', detail: `${chain.inFlight.length} migration(s) were in flight when the last run stopped` });
+      await settleInFlight(chain, driver, settings, emit);
+      state = chainOf([...lines, ...journal.written]);
+    }
+    emit({ kind: 'stage', t: driver.clock.now(), stage: 'discover', detail: `driver ${driver.name}` });
+    const seen = await discover(driver, loaded.plan);
+    // Refuse before touching anything if another plan holds these hosts.
+    checkHolds(name, seen.sources, seen.destinations);
+    const unsettled = new Set([...state?.results.values() ?? []].filter((r) => r.host === null).map((r) => r.vm));
+    const { snap, bp } = opts.blueprint
+      ? { snap: checkSaved(opts.blueprint.saved, opts.blueprint.file, seen, settings), bp: opts.blueprint.saved.blueprint }
+      : await prepare(loaded, settings, seen, driver, emit, unsettled);
+    const destinations = seen.destinations.map((h) => h.name);
+    await takeHosts(driver, who, loaded.plan.sources ?? [], destinations);
+    // A plan that moves only some VMs (vms) does not put its sources in maintenance: they are released too.
+    leased = loaded.plan.vms ? [...loaded.plan.sources ?? [], ...destinations] : destinations;
+    emit({
+      kind: 'planned', t: driver.clock.now(), moves: bp.moves, vms: snap.onSources, unplaced: bp.unplaced, pinned: bp.pinned,
+      sources: bp.sources, destinations: bp.destinations, warnings: bp.warnings, inventory: snap.inventory,
+      ...(bp.rebalance ? { rebalance: bp.rebalance } : {}),
+    });
+    const c = settings.concurrency;
+    emit({ kind: 'stage', t: driver.clock.now(), stage: 'migrate', moves: bp.moves.length, detail: `${bp.moves.length} moves, mode ${settings.mode}, at most ${c.total} at once, ${c.perSource} per source, ${c.perDestination} per destination` });
+    const carried = state ? carriedFrom(state, new Set(snap.onSources.map((v) => v.name))) : undefined;
+    const result = await runBlueprint(bp, snap, settings, driver, emit, {
+      stop, ...(opts.halt ? { halt: opts.halt } : {}),
+      ...(settings.windowEnd !== undefined ? { windowLeftMs: settings.windowEnd - Date.now() } : {}),
+      ...(carried ? { ...carried, startedAt: 0 } : {}),
+    });
+    const exitCode = exitCodeOf(result);
+    const write = opts.writeReports !== false;
+    if (write) emit({ kind: 'stage', t: driver.clock.now(), stage: 'report', detail: `JSON and HTML in ${opts.reportsDir}` });
+    const runEnd = end({ t: result.endedAt, exitCode, interrupted: result.interrupted, proofs: result.proofs, after: result.after, ...(result.rebalance ? { rebalance: result.rebalance } : {}) });
+    const report = buildReport(reportInput(loaded, bp, snap, result, chain, start.at, runEnd.at));
+    const paths = { journal: jpath, ...(write ? writeReports(opts.reportsDir, report) : {}) };
+    return { exitCode, blueprint: bp, result, report, paths, run: who.run, resumed: chain !== undefined };
+  } catch (e) {
+    // Refused before anything moved (bad input, a host that does not answer, hosts held), or a
+    // bug: either way this run is over, and its journal says so.
+    if (!ended) end({ t: driver.clock.now(), exitCode: e instanceof EvacError ? e.exitCode : 1, interrupted: false, error: messageOf(e) });
+    throw e;
+  } finally {
+    try {
+      await releaseDestinations(driver, leased);
+    } finally {
+      journal.close();
+      await driver.close();
+    }
+  }
+}
+
+/** The report's input from the run in memory: the same facts `evacuator report` reads back from the journal. */
+function reportInput(loaded: LoadedPlan, bp: Blueprint, snap: Snapshot, result: RunResult, chain: Chain | undefined, startedAt: string, endedAt: string): ReportInput {
+  return {
+    plan: { name: loaded.plan.name, file: loaded.file, digest: loaded.digest },
+    driver: loaded.plan.fleet.driver,
+    sources: bp.sources,
+    destinations: bp.destinations,
+    warnings: bp.warnings,
+    before: chain?.before ?? snap.inventory,
+    after: result.after,
+    vms: result.vms,
+    proofs: result.proofs,
+    ...(bp.rebalance ? { rebalance: { planned: bp.rebalance, ...(result.rebalance ? { result: result.rebalance } : {}) } } : {}),
+    interrupted: result.interrupted,
+    startedAt: 0,
+    endedAt: result.endedAt,
+    wall: { start: new Date(chain?.runs[0]?.at ?? startedAt), end: new Date(endedAt) },
+  };
+}
