@@ -1,5 +1,6 @@
 /** Test helpers: plans from objects, a CLI runner, and fleet builders. */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { afterAll } from 'vitest';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -52,3 +53,14 @@ export function overfills(lines: Line[], settings: { overcommit: Resources; rese
   }
   return out;
 }
+
+const made: string[] = [];
+/** A temporary folder removed when the test file ends. */
+export function tempDir(prefix = 'evac-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
+afterAll(() => {
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+});

@@ -89,6 +89,8 @@ export function guardDriver(inner: Driver, limits: GuardLimits = DEFAULT_LIMITS)
    * before anyone acts on the VM again; the attempt is marked unsettled so no fallback follows.
    */
   async function settle(vm: Vm, destination: string, method: Method, detail: string): Promise<MigrationOutcome> {
+    // A live job that may still run is stopped first, so it cannot finish behind the run's back.
+    if (method === 'live') await guarded.abort(vm);
     const rec = await guarded.recover({ vm, destination, method, waitMs: 0 });
     return { ...failed(`${detail}; ${rec.action}`), unsettled: true, bytes: 0 };
   }

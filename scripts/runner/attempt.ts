@@ -60,7 +60,7 @@ export async function attempt(ctx: AttemptContext, vm: Vm, destination: string, 
     });
   }
   // Classify by where the VM is, not by what the error said.
-  const where = await driver.locate(vm, [vm.host, destination]);
+  const where = await lookUp(driver, vm, [vm.host, destination]);
   const onDest = where.found.find((f) => f.host === destination && f.state !== 'crashed');
   const onSource = where.found.find((f) => f.host === vm.host);
   const foundOn = onDest ? destination : onSource ? vm.host : null;
@@ -69,6 +69,10 @@ export async function attempt(ctx: AttemptContext, vm: Vm, destination: string, 
   if (onDest && !onSource) {
     outcome = 'ok';
     detail = out.ok ? `${method} migration done${out.note ? ` (${out.note})` : ''}` : `reported ${out.reason} (${out.detail}), but the VM runs on ${destination}`;
+  } else if (where.unreachable.length > 0 && !onDest && !onSource) {
+    // Not seen anywhere because the hosts did not say: unknown, not lost.
+    outcome = 'unreachable';
+    detail = `${out.ok ? 'the driver reported success' : `${out.reason}: ${out.detail}`}; then ${where.unreachable.join(' and ')} did not say where the VM is: check there`;
   } else if (out.ok) {
     outcome = 'error';
     detail = `the driver reported success but the VM is ${foundOn ? `on ${foundOn}` : 'on neither host'}`;
@@ -97,3 +101,15 @@ export async function attempt(ctx: AttemptContext, vm: Vm, destination: string, 
   });
   return result;
 }
+
+/** Where the VM is, asked again a few times while a host does not answer (a look-up that failed once is not an answer). */
+async function lookUp(driver: Driver, vm: Vm, hosts: string[]) {
+  let where = await driver.locate(vm, hosts);
+  for (let i = 0; i < LOOKUPS - 1 && where.unreachable.length > 0 && where.found.length === 0; i++) {
+    await driver.clock.sleep(LOOKUP_PAUSE_MS);
+    where = await driver.locate(vm, hosts);
+  }
+  return where;
+}
+const LOOKUPS = 3;
+const LOOKUP_PAUSE_MS = 2000;

@@ -142,6 +142,14 @@ export async function evacuate(loaded: LoadedPlan, open: DriverOpener, sink: Eve
     ended = true;
     return line;
   };
+  /** Lift the destinations' leases, once; one that stays is said, with how to lift it. */
+  const lift = async () => {
+    const held = leased;
+    leased = [];
+    for (const f of await releaseDestinations(driver, held)) {
+      emit({ kind: 'warning', t: driver.clock.now(), message: `${f.host} is still leased to this run (${f.detail}); other plans are refused there until \`evacuator clear ${loaded.file}\` lifts it (which also lifts the sources' fences)` });
+    }
+  };
   try {
     emit(start);
     if (opts.resume && !chain) emit({ kind: 'warning', t: 0, message: `no earlier run of '${name}' in ${jpath}: starting a new one` });
@@ -177,6 +185,7 @@ export async function evacuate(loaded: LoadedPlan, open: DriverOpener, sink: Eve
       ...(settings.windowEnd !== undefined ? { windowLeftMs: settings.windowEnd - Date.now() } : {}),
       ...(carried ? { ...carried, startedAt: 0 } : {}),
     });
+    await lift();
     const exitCode = exitCodeOf(result);
     const write = opts.writeReports !== false;
     if (write) emit({ kind: 'stage', t: driver.clock.now(), stage: 'report', detail: `JSON and HTML in ${opts.reportsDir}` });
@@ -187,15 +196,14 @@ export async function evacuate(loaded: LoadedPlan, open: DriverOpener, sink: Eve
   } catch (e) {
     // Refused before anything moved (bad input, a host that does not answer, hosts held), or a
     // bug: either way this run is over, and its journal says so.
-    if (!ended) end({ t: driver.clock.now(), exitCode: e instanceof EvacError ? e.exitCode : 1, interrupted: false, error: messageOf(e) });
+    if (!ended) {
+      await lift();
+      end({ t: driver.clock.now(), exitCode: e instanceof EvacError ? e.exitCode : 1, interrupted: false, error: messageOf(e) });
+    }
     throw e;
   } finally {
-    try {
-      await releaseDestinations(driver, leased);
-    } finally {
-      journal.close();
-      await driver.close();
-    }
+    journal.close();
+    await driver.close();
   }
 }
 

@@ -46,7 +46,8 @@ export async function takeHosts(driver: Driver, who: Holder, sources: string[], 
   throw new EvacError(`cannot mark ${refused.host}: ${fail.detail}`, 'fleet', [], 'check that the host answers, then run again');
 }
 
-/** Lift this run's leases on its destinations; the sources stay fenced for the maintenance. */
-export async function releaseDestinations(driver: Driver, destinations: string[]): Promise<void> {
-  await Promise.all(destinations.map((h) => driver.fence(h, null)));
+/** Lift this run's leases on its destinations (the sources stay fenced for the maintenance); returns those that could not be lifted, with why. */
+export async function releaseDestinations(driver: Driver, destinations: string[]): Promise<{ host: string; detail: string }[]> {
+  const answers = await Promise.all(destinations.map(async (host) => ({ host, got: await driver.fence(host, null) })));
+  return answers.flatMap(({ host, got }) => (got.ok ? [] : [{ host, detail: got.detail }]));
 }

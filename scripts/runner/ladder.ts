@@ -15,7 +15,7 @@ export async function climb(ctx: AttemptContext, vm: Vm, move: Move, previous: A
   const settings = ctx.settings;
   const result = (status: VmStatus, a: Attempt | undefined, reason: string): Step => ({
     done: {
-      vm: vm.name, source: vm.host, plannedDestination: move.destination, host: a?.foundOn ?? vm.host, status,
+      vm: vm.name, source: vm.host, plannedDestination: move.destination, host: a ? a.foundOn : vm.host, status,
       method: status === 'moved' && a ? a.method : 'none', reason, attempts,
     },
   });

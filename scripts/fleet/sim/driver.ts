@@ -232,10 +232,22 @@ export class SimDriver implements Driver {
     const bad = this.precondition(d, req.vm, req.destination, ['running', 'paused', 'shutoff']);
     if (bad) return bad;
     const dom = d!;
+    // A job like a live one, so a recovery in this process (a driver call that hung) can stop it.
+    const job: Job = { aborted: false, switchingOver: false };
+    this.jobs.set(dom.vm.name, job);
+    try {
+      return await this.cold(req, dom, job);
+    } finally {
+      if (this.jobs.get(dom.vm.name) === job) this.jobs.delete(dom.vm.name);
+    }
+  }
+
+  private async cold(req: ColdRequest, dom: SimDomain, job: Job): Promise<MigrationOutcome> {
     const src = dom.vm.host;
     const dst = req.destination;
     const t0 = this.clock.now();
     const wasRunning = dom.vm.state !== 'shutoff';
+    const stopped = () => ({ ok: false as const, reason: 'aborted' as const, detail: 'cold migration stopped by a recovery; the VM stays on its source', bytes: 0 });
     const progress = (phase: 'shutdown' | 'copy' | 'boot' | 'cleanup', sent: number, remaining: number) =>
       req.onProgress({ vm: dom.vm.name, phase, sentBytes: sent, remainingBytes: remaining, rateBps: 0 });
     if (wasRunning) {
@@ -248,6 +260,7 @@ export class SimDriver implements Driver {
       } else {
         await this.clock.sleep(SIM_TIMES.shutdownMs);
       }
+      if (job.aborted) return stopped();
       if (this.down.has(src)) return this.unreachable(src, 0);
       dom.vm.state = 'shutoff';
       this.save();
@@ -264,10 +277,12 @@ export class SimDriver implements Driver {
     this.save();
     progress('copy', 0, diskBytes);
     const cap = Math.min(this.streamBps, (req.bandwidthMibps ?? Infinity) * MiB);
-    const copied = await this.send({ aborted: false, switchingOver: false }, src, dst, diskBytes, cap);
+    const copied = await this.send(job, src, dst, diskBytes, cap);
+    if (job.aborted) return stopped();
     if (copied !== 'done' || this.down.has(dst)) return rollBack(this.down.has(dst) ? dst : src, 0);
     progress('boot', diskBytes, 0);
     await this.clock.sleep(SIM_TIMES.defineMs + SIM_TIMES.bootMs);
+    if (job.aborted) return stopped();
     if (this.down.has(dst)) return rollBack(dst, diskBytes);
     dom.copy = { host: dst, phase: 'running' };
     this.save();
@@ -288,6 +303,13 @@ export class SimDriver implements Driver {
   async recover(req: RecoverRequest): Promise<Recovery> {
     const dom = this.domains.get(req.vm.name);
     if (!dom) return { host: null, action: 'no such domain on any host' };
+    // A job of this process still going (its driver call hung): stopped, as a killed process's would be.
+    const job = this.jobs.get(req.vm.name);
+    if (job && !job.switchingOver) {
+      job.aborted = true;
+      if (job.flow) this.clock.cancel(job.flow);
+      this.jobs.delete(req.vm.name);
+    }
     const wasRunning = req.vm.state !== 'shutoff';
     if (dom.copy) {
       const { host, phase } = dom.copy;

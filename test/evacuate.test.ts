@@ -1,0 +1,180 @@
+/**
+ * evacuate() in-process: the report built in memory is the report `evacuator report` rebuilds from
+ * the journal, for a run and for a resumed one; a saved blueprint runs exactly, and is refused
+ * (exit 2, nothing touched) when it is another plan's, of an unknown version, or the fleet no
+ * longer allows one of its moves.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { EvacError, ExitCode } from '../scripts/errors.ts';
+import type { EvacEvent } from '../scripts/events.ts';
+import { openDriver } from '../scripts/fleet/open.ts';
+import { loadPlan } from '../scripts/plan/load.ts';
+import type { EvacuationPlan } from '../scripts/plan/plan-types.ts';
+import { loadBlueprint, saveBlueprint, type SavedBlueprint } from '../scripts/preflight/saved.ts';
+import { buildReport } from '../scripts/report/build.ts';
+import { reportFromJournal } from '../scripts/report/replay.ts';
+import { evacuate, preview } from '../scripts/runner/evacuate.ts';
+import { readJournal } from '../scripts/runner/journal.ts';
+import { cli, planFile, tempDir } from './helpers.ts';
+
+const open = (plan: EvacuationPlan) => async (o: Parameters<typeof openDriver>[1]) => openDriver(plan, o);
+const fromJournal = (dir: string, name: string) => {
+  const path = join(dir, `${name}.journal.jsonl`);
+  return JSON.parse(JSON.stringify(buildReport(reportFromJournal(readJournal(path), path))));
+};
+const asJson = (x: unknown) => JSON.parse(JSON.stringify(x));
+
+describe('evacuate() in-process', () => {
+  it('builds the same report in memory as evacuator report builds from the journal', async () => {
+    const dir = tempDir();
+    const loaded = loadPlan('plans/example.yaml');
+    const events: EvacEvent[] = [];
+    const done = await evacuate(loaded, open(loaded.plan), (e) => events.push(e), { reportsDir: dir });
+    expect(done.exitCode).toBe(ExitCode.incomplete);
+    expect(done.report.totals).toMatchObject({ vms: 30, moved: 28, live: 27, cold: 1, left: 1, unplaced: 1 });
+    expect(asJson(done.report)).toEqual(fromJournal(dir, loaded.plan.name));
+    // The journal is the event stream: the same events, in order, with a place and a time.
+    const lines = readJournal(done.paths.journal);
+    const kinds = (xs: { kind: string }[]) => xs.map((x) => x.kind).filter((k) => k !== 'progress');
+    expect(kinds(lines)).toEqual(kinds(events));
+    expect(lines[0].kind).toBe('run-start');
+    expect(lines.at(-1)!.kind).toBe('run-end');
+    expect(lines.filter((l) => l.kind === 'planned')).toHaveLength(1);
+    expect(events.map((e) => e.kind)).toContain('planned');
+  });
+
+  it('a run stopped after its first migrations and then resumed: the resumed report equals the journal\'s too', async () => {
+    const dir = tempDir();
+    const loaded = loadPlan('plans/example.yaml');
+    const stop = new AbortController();
+    let started = 0;
+    const first = await evacuate(loaded, open(loaded.plan), (e) => {
+      if (e.kind === 'move-start' && ++started === 3) stop.abort();
+    }, { reportsDir: dir, stop: stop.signal });
+    expect(first.exitCode).toBe(ExitCode.interrupted);
+    expect(asJson(first.report)).toEqual(fromJournal(dir, loaded.plan.name));
+    const second = await evacuate(loaded, open(loaded.plan), () => {}, { reportsDir: dir, resume: true });
+    expect(second.resumed).toBe(true);
+    expect(second.exitCode).toBe(ExitCode.incomplete);
+    expect(second.report.totals).toMatchObject({ vms: 30, moved: 28 });
+    expect(asJson(second.report)).toEqual(fromJournal(dir, loaded.plan.name));
+  });
+
+  it('a run interrupted before it starts anything still ends with run-end', async () => {
+    const dir = tempDir();
+    const loaded = loadPlan('plans/example.yaml');
+    const stop = new AbortController();
+    stop.abort();
+    // A first run interrupted before it starts anything still ends cleanly.
+    const first = await evacuate(loaded, open(loaded.plan), () => {}, { reportsDir: dir, stop: stop.signal });
+    expect(first.exitCode).toBe(ExitCode.interrupted);
+    expect(readJournal(first.paths.journal).at(-1)!.kind).toBe('run-end');
+  });
+});
+
+/** Two hosts to empty one onto: a on s1 fits d1 exactly once; b on x1 (not a destination) can be put on d1 to take its room. */
+function tiny(dir: string): EvacuationPlan {
+  return {
+    version: 1, name: 'tiny',
+    fleet: {
+      driver: 'sim',
+      sim: {
+        state_file: join(dir, 'fleet.json'),
+        hosts: [
+          { name: 's1', vcpu: 8, memory_mib: 16896, disk_gib: 100 },
+          { name: 'd1', vcpu: 8, memory_mib: 16896, disk_gib: 100 },
+          { name: 'x1', vcpu: 8, memory_mib: 16896, disk_gib: 100 },
+        ],
+        vms: [
+          { name: 'a', host: 's1', vcpu: 2, memory_mib: 12288 },
+          { name: 'b', host: 'x1', vcpu: 2, memory_mib: 8192 },
+        ],
+      },
+    },
+    sources: ['s1'],
+    destinations: { hosts: ['d1'] },
+  };
+}
+
+async function saved(plan: EvacuationPlan, dir: string) {
+  const file = planFile(plan, dir);
+  const loaded = loadPlan(file);
+  const driver = await openDriver(loaded.plan, { reportsDir: dir });
+  const { bp, snap } = await preview(loaded, driver);
+  await driver.close();
+  const out = join(dir, 'bp.json');
+  saveBlueprint(out, bp, snap);
+  return { file, loaded, out };
+}
+
+async function refusal(p: Promise<unknown>): Promise<EvacError> {
+  const e = await p.then(() => undefined, (x: unknown) => x);
+  expect(e).toBeInstanceOf(EvacError);
+  return e as EvacError;
+}
+
+describe('a saved blueprint (plan --out, run --blueprint)', () => {
+  it('runs exactly: every move to the destination the blueprint names', async () => {
+    const dir = tempDir();
+    const plan = parse(readFileSync('plans/example.yaml', 'utf8')) as EvacuationPlan;
+    const { loaded, out } = await saved(plan, dir);
+    const bp = loadBlueprint(out, loaded);
+    const done = await evacuate(loaded, open(loaded.plan), () => {}, { reportsDir: dir, blueprint: { saved: bp, file: out } });
+    expect(done.blueprint).toEqual(bp.blueprint);
+    for (const m of bp.blueprint.moves) expect(done.report.vms.find((v) => v.vm === m.vm)!.attempts[0].destination, m.vm).toBe(m.destination);
+  });
+
+  it('refuses another plan, a changed plan, and an unknown version (exit 2)', async () => {
+    const dir = tempDir();
+    const { file, loaded, out } = await saved(tiny(dir), dir);
+    const other = loadPlan(planFile({ ...tiny(dir), name: 'other' }, tempDir()));
+    expect((await refusal(Promise.resolve().then(() => loadBlueprint(out, other)))).message).toMatch(/made from plan 'tiny'/);
+    writeFileSync(file, `${readFileSync(file, 'utf8')}\n# edited\n`);
+    const edited = loadPlan(file);
+    expect((await refusal(Promise.resolve().then(() => loadBlueprint(out, edited)))).message).toMatch(/an earlier version of plan 'tiny'/);
+    const v2 = { ...(JSON.parse(readFileSync(out, 'utf8')) as SavedBlueprint), version: 2 };
+    writeFileSync(out, JSON.stringify(v2));
+    const e = await refusal(Promise.resolve().then(() => loadBlueprint(out, loaded)));
+    expect(e.exitCode).toBe(ExitCode.badInput);
+    expect(e.message).toMatch(/version 2; this evacuator reads version 1/);
+  });
+
+  it('refuses, touching nothing, when the VM moved or the destination lost its room', async () => {
+    for (const change of ['vm moved', 'room taken'] as const) {
+      const dir = tempDir();
+      const { loaded, out } = await saved(tiny(dir), dir);
+      const sim = await openDriver(loaded.plan, { reportsDir: dir });
+      const inv = await sim.inventory();
+      if (!inv.ok) throw new Error(inv.detail);
+      const vm = inv.inventory.vms.find((v) => v.name === (change === 'vm moved' ? 'a' : 'b'))!;
+      const moved = await sim.liveMigrate({ vm, destination: change === 'vm moved' ? 'x1' : 'd1', maxDowntimeMs: 500, onProgress: () => {} });
+      expect(moved.ok, change).toBe(true);
+      const e = await refusal(evacuate(loaded, open(loaded.plan), () => {}, { reportsDir: dir, blueprint: { saved: loadBlueprint(out, loaded), file: out } }));
+      expect(e.exitCode, change).toBe(ExitCode.badInput);
+      expect(e.message, change).toMatch(change === 'vm moved' ? /a: now on x1, not on s1/ : /a: d1 no longer takes it \(memory_mib: needs 12288 MiB/);
+      const lines = readJournal(join(dir, 'tiny.journal.jsonl'));
+      expect(lines.at(-1)).toMatchObject({ kind: 'run-end', exitCode: ExitCode.badInput });
+      expect(lines.some((l) => l.kind === 'move-start')).toBe(false);
+      const after = await (await openDriver(loaded.plan, { reportsDir: dir })).inventory();
+      expect(after.ok && after.inventory.hosts.filter((h) => h.fence).map((h) => h.name), change).toEqual([]);
+    }
+  });
+
+  it('through the CLI: plan --out saves it, run --blueprint executes it', async () => {
+    const dir = tempDir();
+    const file = planFile(tiny(dir), dir);
+    const out = join(dir, 'saved.json');
+    const p = await cli('plan', file, '--out', out);
+    expect(p.code).toBe(0);
+    expect(p.stderr).toMatch(/blueprint saved to .*saved\.json/);
+    const r = await cli('run', file, '--reports', dir, '--blueprint', out);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/1 of 1 VMs moved/);
+    const bad = await cli('run', file, '--reports', dir, '--blueprint', join(dir, 'missing.json'));
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/cannot read blueprint .*missing\.json: ENOENT/);
+  });
+});
