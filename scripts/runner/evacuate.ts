@@ -45,6 +45,8 @@ export interface EvacuateOptions {
   halt?: AbortSignal;
   /** Write the JSON and HTML reports (default true). */
   writeReports?: boolean;
+  /** Bounds on driver calls before they count as hung (default: from the plan's deadlines, see guardLimits). */
+  limits?: Partial<GuardLimits>;
 }
 
 export interface Evacuation {
@@ -120,7 +122,7 @@ export async function evacuate(loaded: LoadedPlan, open: DriverOpener, sink: Eve
   const jpath = journalPath(opts.reportsDir, name);
   const { chain, lines } = gate(loaded, jpath, opts.resume === true);
   const origin = chain ? Date.parse(chain.runs[0].at) : Date.now();
-  const driver = guardDriver(await open({ reportsDir: opts.reportsDir, resume: chain !== undefined, origin }), guardLimits(settings));
+  const driver = guardDriver(await open({ reportsDir: opts.reportsDir, resume: chain !== undefined, origin }), { ...guardLimits(settings), ...opts.limits });
   const journal = new Journal(jpath, lines);
   const emit: EventSink = (e: EvacEvent) => {
     journal.write(e);
