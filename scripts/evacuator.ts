@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /** evacuator: empty hypervisor hosts before maintenance. The entry: parse the command line, catch once. */
 import { Command, CommanderError } from 'commander';
 import { clearCommand, planCommand, reportCommand, runCommand, validateCommand, type RunOptions } from './cli/commands.ts';
