@@ -1,9 +1,9 @@
-/** The subcommands: validate, plan, run, clear, moveback. Each returns its exit code; errors go to one catch in the entry. */
+/** The subcommands plan, run, clear, report (validate and moveback have their own modules). Each returns its exit code; errors go to one catch in the entry. */
 import { randomUUID } from 'node:crypto';
 import { openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { EventSink } from '../events.ts';
-import { EvacError, ExitCode, formatProblem } from '../errors.ts';
+import { EvacError, ExitCode } from '../errors.ts';
 import { discover } from '../fleet/discover.ts';
 import type { Driver } from '../fleet/driver.ts';
 import { openDriver, type OpenOptions } from '../fleet/open.ts';
@@ -21,13 +21,6 @@ import { carriedFrom, settleInFlight } from '../runner/resume.ts';
 import { runBlueprint } from '../runner/run.ts';
 import { consoleOptions, consoleSink, paint } from './console.ts';
 import { finishInActions, groupSink, inActions } from './github.ts';
-
-export async function validateCommand(file: string): Promise<number> {
-  const loaded = loadPlan(file);
-  for (const w of loaded.warnings) process.stderr.write(`warning: ${formatProblem(w)}\n`);
-  process.stdout.write(`${file}: valid plan '${loaded.plan.name}' (${loaded.plan.kind === 'rebalance' ? 'rebalance' : `${loaded.plan.sources?.length ?? 0} source host(s)`}, driver ${loaded.plan.fleet.driver})\n`);
-  return ExitCode.ok;
-}
 
 /** Discover, place and preflight: what `run` would do, changing nothing. */
 async function prepare(loaded: LoadedPlan, settings: Settings, driver: Driver, emit: EventSink, skip: Set<string> = new Set()) {
@@ -50,7 +43,7 @@ async function prepare(loaded: LoadedPlan, settings: Settings, driver: Driver, e
 
 /** Open the plan's driver and always close it (open SSH connections would keep the process alive). */
 async function withDriver<T>(loaded: LoadedPlan, opts: OpenOptions, body: (driver: Driver) => Promise<T>): Promise<T> {
-  const driver = openDriver(loaded.plan, opts);
+  const driver = await openDriver(loaded.plan, opts);
   try {
     return await body(driver);
   } finally {
