@@ -1,15 +1,20 @@
 #!/usr/bin/env node
 /**
  * evacuator: empty hypervisor hosts before maintenance. The entry: parse the command line, catch once.
- * Each command's module is imported inside its action, so `--help` and `validate`
+ * Each command's module is imported inside its action, so `--help`, `--version` and `validate`
  * load only what they use (no driver, no runner, no report).
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import type { RunOptions } from './cli/commands.ts';
 import { EvacError, ExitCode, formatProblem } from './errors.ts';
 
+// package.json is one level up from both scripts/evacuator.ts and the compiled dist/evacuator.js.
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+
 const program = new Command('evacuator')
   .description('Empty hypervisor hosts before maintenance: plan, place, migrate, report.')
+  .version(version, '-V, --version', 'print the version')
   .exitOverride()
   .showHelpAfterError('(run with --help for usage)')
   .addHelpText('after', `
