@@ -1,11 +1,20 @@
-/** evacuator: empty hypervisor hosts before maintenance. The entry: parse the command line, catch once. */
+#!/usr/bin/env node
+/**
+ * evacuator: empty hypervisor hosts before maintenance. The entry: parse the command line, catch once.
+ * Each command's module is imported inside its action, so `--help`, `--version` and `validate`
+ * load only what they use (no driver, no runner, no report).
+ */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { clearCommand, planCommand, reportCommand, runCommand, validateCommand, type RunOptions } from './cli/commands.ts';
-import { movebackCommand } from './cli/moveback.ts';
+import type { RunOptions } from './cli/commands.ts';
 import { EvacError, ExitCode, formatProblem } from './errors.ts';
+
+// package.json is one level up from both scripts/evacuator.ts and the compiled dist/evacuator.js.
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
 const program = new Command('evacuator')
   .description('Empty hypervisor hosts before maintenance: plan, place, migrate, report.')
+  .version(version, '-V, --version', 'print the version')
   .exitOverride()
   .showHelpAfterError('(run with --help for usage)')
   .addHelpText('after', `
@@ -21,33 +30,33 @@ Exit codes:
 let code: number = ExitCode.ok;
 program.command('validate').argument('<plan>', 'plan file (YAML)')
   .description('check a plan against the schema and the rules; contacts no host')
-  .action(async (plan: string) => { code = await validateCommand(plan); });
+  .action(async (plan: string) => { code = await (await import('./cli/validate.ts')).validateCommand(plan); });
 program.command('plan').argument('<plan>', 'plan file (YAML)')
   .description('discover the fleet, place every VM and run the read-only preflight; changes nothing')
   .option('--json', 'print the placement and preflight as JSON on stdout (shape in README.md)')
   .option('--out <file>', 'also save the blueprint, for `run --blueprint` to execute exactly')
-  .action(async (plan: string, opts: { json?: boolean; out?: string }) => { code = await planCommand(plan, opts); });
+  .action(async (plan: string, opts: { json?: boolean; out?: string }) => { code = await (await import('./cli/commands.ts')).planCommand(plan, opts); });
 program.command('run').argument('<plan>', 'plan file (YAML)')
   .description('evacuate: migrate every placeable VM, then prove the source hosts empty')
   .option('--reports <dir>', 'where to write <plan name>.json, .html and the journal', 'reports')
   .option('--resume', 'continue the last run of this plan from its journal, settling the migrations it had in flight')
   .option('--events <file>', "also write every event as a JSON line to this file ('-' for stdout)")
   .option('--blueprint <file>', 'execute exactly this saved blueprint (plan --out); refused if the plan or the fleet changed so that a move no longer holds')
-  .action(async (plan: string, opts: RunOptions) => { code = await runCommand(plan, opts); });
+  .action(async (plan: string, opts: RunOptions) => { code = await (await import('./cli/commands.ts')).runCommand(plan, opts); });
 program.command('clear').argument('<plan>', 'plan file (YAML)')
   .description("lift the fences this plan's runs left on its hosts, once the maintenance is over")
   .option('--reports <dir>', 'where the plan\'s journal is', 'reports')
   .option('--force', "also lift fences other plans left (for a run that died and will not be resumed)")
-  .action(async (plan: string, opts: { reports: string; force?: boolean }) => { code = await clearCommand(plan, opts); });
+  .action(async (plan: string, opts: { reports: string; force?: boolean }) => { code = await (await import('./cli/commands.ts')).clearCommand(plan, opts); });
 
 program.command('report').argument('<journal>', "a run's journal (reports/<plan name>.journal.jsonl)")
   .description('rebuild the JSON and HTML reports from a journal, also of a run that was killed')
   .option('--reports <dir>', 'where to write them (default: beside the journal)')
-  .action((journal: string, opts: { reports?: string }) => { code = reportCommand(journal, opts); });
+  .action(async (journal: string, opts: { reports?: string }) => { code = (await import('./cli/commands.ts')).reportCommand(journal, opts); });
 program.command('moveback').argument('<report>', "a run's JSON report (reports/<plan name>.json)")
   .description('write a plan that returns the VMs a run moved to their original hosts, for after the maintenance')
   .option('-o, --output <file>', 'where to write the plan (default: <plan name>-moveback.yaml beside the report)')
-  .action((report: string, opts: { output?: string }) => { code = movebackCommand(report, opts); });
+  .action(async (report: string, opts: { output?: string }) => { code = (await import('./cli/moveback.ts')).movebackCommand(report, opts); });
 
 try {
   await program.parseAsync(process.argv);

@@ -19,7 +19,7 @@ const MiB = 1024 * 1024;
 /** The example plan through the CLI, its stdout a pipe or (tty) a pseudo-terminal. */
 async function example(tty: boolean, env: Record<string, string | undefined>) {
   const reports = mkdtempSync(join(tmpdir(), 'evac-tty-'));
-  const cmd = ['node', 'scripts/bin.mjs', 'run', 'plans/example.yaml', '--reports', reports];
+  const cmd = ['node', 'dist/evacuator.js', 'run', 'plans/example.yaml', '--reports', reports];
   const base = { ...process.env, TERM: 'xterm-256color', ...env };
   const opts = { cwd: ROOT, nothrow: true, quiet: true, env: base };
   // script runs the command in a new pseudo-terminal through a shell: each word quoted for it.

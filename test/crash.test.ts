@@ -45,7 +45,7 @@ function randomPlan(seed: number, rng: Random): EvacuationPlan {
 }
 
 const run = (file: string, reports: string, killAfter?: number, resume = false) =>
-  $({ cwd: ROOT, nothrow: true, quiet: true, env: { ...process.env, NO_COLOR: '1', ...(killAfter ? { [KILL_AFTER_ENV]: String(killAfter) } : {}) } })`node scripts/bin.mjs run ${file} --reports ${reports} ${resume ? ['--resume'] : []}`;
+  $({ cwd: ROOT, nothrow: true, quiet: true, env: { ...process.env, NO_COLOR: '1', ...(killAfter ? { [KILL_AFTER_ENV]: String(killAfter) } : {}) } })`node dist/evacuator.js run ${file} --reports ${reports} ${resume ? ['--resume'] : []}`;
 
 /** One generator for every run's choices (neighbouring seeds give xoroshiro correlated first draws). */
 const master = seeded(20261124);

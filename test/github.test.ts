@@ -14,7 +14,7 @@ import type { Report } from '../scripts/report/build.ts';
 import { ROOT } from './helpers.ts';
 
 const evacuate = (env: Record<string, string>, reports: string) =>
-  $({ cwd: ROOT, nothrow: true, quiet: true, env: { ...process.env, NO_COLOR: '1', ...env } })`node scripts/bin.mjs run plans/example.yaml --reports ${reports}`;
+  $({ cwd: ROOT, nothrow: true, quiet: true, env: { ...process.env, NO_COLOR: '1', ...env } })`node dist/evacuator.js run plans/example.yaml --reports ${reports}`;
 
 describe('GitHub Actions', () => {
   it('groups each stage, annotates what did not move, and appends the step summary', async () => {
@@ -50,7 +50,7 @@ describe('GitHub Actions', () => {
   it('--events writes the event stream as JSON lines, one per state change, agreeing with the report', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'evac-events-'));
     const events = join(dir, 'events.jsonl');
-    const r = await $({ cwd: ROOT, nothrow: true, quiet: true })`node scripts/bin.mjs run plans/example.yaml --reports ${dir} --events ${events}`;
+    const r = await $({ cwd: ROOT, nothrow: true, quiet: true })`node dist/evacuator.js run plans/example.yaml --reports ${dir} --events ${events}`;
     expect(r.exitCode).toBe(3);
     const lines = readFileSync(events, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; vm?: string; result?: { vm: string; status: string } });
     const report = JSON.parse(readFileSync(join(dir, 'rack-a-firmware.json'), 'utf8')) as Report;

@@ -20,7 +20,7 @@ export function planFile(plan: EvacuationPlan | Record<string, unknown>, dir = m
 
 /** Run the real CLI; never throws on a non-zero exit. */
 export async function cli(...args: string[]) {
-  const out = await $({ cwd: ROOT, nothrow: true, quiet: true, env: { ...process.env, NO_COLOR: '1' } })`node scripts/bin.mjs ${args}`;
+  const out = await $({ cwd: ROOT, nothrow: true, quiet: true, env: { ...process.env, NO_COLOR: '1' } })`node dist/evacuator.js ${args}`;
   return { code: out.exitCode, stdout: out.stdout, stderr: out.stderr };
 }
 

@@ -34,7 +34,7 @@ describe('signals and resume through the CLI', () => {
     const dir = mkdtempSync(join(tmpdir(), 'evac-sigint-'));
     const file = planFile(bigPlan('sigint'), dir);
     const journal = join(dir, 'sigint.journal.jsonl');
-    const child = $({ cwd: ROOT, nothrow: true, quiet: true, env: { ...process.env, NO_COLOR: '1' } })`node scripts/bin.mjs run ${file} --reports ${dir}`;
+    const child = $({ cwd: ROOT, nothrow: true, quiet: true, env: { ...process.env, NO_COLOR: '1' } })`node dist/evacuator.js run ${file} --reports ${dir}`;
     let exited = false;
     void child.then(() => (exited = true));
     // Interrupt once the first migrations are under way.
@@ -83,7 +83,7 @@ describe('signals and resume through the CLI', () => {
     const fleet = { driver: 'sim' as const, sim: { seed: 3, state_file: shared, generate: { hosts: 6, vms: 24 } } };
     const a = planFile({ version: 1, name: 'drain-a', fleet, sources: ['hv-001'] }, dir);
     const b = planFile({ version: 1, name: 'drain-b', fleet, sources: ['hv-003'] }, dir);
-    const killed = await $({ cwd: ROOT, nothrow: true, quiet: true, env: { ...process.env, [KILL_AFTER_ENV]: '12' } })`node scripts/bin.mjs run ${a} --reports ${dir}`;
+    const killed = await $({ cwd: ROOT, nothrow: true, quiet: true, env: { ...process.env, [KILL_AFTER_ENV]: '12' } })`node dist/evacuator.js run ${a} --reports ${dir}`;
     expect(killed.signal).toBe('SIGKILL');
     expect(fleetOf(shared).hosts.find((h) => h.name === 'hv-001')?.fence).toMatchObject({ plan: 'drain-a', role: 'source' });
 

@@ -33,7 +33,7 @@ try {
   // evacuator, from process start to exit: discovery, placement, preflight, migrations, proof, reports.
   await up(3, GUEST_COUNT);
   const t1 = performance.now();
-  const run = await $`node scripts/bin.mjs run plans/testbed.yaml --reports ${`${DIR}/reports`}`.nothrow();
+  const run = await $`node dist/evacuator.js run plans/testbed.yaml --reports ${`${DIR}/reports`}`.nothrow();
   const evacS = (performance.now() - t1) / 1000;
   if (run.exitCode !== 0) throw new Error(`evacuator exited ${run.exitCode}:\n${run.stdout}${run.stderr}`);
   const report = JSON.parse(readFileSync(`${DIR}/reports/testbed-hv1.json`, 'utf8'));

@@ -1,8 +1,8 @@
-/** The subcommands: validate, plan, run, clear, moveback. Each returns its exit code; errors go to one catch in the entry. */
+/** The subcommands plan, run, clear, report (validate and moveback have their own modules). Each returns its exit code; errors go to one catch in the entry. */
 import { openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { EventSink } from '../events.ts';
-import { EvacError, ExitCode, formatProblem } from '../errors.ts';
+import { EvacError, ExitCode } from '../errors.ts';
 import type { Driver } from '../fleet/driver.ts';
 import { openDriver, type OpenOptions } from '../fleet/open.ts';
 import { describeFence } from '../fleet/types.ts';
@@ -18,13 +18,6 @@ import { settingsOf } from '../plan/settings.ts';
 import { chainOf, journalPath, readJournal, stillRunning } from '../runner/journal.ts';
 import { consoleOptions, consoleSink, paint } from './console.ts';
 import { finishInActions, groupSink, inActions } from './github.ts';
-
-export async function validateCommand(file: string): Promise<number> {
-  const loaded = loadPlan(file);
-  for (const w of loaded.warnings) process.stderr.write(`warning: ${formatProblem(w)}\n`);
-  process.stdout.write(`${file}: valid plan '${loaded.plan.name}' (${loaded.plan.kind === 'rebalance' ? 'rebalance' : `${loaded.plan.sources?.length ?? 0} source host(s)`}, driver ${loaded.plan.fleet.driver})\n`);
-  return ExitCode.ok;
-}
 
 /** Open the plan's driver, guarded, and always close it (open SSH connections would keep the process alive). */
 async function withDriver<T>(loaded: LoadedPlan, opts: OpenOptions, body: (driver: Driver) => Promise<T>): Promise<T> {

@@ -45,8 +45,8 @@ export function planWith(name: string, change: (plan: Record<string, any>) => vo
  * (evacuator clear), so the next test's plan may use those hosts.
  */
 export async function run(file: string) {
-  const out = await $`node scripts/bin.mjs run ${file} --reports ${`${DIR}/reports`}`.nothrow();
-  await $`node scripts/bin.mjs clear ${file} --reports ${`${DIR}/reports`}`.nothrow();
+  const out = await $`node dist/evacuator.js run ${file} --reports ${`${DIR}/reports`}`.nothrow();
+  await $`node dist/evacuator.js clear ${file} --reports ${`${DIR}/reports`}`.nothrow();
   return out;
 }
 

@@ -79,7 +79,7 @@ describe('the libvirt driver on the testbed', () => {
   it('evacuates hv1 with plans/testbed.yaml: every guest live on hv2 or hv3, none rebooted, hv1 empty', async () => {
     await sleep(1500);
     const before = new Map(await Promise.all(GUESTS.map(async (g) => [g.name, await lastTick('hv1', g.name)] as const)));
-    const evac = await $`node scripts/bin.mjs run plans/testbed.yaml`.nothrow();
+    const evac = await $`node dist/evacuator.js run plans/testbed.yaml`.nothrow();
     expect(evac.exitCode, evac.stderr + evac.stdout).toBe(0);
     await sleep(1500);
     for (const g of GUESTS) {
@@ -102,7 +102,7 @@ describe('the libvirt driver on the testbed', () => {
     // hv1 stays fenced for the maintenance (a file on the host), hv2 and hv3 are released; clear lifts it.
     expect(JSON.parse((await ssh('hv1', 'cat', '/var/lib/evacuator/fence.json')).stdout)).toMatchObject({ plan: 'testbed-hv1', role: 'source' });
     for (const h of ['hv2', 'hv3']) expect((await ssh(h, 'ls', '/var/lib/evacuator')).stdout.trim()).toBe('');
-    const cleared = await $`node scripts/bin.mjs clear plans/testbed.yaml`.nothrow();
+    const cleared = await $`node dist/evacuator.js clear plans/testbed.yaml`.nothrow();
     expect(cleared.stdout).toMatch(/hv1: lifted the fence of plan 'testbed-hv1'/);
     expect((await ssh('hv1', 'ls', '/var/lib/evacuator')).stdout.trim()).toBe('');
   });

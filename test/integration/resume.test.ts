@@ -19,7 +19,7 @@ const journalOf = (name: string) => `${REPORTS}/${name}.journal.jsonl`;
 
 /** Start a run, wait until the journal shows `until`, wait `after` ms more, then SIGKILL it. */
 async function killDuring(file: string, name: string, until: (l: Line) => boolean, after: number) {
-  const child = $`node scripts/bin.mjs run ${file} --reports ${REPORTS}`.nothrow();
+  const child = $`node dist/evacuator.js run ${file} --reports ${REPORTS}`.nothrow();
   let exited = false;
   void child.then(() => (exited = true));
   while (!exited && !(existsSync(journalOf(name)) && readJournal(journalOf(name)).some(until))) await sleep(50);
@@ -80,7 +80,7 @@ describe('SIGKILL and resume on the testbed', () => {
     expect(refused.stderr).toMatch(/hv1 \(a source of this plan\) is held by plan 'kill-live'/);
 
     const before = await lastTick('hv1', 'g2');
-    const resumed = await $`node scripts/bin.mjs run ${file} --reports ${REPORTS} --resume`.nothrow();
+    const resumed = await $`node dist/evacuator.js run ${file} --reports ${REPORTS} --resume`.nothrow();
     expect(resumed.exitCode, resumed.stdout + resumed.stderr).toBe(0);
     expect(resumed.stdout).toMatch(/g1 recovered \(live hv1 → hv\d was in flight\): the migration had finished/);
     const where = await everyGuestOnce(sums);
@@ -111,7 +111,7 @@ describe('SIGKILL and resume on the testbed', () => {
     const copying = () => ssh('hv1', `pgrep -f -- ${quote('^scp .*g1\\.qcow2')}`).nothrow();
     expect((await copying()).exitCode, 'an orphaned scp on hv1').toBe(0);
 
-    const resuming = $`node scripts/bin.mjs run ${file} --reports ${REPORTS} --resume`.nothrow();
+    const resuming = $`node dist/evacuator.js run ${file} --reports ${REPORTS} --resume`.nothrow();
     while (!readJournal(journalOf('kill-cold')).some((l) => l.kind === 'recovered')) await sleep(50);
     expect((await copying()).exitCode, 'the recovery stopped the orphaned scp').toBe(1);
     const resumed = await resuming;

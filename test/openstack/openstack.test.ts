@@ -36,7 +36,7 @@ function moveOne(name: string, m: { vm: string; to: string; mode: 'live' | 'cold
   });
 }
 
-const run = (file: string) => $`node scripts/bin.mjs run ${file} --reports ${REPORTS}`.nothrow();
+const run = (file: string) => $`node dist/evacuator.js run ${file} --reports ${REPORTS}`.nothrow();
 const reportOf = (name: string) => JSON.parse(readFileSync(join(REPORTS, `${name}.json`), 'utf8'));
 
 describe('the openstack driver against a real Nova', () => {
@@ -103,8 +103,8 @@ describe('the openstack driver against a real Nova', () => {
   }, 180_000);
 
   it('evacuates cmp1 to cmp2 and cmp3: every server where the plan said, the anti-affinity group kept, cmp1 left disabled with the reason', async () => {
-    const planned = JSON.parse((await $`node scripts/bin.mjs plan plans/openstack.yaml --json`).stdout);
-    const r = await $`node scripts/bin.mjs run plans/openstack.yaml --reports ${REPORTS}`.nothrow();
+    const planned = JSON.parse((await $`node dist/evacuator.js plan plans/openstack.yaml --json`).stdout);
+    const r = await $`node dist/evacuator.js run plans/openstack.yaml --reports ${REPORTS}`.nothrow();
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     const now = await where();
     const report = reportOf('openstack-cmp1');
@@ -123,7 +123,7 @@ describe('the openstack driver against a real Nova', () => {
     expect(report.proofs).toEqual([{ host: 'cmp1', empty: true, left: [] }]);
 
     // clear lifts it.
-    const cleared = await $`node scripts/bin.mjs clear plans/openstack.yaml --reports ${REPORTS}`.nothrow();
+    const cleared = await $`node dist/evacuator.js clear plans/openstack.yaml --reports ${REPORTS}`.nothrow();
     expect(cleared.stdout).toMatch(/cmp1: lifted the fence of plan 'openstack-cmp1'/);
     expect((await service('cmp1')).status).toBe('enabled');
 
@@ -162,7 +162,7 @@ describe('the openstack driver against a real Nova', () => {
     const from = (await where()).get('s4')!.host;
     const file = moveOne('os-dest-down', { vm: 's4', from, to: 'cmp1', mode: 'live' });
     const journal = join(REPORTS, 'os-dest-down.journal.jsonl');
-    const child = $`node scripts/bin.mjs run ${file} --reports ${REPORTS}`.nothrow();
+    const child = $`node dist/evacuator.js run ${file} --reports ${REPORTS}`.nothrow();
     // Planned and preflighted with cmp2 up; then its nova-compute dies.
     while (!(existsSync(journal) && readFileSync(journal, 'utf8').includes('"kind":"planned"'))) await sleep(50);
     stopCompute('cmp1');
