@@ -13,5 +13,7 @@ export default defineConfig({
     hookTimeout: 180_000,
     // One testbed (or cloud) on the machine at a time.
     fileParallelism: suite === 'fast',
+    // The fast suite's own TMPDIR, checked empty at the end (test/global-setup.ts).
+    ...(suite === 'fast' ? { globalSetup: ['test/global-setup.ts'] } : {}),
   },
 });

@@ -5,20 +5,19 @@
  * like an HTML tag shows as text and runs nothing. Saves screenshots of the example's report in
  * reports/screenshots/ (full page, and as printed to PDF).
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Report } from '../scripts/report/build.ts';
-import { cli, planFile, ROOT } from './helpers.ts';
+import { cli, planFile, ROOT, tempDir } from './helpers.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 // CI installs Chromium; elsewhere the suite says why it skips.
 const available = existsSync(CHROMIUM) || process.env.CI === 'true';
 
 describe.skipIf(!available)(`the HTML report in headless Chromium (${CHROMIUM})`, () => {
-  const reports = mkdtempSync(join(tmpdir(), 'evac-browser-'));
+  const reports = tempDir('evac-browser-');
   const shots = join(ROOT, 'reports', 'screenshots');
   let browser: Browser;
 

@@ -3,14 +3,12 @@
  * redrawn under the lines, colour unless NO_COLOR; plain lines through a pipe. The CLI is run in
  * a real pseudo-terminal (util-linux script).
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { $, quote } from 'zx';
 import { consoleSink } from '../scripts/cli/console.ts';
-import { ROOT } from './helpers.ts';
+import { ROOT, tempDir } from './helpers.ts';
 
 const ESC = '\x1b';
 const colour = /\x1b\[3\dm/;
@@ -18,7 +16,7 @@ const MiB = 1024 * 1024;
 
 /** The example plan through the CLI, its stdout a pipe or (tty) a pseudo-terminal. */
 async function example(tty: boolean, env: Record<string, string | undefined>) {
-  const reports = mkdtempSync(join(tmpdir(), 'evac-tty-'));
+  const reports = tempDir('evac-tty-');
   const cmd = ['node', 'dist/evacuator.js', 'run', 'plans/example.yaml', '--reports', reports];
   const base = { ...process.env, TERM: 'xterm-256color', ...env };
   const opts = { cwd: ROOT, nothrow: true, quiet: true, env: base };

@@ -6,8 +6,7 @@
  * every journaled start has an end; the journal's final word on each VM and the report agree
  * with the fleet. EVAC_CRASH_RUNS sets how many (CI runs hundreds; the fast suite a few).
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { describe, expect, it } from 'vitest';
@@ -16,7 +15,7 @@ import type { EvacuationPlan } from '../scripts/plan/plan-types.ts';
 import { seeded, type Random } from '../scripts/random.ts';
 import { chainOf, KILL_AFTER_ENV, readJournal, type Line } from '../scripts/runner/journal.ts';
 import type { Report } from '../scripts/report/build.ts';
-import { planFile, ROOT } from './helpers.ts';
+import { planFile, ROOT, tempDir } from './helpers.ts';
 
 const RUNS = Number(process.env.EVAC_CRASH_RUNS ?? 12);
 
@@ -54,7 +53,7 @@ async function crashAndResume(seed: number) {
   const rng = seeded(master.int(1, 2 ** 30));
   for (let i = 0; i < 4; i++) rng.int(0, 1);
   const plan = randomPlan(seed, rng);
-  const reports = mkdtempSync(join(tmpdir(), 'evac-crash-'));
+  const reports = tempDir('evac-crash-');
   const file = planFile(plan, reports);
   const first = await run(file, reports, rng.int(2, 80));
   // Some resumes are killed again before the last one runs to its end.

@@ -1,5 +1,4 @@
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -9,10 +8,10 @@ import { estimatePrecopy, MiB } from '../scripts/fleet/precopy.ts';
 import type { Report } from '../scripts/report/build.ts';
 import type { Blueprint } from '../scripts/preflight/blueprint.ts';
 import { reportProblems } from '../scripts/report/schema.ts';
-import { cli, planFile } from './helpers.ts';
+import { cli, planFile, tempDir } from './helpers.ts';
 
 describe('the example plan, end to end through the CLI', () => {
-  const reports = mkdtempSync(join(tmpdir(), 'evac-reports-'));
+  const reports = tempDir('evac-reports-');
   let planned: Blueprint;
   let report: Report;
 
@@ -72,7 +71,7 @@ describe('the example plan, end to end through the CLI', () => {
     plan.name = 'windowed';
     const windowS = 300;
     plan.migration.window_end = new Date(Date.now() + windowS * 1000).toISOString();
-    const dir = mkdtempSync(join(tmpdir(), 'evac-window-'));
+    const dir = tempDir('evac-window-');
     const r = await cli('run', planFile(plan, dir), '--reports', dir);
     expect(r.code).toBe(3);
     const windowed = JSON.parse(readFileSync(join(dir, 'windowed.json'), 'utf8')) as Report;

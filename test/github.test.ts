@@ -4,21 +4,20 @@
  * $GITHUB_STEP_SUMMARY; values are escaped for workflow commands and markdown. The shipped
  * workflow is valid (action-validator), and the validator does reject a broken one.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { $ } from 'zx';
 import { annotations, stepSummary } from '../scripts/cli/github.ts';
 import type { Report } from '../scripts/report/build.ts';
-import { ROOT } from './helpers.ts';
+import { ROOT, tempDir } from './helpers.ts';
 
 const evacuate = (env: Record<string, string>, reports: string) =>
   $({ cwd: ROOT, nothrow: true, quiet: true, env: { ...process.env, NO_COLOR: '1', ...env } })`node dist/evacuator.js run plans/example.yaml --reports ${reports}`;
 
 describe('GitHub Actions', () => {
   it('groups each stage, annotates what did not move, and appends the step summary', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'evac-gh-'));
+    const dir = tempDir('evac-gh-');
     const summary = join(dir, 'summary.md');
     writeFileSync(summary, '# earlier step\n');
     const r = await evacuate({ GITHUB_ACTIONS: 'true', GITHUB_STEP_SUMMARY: summary }, dir);
@@ -48,7 +47,7 @@ describe('GitHub Actions', () => {
   });
 
   it('--events writes the event stream as JSON lines, one per state change, agreeing with the report', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'evac-events-'));
+    const dir = tempDir('evac-events-');
     const events = join(dir, 'events.jsonl');
     const r = await $({ cwd: ROOT, nothrow: true, quiet: true })`node dist/evacuator.js run plans/example.yaml --reports ${dir} --events ${events}`;
     expect(r.exitCode).toBe(3);
@@ -62,7 +61,7 @@ describe('GitHub Actions', () => {
   });
 
   it('writes no workflow commands outside Actions', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'evac-gh-'));
+    const dir = tempDir('evac-gh-');
     const r = await evacuate({ GITHUB_ACTIONS: '' }, dir);
     expect(r.stdout.split('\n').filter((l) => l.startsWith('::'))).toEqual([]);
   });
@@ -89,7 +88,7 @@ describe('GitHub Actions', () => {
     expect(workflow).not.toMatch(/run:.*\$\{\{/);
     expect(workflow).toMatch(/workflow_dispatch:\n\s+inputs:\n\s+plan:/);
     expect(workflow).toMatch(/actions\/upload-artifact@v4/);
-    const broken = join(mkdtempSync(join(tmpdir(), 'evac-wf-')), 'broken.yml');
+    const broken = join(tempDir('evac-wf-'), 'broken.yml');
     writeFileSync(broken, workflow.replace('runs-on:', 'runs_on:'));
     const bad = await $({ cwd: ROOT, nothrow: true, quiet: true })`npx action-validator ${broken}`;
     expect(bad.exitCode).not.toBe(0);

@@ -12,7 +12,7 @@ import type { Line } from '../scripts/runner/journal.ts';
 export const ROOT = new URL('..', import.meta.url).pathname;
 
 /** Write a plan object to a temporary YAML file. */
-export function planFile(plan: EvacuationPlan | Record<string, unknown>, dir = mkdtempSync(join(tmpdir(), 'evac-'))): string {
+export function planFile(plan: EvacuationPlan | Record<string, unknown>, dir = tempDir()): string {
   const file = join(dir, `${String((plan as { name?: string }).name ?? 'plan')}.yaml`);
   writeFileSync(file, stringify(plan));
   return file;

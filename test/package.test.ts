@@ -2,13 +2,12 @@
  * The compiled package (npm test builds dist/ first): `--version`, a build and a tarball that
  * hold only the product, and a start that loads only what the command uses.
  */
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { $ } from 'zx';
-import { cli, ROOT } from './helpers.ts';
+import { cli, ROOT, tempDir } from './helpers.ts';
 
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; bin: Record<string, string> };
 
@@ -19,7 +18,7 @@ function files(dir: string): string[] {
 
 /** The files and packages a command of the compiled CLI loads, through a module hook that logs each load. */
 async function loaded(...args: string[]): Promise<string[]> {
-  const dir = mkdtempSync(join(tmpdir(), 'evac-load-'));
+  const dir = tempDir('evac-load-');
   writeFileSync(join(dir, 'hooks.mjs'), "export async function load(url, context, next) { process._rawDebug('LOAD ' + url); return next(url, context); }\n");
   writeFileSync(join(dir, 'register.mjs'), `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(join(dir, 'hooks.mjs')).href)});\n`);
   const r = await $({ cwd: ROOT, nothrow: true, quiet: true })`node --import ${join(dir, 'register.mjs')} dist/evacuator.js ${args}`;

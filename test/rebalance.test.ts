@@ -4,8 +4,7 @@
  * ever past its capacity (replayed from the journal), a move into a host waiting for the move out
  * of it, the budget's shortfall, freeing hosts.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -13,7 +12,7 @@ import { demandOf, type Host, type Vm } from '../scripts/fleet/types.ts';
 import { bytesOf, coverAtLeast, planRebalance } from '../scripts/placement/rebalance.ts';
 import type { Report } from '../scripts/report/build.ts';
 import { readJournal } from '../scripts/runner/journal.ts';
-import { cli, overfills, planFile } from './helpers.ts';
+import { cli, overfills, planFile, tempDir } from './helpers.ts';
 
 const vm = (name: string, host: string, memory_mib: number, extra: Partial<Vm> = {}): Vm => ({
   name, uuid: name, host, state: 'running', cpuModel: 'Skylake-Server', storage: 'shared', resources: { vcpu: 1, memory_mib, disk_gib: 20 }, ...extra,
@@ -84,7 +83,7 @@ describe('rebalance runs through the CLI on the simulated fleet', () => {
   const settingsOfPlan = { overcommit: { vcpu: 4, memory_mib: 1, disk_gib: 1 }, reserve: { memory_mib: 512 } };
 
   it('plans/rebalance.yaml: plan shows the moves and before/after; run ends with every host under 70%, no host ever overfilled', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'evac-rb-'));
+    const dir = tempDir('evac-rb-');
     const p = await cli('plan', 'plans/rebalance.yaml');
     expect(p.code).toBe(0);
     expect(p.stdout).toMatch(/Rebalance rack-c-rebalance: memory_mib at most 70%\. 5 moves, 23\.0 GiB to move\./);
@@ -112,7 +111,7 @@ describe('rebalance runs through the CLI on the simulated fleet', () => {
 
   it('a move into a host waits until the move out of it has made room', async () => {
     // hx is nearly full and must shed its 31 GiB VM; pack sends hy's 14 GiB VM into the room that leaves on hx.
-    const dir = mkdtempSync(join(tmpdir(), 'evac-rb-'));
+    const dir = tempDir('evac-rb-');
     const file = planFile({
       version: 1, name: 'wait', kind: 'rebalance',
       fleet: { driver: 'sim', sim: {
@@ -138,7 +137,7 @@ describe('rebalance runs through the CLI on the simulated fleet', () => {
   });
 
   it('within a budget: as close as it gets, and by how much it falls short', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'evac-rb-'));
+    const dir = tempDir('evac-rb-');
     const plan = readFileSync('plans/rebalance.yaml', 'utf8').replace('migrations: 8', 'migrations: 2');
     const file = join(dir, 'tight.yaml');
     (await import('node:fs')).writeFileSync(file, plan);
@@ -152,7 +151,7 @@ describe('rebalance runs through the CLI on the simulated fleet', () => {
   });
 
   it('free_hosts empties the hosts that cost the fewest bytes', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'evac-rb-'));
+    const dir = tempDir('evac-rb-');
     const file = planFile({
       version: 1, name: 'free', kind: 'rebalance',
       fleet: { driver: 'sim', sim: { seed: 4, generate: { hosts: 6, vms: 30 } } },

@@ -5,15 +5,14 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { $, sleep } from 'zx';
 import type { EvacuationPlan } from '../scripts/plan/plan-types.ts';
 import type { Report } from '../scripts/report/build.ts';
 import { chainOf, controller, KILL_AFTER_ENV, processStart, readJournal, stillRunning } from '../scripts/runner/journal.ts';
-import { cli, planFile, ROOT } from './helpers.ts';
+import { cli, planFile, ROOT, tempDir } from './helpers.ts';
 
 interface SavedFleet { hosts: { name: string; fence?: { plan: string; role: string } }[]; domains: { vm: { name: string; host: string; state: string } }[] }
 
@@ -31,7 +30,7 @@ function bigPlan(name: string, extra: Partial<EvacuationPlan> = {}): EvacuationP
 
 describe('signals and resume through the CLI', () => {
   it('SIGINT mid-run: no new starts, reports written, exit 130; --resume then finishes the evacuation', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'evac-sigint-'));
+    const dir = tempDir('evac-sigint-');
     const file = planFile(bigPlan('sigint'), dir);
     const journal = join(dir, 'sigint.journal.jsonl');
     const child = $({ cwd: ROOT, nothrow: true, quiet: true, env: { ...process.env, NO_COLOR: '1' } })`node dist/evacuator.js run ${file} --reports ${dir}`;
@@ -58,7 +57,7 @@ describe('signals and resume through the CLI', () => {
     expect(fleet.domains.every((d) => d.vm.state === 'running')).toBe(true);
 
     // evacuator report rebuilds the same report from the journal.
-    const rebuilt = mkdtempSync(join(tmpdir(), 'evac-rebuilt-'));
+    const rebuilt = tempDir('evac-rebuilt-');
     expect((await cli('report', journal, '--reports', rebuilt)).code).toBe(0);
     expect(JSON.parse(readFileSync(join(rebuilt, 'sigint.json'), 'utf8'))).toEqual(report);
     expect(existsSync(join(rebuilt, 'sigint.html'))).toBe(true);
@@ -78,7 +77,7 @@ describe('signals and resume through the CLI', () => {
   }, 120_000);
 
   it('a second plan touching the same hosts is refused, naming the first, while the first (killed) holds them; clear lifts the fences', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'evac-fence-'));
+    const dir = tempDir('evac-fence-');
     const shared = join(dir, 'shared-fleet.json');
     const fleet = { driver: 'sim' as const, sim: { seed: 3, state_file: shared, generate: { hosts: 6, vms: 24 } } };
     const a = planFile({ version: 1, name: 'drain-a', fleet, sources: ['hv-001'] }, dir);
@@ -88,7 +87,7 @@ describe('signals and resume through the CLI', () => {
     expect(fleetOf(shared).hosts.find((h) => h.name === 'hv-001')?.fence).toMatchObject({ plan: 'drain-a', role: 'source' });
 
     // The killed run's journal still gives a report: interrupted, nothing proven.
-    const rebuilt = mkdtempSync(join(tmpdir(), 'evac-rebuilt-'));
+    const rebuilt = tempDir('evac-rebuilt-');
     expect((await cli('report', join(dir, 'drain-a.journal.jsonl'), '--reports', rebuilt)).code).toBe(0);
     const partial = JSON.parse(readFileSync(join(rebuilt, 'drain-a.json'), 'utf8')) as Report;
     expect([partial.result, partial.exitCode]).toEqual(['interrupted', 130]);
@@ -121,7 +120,7 @@ describe('signals and resume through the CLI', () => {
   }, 60_000);
 
   it('moveback writes a plan that returns every moved VM to its host; it waits for the fences to be lifted, then moves only those VMs', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'evac-moveback-'));
+    const dir = tempDir('evac-moveback-');
     const file = planFile({ version: 1, name: 'fw', fleet: { driver: 'sim', sim: { seed: 9, generate: { hosts: 4, vms: 20 } } }, sources: ['hv-001'] }, dir);
     expect((await cli('run', file, '--reports', dir)).code).toBe(0);
     const before = fleetOf(join(dir, 'fw.fleet.json'));
