@@ -18,7 +18,7 @@ import { readJournal } from '../scripts/runner/journal.ts';
 import { FAULTS, faulty, METHODS, type Fault, type Injected, type MethodName } from './contract/faulty.ts';
 import { planFile, tempDir } from './helpers.ts';
 
-const RUNS = Number(process.env.EVAC_FAULT_RUNS ?? 40);
+const RUNS = Number(process.env.EVAC_FAULT_RUNS ?? 100);
 const DOCUMENTED = new Set<number>(Object.values(ExitCode));
 
 interface SavedFleet { domains: { vm: { name: string; host: string; state: string }; copy?: unknown }[] }
