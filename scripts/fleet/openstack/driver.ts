@@ -24,6 +24,8 @@ import { credentialsFor, HttpError, OpenStack } from './client.ts';
 
 export const MICROVERSION = '2.84';
 const POLL_MS = 1000;
+/** How often a read of a server is tried before its failure counts. */
+const READ_ATTEMPTS = 3;
 /** Disabled reasons evacuator writes start with this; the rest is the fence as JSON. */
 const FENCE_PREFIX = 'evacuator:';
 
@@ -165,8 +167,16 @@ export class OpenStackDriver implements Driver {
     return vm.uuid !== vm.name ? vm.uuid : this.ids.get(vm.name) ?? vm.uuid;
   }
 
+  /** The server as Nova has it now; a read that fails is tried again (one failed HTTP call is not an outcome). */
   private async server(vm: Vm): Promise<Server> {
-    return (await this.nova<{ server: Server }>('GET', `/servers/${this.id(vm)}`)).body.server;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await this.nova<{ server: Server }>('GET', `/servers/${this.id(vm)}`)).body.server;
+      } catch (e) {
+        if (attempt >= READ_ATTEMPTS || (e instanceof HttpError && e.status < 500)) throw e;
+        await this.clock.sleep(POLL_MS * attempt);
+      }
+    }
   }
 
   /** The newest live migration of this server, whatever its state. */
