@@ -178,3 +178,18 @@ describe('a saved blueprint (plan --out, run --blueprint)', () => {
     expect(bad.stderr).toMatch(/cannot read blueprint .*missing\.json: ENOENT/);
   });
 });
+
+describe('evacuator report on what is not a journal', () => {
+  it('a missing file or a damaged journal: exit 2 with what to do', async () => {
+    const dir = tempDir();
+    const missing = await cli('report', join(dir, 'none.journal.jsonl'));
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/no journal at .*none\.journal\.jsonl\n.*give the journal a run wrote/);
+    const damaged = join(dir, 'bad.journal.jsonl');
+    writeFileSync(damaged, '{"kind":"run-start"}\nnot json\n{}\n');
+    const bad = await cli('report', damaged);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/bad\.journal\.jsonl:2: not a journal line/);
+    expect(bad.stderr).not.toMatch(/at .*\.js:\d+/);
+  });
+});

@@ -1,5 +1,5 @@
 /** The subcommands plan, run, clear, report (validate and moveback have their own modules). Each returns its exit code; errors go to one catch in the entry. */
-import { openSync, writeSync } from 'node:fs';
+import { existsSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { EventSink } from '../events.ts';
 import { EvacError, ExitCode } from '../errors.ts';
@@ -148,6 +148,7 @@ function eventStream(target: string): EventSink {
 
 /** Rebuild the JSON and HTML reports from a journal (also of a run that was killed). */
 export function reportCommand(journalFile: string, opts: { reports?: string }): number {
+  if (!existsSync(journalFile)) throw new EvacError(`no journal at ${journalFile}`, 'user', [], 'give the journal a run wrote: reports/<plan name>.journal.jsonl');
   const lines = readJournal(journalFile);
   const report = buildReport(reportFromJournal(lines, journalFile));
   const paths = writeReports(opts.reports ?? dirname(journalFile), report);

@@ -7,6 +7,7 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
+import { userError } from '../errors.ts';
 import type { EvacEvent, Planned, RunEnd, RunStart } from '../events.ts';
 import type { Inventory, Vm } from '../fleet/types.ts';
 import type { Attempt, VmResult } from '../model.ts';
@@ -68,7 +69,8 @@ export function readJournal(path: string): Line[] {
       lines.push(JSON.parse(l) as Line);
     } catch (e) {
       if (i === text.length - 1) break;
-      throw new Error(`${path}:${i + 1}: not a journal line (${(e as Error).message})`);
+      throw userError(`${path}:${i + 1}: not a journal line (${(e as Error).message})`, [],
+        'the journal is damaged before its last line; move it aside to start afresh (a run it records cannot be resumed then), or restore it');
     }
   }
   return lines;
