@@ -14,7 +14,8 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import highsLoader from 'highs';
 import { randomShape } from '../fleet/sim/fleet.ts';
-import { demandOf, type Host, type Vm } from '../fleet/types.ts';
+import { demandOf, type Host, type Resources, type Vm } from '../fleet/types.ts';
+import { schemaDefault } from '../plan/defaults.ts';
 import { Ledger } from '../placement/ledger.ts';
 import { bytesOf, planRebalance, type RebalanceInput } from '../placement/rebalance.ts';
 import { seeded, type Random } from '../random.ts';
@@ -25,7 +26,8 @@ const SEEDS = Number(args.seeds);
 const CEILING = 0.75;
 const GiB = 2 ** 30;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const settings = { overcommit: { vcpu: 4, memory_mib: 1, disk_gib: 1 }, reserve: {}, groups: [] };
+/** The plan's default overcommit, no reserve. */
+const settings = { overcommit: schemaDefault<Resources>('/definitions/Placement/properties/overcommit'), reserve: {}, groups: [] };
 
 /** A skewed fleet: a fifth of the hosts hot (85-97% of memory), the rest 30-65%; a fifth of the VMs on local disks; anti-affinity pairs. */
 export function skewedFleet(hosts: number, vmsPerHost: number, rng: Random): RebalanceInput {

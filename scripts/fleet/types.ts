@@ -1,4 +1,5 @@
 /** The fleet as every driver reports it: hosts with capacity, VMs with their demands. */
+import { schemaDefault } from '../plan/defaults.ts';
 
 /** Amount per resource. vcpu, memory_mib and disk_gib always exist; drivers may add named ones (gpu, ...). */
 export type Resources = Record<string, number>;
@@ -21,6 +22,14 @@ export interface Host {
   nicMibps?: number;
   /** The run holding this host, if one does. */
   fence?: Fence;
+}
+
+/** A NIC whose speed the driver does not report is taken to be the plan schema's default (fleet.sim.nic_mibps, 10 GbE). */
+const DEFAULT_NIC_MIBPS = schemaDefault<number>('/definitions/SimFleet/properties/nic_mibps');
+
+/** A host's NIC bandwidth per direction, MiB/s: as its driver reports it, else the default. */
+export function nicMibpsOf(host: Host | undefined): number {
+  return host?.nicMibps ?? DEFAULT_NIC_MIBPS;
 }
 
 /**

@@ -15,6 +15,7 @@
  */
 import { EvacError } from '../errors.ts';
 import type { Host, Vm } from '../fleet/types.ts';
+import { schemaDefault } from '../plan/defaults.ts';
 import { seeded } from '../random.ts';
 import { explain, type ReasonGroup } from './explain.ts';
 import { greedy, hostSet } from './greedy.ts';
@@ -35,7 +36,7 @@ export interface PlacementInput {
   settings: LedgerSettings & {
     policy: 'pack' | 'spread';
     seed: number;
-    /** Work the improving searches may spend, in unit-host pairs weighed (deterministic, unlike a time limit). */
+    /** Work the improving searches may spend, in unit-host pairs weighed (deterministic, unlike a time limit); default: the plan schema's placement.effort. */
     effort?: number;
   };
   /** (vm, host) pairs to avoid, with why (from preflight). */
@@ -100,8 +101,8 @@ export function place(input: PlacementInput): PlacementResult {
   return resultOf(m, input, ledger);
 }
 
-/** Work (unit-host pairs weighed) the searches may spend by default: under a second on a small machine. */
-const DEFAULT_EFFORT = 16_000_000;
+/** Work (unit-host pairs weighed) the searches may spend by default (under a second on a small machine): the plan's default. */
+const DEFAULT_EFFORT = schemaDefault<number>('/definitions/Placement/properties/effort');
 
 /** Write the model's assignment back through the ledger (which checks every rule again) and explain the rest. */
 function resultOf(m: Model, input: PlacementInput, ledger: Ledger): PlacementResult {

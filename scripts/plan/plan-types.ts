@@ -112,6 +112,9 @@ export interface SimHost {
    */
   hypervisor_version?: string;
   labels?: Labels;
+  /**
+   * NIC bandwidth of this host per direction, MiB/s. @default fleet.sim.nic_mibps
+   */
   nic_mibps?: number;
 }
 /**

@@ -6,8 +6,9 @@ import type { FieldPath } from './positions.ts';
 export const PLAN_SCHEMA_FILE = new URL('../../schemas/plan.schema.json', import.meta.url);
 
 const ajv = new Ajv({ allErrors: true, strict: true, verbose: true, strictTuples: false });
-const planSchema = JSON.parse(readFileSync(PLAN_SCHEMA_FILE, 'utf8')) as object;
-const validatePlanSchema = ajv.compile(planSchema);
+/** The plan schema as parsed; read-only (plan/defaults.ts compiles its own copy). */
+export const PLAN_SCHEMA: Readonly<Record<string, unknown>> = JSON.parse(readFileSync(PLAN_SCHEMA_FILE, 'utf8'));
+const validatePlanSchema = ajv.compile(PLAN_SCHEMA);
 
 export interface SchemaProblem {
   path: FieldPath;

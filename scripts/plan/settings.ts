@@ -1,5 +1,6 @@
 /** The plan with every default filled in: what placement and the runner actually use. */
 import type { Resources } from '../fleet/types.ts';
+import { schemaDefault, withDefaults } from './defaults.ts';
 import type { EvacuationPlan } from './plan-types.ts';
 
 export type Mode = 'live' | 'cold' | 'live-then-cold';
@@ -18,8 +19,8 @@ export interface Settings {
   sources: string[];
   policy: 'pack' | 'spread';
   seed: number;
-  /** Placement search effort; undefined: the placement's default. */
-  effort?: number;
+  /** Placement search effort (work units, see placement/place.ts). */
+  effort: number;
   overcommit: Resources;
   reserve: Resources;
   maxUtilization: number;
@@ -41,23 +42,24 @@ export interface Settings {
   cold: { allow: string[]; shutdownTimeoutS: number; forceOff: boolean };
 }
 
-export const DEFAULTS = {
-  overcommit: { vcpu: 4, memory_mib: 1, disk_gib: 1 },
-  reserve: { memory_mib: 512 },
-  concurrency: { total: 4, perSource: 2, perDestination: 2 },
-  timeoutSPerGib: 800,
-  maxDowntimeMs: 500,
-  shutdownTimeoutS: 120,
-} as const;
+/** Overcommit and reserve are maps merged over the schema's default map, resource by resource. */
+const OVERCOMMIT = '/definitions/Placement/properties/overcommit';
+const RESERVE = '/definitions/Placement/properties/reserve';
 
-export function settingsOf(plan: EvacuationPlan): Settings {
-  const p = plan.placement ?? {};
-  const m = plan.migration ?? {};
-  const c = m.concurrency ?? {};
+/**
+ * The plan's settings, every default taken from the schema: works on a plan from loadPlan and
+ * on one built in code alike. Each `!` is a field the schema gives a default.
+ */
+export function settingsOf(given: EvacuationPlan): Settings {
+  const plan = withDefaults(given);
+  const p = plan.placement!;
+  const m = plan.migration!;
+  const c = m.concurrency!;
+  const cold = m.cold!;
   const r = plan.rebalance;
   return {
     name: plan.name,
-    kind: plan.kind ?? 'evacuate',
+    kind: plan.kind!,
     ...(r ? {
       rebalance: {
         target: {
@@ -71,34 +73,27 @@ export function settingsOf(plan: EvacuationPlan): Settings {
         },
       },
     } : {}),
+    // A rebalance has no sources.
     sources: plan.sources ?? [],
-    policy: p.policy ?? 'pack',
-    seed: p.seed ?? 0,
-    ...(p.effort !== undefined ? { effort: p.effort } : {}),
-    overcommit: { ...DEFAULTS.overcommit, ...p.overcommit },
-    reserve: { ...DEFAULTS.reserve, ...p.reserve },
-    maxUtilization: p.max_utilization ?? 1,
-    pinned: p.pinned ?? [],
+    policy: p.policy!,
+    seed: p.seed!,
+    effort: p.effort!,
+    overcommit: { ...schemaDefault<Resources>(OVERCOMMIT), ...p.overcommit },
+    reserve: { ...schemaDefault<Resources>(RESERVE), ...p.reserve },
+    maxUtilization: p.max_utilization!,
+    pinned: p.pinned!,
     ...(plan.vms ? { select: plan.vms } : {}),
-    assign: p.assign ?? {},
-    groups: p.groups ?? [],
-    mode: m.mode ?? 'live-then-cold',
-    concurrency: {
-      total: c.total ?? DEFAULTS.concurrency.total,
-      perSource: c.per_source ?? DEFAULTS.concurrency.perSource,
-      perDestination: c.per_destination ?? DEFAULTS.concurrency.perDestination,
-    },
-    timeoutSPerGib: m.completion_timeout_s_per_gib ?? DEFAULTS.timeoutSPerGib,
-    maxDowntimeMs: m.max_downtime_ms ?? DEFAULTS.maxDowntimeMs,
-    autoConverge: m.auto_converge ?? false,
+    assign: p.assign!,
+    groups: p.groups!,
+    mode: m.mode!,
+    concurrency: { total: c.total!, perSource: c.per_source!, perDestination: c.per_destination! },
+    timeoutSPerGib: m.completion_timeout_s_per_gib!,
+    maxDowntimeMs: m.max_downtime_ms!,
+    autoConverge: m.auto_converge!,
     ...(m.window_end !== undefined ? { windowEnd: Date.parse(m.window_end) } : {}),
-    postCopy: m.post_copy ?? false,
+    postCopy: m.post_copy!,
     ...(m.bandwidth_mibps !== undefined ? { bandwidthMibps: m.bandwidth_mibps } : {}),
-    cold: {
-      allow: m.cold?.allow ?? [],
-      shutdownTimeoutS: m.cold?.shutdown_timeout_s ?? DEFAULTS.shutdownTimeoutS,
-      forceOff: m.cold?.force_off ?? false,
-    },
+    cold: { allow: cold.allow!, shutdownTimeoutS: cold.shutdown_timeout_s!, forceOff: cold.force_off! },
   };
 }
 

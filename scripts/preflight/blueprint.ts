@@ -6,7 +6,7 @@
 import type { CheckResult, Driver } from '../fleet/driver.ts';
 import type { Snapshot } from '../fleet/discover.ts';
 import { estimatePrecopy, MiB } from '../fleet/precopy.ts';
-import type { Resources, Vm } from '../fleet/types.ts';
+import { nicMibpsOf, type Resources, type Vm } from '../fleet/types.ts';
 import type { HostUtilization } from '../placement/rebalance.ts';
 import type { Method, Move } from '../model.ts';
 import type { LoadedPlan } from '../plan/load.ts';
@@ -131,7 +131,7 @@ export async function makeBlueprint(loaded: LoadedPlan, settings: Settings, snap
 /** Live-migration time at the full single-stream rate, from the pre-copy model. */
 export function estimateSeconds(vm: Vm, settings: Settings, snap: Pick<Snapshot, 'sources'>): number | null {
   const src = snap.sources.find((h) => h.name === vm.host);
-  const rateMibps = Math.min(settings.bandwidthMibps ?? Infinity, src?.nicMibps ?? 1190);
+  const rateMibps = Math.min(settings.bandwidthMibps ?? Infinity, nicMibpsOf(src));
   const disk = vm.storage === 'local' ? (vm.resources.disk_gib ?? 0) * 1024 : 0;
   const e = estimatePrecopy({
     memoryBytes: (vm.residentMib ?? vm.resources.memory_mib ?? 0) * MiB,

@@ -1,5 +1,5 @@
 /** The JSON report: one object that the HTML page, the terminal summary and CI all read. */
-import { usedByHost, type Inventory, type Resources } from '../fleet/types.ts';
+import { nicMibpsOf, usedByHost, type Inventory, type Resources } from '../fleet/types.ts';
 import { ExitCode } from '../errors.ts';
 import type { Blueprint, RebalanceSummary } from '../preflight/blueprint.ts';
 import type { FailReason, HostProof, VmResult } from '../model.ts';
@@ -178,7 +178,7 @@ export function buildReport(run: ReportInput): Report {
  * out-link, the busiest destination's in-link, or the longest single stream.
  */
 function lowerBound(vms: ReportVm[], before: Inventory): number {
-  const nic = new Map(before.hosts.map((h) => [h.name, (h.nicMibps ?? 1190) * 1024 * 1024]));
+  const nic = new Map(before.hosts.map((h) => [h.name, nicMibpsOf(h) * 1024 * 1024]));
   const out = new Map<string, number>();
   const inn = new Map<string, number>();
   let longest = 0;

@@ -8,6 +8,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { messageOf } from '../../errors.ts';
+import { withDefaults } from '../../plan/defaults.ts';
 import type { LibvirtFleet } from '../../plan/plan-types.ts';
 import {
   failure, wallClock,
@@ -49,13 +50,18 @@ export class LibvirtDriver implements Driver {
   /** Domains whose migration job was aborted, with when. */
   private aborting = new Map<string, number>();
 
-  constructor(private readonly config: LibvirtFleet, origin?: number) {
+  private readonly config: LibvirtFleet;
+
+  /** Defaults from the schema (withDefaults): each `!` is a field that has one; the file defaults are computed. */
+  constructor(given: LibvirtFleet, origin?: number) {
+    const config = withDefaults(given, 'LibvirtFleet');
+    this.config = config;
     this.clock = wallClock(origin);
-    this.ssh = new SshPool(new Map(config.hosts.map((h) => [h.name, h])), {
-      user: config.user ?? 'root',
+    this.ssh = new SshPool(new Map(config.hosts.map((h) => [h.name, { name: h.name, address: h.address ?? h.name, port: h.port! }])), {
+      user: config.user!,
       identityFiles: config.identity_files,
       knownHostsFile: config.known_hosts ?? join(homedir(), '.ssh', 'known_hosts'),
-      connectTimeoutMs: (config.connect_timeout_s ?? 10) * 1000,
+      connectTimeoutMs: config.connect_timeout_s! * 1000,
     });
     this.labels = new Map(config.hosts.map((h) => [h.name, h.labels ?? {}]));
   }

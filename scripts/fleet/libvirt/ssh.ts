@@ -13,9 +13,9 @@ import { Client, type ConnectConfig } from 'ssh2';
 export interface SshTarget {
   /** Host name as the plan and known_hosts know it. */
   name: string;
-  /** Address to connect to (default: the name). */
-  address?: string;
-  port?: number;
+  /** Address to connect to (the plan's default: the name). */
+  address: string;
+  port: number;
 }
 
 export interface SshOptions {
@@ -92,12 +92,12 @@ export class SshPool {
     const target = this.targets.get(host);
     if (!target) return Promise.reject(new Error(`host ${host} is not in the plan's libvirt hosts`));
     const known = existsSync(this.opts.knownHostsFile) ? readFileSync(this.opts.knownHostsFile, 'utf8') : '';
-    const keys = knownKeys(known, [...new Set([target.name, target.address ?? target.name])], target.port ?? 22);
+    const keys = knownKeys(known, [...new Set([target.name, target.address])], target.port);
     const p = new Promise<Client>((resolve, reject) => {
       const client = new Client();
       const config: ConnectConfig = {
-        host: target.address ?? target.name,
-        port: target.port ?? 22,
+        host: target.address,
+        port: target.port,
         username: this.opts.user,
         readyTimeout: this.opts.connectTimeoutMs,
         keepaliveInterval: 5000,

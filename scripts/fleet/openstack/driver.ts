@@ -13,6 +13,7 @@
  * Nova says the server is, never from an error text.
  */
 import { messageOf, userError } from '../../errors.ts';
+import { withDefaults } from '../../plan/defaults.ts';
 import type { OpenStackFleet } from '../../plan/plan-types.ts';
 import {
   failure, wallClock,
@@ -48,7 +49,12 @@ export class OpenStackDriver implements Driver {
   private services = new Map<string, Service>();
   private providers = new Map<string, string>();
 
-  constructor(private readonly config: OpenStackFleet, origin?: number) {
+  private readonly config: OpenStackFleet;
+
+  /** Defaults from the schema (withDefaults): each `!` is a field that has one. */
+  constructor(given: OpenStackFleet, origin?: number) {
+    const config = withDefaults(given, 'OpenStackFleet');
+    this.config = config;
     this.clock = wallClock(origin);
     let creds;
     try {
@@ -57,7 +63,7 @@ export class OpenStackDriver implements Driver {
       throw userError(`OpenStack credentials: ${messageOf(e)}`, [],
         'name an entry of clouds.yaml in fleet.openstack.cloud, or export OS_AUTH_URL, OS_USERNAME, OS_PASSWORD and OS_PROJECT_NAME');
     }
-    this.os = new OpenStack(creds, { timeoutMs: (config.request_timeout_s ?? 30) * 1000 });
+    this.os = new OpenStack(creds, { timeoutMs: config.request_timeout_s! * 1000 });
   }
 
   private nova<T>(method: string, path: string, body?: unknown) {

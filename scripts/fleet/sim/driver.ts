@@ -10,6 +10,7 @@
  * process, like a QEMU job whose connection dropped.
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { schemaDefault, withDefaults } from '../../plan/defaults.ts';
 import type { SimFleet, SimVm } from '../../plan/plan-types.ts';
 import type {
   CheckResult, ColdRequest, Driver, Failure, LiveRequest, Location, MigrationOutcome, Outcome, PreflightItem, RecoverRequest, Recovery,
@@ -17,7 +18,10 @@ import type {
 import { MiB, GiB } from '../precopy.ts';
 import type { Fence, Host, Inventory, Vm } from '../types.ts';
 import { Engine, type Flow } from './engine.ts';
-import { SIM_DEFAULTS, simFleet } from './fleet.ts';
+import { simFleet } from './fleet.ts';
+
+/** A VM whose host is not in the fleet (a plan built in code) gets the default host CPU. */
+const HOST_CPU_MODEL = schemaDefault<string>('/definitions/SimHost/properties/cpu_model');
 
 /** Fixed costs, ms: from the testbed's measurements, rounded. */
 export const SIM_TIMES = { setupMs: 1500, resumeMs: 50, abortMs: 1500, shutdownMs: 15000, defineMs: 500, bootMs: 20000 };
@@ -63,17 +67,20 @@ export class SimDriver implements Driver {
   private failing = new Set<string>();
   private streamBps: number;
 
-  constructor(sim: SimFleet, private readonly state?: SimState) {
+  /** Every default comes from the schema (withDefaults, simFleet): each `!` is a field that has one. */
+  constructor(given: SimFleet, private readonly state?: SimState) {
+    const sim = withDefaults(given, 'SimFleet');
     const { hosts, vms } = simFleet(sim);
-    const nic = new Map(hosts.map((h) => [h.name, (h.nic_mibps ?? sim.nic_mibps ?? SIM_DEFAULTS.nicMibps) * MiB]));
-    this.clock = new Engine((host) => nic.get(host) ?? SIM_DEFAULTS.nicMibps * MiB);
-    this.streamBps = (sim.stream_mibps ?? SIM_DEFAULTS.streamMibps) * MiB;
+    // A host's own NIC, else the fleet's.
+    const nic = new Map(hosts.map((h) => [h.name, (h.nic_mibps ?? sim.nic_mibps!) * MiB]));
+    this.clock = new Engine((host) => nic.get(host) ?? sim.nic_mibps! * MiB);
+    this.streamBps = sim.stream_mibps! * MiB;
     for (const h of hosts) {
       this.hosts.set(h.name, {
         name: h.name,
         uuid: stableUuid(h.name),
-        cpuModel: h.cpu_model ?? SIM_DEFAULTS.cpuModel,
-        hypervisor: { type: 'QEMU', version: h.hypervisor_version ?? SIM_DEFAULTS.hypervisorVersion },
+        cpuModel: h.cpu_model!,
+        hypervisor: { type: 'QEMU', version: h.hypervisor_version! },
         capacity: { ...h.resources, vcpu: h.vcpu, memory_mib: h.memory_mib, disk_gib: h.disk_gib },
         labels: h.labels ?? {},
         nicMibps: nic.get(h.name)! / MiB,
@@ -115,18 +122,20 @@ export class SimDriver implements Driver {
         name: v.name,
         uuid: stableUuid(`vm:${v.name}`),
         host: v.host,
-        state: v.state ?? 'running',
-        resources: { ...v.resources, vcpu: v.vcpu, memory_mib: v.memory_mib, disk_gib: v.disk_gib ?? 0 },
-        storage: v.storage ?? 'shared',
-        cpuModel: v.cpu_model ?? host?.cpuModel ?? SIM_DEFAULTS.cpuModel,
+        state: v.state!,
+        resources: { ...v.resources, vcpu: v.vcpu, memory_mib: v.memory_mib, disk_gib: v.disk_gib! },
+        storage: v.storage!,
+        // The guest's own CPU model, else its host's.
+        cpuModel: v.cpu_model ?? host?.cpuModel ?? HOST_CPU_MODEL,
         ...(v.anti_affinity ? { antiAffinity: v.anti_affinity } : {}),
         ...(v.affinity ? { affinity: v.affinity } : {}),
+        // Resident memory defaults to all of it.
         residentMib: v.resident_mib ?? v.memory_mib,
-        dirtyMibps: v.dirty_mibps ?? SIM_DEFAULTS.dirtyMibps,
+        dirtyMibps: v.dirty_mibps!,
       },
       residentBytes: (v.resident_mib ?? v.memory_mib) * MiB,
-      dirtyBps: (v.dirty_mibps ?? SIM_DEFAULTS.dirtyMibps) * MiB,
-      ignoresShutdown: v.ignores_shutdown ?? false,
+      dirtyBps: v.dirty_mibps! * MiB,
+      ignoresShutdown: v.ignores_shutdown!,
     };
   }
 

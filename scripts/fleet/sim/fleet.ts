@@ -1,14 +1,7 @@
 /** Builds the simulated fleet from the plan: inline hosts and VMs, or generated from a seed. */
+import { withDefaults } from '../../plan/defaults.ts';
 import type { SimFleet, SimHost, SimVm } from '../../plan/plan-types.ts';
 import { seeded, type Random } from '../../random.ts';
-
-export const SIM_DEFAULTS = {
-  nicMibps: 1190,
-  streamMibps: 1000,
-  cpuModel: 'Skylake-Server',
-  hypervisorVersion: '8.2.0',
-  dirtyMibps: 10,
-} as const;
 
 const SHAPES = [
   { vcpu: 1, memory_mib: 2048, disk_gib: 20 },
@@ -23,12 +16,16 @@ export function randomShape(rng: Random) {
   return SHAPES[Math.min(rng.int(0, 9) >> 1, SHAPES.length - 1)];
 }
 
-/** The inline fleet as given, or a generated one: hv-001.. with vm-00001.., filled to about 45% of memory. */
-export function simFleet(sim: SimFleet): { hosts: SimHost[]; vms: SimVm[] } {
+/**
+ * The inline fleet as given, or a generated one: hv-001.. with vm-00001.., filled to about 45% of
+ * memory. Either way every host and VM field the schema gives a default has it (the `!`s).
+ */
+export function simFleet(given: SimFleet): { hosts: SimHost[]; vms: SimVm[] } {
+  const sim = withDefaults(given, 'SimFleet');
   if (!sim.generate) return { hosts: sim.hosts ?? [], vms: sim.vms ?? [] };
   const g = sim.generate;
-  const rng = seeded(sim.seed ?? 1);
-  const models = g.cpu_models ?? [SIM_DEFAULTS.cpuModel];
+  const rng = seeded(sim.seed!);
+  const models = g.cpu_models!;
   const width = String(g.hosts).length;
   const hosts: SimHost[] = Array.from({ length: g.hosts }, (_, i) => ({
     name: `hv-${String(i + 1).padStart(Math.max(3, width), '0')}`,
@@ -38,8 +35,8 @@ export function simFleet(sim: SimFleet): { hosts: SimHost[]; vms: SimVm[] } {
     cpu_model: models[i % models.length],
     labels: { rack: `r${Math.floor(i / 10) + 1}` },
   }));
-  const localShare = g.local_storage_share ?? 0.2;
-  const groups = g.anti_affinity_groups ?? 0;
+  const localShare = g.local_storage_share!;
+  const groups = g.anti_affinity_groups!;
   const vmWidth = Math.max(5, String(g.vms).length);
   const vms: SimVm[] = [];
   for (let i = 0; i < g.vms; i++) {
@@ -56,5 +53,6 @@ export function simFleet(sim: SimFleet): { hosts: SimHost[]; vms: SimVm[] } {
     if (groups > 0 && rng.int(0, 3) === 0) vm.anti_affinity = `group-${rng.int(1, groups)}`;
     vms.push(vm);
   }
-  return { hosts, vms };
+  const filled = withDefaults({ hosts, vms }, 'SimFleet');
+  return { hosts: filled.hosts!, vms: filled.vms! };
 }
