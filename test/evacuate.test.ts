@@ -18,6 +18,7 @@ import { buildReport } from '../scripts/report/build.ts';
 import { reportFromJournal } from '../scripts/report/replay.ts';
 import { evacuate, preview } from '../scripts/runner/evacuate.ts';
 import { readJournal } from '../scripts/runner/journal.ts';
+import { faulty } from './contract/faulty.ts';
 import { cli, planFile, tempDir } from './helpers.ts';
 
 const open = (plan: EvacuationPlan) => async (o: Parameters<typeof openDriver>[1]) => openDriver(plan, o);
@@ -191,5 +192,28 @@ describe('evacuator report on what is not a journal', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/bad\.journal\.jsonl:2: not a journal line/);
     expect(bad.stderr).not.toMatch(/at .*\.js:\d+/);
+  });
+});
+
+describe('several evacuations in one process on one driver (as a rolling maintenance does)', () => {
+  it('the second sees what the first moved, and the driver stays open for the caller', async () => {
+    const dir = tempDir();
+    const base = tiny(dir);
+    const sim = base.fleet.sim!;
+    const fleet = { driver: 'sim' as const, sim: { hosts: sim.hosts, vms: sim.vms } };
+    const first = loadPlan(planFile({ ...base, name: 'wave-1', fleet }, dir));
+    const second = loadPlan(planFile({ ...base, name: 'wave-2', fleet, sources: ['d1'], destinations: { hosts: ['s1'] } }, dir));
+    const driver = await openDriver(first.plan);
+    let closed = false;
+    const shared = { ...faulty(driver, { at: () => undefined }).driver, close: async () => { closed = true; } };
+    const one = await evacuate(first, shared, () => {}, { reportsDir: dir });
+    expect(one.exitCode).toBe(ExitCode.ok);
+    expect(one.report.vms.find((v) => v.vm === 'a')).toMatchObject({ status: 'moved', host: 'd1' });
+    // The maintenance of s1 is over: its fence is lifted, as `evacuator clear` would.
+    expect((await shared.fence('s1', null)).ok).toBe(true);
+    const two = await evacuate(second, shared, () => {}, { reportsDir: dir });
+    expect(two.exitCode).toBe(ExitCode.ok);
+    expect(two.report.vms.find((v) => v.vm === 'a')).toMatchObject({ status: 'moved', source: 'd1', host: 's1' });
+    expect(closed).toBe(false);
   });
 });

@@ -29,7 +29,11 @@ import { chainOf, controller, Journal, journalPath, processStart, readJournal, s
 import { carriedFrom, settleInFlight } from './resume.ts';
 import { runBlueprint, type RunResult } from './run.ts';
 
-/** Opens the plan's driver with the options the journal calls for (a resume restores state and continues the clock). */
+/**
+ * Opens the plan's driver with the options the journal calls for (a resume restores state and
+ * continues the clock). evacuate() also takes an open driver, for a caller that runs several
+ * evacuations on one fleet connection (it is then the caller's to close).
+ */
 export type DriverOpener = (opts: OpenOptions) => Promise<Driver>;
 
 export interface EvacuateOptions {
@@ -116,13 +120,15 @@ function gate(loaded: LoadedPlan, jpath: string, resume: boolean): { chain?: Cha
 }
 
 /** Run one evacuation of the plan to its end: the result, the report, the exit code. Refusals before anything moved throw EvacError. */
-export async function evacuate(loaded: LoadedPlan, open: DriverOpener, sink: EventSink, opts: EvacuateOptions): Promise<Evacuation> {
+export async function evacuate(loaded: LoadedPlan, open: DriverOpener | Driver, sink: EventSink, opts: EvacuateOptions): Promise<Evacuation> {
   const settings = settingsOf(loaded.plan);
   const name = loaded.plan.name;
   const jpath = journalPath(opts.reportsDir, name);
   const { chain, lines } = gate(loaded, jpath, opts.resume === true);
   const origin = chain ? Date.parse(chain.runs[0].at) : Date.now();
-  const driver = guardDriver(await open({ reportsDir: opts.reportsDir, resume: chain !== undefined, origin }), { ...guardLimits(settings), ...opts.limits });
+  // An opener: this run opens the driver (a resume restores its state and clock) and closes it. A driver: the caller's, left open.
+  const owned = typeof open === 'function';
+  const driver = guardDriver(owned ? await open({ reportsDir: opts.reportsDir, resume: chain !== undefined, origin }) : open, { ...guardLimits(settings), ...opts.limits });
   const journal = new Journal(jpath, lines);
   const emit: EventSink = (e: EvacEvent) => {
     journal.write(e);
@@ -205,7 +211,7 @@ export async function evacuate(loaded: LoadedPlan, open: DriverOpener, sink: Eve
     throw e;
   } finally {
     journal.close();
-    await driver.close();
+    if (owned) await driver.close();
   }
 }
 
