@@ -13,5 +13,7 @@ export default defineConfig({
     hookTimeout: 180_000,
     // One testbed (or cloud) on the machine at a time.
     fileParallelism: suite === 'fast',
+    // The OpenStack files share one cloud, up before the first and down after the last.
+    globalSetup: suite === 'openstack' ? ['test/openstack/cloud.setup.ts'] : [],
   },
 });
