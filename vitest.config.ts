@@ -13,7 +13,8 @@ export default defineConfig({
     hookTimeout: 180_000,
     // One testbed (or cloud) on the machine at a time.
     fileParallelism: suite === 'fast',
-    // The fast suite's own TMPDIR, checked empty at the end (test/global-setup.ts).
-    ...(suite === 'fast' ? { globalSetup: ['test/global-setup.ts'] } : {}),
+    // The fast suite's own TMPDIR, checked empty at the end (test/global-setup.ts); the OpenStack
+    // files share one cloud, up before the first and down after the last.
+    globalSetup: suite === 'fast' ? ['test/global-setup.ts'] : suite === 'openstack' ? ['test/openstack/cloud.setup.ts'] : [],
   },
 });

@@ -11,7 +11,7 @@ import { copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSyn
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { $, sleep } from 'zx';
-import { OpenStack } from '../fleet/openstack/client.ts';
+import { credentialsFor, OpenStack } from '../fleet/openstack/client.ts';
 import { COMPUTES, DIR, PORTS, computeConf, glanceConf, keystoneConf, neutronConf, novaConf, novaDbConf, paths, placementConf, type Secrets } from './config.ts';
 
 $.verbose = false;
@@ -149,7 +149,7 @@ export async function up(): Promise<void> {
   // 5. conductor, scheduler, computes
   start('nova-conductor', [...pyMain('nova.cmd.conductor'), ...nova, '--log-file', join(paths.logs, 'nova-conductor.log')]);
   start('nova-scheduler', [...pyMain('nova.cmd.scheduler'), ...nova, '--log-file', join(paths.logs, 'nova-scheduler.log')]);
-  for (const c of COMPUTES) start(`nova-compute-${c}`, [...pyMain('nova.cmd.compute'), '--config-file', etc('nova.conf'), '--config-file', etc(`${c}.conf`), '--log-file', join(paths.logs, `nova-compute-${c}.log`)]);
+  for (const c of COMPUTES) startComputeProcess(c);
   await until('nova-compute services', async () => {
     const r = await admin.request<{ services: { host: string; state: string }[] }>('compute', 'GET', '/os-services?binary=nova-compute', { microversion: '2.53' });
     return COMPUTES.every((c) => r.body.services.some((x) => x.host === c && x.state === 'up'));
@@ -230,6 +230,30 @@ async function bootServers(admin: OpenStack): Promise<void> {
 export function stopCompute(host: string): void {
   const pid = Number(readFileSync(join(paths.pids, `nova-compute-${host}`), 'utf8'));
   process.kill(-pid, 'SIGKILL');
+}
+
+function startComputeProcess(host: string): void {
+  start(`nova-compute-${host}`, [...pyMain('nova.cmd.compute'), '--config-file', join(paths.etc, 'nova.conf'), '--config-file', join(paths.etc, `${host}.conf`), '--log-file', join(paths.logs, `nova-compute-${host}.log`)]);
+}
+
+/** Start a nova-compute that stopCompute stopped (if it is not running) and wait until Nova sees it up. */
+export async function startCompute(host: string): Promise<void> {
+  const pidFile = join(paths.pids, `nova-compute-${host}`);
+  if (!(existsSync(pidFile) && running(Number(readFileSync(pidFile, 'utf8'))))) startComputeProcess(host);
+  const admin = new OpenStack(credentialsFor('evacuator-test', paths.clouds));
+  await until(`nova-compute on ${host}`, async () => {
+    const r = await admin.request<{ services: { host: string; state: string }[] }>('compute', 'GET', `/os-services?binary=nova-compute&host=${host}`, { microversion: '2.53' });
+    return r.body.services[0]?.state === 'up';
+  });
+}
+
+/** Alive and not a zombie (a killed compute nobody reaped). */
+function running(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
 }
 
 /** Stop every process the cloud started (their process groups), then remove its folder. */
