@@ -124,7 +124,10 @@ describe('a saved blueprint (plan --out, run --blueprint)', () => {
     const { loaded, out } = await saved(plan, dir);
     const bp = loadBlueprint(out, loaded);
     const done = await evacuate(loaded, open(loaded.plan), () => {}, { reportsDir: dir, blueprint: { saved: bp, file: out } });
-    expect(done.blueprint).toEqual(bp.blueprint);
+    // The moves are the blueprint's; what stays, pinned and preflight are the plan's and the fleet's now (the same here).
+    expect(done.blueprint.moves).toEqual(bp.blueprint.moves);
+    expect(done.blueprint.unplaced.map((u) => [u.vm, u.reasons.map((r) => r.text).join('; ')])).toEqual(bp.blueprint.unplaced.map((u) => [u.vm, u.reasons.map((r) => r.text).join('; ')]));
+    expect(done.blueprint.pinned).toEqual(bp.blueprint.pinned);
     for (const m of bp.blueprint.moves) expect(done.report.vms.find((v) => v.vm === m.vm)!.attempts[0].destination, m.vm).toBe(m.destination);
   });
 
@@ -155,7 +158,7 @@ describe('a saved blueprint (plan --out, run --blueprint)', () => {
       expect(moved.ok, change).toBe(true);
       const e = await refusal(evacuate(loaded, open(loaded.plan), () => {}, { reportsDir: dir, blueprint: { saved: loadBlueprint(out, loaded), file: out } }));
       expect(e.exitCode, change).toBe(ExitCode.badInput);
-      expect(e.message, change).toMatch(change === 'vm moved' ? /a: now on x1, not on s1/ : /a: d1 no longer takes it \(memory_mib: needs 12288 MiB/);
+      expect(e.message, change).toMatch(change === 'vm moved' ? /a: on x1, which is not a source of the plan/ : /a: d1 no longer takes it \(memory_mib: needs 12288 MiB/);
       const lines = readJournal(join(dir, 'tiny.journal.jsonl'));
       expect(lines.at(-1)).toMatchObject({ kind: 'run-end', exitCode: ExitCode.badInput });
       expect(lines.some((l) => l.kind === 'move-start')).toBe(false);
@@ -215,5 +218,69 @@ describe('several evacuations in one process on one driver (as a rolling mainten
     expect(two.exitCode).toBe(ExitCode.ok);
     expect(two.report.vms.find((v) => v.vm === 'a')).toMatchObject({ status: 'moved', source: 'd1', host: 's1' });
     expect(closed).toBe(false);
+  });
+});
+
+describe('a hand-edited blueprint cannot do what the plan forbids', () => {
+  const edited = async (edit: (s: SavedBlueprint) => void) => {
+    const dir = tempDir();
+    const plan = parse(readFileSync('plans/example.yaml', 'utf8')) as EvacuationPlan;
+    const { loaded, out } = await saved(plan, dir);
+    const s = JSON.parse(readFileSync(out, 'utf8')) as SavedBlueprint;
+    edit(s);
+    writeFileSync(out, JSON.stringify(s));
+    const run = async () => evacuate(loaded, open(loaded.plan), () => {}, { reportsDir: dir, blueprint: { saved: loadBlueprint(out, loaded), file: out } });
+    return { dir, loaded, out, run };
+  };
+
+  it('the method, sources, warnings and estimates are the plan\'s, not the file\'s', async () => {
+    const { run } = await edited((s) => {
+      for (const m of s.blueprint.moves) (m as { method: string }).method = m.vm === 'app-1' ? 'teleport' : 'cold';
+      s.blueprint.sources = [];
+      (s.blueprint as unknown as { warnings: null }).warnings = null;
+      // legacy-erp may not be shut down: it is planned live and left when live fails.
+      s.blueprint.moves.find((m) => m.vm === 'legacy-erp')!.estimateS = 1e308;
+    });
+    const done = await run();
+    expect(done.report.proofs.map((p) => p.host)).toEqual(['hv-a1', 'hv-a2']);
+    expect(done.blueprint.moves.find((m) => m.vm === 'app-1')!.method).toBe('live');
+    const erp = done.report.vms.find((v) => v.vm === 'legacy-erp')!;
+    expect(erp.attempts.map((a) => a.method)).toEqual(['live']);
+    expect(erp).toMatchObject({ status: 'left', host: 'hv-a2' });
+    expect(done.exitCode).toBe(ExitCode.incomplete);
+  });
+
+  it('refuses a VM off the plan\'s sources, a VM listed twice, and moves of the wrong shape (exit 2, nothing moved)', async () => {
+    const cases: [string, (s: SavedBlueprint) => void, RegExp][] = [
+      ['resident', (s) => s.blueprint.moves.push({ vm: 'vpn-1', source: 'hv-b5', destination: 'hv-b6', method: 'live', estimateS: 1 }), /vpn-1: .*(not a source of the plan|does not say which VM)/],
+      ['twice', (s) => s.blueprint.moves.push({ ...s.blueprint.moves.find((m) => m.vm === 'app-1')!, destination: 'hv-b6' }), /app-1: listed twice/],
+      ['shape', (s) => { (s.blueprint as unknown as { moves: unknown }).moves = 'x'; }, /blueprint\.moves must be a list/],
+      ['null move', (s) => { (s.blueprint.moves as unknown[]).push(null); }, /blueprint\.moves must be a list/],
+    ];
+    for (const [what, edit, message] of cases) {
+      const { dir, loaded, run } = await edited(edit);
+      const e = await refusal(run());
+      expect(e.exitCode, what).toBe(ExitCode.badInput);
+      expect(e.message, what).toMatch(message);
+      const lines = readJournal(join(dir, `${loaded.plan.name}.journal.jsonl`));
+      expect(lines.some((l) => l.kind === 'move-start'), what).toBe(false);
+    }
+  });
+
+  it('a blueprint run interrupted and resumed with the same blueprint: the moves done are skipped, the rest run', async () => {
+    const dir = tempDir();
+    const plan = parse(readFileSync('plans/example.yaml', 'utf8')) as EvacuationPlan;
+    const { loaded, out } = await saved(plan, dir);
+    const blueprint = { saved: loadBlueprint(out, loaded), file: out };
+    const stop = new AbortController();
+    let ended = 0;
+    const first = await evacuate(loaded, open(loaded.plan), (e) => {
+      if (e.kind === 'move-end' && e.outcome === 'ok' && ++ended === 5) stop.abort();
+    }, { reportsDir: dir, stop: stop.signal, blueprint });
+    expect(first.exitCode).toBe(ExitCode.interrupted);
+    const second = await evacuate(loaded, open(loaded.plan), () => {}, { reportsDir: dir, resume: true, blueprint });
+    expect(second.exitCode).toBe(ExitCode.incomplete);
+    expect(second.report.totals).toMatchObject({ vms: 30, moved: 28 });
+    expect(asJson(second.report)).toEqual(fromJournal(dir, loaded.plan.name));
   });
 });

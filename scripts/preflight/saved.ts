@@ -1,17 +1,22 @@
 /**
  * Preview and apply share one artifact: `evacuator plan PLAN --out FILE` saves the blueprint,
  * versioned, with the identity of every VM it moves; `evacuator run PLAN --blueprint FILE`
- * executes exactly it, after checking that it is this plan's and that the fleet still allows
- * every move (the VM is where it was, the destination is still one and still has room).
+ * executes exactly its moves, after checking that it is this plan's and that the plan and the
+ * fleet still allow every one of them (see fromSaved).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import type { Snapshot } from '../fleet/discover.ts';
-import { userError } from '../errors.ts';
+import type { Driver } from '../fleet/driver.ts';
+import type { Vm } from '../fleet/types.ts';
+import type { Move } from '../model.ts';
+import { EvacError, userError } from '../errors.ts';
 import type { LoadedPlan } from '../plan/load.ts';
-import type { Settings } from '../plan/settings.ts';
+import { coldAllowed, selected, type Settings } from '../plan/settings.ts';
 import { explainRefusal } from '../placement/explain.ts';
 import { ledgerFor } from '../placement/place.ts';
-import type { Blueprint } from './blueprint.ts';
+import { estimateSeconds, type Blueprint } from './blueprint.ts';
+import { checkMoves } from './checks.ts';
+import { makeRebalanceBlueprint } from './rebalance.ts';
 
 export const BLUEPRINT_FORMAT = 'evacuator-blueprint';
 export const BLUEPRINT_VERSION = 1;
@@ -46,8 +51,12 @@ const remake = (plan: string) => `make a new one from the plan: evacuator plan $
 export function loadBlueprint(file: string, loaded: LoadedPlan): SavedBlueprint {
   let data: unknown;
   try {
+    const st = statSync(file);
+    if (!st.isFile()) throw userError(`blueprint ${file} is not a file`, [], remake(loaded.file));
+    if (st.size > MAX_BLUEPRINT_BYTES) throw userError(`blueprint ${file} is ${Math.round(st.size / 2 ** 20)} MiB; a blueprint is at most ${MAX_BLUEPRINT_BYTES / 2 ** 20} MiB`, [], remake(loaded.file));
     data = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
+    if (e instanceof EvacError) throw e;
     throw userError(`cannot read blueprint ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, [], remake(loaded.file));
   }
   const saved = data as Partial<SavedBlueprint> | null;
@@ -62,54 +71,122 @@ export function loadBlueprint(file: string, loaded: LoadedPlan): SavedBlueprint 
     const other = bp.plan?.name === loaded.plan.name ? `an earlier version of plan '${bp.plan.name}' (the file changed since)` : `plan '${bp.plan?.name}' (${bp.plan?.file})`;
     throw userError(`${file} was made from ${other}, not from ${loaded.file} as it is now`, [], remake(loaded.file));
   }
+  const str = (x: unknown) => typeof x === 'string' && x.length > 0;
+  const moves = (bp as { moves?: unknown }).moves;
+  if (!Array.isArray(moves) || !moves.every((m) => m && typeof m === 'object' && str(m.vm) && str(m.source) && str(m.destination))) {
+    throw userError(`${file}: blueprint.moves must be a list of {vm, source, destination}`, [], remake(loaded.file));
+  }
+  if (!saved.vms.every((v) => v && typeof v === 'object' && str(v.name) && str(v.uuid) && str(v.host))) {
+    throw userError(`${file}: vms must be a list of {name, uuid, host}`, [], remake(loaded.file));
+  }
   return saved as SavedBlueprint;
 }
 
+/** A blueprint that names a fleet of 100,000 VMs stays far under this. */
+const MAX_BLUEPRINT_BYTES = 256 * 2 ** 20;
+
 /**
- * The snapshot a saved blueprint runs on, from the fleet as discovered now; refuses (exit 2,
- * nothing touched) when a move no longer holds: its VM gone, replaced or elsewhere, its
- * destination no longer one, or without room for everything the blueprint puts there.
+ * The blueprint a run executes from a saved one. The file is not trusted: only its assignments
+ * (which VM to which destination) and the identity of its VMs are taken from it; everything else
+ * (sources, method, estimates, what stays, pinned VMs, warnings) comes from the plan and the fleet
+ * as discovered now, and every move is checked again: its VM is the same one, on a source of the
+ * plan, in the plan's scope, not pinned, allowed its method; its destination is one of the plan's
+ * and has room for all the blueprint puts there; the preflight passes. Any move that no longer
+ * holds refuses the whole run (exit 2) before anything is touched. A resumed run skips the moves
+ * its earlier runs finished (done: VMs now on their planned destination).
  */
-export function checkSaved(saved: SavedBlueprint, file: string, seen: Snapshot, settings: Settings): Snapshot {
-  const bp = saved.blueprint;
+export async function fromSaved(saved: SavedBlueprint, file: string, seen: Snapshot, loaded: LoadedPlan, settings: Settings, driver: Driver, done: Set<string> = new Set()): Promise<{ snap: Snapshot; bp: Blueprint }> {
+  const refuse = (problems: string[]) => userError(`the fleet or the plan no longer allows blueprint ${file}; ${problems.length} move(s) do not hold:\n  ${problems.slice(0, 50).join('\n  ')}${problems.length > 50 ? `\n  ... and ${problems.length - 50} more` : ''}`, [],
+    `nothing was touched${done.size > 0 || saved.blueprint.moves.some((m) => done.has(m.vm)) ? ' by this run (a resume first settles what the killed run left in flight)' : ''}; ${remake(loaded.file)}`);
+  if (settings.kind === 'rebalance') return rebalanceFromSaved(saved, seen, loaded, settings, driver, refuse);
   const now = new Map(seen.inventory.vms.map((v) => [v.name, v]));
   const then = new Map(saved.vms.map((v) => [v.name, v]));
+  const sources = new Set(settings.sources);
   const destinations = new Map(seen.destinations.map((h) => [h.name, h]));
   const problems: string[] = [];
-  for (const m of bp.moves) {
+  const listed = new Set<string>();
+  const moving: { vm: Vm; destination: string }[] = [];
+  for (const m of saved.blueprint.moves) {
     const vm = now.get(m.vm);
     const was = then.get(m.vm);
-    if (!vm) problems.push(`${m.vm}: no longer in the fleet`);
-    else if (was && was.uuid !== vm.uuid) problems.push(`${m.vm}: another VM of that name now (uuid ${vm.uuid}, was ${was.uuid})`);
+    if (listed.has(m.vm)) problems.push(`${m.vm}: listed twice`);
+    else if (!vm) problems.push(`${m.vm}: no longer in the fleet`);
+    else if (!was) problems.push(`${m.vm}: the blueprint does not say which VM of that name it means (no entry in its vms)`);
+    else if (was.uuid !== vm.uuid) problems.push(`${m.vm}: another VM of that name now (uuid ${vm.uuid}, was ${was.uuid})`);
+    else if (done.has(m.vm) && vm.host === m.destination) {
+      // Moved by an earlier run of this plan: nothing left to do.
+    } else if (!sources.has(vm.host)) problems.push(`${m.vm}: on ${vm.host}, which is not a source of the plan`);
     else if (vm.host !== m.source) problems.push(`${m.vm}: now on ${vm.host}, not on ${m.source}`);
-    else if (!destinations.has(m.destination)) problems.push(`${m.vm}: ${m.destination} is no longer a destination (down, fenced, or out of the plan's scope)`);
+    else if (!selected(settings, vm.name)) problems.push(`${m.vm}: not among the VMs the plan moves (vms)`);
+    else if (settings.pinned.includes(vm.name)) problems.push(`${m.vm}: pinned by the plan`);
+    else if (vm.state === 'crashed') problems.push(`${m.vm}: the domain is crashed`);
+    else if (settings.mode === 'cold' && vm.state !== 'shutoff' && !coldAllowed(settings, vm.name)) problems.push(`${m.vm}: mode is cold and the plan does not allow shutting it down`);
+    else if (!destinations.has(m.destination)) problems.push(`${m.vm}: ${m.destination} is not a destination now (not in the plan's scope, down, or fenced)`);
+    else if (settings.assign[vm.name] && settings.assign[vm.name] !== m.destination) problems.push(`${m.vm}: the plan assigns it to ${settings.assign[vm.name]}`);
+    else moving.push({ vm, destination: m.destination });
+    listed.add(m.vm);
   }
-  const named = new Set([...bp.moves.map((m) => m.vm), ...bp.unplaced.map((u) => u.vm), ...bp.pinned.map((p) => p.vm)]);
-  const onSources = seen.inventory.vms.filter((v) => named.has(v.name));
-  const sourceNames = new Set(bp.sources);
-  const scope = new Set(bp.destinations);
-  const snap: Snapshot = {
-    ...seen,
-    sources: seen.inventory.hosts.filter((h) => sourceNames.has(h.name)),
-    destinations: seen.destinations.filter((h) => scope.has(h.name)),
-    onSources,
-    residents: seen.inventory.vms.filter((v) => scope.has(v.host) && !named.has(v.name)),
-  };
+  const inScope = seen.onSources.filter((v) => selected(settings, v.name) && !done.has(v.name));
+  const movingNames = new Set(moving.map((m) => m.vm.name));
+  const pinned = inScope.filter((v) => settings.pinned.includes(v.name));
+  const staying = inScope.filter((v) => !movingNames.has(v.name) && !settings.pinned.includes(v.name));
   if (problems.length === 0) {
-    // Room for the whole blueprint at once, through the same books as placement.
-    const pinned = onSources.filter((v) => bp.pinned.some((p) => p.vm === v.name));
-    const moving = bp.moves.map((m) => now.get(m.vm)!);
-    const ledger = ledgerFor({ vms: moving, destinations: snap.destinations, sources: snap.sources, residents: [...snap.residents, ...pinned], settings });
-    for (const m of bp.moves) {
-      const vm = now.get(m.vm)!;
-      const why = ledger.refuse([vm], destinations.get(m.destination)!);
-      if (why) problems.push(`${m.vm}: ${m.destination} no longer takes it (${explainRefusal(why)})`);
-      else ledger.commit(vm, m.destination);
+    // Room for the whole blueprint at once, through the same books as placement (every other VM of the sources stays).
+    const ledger = ledgerFor({ vms: moving.map((m) => m.vm), destinations: seen.destinations, sources: seen.sources, residents: [...seen.residents, ...pinned, ...staying], settings });
+    for (const { vm, destination } of moving) {
+      const why = ledger.refuse([vm], destinations.get(destination)!);
+      if (why) problems.push(`${vm.name}: ${destination} no longer takes it (${explainRefusal(why)})`);
+      else ledger.commit(vm, destination);
     }
   }
-  if (problems.length > 0) {
-    throw userError(`the fleet changed since blueprint ${file} was made; ${problems.length} move(s) no longer hold:\n  ${problems.join('\n  ')}`, [],
-      `nothing was touched; ${remake(bp.plan.file)}`);
+  if (problems.length === 0 && moving.length > 0) {
+    const answers = await checkMoves(moving, seen.inventory, driver);
+    moving.forEach((m, i) => {
+      const bad = answers[i].filter((c) => !c.ok && (c.check !== 'state' || m.vm.state !== 'shutoff'));
+      if (bad.length > 0) problems.push(`${m.vm.name}: preflight to ${m.destination}: ${bad.map((c) => `${c.check}: ${c.detail}`).join('; ')}`);
+    });
   }
-  return snap;
+  if (problems.length > 0) throw refuse(problems);
+  const stayReason = (name: string) => {
+    const u = saved.blueprint.unplaced?.find?.((x) => x?.vm === name);
+    const texts = Array.isArray(u?.reasons) ? u.reasons.map((r) => r?.text).filter((t): t is string => typeof t === 'string') : [];
+    return texts.length > 0 ? texts.join('; ') : `not moved by blueprint ${file}`;
+  };
+  const moves: Move[] = moving.map(({ vm, destination }) => ({
+    vm: vm.name, source: vm.host, destination,
+    method: settings.mode === 'cold' || vm.state === 'shutoff' ? 'cold' : 'live',
+    estimateS: estimateSeconds(vm, settings, seen),
+  }));
+  const bp: Blueprint = {
+    version: 1,
+    plan: { name: loaded.plan.name, file: loaded.file, digest: loaded.digest },
+    driver: driver.name,
+    policy: settings.policy,
+    sources: seen.sources.map((h) => h.name),
+    destinations: seen.destinations.map((h) => h.name),
+    destinationsUsed: new Set(moves.map((m) => m.destination)).size,
+    moves,
+    unplaced: staying.map((v) => ({ vm: v.name, source: v.host, reasons: [{ kind: 'avoid' as const, text: stayReason(v.name), hosts: [] }] })).sort((a, b) => a.vm.localeCompare(b.vm)),
+    pinned: pinned.map((v) => ({ vm: v.name, host: v.host })),
+    preflight: { ok: true, rounds: 1, checks: moves.map((m) => ({ vm: m.vm, destination: m.destination, ok: true, failed: [] })) },
+    warnings: [...loaded.warnings.map((w) => `${w.path}: ${w.message}`), ...seen.warnings],
+  };
+  return { snap: { ...seen, onSources: inScope }, bp };
+}
+
+/**
+ * A rebalance's blueprint: planned again from the fleet as it is now, and run only if that gives
+ * exactly the saved moves (its target and its summary are the planner's, never the file's).
+ */
+async function rebalanceFromSaved(saved: SavedBlueprint, seen: Snapshot, loaded: LoadedPlan, settings: Settings, driver: Driver, refuse: (p: string[]) => Error) {
+  const fresh = await makeRebalanceBlueprint(loaded, settings, seen, driver);
+  const key = (m: { vm: string; source: string; destination: string }) => `${m.vm}: ${m.source} -> ${m.destination}`;
+  const want = new Set(saved.blueprint.moves.map(key));
+  const got = new Set(fresh.bp.moves.map(key));
+  const problems = [
+    ...[...want].filter((k) => !got.has(k)).map((k) => `${k} is no longer what the planner gives`),
+    ...[...got].filter((k) => !want.has(k)).map((k) => `${k} is needed now and not in the blueprint`),
+  ];
+  if (problems.length > 0) throw refuse(problems);
+  return fresh;
 }

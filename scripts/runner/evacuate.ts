@@ -20,7 +20,7 @@ import type { LoadedPlan } from '../plan/load.ts';
 import { selected, settingsOf, type Settings } from '../plan/settings.ts';
 import { makeBlueprint, type Blueprint } from '../preflight/blueprint.ts';
 import { makeRebalanceBlueprint } from '../preflight/rebalance.ts';
-import { checkSaved, type SavedBlueprint } from '../preflight/saved.ts';
+import { fromSaved, type SavedBlueprint } from '../preflight/saved.ts';
 import { buildReport, exitCodeOf, type Report, type ReportInput } from '../report/build.ts';
 import { writeReports } from '../report/write.ts';
 import { deadlineMs } from './attempt.ts';
@@ -173,8 +173,9 @@ export async function evacuate(loaded: LoadedPlan, open: DriverOpener | Driver, 
     // Refuse before touching anything if another plan holds these hosts.
     checkHolds(name, seen.sources, seen.destinations);
     const unsettled = new Set([...state?.results.values() ?? []].filter((r) => r.host === null).map((r) => r.vm));
+    const done = new Set([...state?.results.values() ?? []].filter((r) => r.status === 'moved').map((r) => r.vm));
     const { snap, bp } = opts.blueprint
-      ? { snap: checkSaved(opts.blueprint.saved, opts.blueprint.file, seen, settings), bp: opts.blueprint.saved.blueprint }
+      ? await fromSaved(opts.blueprint.saved, opts.blueprint.file, { ...seen, onSources: seen.onSources.filter((v) => !unsettled.has(v.name)) }, loaded, settings, driver, done)
       : await prepare(loaded, settings, seen, driver, emit, unsettled);
     const destinations = seen.destinations.map((h) => h.name);
     await takeHosts(driver, who, loaded.plan.sources ?? [], destinations);
