@@ -12,6 +12,9 @@ import { EvacError, ExitCode, formatProblem } from './errors.ts';
 // package.json is one level up from both scripts/evacuator.ts and the compiled dist/evacuator.js.
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
+// Output errors (a reader that went away: \`| head\`) never end a run; the journal and the reports have it all.
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+
 const program = new Command('evacuator')
   .description('Empty hypervisor hosts before maintenance: plan, place, migrate, report.')
   .version(version, '-V, --version', 'print the version')

@@ -4,6 +4,7 @@
  * (exit 2, nothing touched) when it is another plan's, of an unknown version, or the fleet no
  * longer allows one of its moves.
  */
+import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -19,7 +20,7 @@ import { reportFromJournal } from '../scripts/report/replay.ts';
 import { evacuate, preview } from '../scripts/runner/evacuate.ts';
 import { readJournal } from '../scripts/runner/journal.ts';
 import { faulty } from './contract/faulty.ts';
-import { cli, planFile, tempDir } from './helpers.ts';
+import { cli, planFile, ROOT, tempDir } from './helpers.ts';
 
 const open = (plan: EvacuationPlan) => async (o: Parameters<typeof openDriver>[1]) => openDriver(plan, o);
 const fromJournal = (dir: string, name: string) => {
@@ -282,5 +283,31 @@ describe('a hand-edited blueprint cannot do what the plan forbids', () => {
     expect(second.exitCode).toBe(ExitCode.incomplete);
     expect(second.report.totals).toMatchObject({ vms: 30, moved: 28 });
     expect(asJson(second.report)).toEqual(fromJournal(dir, loaded.plan.name));
+  });
+});
+
+describe('outputs and folders that fail', () => {
+  it('a reports folder that does not exist is made; one that cannot be is bad input (exit 2), nothing touched', async () => {
+    const dir = tempDir();
+    const made = await cli('run', 'plans/example.yaml', '--reports', join(dir, 'a', 'b'));
+    expect(made.code, made.stderr).toBe(3);
+    writeFileSync(join(dir, 'file'), '');
+    const bad = await cli('run', 'plans/example.yaml', '--reports', join(dir, 'file', 'x'));
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/cannot write to the reports folder .*file\/x: ENOTDIR/);
+  });
+
+  it('--events - read by a reader that leaves early (| head): the run goes on to its end and its exit code; people\'s lines on stderr', async () => {
+    const dir = tempDir();
+    const child = spawn(process.execPath, ['dist/evacuator.js', 'run', 'plans/example.yaml', '--reports', dir, '--events', '-'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const first = await new Promise<string>((resolve) => child.stdout.once('data', (b: Buffer) => resolve(b.toString())));
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(JSON.parse(first.split('\n')[0])).toMatchObject({ kind: 'run-start' });
+    expect(code).toBe(3);
+    expect(stderr).toMatch(/28 of 30 VMs moved/);
+    expect(readJournal(join(dir, 'rack-a-firmware.journal.jsonl')).at(-1)).toMatchObject({ kind: 'run-end', exitCode: 3 });
   });
 });

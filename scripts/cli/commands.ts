@@ -91,9 +91,11 @@ export interface RunOptions {
 export async function runCommand(file: string, opts: RunOptions): Promise<number> {
   const loaded = loadPlan(file);
   const blueprint = opts.blueprint ? { saved: loadBlueprint(opts.blueprint, loaded), file: opts.blueprint } : undefined;
-  const sink = consoleSink(consoleOptions(process.stdout));
+  // With the events on stdout, the lines for people go to stderr, so stdout stays JSON lines.
+  const out = opts.events === '-' ? process.stderr : process.stdout;
+  const sink = consoleSink(consoleOptions(out));
   const stream = opts.events ? eventStream(opts.events) : undefined;
-  const groups = inActions() ? groupSink(process.stdout) : undefined;
+  const groups = inActions() ? groupSink(out) : undefined;
   const emit: EventSink = (e) => {
     stream?.(e);
     groups?.(e);
@@ -123,17 +125,17 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
     sink.close();
     const report = done.report;
     const t = report.totals;
-    const col = paint(consoleOptions(process.stdout).color);
+    const col = paint(consoleOptions(out).color);
     const rb = report.rebalance;
-    process.stdout.write(rb
+    out.write(rb
       ? `\n${col.bold(`${t.moved} of ${t.vms} planned moves done (${(t.bytes / GiB).toFixed(1)} GiB sent); target ${rb.reached ? 'reached on every host' : `not reached: ${rb.shortfall.join('; ')}`}.`)}\n`
       : `\n${col.bold(`${t.moved} of ${t.vms} VMs moved (${t.live} live, ${t.cold} cold), ${t.left} left in place, ${t.unplaced} not placeable, ${t.pinned} pinned; ${t.sourcesEmpty} of ${t.sources} sources empty.`)}\n`);
-    process.stdout.write(`Makespan ${t.makespanS} s (lower bound ${t.lowerBoundS} s). Reports: ${done.paths.json}, ${done.paths.html}\n`);
+    out.write(`Makespan ${t.makespanS} s (lower bound ${t.lowerBoundS} s). Reports: ${done.paths.json}, ${done.paths.html}\n`);
     if (groups) {
       groups.close();
-      finishInActions(process.stdout, report, { json: done.paths.json!, html: done.paths.html! });
+      finishInActions(out, report, { json: done.paths.json!, html: done.paths.html! });
     }
-    if (!loaded.plan.vms && !rb) process.stdout.write(`${done.blueprint.sources.join(', ')} stay fenced for the maintenance; afterwards: evacuator clear ${file}\n`);
+    if (!loaded.plan.vms && !rb) out.write(`${done.blueprint.sources.join(', ')} stay fenced for the maintenance; afterwards: evacuator clear ${file}\n`);
     return done.exitCode;
   } finally {
     process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
@@ -142,8 +144,22 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
 
 /** --events: the event stream as JSON lines, for other tools. */
 function eventStream(target: string): EventSink {
-  const fd = target === '-' ? 1 : openSync(target, 'a');
-  return (e) => writeSync(fd, `${JSON.stringify(e)}\n`);
+  let fd: number;
+  try {
+    fd = target === '-' ? 1 : openSync(target, 'a');
+  } catch (e) {
+    throw new EvacError(`cannot open ${target} for the events: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, 'user', [], 'give --events a file in a folder that exists and is writable, or - for stdout');
+  }
+  let broken = false;
+  return (e) => {
+    if (broken) return;
+    try {
+      writeSync(fd, `${JSON.stringify(e)}\n`);
+    } catch {
+      // A reader that went away (a closed pipe) ends the stream, never the run.
+      broken = true;
+    }
+  };
 }
 
 /** Rebuild the JSON and HTML reports from a journal (also of a run that was killed). */

@@ -9,7 +9,8 @@
  * built in memory from the result; `evacuator report JOURNAL` rebuilds the same JSON from disk.
  */
 import { randomUUID } from 'node:crypto';
-import { EvacError, messageOf } from '../errors.ts';
+import { accessSync, constants, mkdirSync } from 'node:fs';
+import { EvacError, messageOf, userError } from '../errors.ts';
 import type { EventSink, EvacEvent, RunEnd } from '../events.ts';
 import { discover, type Snapshot } from '../fleet/discover.ts';
 import type { Driver } from '../fleet/driver.ts';
@@ -124,11 +125,12 @@ export async function evacuate(loaded: LoadedPlan, open: DriverOpener | Driver, 
   const settings = settingsOf(loaded.plan);
   const name = loaded.plan.name;
   const jpath = journalPath(opts.reportsDir, name);
+  writableFolder(opts.reportsDir);
   const { chain, lines } = gate(loaded, jpath, opts.resume === true);
   const origin = chain ? Date.parse(chain.runs[0].at) : Date.now();
   // An opener: this run opens the driver (a resume restores its state and clock) and closes it. A driver: the caller's, left open.
   const owned = typeof open === 'function';
-  const driver = guardDriver(owned ? await open({ reportsDir: opts.reportsDir, resume: chain !== undefined, origin }) : open, { ...guardLimits(settings), ...opts.limits });
+  const driver = guardDriver(owned ? await opened(() => open({ reportsDir: opts.reportsDir, resume: chain !== undefined, origin })) : open, { ...guardLimits(settings), ...opts.limits });
   const journal = new Journal(jpath, lines);
   const emit: EventSink = (e: EvacEvent) => {
     journal.write(e);
@@ -234,4 +236,25 @@ function reportInput(loaded: LoadedPlan, bp: Blueprint, snap: Snapshot, result: 
     endedAt: result.endedAt,
     wall: { start: new Date(chain?.runs[0]?.at ?? startedAt), end: new Date(endedAt) },
   };
+}
+
+/** The reports folder exists (made if need be) and can be written, before anything else happens. */
+function writableFolder(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+  } catch (e) {
+    throw userError(`cannot write to the reports folder ${dir}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, [],
+      'give --reports a folder that exists or can be made, and that this user can write');
+  }
+}
+
+/** Open the driver; a driver that cannot even be opened (its settings, its state file) is bad input, and nothing was touched. */
+async function opened(open: () => Promise<Driver>): Promise<Driver> {
+  try {
+    return await open();
+  } catch (e) {
+    if (e instanceof EvacError) throw e;
+    throw userError(`cannot open the fleet: ${messageOf(e)}`, [], 'check the fleet section of the plan (a sim state_file must be a fleet state evacuator wrote, in a folder that exists)');
+  }
 }

@@ -9,7 +9,8 @@
  * any moment finds the fleet as it was, as a real fleet would be. A migration job dies with the
  * process, like a QEMU job whose connection dropped.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { schemaDefault, withDefaults } from '../../plan/defaults.ts';
 import type { SimFleet, SimVm } from '../../plan/plan-types.ts';
 import type {
@@ -111,6 +112,7 @@ export class SimDriver implements Driver {
   private save(): void {
     if (!this.state) return;
     const saved: SavedFleet = { version: 1, t: this.clock.now(), hosts: [...this.hosts.values()], domains: [...this.domains.values()], down: [...this.down] };
+    mkdirSync(dirname(this.state.path), { recursive: true });
     writeFileSync(`${this.state.path}.tmp`, JSON.stringify(saved));
     renameSync(`${this.state.path}.tmp`, this.state.path);
   }
