@@ -4,18 +4,16 @@
  * read that default here. Code reads the filled values and repeats no default's value
  * (test/defaults.test.ts checks both ways).
  */
-import { Ajv, type ValidateFunction } from 'ajv';
+import type { ValidateFunction } from 'ajv';
 import type { EvacuationPlan } from './plan-types.ts';
-import { PLAN_SCHEMA } from './schema.ts';
+import { PLAN_SCHEMA, planAjv, validatePlanSchema } from './schema.ts';
 
 /** Definitions a driver or the simulator fills on its own section of the plan. */
 export type Definition = 'SimFleet' | 'SimHost' | 'SimVm' | 'LibvirtFleet' | 'OpenStackFleet';
 
-// A second ajv, so that loadPlan's validation never changes the plan it reports on. allErrors:
-// an invalid part (a plan built in a test, say) does not stop defaults from filling the rest.
-const ajv = new Ajv({ allErrors: true, strict: true, strictTuples: false, useDefaults: true });
-const schema = structuredClone(PLAN_SCHEMA) as { $id: string };
-const fillPlan = ajv.compile(schema);
+const ajv = planAjv;
+const schema = PLAN_SCHEMA as { $id: string };
+const fillPlan = validatePlanSchema;
 const fillers = new Map<Definition, ValidateFunction>();
 
 /** A copy of the plan with every default the schema gives filled in (validity is loadPlan's business: this only fills). */

@@ -5,10 +5,12 @@ import type { FieldPath } from './positions.ts';
 
 export const PLAN_SCHEMA_FILE = new URL('../../schemas/plan.schema.json', import.meta.url);
 
-const ajv = new Ajv({ allErrors: true, strict: true, verbose: true, strictTuples: false });
+// One ajv, one compile of the plan schema (the largest part of `validate`'s start-up): it checks
+// plans (on a copy, so a plan is reported on as written) and fills defaults (plan/defaults.ts).
+export const planAjv = new Ajv({ allErrors: true, strict: true, verbose: true, strictTuples: false, useDefaults: true });
 /** The plan schema as parsed; read-only (plan/defaults.ts compiles its own copy). */
 export const PLAN_SCHEMA: Readonly<Record<string, unknown>> = JSON.parse(readFileSync(PLAN_SCHEMA_FILE, 'utf8'));
-const validatePlanSchema = ajv.compile(PLAN_SCHEMA);
+export const validatePlanSchema = planAjv.compile(PLAN_SCHEMA);
 
 export interface SchemaProblem {
   path: FieldPath;
@@ -19,7 +21,7 @@ export interface SchemaProblem {
 
 /** Every schema violation of the plan, in document order of their paths. */
 export function checkSchema(data: unknown): SchemaProblem[] {
-  if (validatePlanSchema(data)) return [];
+  if (validatePlanSchema(structuredClone(data))) return [];
   const seen = new Set<string>();
   const problems: SchemaProblem[] = [];
   for (const e of validatePlanSchema.errors ?? []) {
