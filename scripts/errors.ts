@@ -59,3 +59,8 @@ export const userError = (message: string, problems: Problem[] = [], hint?: stri
 
 /** What went wrong, as text, whatever was thrown. */
 export const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+/** A command line to suggest to a person: each word quoted for a POSIX shell where it needs it. */
+export function commandLine(...words: string[]): string {
+  return words.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, "'\\''")}'`)).join(' ');
+}

@@ -4,12 +4,12 @@
  * (exit 2, nothing touched) when it is another plan's, of an unknown version, or the fleet no
  * longer allows one of its moves.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { EvacError, ExitCode } from '../scripts/errors.ts';
+import { commandLine, EvacError, ExitCode } from '../scripts/errors.ts';
 import type { EvacEvent } from '../scripts/events.ts';
 import { openDriver } from '../scripts/fleet/open.ts';
 import { loadPlan } from '../scripts/plan/load.ts';
@@ -309,5 +309,15 @@ describe('outputs and folders that fail', () => {
     expect(code).toBe(3);
     expect(stderr).toMatch(/28 of 30 VMs moved/);
     expect(readJournal(join(dir, 'rack-a-firmware.journal.jsonl')).at(-1)).toMatchObject({ kind: 'run-end', exitCode: 3 });
+  });
+});
+
+describe('commands suggested to people', () => {
+  it('quote each word for a POSIX shell: the shell reads back the same words', () => {
+    const words = ['evacuator', 'run', "my plan's (v2) ü.yaml", '--reports', 'a b/$HOME`x`', 'plain-path/x.yaml', "''", '*'];
+    const line = commandLine(...words);
+    expect(line.startsWith('evacuator run ')).toBe(true);
+    const back = spawnSync('bash', ['-c', `printf '%s\\n' ${line}`], { encoding: 'utf8' }).stdout.split('\n').slice(0, -1);
+    expect(back).toEqual(words);
   });
 });

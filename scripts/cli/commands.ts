@@ -2,7 +2,7 @@
 import { existsSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { EventSink } from '../events.ts';
-import { EvacError, ExitCode } from '../errors.ts';
+import { commandLine, EvacError, ExitCode } from '../errors.ts';
 import type { Driver } from '../fleet/driver.ts';
 import { openDriver, type OpenOptions } from '../fleet/open.ts';
 import { describeFence } from '../fleet/types.ts';
@@ -36,7 +36,7 @@ export async function planCommand(file: string, opts: { json?: boolean; out?: st
   if (opts.out) saveBlueprint(opts.out, bp, snap);
   if (opts.json) process.stdout.write(`${JSON.stringify(bp, null, 2)}\n`);
   else process.stdout.write(describeBlueprint(bp, paint(consoleOptions(process.stdout).color)));
-  if (opts.out) process.stderr.write(`blueprint saved to ${opts.out}; run exactly it with: evacuator run ${file} --blueprint ${opts.out}\n`);
+  if (opts.out) process.stderr.write(`blueprint saved to ${opts.out}; run exactly it with: ${commandLine('evacuator', 'run', file, '--blueprint', opts.out)}\n`);
   if (bp.rebalance) return bp.rebalance.reached ? ExitCode.ok : ExitCode.incomplete;
   return bp.unplaced.length === 0 ? ExitCode.ok : ExitCode.incomplete;
 }
@@ -135,7 +135,7 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
       groups.close();
       finishInActions(out, report, { json: done.paths.json!, html: done.paths.html! });
     }
-    if (!loaded.plan.vms && !rb) out.write(`${done.blueprint.sources.join(', ')} stay fenced for the maintenance; afterwards: evacuator clear ${file}\n`);
+    if (!loaded.plan.vms && !rb) out.write(`${done.blueprint.sources.join(', ')} stay fenced for the maintenance; afterwards: ${commandLine('evacuator', 'clear', file, ...(opts.reports === 'reports' ? [] : ['--reports', opts.reports]))}\n`);
     return done.exitCode;
   } finally {
     process.off('SIGINT', onSignal).off('SIGTERM', onSignal);

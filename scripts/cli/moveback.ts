@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { userError } from '../errors.ts';
+import { commandLine, userError } from '../errors.ts';
 import { simStatePath } from '../fleet/open.ts';
 import { loadPlan } from '../plan/load.ts';
 import type { EvacuationPlan } from '../plan/plan-types.ts';
@@ -43,13 +43,13 @@ export function movebackCommand(reportFile: string, opts: { output?: string }): 
   const out = opts.output ?? join(reportsDir, `${plan.name}.yaml`);
   const header = `# Written by evacuator moveback from ${reportFile} (plan ${report.plan.name}, run ended ${report.endedAt}).
 # Returns ${moved.length} VM(s) to the hosts they left. Lift the maintenance fences first:
-#   evacuator clear ${report.plan.file}
+#   ${commandLine('evacuator', 'clear', report.plan.file)}
 `;
   writeFileSync(out, header + stringify(parse(JSON.stringify(plan))));
   // The plan must load like any other; a bad one is an internal error, not the user's.
   loadPlan(out);
   process.stdout.write(`${out}: moves ${moved.length} VM(s) back to ${plan.destinations!.hosts!.join(', ')}\n`);
-  process.stdout.write(`after the maintenance: evacuator clear ${report.plan.file} && evacuator run ${out}\n`);
+  process.stdout.write(`after the maintenance: ${commandLine('evacuator', 'clear', report.plan.file)} && ${commandLine('evacuator', 'run', out)}\n`);
   return 0;
 }
 

@@ -9,7 +9,7 @@ import type { Snapshot } from '../fleet/discover.ts';
 import type { Driver } from '../fleet/driver.ts';
 import type { Vm } from '../fleet/types.ts';
 import type { Move } from '../model.ts';
-import { EvacError, userError } from '../errors.ts';
+import { commandLine, EvacError, userError } from '../errors.ts';
 import type { LoadedPlan } from '../plan/load.ts';
 import { coldAllowed, selected, type Settings } from '../plan/settings.ts';
 import { explainRefusal } from '../placement/explain.ts';
@@ -45,7 +45,7 @@ export function saveBlueprint(file: string, bp: Blueprint, snap: Pick<Snapshot, 
   }
 }
 
-const remake = (plan: string) => `make a new one from the plan: evacuator plan ${plan} --out FILE`;
+const remake = (plan: string) => `make a new one from the plan: ${commandLine('evacuator', 'plan', plan, '--out')} FILE`;
 
 /** Read a saved blueprint for this plan; refuses another format, version or plan. */
 export function loadBlueprint(file: string, loaded: LoadedPlan): SavedBlueprint {

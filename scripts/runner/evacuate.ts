@@ -10,7 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { accessSync, constants, mkdirSync } from 'node:fs';
-import { EvacError, messageOf, userError } from '../errors.ts';
+import { commandLine, EvacError, messageOf, userError } from '../errors.ts';
 import type { EventSink, EvacEvent, RunEnd } from '../events.ts';
 import { discover, type Snapshot } from '../fleet/discover.ts';
 import type { Driver } from '../fleet/driver.ts';
@@ -105,17 +105,18 @@ async function prepare(loaded: LoadedPlan, settings: Settings, seen: Snapshot, d
  * Refuse a run the journal says must not start: one still running, or an unfinished one not
  * being resumed. Returns the chain a resume continues.
  */
-function gate(loaded: LoadedPlan, jpath: string, resume: boolean): { chain?: Chain; lines: ReturnType<typeof readJournal> } {
+function gate(loaded: LoadedPlan, jpath: string, reportsDir: string, resume: boolean): { chain?: Chain; lines: ReturnType<typeof readJournal> } {
   const name = loaded.plan.name;
+  const resumeWith = commandLine('evacuator', 'run', loaded.file, ...(reportsDir === 'reports' ? [] : ['--reports', reportsDir]), '--resume');
   const lines = readJournal(jpath);
   const before = chainOf(lines);
   const last = before?.runs.at(-1);
   if (last && stillRunning(last)) {
-    throw new EvacError(`run ${last.run} of plan '${name}' is still running (pid ${last.pid}, started ${last.at})`, 'held', [], `wait for it, or stop it (kill -INT ${last.pid}) and resume with: evacuator run ${loaded.file} --resume`);
+    throw new EvacError(`run ${last.run} of plan '${name}' is still running (pid ${last.pid}, started ${last.at})`, 'held', [], `wait for it, or stop it (kill -INT ${last.pid}) and resume with: ${resumeWith}`);
   }
   if (last && !last.ended && !resume) {
     throw new EvacError(`run ${last.run} of plan '${name}' (started ${last.at}, pid ${last.pid} on ${last.controller}) did not finish; its journal is ${jpath}`, 'held', [],
-      `resume it, so that the migrations it had in flight are settled first: evacuator run ${loaded.file} --resume`);
+      `resume it, so that the migrations it had in flight are settled first: ${resumeWith}`);
   }
   return { ...(resume && before ? { chain: before } : {}), lines };
 }
@@ -126,7 +127,7 @@ export async function evacuate(loaded: LoadedPlan, open: DriverOpener | Driver, 
   const name = loaded.plan.name;
   const jpath = journalPath(opts.reportsDir, name);
   writableFolder(opts.reportsDir);
-  const { chain, lines } = gate(loaded, jpath, opts.resume === true);
+  const { chain, lines } = gate(loaded, jpath, opts.reportsDir, opts.resume === true);
   const origin = chain ? Date.parse(chain.runs[0].at) : Date.now();
   // An opener: this run opens the driver (a resume restores its state and clock) and closes it. A driver: the caller's, left open.
   const owned = typeof open === 'function';
@@ -157,7 +158,7 @@ export async function evacuate(loaded: LoadedPlan, open: DriverOpener | Driver, 
     const held = leased;
     leased = [];
     for (const f of await releaseDestinations(driver, held)) {
-      emit({ kind: 'warning', t: driver.clock.now(), message: `${f.host} is still leased to this run (${f.detail}); other plans are refused there until \`evacuator clear ${loaded.file}\` lifts it (which also lifts the sources' fences)` });
+      emit({ kind: 'warning', t: driver.clock.now(), message: `${f.host} is still leased to this run (${f.detail}); other plans are refused there until \`${commandLine('evacuator', 'clear', loaded.file)}\` lifts it (which also lifts the sources' fences)` });
     }
   };
   try {
