@@ -8,8 +8,8 @@
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { $ } from 'zx';
-import { DIR, paths } from '../testbed/layout.ts';
-import { down, guests, up } from '../testbed/testbed.ts';
+import { DIR, paths } from '../../test/testbed/layout.ts';
+import { down, guests, up } from '../../test/testbed/testbed.ts';
 
 $.verbose = false;
 const GUEST_COUNT = 6;

@@ -6,8 +6,8 @@
 import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { $ } from 'zx';
-import { domainXml } from '../../scripts/testbed/guest.ts';
-import { DIR, hostAt } from '../../scripts/testbed/layout.ts';
+import { domainXml } from '../testbed/guest.ts';
+import { DIR, hostAt } from '../testbed/layout.ts';
 import { planWith, reportOf, run, ssh, useTestbed } from './helpers.ts';
 
 describe('failures on the testbed', () => {

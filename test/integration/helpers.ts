@@ -3,12 +3,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { $ } from 'zx';
-import { DIR, paths } from '../../scripts/testbed/layout.ts';
+import { DIR, paths } from '../testbed/layout.ts';
 
 $.verbose = false;
 
 /** The testbed's own command (npm run testbed). */
-export const testbed = (...args: string[]) => $`npx tsx scripts/testbed/cli.ts ${args}`;
+export const testbed = (...args: string[]) => $`npx tsx test/testbed/cli.ts ${args}`;
 
 /** A fresh 3-host testbed for the suite, torn down after it even when a test fails. */
 export function useTestbed(): void {

@@ -9,9 +9,9 @@ import { $, sleep } from 'zx';
 import { LibvirtDriver } from '../../scripts/fleet/libvirt/driver.ts';
 import { reportProblems } from '../../scripts/report/schema.ts';
 import type { LibvirtFleet } from '../../scripts/plan/plan-types.ts';
-import { domainXml } from '../../scripts/testbed/guest.ts';
-import { DIR, paths } from '../../scripts/testbed/layout.ts';
-import { GUESTS } from '../../scripts/testbed/testbed.ts';
+import { domainXml } from '../testbed/guest.ts';
+import { DIR, paths } from '../testbed/layout.ts';
+import { GUESTS } from '../testbed/testbed.ts';
 import { lastTick, planWith, run, ssh, useTestbed } from './helpers.ts';
 
 const hosts: LibvirtFleet['hosts'] = [{ name: 'hv1', address: '10.251.7.11' }, { name: 'hv2', address: '10.251.7.12' }, { name: 'hv3', address: '10.251.7.13' }];

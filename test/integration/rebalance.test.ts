@@ -6,11 +6,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { LibvirtDriver } from '../../scripts/fleet/libvirt/driver.ts';
-import { paths } from '../../scripts/testbed/layout.ts';
-import { GUESTS } from '../../scripts/testbed/testbed.ts';
+import { paths } from '../testbed/layout.ts';
+import { GUESTS } from '../testbed/testbed.ts';
 import { readJournal } from '../../scripts/runner/journal.ts';
 import { overfills } from '../helpers.ts';
-import { DIR } from '../../scripts/testbed/layout.ts';
+import { DIR } from '../testbed/layout.ts';
 import { lastTick, planWith, reportOf, run, ssh, useTestbed } from './helpers.ts';
 
 describe('rebalance on the testbed', () => {

@@ -9,8 +9,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { $, quote, sleep } from 'zx';
-import { DIR } from '../../scripts/testbed/layout.ts';
-import { GUESTS } from '../../scripts/testbed/testbed.ts';
+import { DIR } from '../testbed/layout.ts';
+import { GUESTS } from '../testbed/testbed.ts';
 import { chainOf, readJournal, type Line } from '../../scripts/runner/journal.ts';
 import { lastTick, planWith, reportOf, run, ssh, testbed, useTestbed } from './helpers.ts';
 

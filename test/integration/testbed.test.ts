@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { $, sleep } from 'zx';
-import { DIR, paths, PREFIX } from '../../scripts/testbed/layout.ts';
+import { DIR, paths, PREFIX } from '../testbed/layout.ts';
 import { lastTick, ssh, testbed } from './helpers.ts';
 
 describe('the libvirt testbed', () => {

@@ -8,9 +8,9 @@ import { $ } from 'zx';
 $.verbose = false;
 
 export async function setup(): Promise<void> {
-  await $`npx tsx scripts/cloud/cli.ts up`;
+  await $`npx tsx test/cloud/cli.ts up`;
 }
 
 export async function teardown(): Promise<void> {
-  await $`npx tsx scripts/cloud/cli.ts down`.nothrow();
+  await $`npx tsx test/cloud/cli.ts down`.nothrow();
 }

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { $, sleep } from 'zx';
-import { paths, TOKEN_LIFETIME_S } from '../../scripts/cloud/config.ts';
-import { SERVERS, secrets, stopCompute } from '../../scripts/cloud/cloud.ts';
+import { paths, TOKEN_LIFETIME_S } from '../cloud/config.ts';
+import { SERVERS, secrets, stopCompute } from '../cloud/cloud.ts';
 import { credentialsFor, OpenStack } from '../../scripts/fleet/openstack/client.ts';
 
 $.verbose = false;

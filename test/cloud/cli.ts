@@ -1,5 +1,5 @@
 /** npm run cloud -- up | down | status (root): the OpenStack test cloud. */
-import { messageOf } from '../errors.ts';
+import { messageOf } from '../../scripts/errors.ts';
 import { down, status, up } from './cloud.ts';
 
 const [command] = process.argv.slice(2);

@@ -1,5 +1,5 @@
 /** npm run testbed -- up [HOSTS] [GUESTS] | down | status (see testbed.ts). */
-import { messageOf } from '../errors.ts';
+import { messageOf } from '../../scripts/errors.ts';
 import { down, status, up } from './testbed.ts';
 
 const [cmd, arg, guestArg] = process.argv.slice(2);

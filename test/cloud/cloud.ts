@@ -11,7 +11,7 @@ import { copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSyn
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { $, sleep } from 'zx';
-import { credentialsFor, OpenStack } from '../fleet/openstack/client.ts';
+import { credentialsFor, OpenStack } from '../../scripts/fleet/openstack/client.ts';
 import { COMPUTES, DIR, PORTS, computeConf, glanceConf, keystoneConf, neutronConf, novaConf, novaDbConf, paths, placementConf, type Secrets } from './config.ts';
 
 $.verbose = false;
