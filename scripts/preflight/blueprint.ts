@@ -96,25 +96,13 @@ export async function makeBlueprint(loaded: LoadedPlan, settings: Settings, snap
     unplaced.push({ vm: c.vm, source: byName.get(c.vm)!.host, reasons: [{ kind: 'avoid', text, hosts: [c.destination] }] });
   }
   unplaced.push(...result.unplaced);
-  const moves = result.assignments.filter((a) => cleared.has(a.vm)).map((a): Move => {
-    const vm = byName.get(a.vm)!;
-    const method: Method = settings.mode === 'cold' || vm.state === 'shutoff' ? 'cold' : 'live';
-    return { ...a, method, estimateS: estimateSeconds(vm, settings, snap) };
-  });
-  return {
-    version: 1,
-    plan: { name: loaded.plan.name, file: loaded.file, digest: loaded.digest },
-    driver: driver.name,
-    policy: settings.policy,
-    sources: snap.sources.map((h) => h.name),
-    destinations: snap.destinations.map((h) => h.name),
-    destinationsUsed: new Set(moves.map((m) => m.destination)).size,
+  const moves = result.assignments.filter((a) => cleared.has(a.vm)).map((a) => planMove(byName.get(a.vm)!, a.destination, settings, snap));
+  return evacuationBlueprint(loaded, driver, settings, snap, {
     moves,
     unplaced: unplaced.sort((a, b) => a.vm.localeCompare(b.vm)),
     pinned: pinned.map((v) => ({ vm: v.name, host: v.host })),
     preflight: { ok: checks.every((c) => c.ok), rounds: rounds + 1, checks },
-    warnings: [...loaded.warnings.map((w) => `${w.path}: ${w.message}`), ...snap.warnings],
-  };
+  });
 
   function placeWith(avoidNow: typeof avoid) {
     return place({
@@ -126,6 +114,30 @@ export async function makeBlueprint(loaded: LoadedPlan, settings: Settings, snap
       avoid: avoidNow,
     });
   }
+}
+
+/** A planned move of vm: cold where the plan moves everything cold or the guest is off, else live; with its estimate. */
+export function planMove(vm: Vm, destination: string, settings: Settings, snap: Pick<Snapshot, 'sources'>): Move {
+  const method: Method = settings.mode === 'cold' || vm.state === 'shutoff' ? 'cold' : 'live';
+  return { vm: vm.name, source: vm.host, destination, method, estimateS: estimateSeconds(vm, settings, snap) };
+}
+
+/** An evacuation's blueprint around its moves: the plan, the driver, the hosts and the warnings as discovered. */
+export function evacuationBlueprint(
+  loaded: LoadedPlan, driver: Pick<Driver, 'name'>, settings: Settings, snap: Pick<Snapshot, 'sources' | 'destinations' | 'warnings'>,
+  parts: Pick<Blueprint, 'moves' | 'unplaced' | 'pinned' | 'preflight'>,
+): Blueprint {
+  return {
+    version: 1,
+    plan: { name: loaded.plan.name, file: loaded.file, digest: loaded.digest },
+    driver: driver.name,
+    policy: settings.policy,
+    sources: snap.sources.map((h) => h.name),
+    destinations: snap.destinations.map((h) => h.name),
+    destinationsUsed: new Set(parts.moves.map((m) => m.destination)).size,
+    ...parts,
+    warnings: [...loaded.warnings.map((w) => `${w.path}: ${w.message}`), ...snap.warnings],
+  };
 }
 
 /** Live-migration time at the full single-stream rate, from the pre-copy model. */

@@ -5,12 +5,11 @@
  */
 import type { Driver } from '../fleet/driver.ts';
 import type { Snapshot } from '../fleet/discover.ts';
-import type { Method, Move } from '../model.ts';
 import type { LoadedPlan } from '../plan/load.ts';
 import type { Settings } from '../plan/settings.ts';
 import { planRebalance } from '../placement/rebalance.ts';
 import type { Unplaced } from '../placement/place.ts';
-import { estimateSeconds, type Blueprint } from './blueprint.ts';
+import { planMove, type Blueprint } from './blueprint.ts';
 import { checkMoves } from './checks.ts';
 
 export async function makeRebalanceBlueprint(loaded: LoadedPlan, settings: Settings, snap: Snapshot, driver: Driver): Promise<{ bp: Blueprint; snap: Snapshot }> {
@@ -35,11 +34,7 @@ export async function makeRebalanceBlueprint(loaded: LoadedPlan, settings: Setti
   const cleared = plan.moves.filter((_, i) => checks[i].ok);
   const moving = new Set(cleared.map((m) => m.vm));
   const sources = scope.filter((h) => cleared.some((m) => m.source === h.name));
-  const moves = cleared.map((m): Move => {
-    const vm = byName.get(m.vm)!;
-    const method: Method = settings.mode === 'cold' || vm.state === 'shutoff' ? 'cold' : 'live';
-    return { vm: m.vm, source: m.source, destination: m.destination, method, estimateS: estimateSeconds(vm, settings, { sources: scope }) };
-  });
+  const moves = cleared.map((m) => planMove(byName.get(m.vm)!, m.destination, settings, { sources: scope }));
   const shortfall = [...plan.shortfall, ...unplaced.map((u) => `${u.vm} cannot move: ${u.reasons[0].text}`)];
   const bp: Blueprint = {
     version: 1,

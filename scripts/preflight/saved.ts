@@ -8,13 +8,12 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import type { Snapshot } from '../fleet/discover.ts';
 import type { Driver } from '../fleet/driver.ts';
 import type { Vm } from '../fleet/types.ts';
-import type { Move } from '../model.ts';
 import { commandLine, EvacError, userError } from '../errors.ts';
 import type { LoadedPlan } from '../plan/load.ts';
 import { coldAllowed, selected, type Settings } from '../plan/settings.ts';
 import { explainRefusal } from '../placement/explain.ts';
 import { ledgerFor } from '../placement/place.ts';
-import { estimateSeconds, type Blueprint } from './blueprint.ts';
+import { evacuationBlueprint, planMove, type Blueprint } from './blueprint.ts';
 import { checkMoves } from './checks.ts';
 import { makeRebalanceBlueprint } from './rebalance.ts';
 
@@ -152,25 +151,13 @@ export async function fromSaved(saved: SavedBlueprint, file: string, seen: Snaps
     const texts = Array.isArray(u?.reasons) ? u.reasons.map((r) => r?.text).filter((t): t is string => typeof t === 'string') : [];
     return texts.length > 0 ? texts.join('; ') : `not moved by blueprint ${file}`;
   };
-  const moves: Move[] = moving.map(({ vm, destination }) => ({
-    vm: vm.name, source: vm.host, destination,
-    method: settings.mode === 'cold' || vm.state === 'shutoff' ? 'cold' : 'live',
-    estimateS: estimateSeconds(vm, settings, seen),
-  }));
-  const bp: Blueprint = {
-    version: 1,
-    plan: { name: loaded.plan.name, file: loaded.file, digest: loaded.digest },
-    driver: driver.name,
-    policy: settings.policy,
-    sources: seen.sources.map((h) => h.name),
-    destinations: seen.destinations.map((h) => h.name),
-    destinationsUsed: new Set(moves.map((m) => m.destination)).size,
+  const moves = moving.map(({ vm, destination }) => planMove(vm, destination, settings, seen));
+  const bp = evacuationBlueprint(loaded, driver, settings, seen, {
     moves,
     unplaced: staying.map((v) => ({ vm: v.name, source: v.host, reasons: [{ kind: 'avoid' as const, text: stayReason(v.name), hosts: [] }] })).sort((a, b) => a.vm.localeCompare(b.vm)),
     pinned: pinned.map((v) => ({ vm: v.name, host: v.host })),
     preflight: { ok: true, rounds: 1, checks: moves.map((m) => ({ vm: m.vm, destination: m.destination, ok: true, failed: [] })) },
-    warnings: [...loaded.warnings.map((w) => `${w.path}: ${w.message}`), ...seen.warnings],
-  };
+  });
   return { snap: { ...seen, onSources: inScope }, bp };
 }
 
