@@ -17,7 +17,7 @@ import { chainOf, KILL_AFTER_ENV, readJournal, type Line } from '../scripts/runn
 import type { Report } from '../scripts/report/build.ts';
 import { planFile, ROOT, tempDir } from './helpers.ts';
 
-const RUNS = Number(process.env.EVAC_CRASH_RUNS ?? 12);
+const RUNS = Number(process.env.EVAC_CRASH_RUNS ?? 6);
 
 interface SavedDomain { vm: { name: string; host: string; state: string }; copy?: unknown }
 interface SavedFleet { domains: SavedDomain[]; down: string[] }
