@@ -321,3 +321,15 @@ describe('commands suggested to people', () => {
     expect(back).toEqual(words);
   });
 });
+
+describe('two evacuations of one plan at once in one process', () => {
+  it('the second is refused as held (exit 5), even as a resume, and the first runs to its end', async () => {
+    const dir = tempDir();
+    const loaded = loadPlan('plans/example.yaml');
+    const first = evacuate(loaded, open(loaded.plan), () => {}, { reportsDir: dir });
+    const second = await refusal(evacuate(loaded, open(loaded.plan), () => {}, { reportsDir: dir, resume: true }));
+    expect(second.exitCode).toBe(ExitCode.held);
+    expect(second.message).toMatch(/already being run in this process/);
+    expect((await first).exitCode).toBe(ExitCode.incomplete);
+  });
+});

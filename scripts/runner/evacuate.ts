@@ -10,6 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { accessSync, constants, mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { commandLine, EvacError, messageOf, userError } from '../errors.ts';
 import type { EventSink, EvacEvent, RunEnd } from '../events.ts';
 import { discover, type Snapshot } from '../fleet/discover.ts';
@@ -127,6 +128,22 @@ export async function evacuate(loaded: LoadedPlan, open: DriverOpener | Driver, 
   const name = loaded.plan.name;
   const jpath = journalPath(opts.reportsDir, name);
   writableFolder(opts.reportsDir);
+  // The journal's pid check cannot tell two evacuations of one process apart: this set does.
+  const key = resolve(jpath);
+  if (active.has(key)) throw new EvacError(`plan '${name}' is already being run in this process (journal ${jpath})`, 'held', [], 'wait for that evacuation to end');
+  active.add(key);
+  try {
+    return await evacuateOnce(loaded, open, sink, opts, settings, jpath);
+  } finally {
+    active.delete(key);
+  }
+}
+
+/** Journals of the evacuations running in this process. */
+const active = new Set<string>();
+
+async function evacuateOnce(loaded: LoadedPlan, open: DriverOpener | Driver, sink: EventSink, opts: EvacuateOptions, settings: Settings, jpath: string): Promise<Evacuation> {
+  const name = loaded.plan.name;
   const { chain, lines } = gate(loaded, jpath, opts.reportsDir, opts.resume === true);
   const origin = chain ? Date.parse(chain.runs[0].at) : Date.now();
   // An opener: this run opens the driver (a resume restores its state and clock) and closes it. A driver: the caller's, left open.
