@@ -25,6 +25,8 @@ export interface RunStart {
   resumed: boolean;
   /** Wall-clock time the run started, ISO 8601. */
   at: string;
+  /** The driver's clock at the start (the evacuation's time zero; absent in journals before it was recorded: 0). */
+  t?: number;
 }
 
 /** The blueprint this run executes, with the VMs as discovery saw them (a resume needs their disks and states). */

@@ -5,7 +5,7 @@
  * longer allows one of its moves.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -18,7 +18,7 @@ import { loadBlueprint, saveBlueprint, type SavedBlueprint } from '../scripts/pr
 import { buildReport } from '../scripts/report/build.ts';
 import { reportFromJournal } from '../scripts/report/replay.ts';
 import { evacuate, preview } from '../scripts/runner/evacuate.ts';
-import { readJournal } from '../scripts/runner/journal.ts';
+import { controller, processStart, readJournal } from '../scripts/runner/journal.ts';
 import { faulty } from './contract/faulty.ts';
 import { cli, planFile, ROOT, tempDir } from './helpers.ts';
 
@@ -218,6 +218,10 @@ describe('several evacuations in one process on one driver (as a rolling mainten
     const two = await evacuate(second, shared, () => {}, { reportsDir: dir });
     expect(two.exitCode).toBe(ExitCode.ok);
     expect(two.report.vms.find((v) => v.vm === 'a')).toMatchObject({ status: 'moved', source: 'd1', host: 's1' });
+    // The second's times count from its own start, though the clock went on from the first's.
+    expect(two.report.vms.find((v) => v.vm === 'a')!.attempts[0].startS).toBeLessThan(5);
+    expect(two.report.totals.makespanS).toBeLessThan(one.report.totals.makespanS + 5);
+    expect(asJson(two.report)).toEqual(fromJournal(dir, 'wave-2'));
     expect(closed).toBe(false);
   });
 });
@@ -331,5 +335,35 @@ describe('two evacuations of one plan at once in one process', () => {
     expect(second.exitCode).toBe(ExitCode.held);
     expect(second.message).toMatch(/already being run in this process/);
     expect((await first).exitCode).toBe(ExitCode.incomplete);
+  });
+});
+
+describe('one run of a plan at a time, across processes (a lock beside the journal)', () => {
+  it('a lock held by a live process refuses the run (exit 5); one left by a dead process is taken over', async () => {
+    const dir = tempDir();
+    const loaded = loadPlan('plans/example.yaml');
+    const lock = join(dir, `${loaded.plan.name}.journal.jsonl.lock`);
+    const sleeper = spawn('sleep', ['30']);
+    try {
+      await new Promise((r) => setTimeout(r, 100));
+      writeFileSync(lock, JSON.stringify({ pid: sleeper.pid, pidStart: processStart(sleeper.pid!) ?? null, controller: controller(), at: 'then' }));
+      const e = await refusal(evacuate(loaded, open(loaded.plan), () => {}, { reportsDir: dir }));
+      expect(e.exitCode).toBe(ExitCode.held);
+      expect(e.message).toMatch(new RegExp(`is being run by pid ${sleeper.pid}`));
+    } finally {
+      sleeper.kill('SIGKILL');
+    }
+    await new Promise((r) => sleeper.on('exit', r));
+    const done = await evacuate(loaded, open(loaded.plan), () => {}, { reportsDir: dir });
+    expect(done.exitCode).toBe(ExitCode.incomplete);
+    expect(existsSync(lock), 'released at the end').toBe(false);
+  });
+
+  it('two CLI runs of one plan started together: at most one runs, the other is held (exit 5)', async () => {
+    const dir = tempDir();
+    const [a, b] = await Promise.all([cli('run', 'plans/example.yaml', '--reports', dir), cli('run', 'plans/example.yaml', '--reports', dir)]);
+    expect([a.code, b.code].sort()).toEqual([3, 5]);
+    const starts = readJournal(join(dir, 'rack-a-firmware.journal.jsonl')).filter((l) => l.kind === 'move-start').length;
+    expect(starts).toBe(30);
   });
 });

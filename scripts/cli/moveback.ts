@@ -3,21 +3,24 @@
  * from, once the maintenance is over. Same fleet and migration settings as the original plan;
  * only the moved VMs (`vms`), each assigned to its original host (`placement.assign`).
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { commandLine, userError } from '../errors.ts';
+import { commandLine, EvacError, userError } from '../errors.ts';
+import { readInput } from '../files.ts';
 import { simStatePath } from '../fleet/open.ts';
 import { loadPlan } from '../plan/load.ts';
 import type { EvacuationPlan } from '../plan/plan-types.ts';
 import type { Report } from '../report/build.ts';
 
 export function movebackCommand(reportFile: string, opts: { output?: string }): number {
+  const hint = 'give the JSON report a run wrote (reports/<plan name>.json)';
   let report: Report;
   try {
-    report = JSON.parse(readFileSync(reportFile, 'utf8')) as Report;
+    report = JSON.parse(readInput(reportFile, 'report', hint)) as Report;
   } catch (e) {
-    throw userError(`cannot read report ${reportFile}: ${(e as Error).message}`, [], 'give the JSON report a run wrote (reports/<plan name>.json)');
+    if (e instanceof EvacError) throw e;
+    throw userError(`cannot read report ${reportFile}: ${(e as Error).message}`, [], hint);
   }
   if (!report.vms || !report.plan?.file) throw userError(`${reportFile} is not an evacuator report`, [], 'give the JSON report a run wrote (reports/<plan name>.json)');
   const moved = report.vms.filter((v) => v.status === 'moved' && v.host && v.host !== v.source);

@@ -1,8 +1,8 @@
 /** Reads a plan file: YAML with positions, the version first, the schema, then the semantic rules. */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument } from 'yaml';
 import { userError, type Problem } from '../errors.ts';
+import { readInput } from '../files.ts';
 import type { EvacuationPlan } from './plan-types.ts';
 import { Positions, showPath, type FieldPath } from './positions.ts';
 import { checkRules } from './rules.ts';
@@ -20,12 +20,7 @@ export interface LoadedPlan {
 
 /** Load and check a plan; throws one EvacError listing every problem found. */
 export function loadPlan(file: string): LoadedPlan {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw userError(`cannot read plan ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, [], 'check the path; example plans are in plans/');
-  }
+  const text = readInput(file, 'plan', 'check the path; example plans are in plans/');
   const digest = `sha256:${createHash('sha256').update(text).digest('hex')}`;
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });

@@ -4,11 +4,12 @@
  * executes exactly its moves, after checking that it is this plan's and that the plan and the
  * fleet still allow every one of them (see fromSaved).
  */
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import type { Snapshot } from '../fleet/discover.ts';
 import type { Driver } from '../fleet/driver.ts';
 import type { Vm } from '../fleet/types.ts';
-import { commandLine, EvacError, userError } from '../errors.ts';
+import { commandLine, userError } from '../errors.ts';
+import { readInput } from '../files.ts';
 import type { LoadedPlan } from '../plan/load.ts';
 import { coldAllowed, selected, type Settings } from '../plan/settings.ts';
 import { explainRefusal } from '../placement/explain.ts';
@@ -49,14 +50,11 @@ const remake = (plan: string) => `make a new one from the plan: ${commandLine('e
 /** Read a saved blueprint for this plan; refuses another format, version or plan. */
 export function loadBlueprint(file: string, loaded: LoadedPlan): SavedBlueprint {
   let data: unknown;
+  const text = readInput(file, 'blueprint', remake(loaded.file));
   try {
-    const st = statSync(file);
-    if (!st.isFile()) throw userError(`blueprint ${file} is not a file`, [], remake(loaded.file));
-    if (st.size > MAX_BLUEPRINT_BYTES) throw userError(`blueprint ${file} is ${Math.round(st.size / 2 ** 20)} MiB; a blueprint is at most ${MAX_BLUEPRINT_BYTES / 2 ** 20} MiB`, [], remake(loaded.file));
-    data = JSON.parse(readFileSync(file, 'utf8'));
+    data = JSON.parse(text);
   } catch (e) {
-    if (e instanceof EvacError) throw e;
-    throw userError(`cannot read blueprint ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, [], remake(loaded.file));
+    throw userError(`cannot read blueprint ${file}: ${(e as Error).message}`, [], remake(loaded.file));
   }
   const saved = data as Partial<SavedBlueprint> | null;
   if (!saved || typeof saved !== 'object' || saved.format !== BLUEPRINT_FORMAT || !saved.blueprint || !Array.isArray(saved.vms)) {
@@ -81,8 +79,7 @@ export function loadBlueprint(file: string, loaded: LoadedPlan): SavedBlueprint 
   return saved as SavedBlueprint;
 }
 
-/** A blueprint that names a fleet of 100,000 VMs stays far under this. */
-const MAX_BLUEPRINT_BYTES = 256 * 2 ** 20;
+
 
 /**
  * The blueprint a run executes from a saved one. The file is not trusted: only its assignments

@@ -32,7 +32,7 @@ export function reportFromJournal(lines: Line[], path: string): ReportInput {
     proofs,
     ...(planned.rebalance ? { rebalance: { planned: planned.rebalance, ...(end?.rebalance ? { result: end.rebalance } : {}) } } : {}),
     interrupted: end ? end.interrupted : true,
-    startedAt: 0,
+    startedAt: first.t ?? 0,
     endedAt: end?.t ?? chain.lastT,
     wall: { start: new Date(first.at), end: new Date(end?.at ?? chain.lastAt) },
   };

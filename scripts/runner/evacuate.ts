@@ -9,7 +9,7 @@
  * built in memory from the result; `evacuator report JOURNAL` rebuilds the same JSON from disk.
  */
 import { randomUUID } from 'node:crypto';
-import { accessSync, constants, mkdirSync } from 'node:fs';
+import { accessSync, constants, linkSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { commandLine, EvacError, messageOf, userError } from '../errors.ts';
 import type { EventSink, EvacEvent, RunEnd } from '../events.ts';
@@ -133,9 +133,71 @@ export async function evacuate(loaded: LoadedPlan, open: DriverOpener | Driver, 
   if (active.has(key)) throw new EvacError(`plan '${name}' is already being run in this process (journal ${jpath})`, 'held', [], 'wait for that evacuation to end');
   active.add(key);
   try {
-    return await evacuateOnce(loaded, open, sink, opts, settings, jpath);
+    const unlock = lockRun(`${jpath}.lock`, name);
+    try {
+      return await evacuateOnce(loaded, open, sink, opts, settings, jpath);
+    } finally {
+      unlock();
+    }
   } finally {
     active.delete(key);
+  }
+}
+
+/**
+ * One run of a plan per journal at a time, across processes: a lock file beside the journal, made
+ * with its content in one step (a link, which fails if the name exists), naming the process. A
+ * lock whose process is gone (killed) is taken over. Returns the release.
+ */
+function lockRun(path: string, name: string): () => void {
+  const mine = JSON.stringify({ pid: process.pid, pidStart: processStart(process.pid) ?? null, controller: controller(), at: new Date().toISOString() });
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, mine);
+  try {
+    for (let tries = 0; tries < 3; tries++) {
+      try {
+        linkSync(tmp, path);
+        return () => {
+          try {
+            if (readFileSync(path, 'utf8') === mine) unlinkSync(path);
+          } catch {
+            // Already gone: nothing to release.
+          }
+        };
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw userError(`cannot lock ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, [], 'give --reports a folder this user can write');
+      }
+      let held: string;
+      try {
+        held = readFileSync(path, 'utf8');
+      } catch {
+        continue;
+      }
+      const other = parseLock(held);
+      if (other && stillRunning({ ...other, ...(other.pidStart ? { pidStart: other.pidStart } : {}), ended: false })) {
+        throw new EvacError(`plan '${name}' is being run by pid ${other.pid} on ${other.controller} (since ${other.at}); its lock is ${path}`, 'held', [],
+          `wait for that run to end, or stop it (kill -INT ${other.pid}) and resume it`);
+      }
+      // Its process is gone (killed, or on another controller that left it): taken over, if still the same lock.
+      try {
+        if (readFileSync(path, 'utf8') === held) unlinkSync(path);
+      } catch {
+        // Taken or released meanwhile: try again.
+      }
+    }
+    throw new EvacError(`another run of plan '${name}' is starting at the same time (lock ${path})`, 'held', [], 'run one at a time');
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
+function parseLock(text: string): { pid: number; pidStart?: string; controller: string; at: string } | undefined {
+  try {
+    const l = JSON.parse(text) as { pid?: unknown; pidStart?: unknown; controller?: unknown; at?: unknown };
+    if (typeof l.pid !== 'number' || typeof l.controller !== 'string') return undefined;
+    return { pid: l.pid, controller: l.controller, at: String(l.at), ...(typeof l.pidStart === 'string' ? { pidStart: l.pidStart } : {}) };
+  } catch {
+    return undefined;
   }
 }
 
@@ -153,7 +215,9 @@ async function evacuateOnce(loaded: LoadedPlan, open: DriverOpener | Driver, sin
   const emit: EventSink = (e: EvacEvent) => {
     journal.write(e);
     try {
-      sink(e);
+      // A sink that returns a promise (an async function) must not reject into the void either.
+      const r: unknown = sink(e);
+      if (r instanceof Promise) r.catch(() => {});
     } catch {
       // An output that fails (a closed pipe) never ends a run: the journal has the record.
     }
@@ -161,7 +225,9 @@ async function evacuateOnce(loaded: LoadedPlan, open: DriverOpener | Driver, sin
   const stop = opts.stop ?? new AbortController().signal;
   const pidStart = processStart(process.pid);
   const who = { plan: name, run: randomUUID().slice(0, 8), controller: controller(), pid: process.pid };
-  const start = { kind: 'run-start' as const, ...who, ...(pidStart ? { pidStart } : {}), plan: { name, file: loaded.file, digest: loaded.digest }, driver: loaded.plan.fleet.driver, resumed: chain !== undefined, at: new Date().toISOString() };
+  const start = { kind: 'run-start' as const, ...who, ...(pidStart ? { pidStart } : {}), plan: { name, file: loaded.file, digest: loaded.digest }, driver: loaded.plan.fleet.driver, resumed: chain !== undefined, at: new Date().toISOString(), t: driver.clock.now() };
+  // The evacuation's time zero on the driver's clock: this run's start, or a resumed chain's first (a clock shared with earlier evacuations does not start at 0).
+  const t0 = chain ? chain.runs[0].t ?? 0 : start.t;
   let leased: string[] = [];
   let ended = false;
   const end = (e: Omit<RunEnd, 'kind' | 'at'>): RunEnd => {
@@ -212,14 +278,15 @@ async function evacuateOnce(loaded: LoadedPlan, open: DriverOpener | Driver, sin
     const result = await runBlueprint(bp, snap, settings, driver, emit, {
       stop, ...(opts.halt ? { halt: opts.halt } : {}),
       ...(settings.windowEnd !== undefined ? { windowLeftMs: settings.windowEnd - Date.now() } : {}),
-      ...(carried ? { ...carried, startedAt: 0 } : {}),
+      startedAt: t0,
+      ...(carried ? carried : {}),
     });
     await lift();
     const exitCode = exitCodeOf(result);
     const write = opts.writeReports !== false;
     if (write) emit({ kind: 'stage', t: driver.clock.now(), stage: 'report', detail: `JSON and HTML in ${opts.reportsDir}` });
     const runEnd = end({ t: result.endedAt, exitCode, interrupted: result.interrupted, proofs: result.proofs, after: result.after, ...(result.rebalance ? { rebalance: result.rebalance } : {}) });
-    const report = buildReport(reportInput(loaded, bp, snap, result, chain, start.at, runEnd.at));
+    const report = buildReport(reportInput(loaded, bp, snap, result, chain, t0, start.at, runEnd.at));
     const paths = { journal: jpath, ...(write ? writeReports(opts.reportsDir, report) : {}) };
     return { exitCode, blueprint: bp, result, report, paths, run: who.run, resumed: chain !== undefined };
   } catch (e) {
@@ -237,7 +304,7 @@ async function evacuateOnce(loaded: LoadedPlan, open: DriverOpener | Driver, sin
 }
 
 /** The report's input from the run in memory: the same facts `evacuator report` reads back from the journal. */
-function reportInput(loaded: LoadedPlan, bp: Blueprint, snap: Snapshot, result: RunResult, chain: Chain | undefined, startedAt: string, endedAt: string): ReportInput {
+function reportInput(loaded: LoadedPlan, bp: Blueprint, snap: Snapshot, result: RunResult, chain: Chain | undefined, t0: number, startedAt: string, endedAt: string): ReportInput {
   return {
     plan: { name: loaded.plan.name, file: loaded.file, digest: loaded.digest },
     driver: loaded.plan.fleet.driver,
@@ -250,7 +317,7 @@ function reportInput(loaded: LoadedPlan, bp: Blueprint, snap: Snapshot, result: 
     proofs: result.proofs,
     ...(bp.rebalance ? { rebalance: { planned: bp.rebalance, ...(result.rebalance ? { result: result.rebalance } : {}) } } : {}),
     interrupted: result.interrupted,
-    startedAt: 0,
+    startedAt: t0,
     endedAt: result.endedAt,
     wall: { start: new Date(chain?.runs[0]?.at ?? startedAt), end: new Date(endedAt) },
   };
@@ -262,7 +329,9 @@ function writableFolder(dir: string): void {
     mkdirSync(dir, { recursive: true });
     accessSync(dir, constants.W_OK);
   } catch (e) {
-    throw userError(`cannot write to the reports folder ${dir}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, [],
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'EEXIST' || code === 'ENOTDIR' ? `${code}: a file is in the way, not a folder` : code ?? String(e);
+    throw userError(`cannot write to the reports folder ${dir}: ${why}`, [],
       'give --reports a folder that exists or can be made, and that this user can write');
   }
 }

@@ -8,6 +8,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, wr
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { userError } from '../errors.ts';
+import { readInput } from '../files.ts';
 import type { EvacEvent, Planned, RunEnd, RunStart } from '../events.ts';
 import type { Inventory, Vm } from '../fleet/types.ts';
 import type { Attempt, VmResult } from '../model.ts';
@@ -63,7 +64,7 @@ export class Journal {
 export function readJournal(path: string): Line[] {
   if (!existsSync(path)) return [];
   const lines: Line[] = [];
-  const text = readFileSync(path, 'utf8').split('\n').filter((l) => l.trim());
+  const text = readInput(path, 'journal', 'give the journal a run wrote: reports/<plan name>.journal.jsonl').split('\n').filter((l) => l.trim());
   for (const [i, l] of text.entries()) {
     try {
       lines.push(JSON.parse(l) as Line);
@@ -113,7 +114,7 @@ export function chainOf(lines: Line[]): Chain | undefined {
   const vms = new Map<string, Vm>();
   const open = new Map<string, InFlight>();
   for (const l of lines.slice(first)) {
-    if ('t' in l) chain.lastT = Math.max(chain.lastT, l.t);
+    if ('t' in l && l.t !== undefined) chain.lastT = Math.max(chain.lastT, l.t);
     chain.lastAt = l.at;
     switch (l.kind) {
       case 'run-start':
