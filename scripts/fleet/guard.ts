@@ -10,6 +10,7 @@ import type { Method } from '../model.ts';
 import type { CheckResult, Clock, Driver, Failure, Location, MigrationOutcome, Recovery } from './driver.ts';
 import type { Vm } from './types.ts';
 
+/** How long each kind of call may take before it counts as hung (the run derives them from the plan: runner/evacuate.ts guardLimits). */
 export interface GuardLimits {
   /** Longest wait for a call that reads or marks the fleet (inventory, preflight, locate, fence, abort), ms. */
   callMs: number;
@@ -18,13 +19,6 @@ export interface GuardLimits {
   /** Longest wait for a recovery asked to wait waitMs for a job. */
   recoverMs: (waitMs: number) => number;
 }
-
-/** Generous bounds: a hung call is one that has gone on far longer than any healthy one. */
-export const DEFAULT_LIMITS: GuardLimits = {
-  callMs: 15 * 60_000,
-  migrationMs: () => 24 * 3600_000,
-  recoverMs: (waitMs) => waitMs + 15 * 60_000,
-};
 
 const HUNG = Symbol('hung');
 
@@ -54,7 +48,7 @@ async function shield<T>(clock: Clock, ms: number, what: string, call: () => Pro
 }
 
 /** The driver, with every method made total: it resolves, within its bound, to a typed outcome. */
-export function guardDriver(inner: Driver, limits: GuardLimits = DEFAULT_LIMITS): Driver {
+export function guardDriver(inner: Driver, limits: GuardLimits): Driver {
   if ((inner as Partial<Guarded>)[GUARDED]) return inner;
   const clock = inner.clock;
   const failed = (detail: string, host?: string): Failure => ({ ok: false, reason: 'error', detail, ...(host ? { host } : {}) });
