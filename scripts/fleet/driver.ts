@@ -74,6 +74,12 @@ export interface ColdRequest {
   shutdownTimeoutS: number;
   /** Power the guest off if it ignores the shutdown request. */
   forceOff: boolean;
+  /**
+   * How long the whole move may take, ms from the call (shutdown, copy, start): past it the
+   * driver undoes what the destination got, starts the guest again where it was, and answers
+   * 'timeout'.
+   */
+  deadlineMs: number;
   bandwidthMibps?: number;
   onProgress: (p: Progress) => void;
 }
@@ -127,7 +133,11 @@ export interface Driver {
   liveMigrate(req: LiveRequest): Promise<MigrationOutcome>;
   /** Abort the live migration of vm in flight; its liveMigrate then resolves as aborted. */
   abort(vm: Vm): Promise<Outcome<object>>;
-  /** Shut down, copy, define and start on the destination, verify, then remove from the source. */
+  /**
+   * Shut down, copy, define and start on the destination, verify, then remove from the source.
+   * The guest is shut down only once the destination has answered (a move that cannot finish
+   * never costs an outage); a destination that does not answer is a failure 'unreachable' naming it.
+   */
   coldMigrate(req: ColdRequest): Promise<MigrationOutcome>;
   /**
    * Settle a migration interrupted by the death of the process that ran it: wait for a job still

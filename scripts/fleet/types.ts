@@ -6,7 +6,22 @@ export type Resources = Record<string, number>;
 
 export const CORE_RESOURCES = ['vcpu', 'memory_mib', 'disk_gib'] as const;
 
-export type VmState = 'running' | 'paused' | 'shutoff' | 'crashed';
+/**
+ * What a VM is doing, and so how it can move: running and paused move live; shutoff moves cold and
+ * stays shut off; suspended (saved to memory or disk by its guest or hypervisor), crashed and busy
+ * (a hypervisor task in progress, such as a Nova resize) are left where they are, with the reason.
+ */
+export type VmState = 'running' | 'paused' | 'shutoff' | 'suspended' | 'crashed' | 'busy';
+
+/** Why a VM in this state is not moved, or undefined when it can be. */
+export function unmovable(state: VmState): string | undefined {
+  switch (state) {
+    case 'crashed': return 'the domain is crashed; recover it (or shut it off) first';
+    case 'suspended': return 'the domain is suspended; resume it or shut it off first (neither libvirt nor Nova migrates a suspended guest)';
+    case 'busy': return 'a hypervisor task is in progress on it; run again when it has finished';
+    default: return undefined;
+  }
+}
 
 export interface Host {
   name: string;

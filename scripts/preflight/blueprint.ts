@@ -6,7 +6,7 @@
 import type { CheckResult, Driver } from '../fleet/driver.ts';
 import type { Snapshot } from '../fleet/discover.ts';
 import { estimatePrecopy, MiB } from '../fleet/precopy.ts';
-import { nicMibpsOf, type Resources, type Vm } from '../fleet/types.ts';
+import { nicMibpsOf, unmovable, type Resources, type Vm } from '../fleet/types.ts';
 import type { HostUtilization } from '../placement/rebalance.ts';
 import type { Method, Move } from '../model.ts';
 import type { LoadedPlan } from '../plan/load.ts';
@@ -54,8 +54,9 @@ export async function makeBlueprint(loaded: LoadedPlan, settings: Settings, snap
   const movable: Vm[] = [];
   for (const vm of snap.onSources) {
     if (settings.pinned.includes(vm.name)) continue;
-    if (vm.state === 'crashed') {
-      unplaced.push({ vm: vm.name, source: vm.host, reasons: [{ kind: 'avoid', text: 'the domain is crashed; recover it first', hosts: [] }] });
+    const stuck = unmovable(vm.state);
+    if (stuck) {
+      unplaced.push({ vm: vm.name, source: vm.host, reasons: [{ kind: 'avoid', text: stuck, hosts: [] }] });
     } else if (settings.mode === 'cold' && vm.state !== 'shutoff' && !coldAllowed(settings, vm.name)) {
       unplaced.push({ vm: vm.name, source: vm.host, reasons: [{ kind: 'avoid', text: 'mode is cold and the plan does not allow shutting it down (migration.cold.allow)', hosts: [] }] });
     } else movable.push(vm);

@@ -6,7 +6,7 @@
  */
 import type { CheckResult, Driver, PreflightItem } from '../fleet/driver.ts';
 import { compareVersions, cpuCompatible } from '../fleet/cpu.ts';
-import { usedByHost, type Host, type Inventory, type Resources, type Vm } from '../fleet/types.ts';
+import { unmovable, usedByHost, type Host, type Inventory, type Resources, type Vm } from '../fleet/types.ts';
 
 /** Every item's checks: generic from the inventory, then the driver's own (asked only where both hosts were seen). */
 export async function checkMoves(items: PreflightItem[], inventory: Inventory, driver: Driver): Promise<CheckResult[][]> {
@@ -36,7 +36,7 @@ export async function checkMoves(items: PreflightItem[], inventory: Inventory, d
 export function fleetChecks(vm: Vm, source: Host, dest: Host, free: Resources): CheckResult[] {
   const checks: CheckResult[] = [];
   const add = (check: CheckResult['check'], ok: boolean, detail: string) => checks.push({ check, ok, detail });
-  add('state', vm.state === 'running' || vm.state === 'paused', `domain is ${vm.state}`);
+  add('state', unmovable(vm.state) === undefined, unmovable(vm.state) ?? (vm.state === 'shutoff' ? 'shut off: moved cold, stays shut off' : `domain is ${vm.state}`));
   add('same-host', dest.name !== source.name && dest.uuid !== source.uuid,
     dest.uuid === source.uuid ? `destination has the source's host UUID ${dest.uuid}` : 'different hosts');
   const mem = vm.resources.memory_mib ?? 0;

@@ -7,7 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import type { Snapshot } from '../fleet/discover.ts';
 import type { Driver } from '../fleet/driver.ts';
-import type { Vm } from '../fleet/types.ts';
+import { unmovable, type Vm } from '../fleet/types.ts';
 import { commandLine, userError } from '../errors.ts';
 import { readInput } from '../files.ts';
 import type { LoadedPlan } from '../plan/load.ts';
@@ -115,7 +115,7 @@ export async function fromSaved(saved: SavedBlueprint, file: string, seen: Snaps
     else if (vm.host !== m.source) problems.push(`${m.vm}: now on ${vm.host}, not on ${m.source}`);
     else if (!selected(settings, vm.name)) problems.push(`${m.vm}: not among the VMs the plan moves (vms)`);
     else if (settings.pinned.includes(vm.name)) problems.push(`${m.vm}: pinned by the plan`);
-    else if (vm.state === 'crashed') problems.push(`${m.vm}: the domain is crashed`);
+    else if (unmovable(vm.state)) problems.push(`${m.vm}: ${unmovable(vm.state)}`);
     else if (settings.mode === 'cold' && vm.state !== 'shutoff' && !coldAllowed(settings, vm.name)) problems.push(`${m.vm}: mode is cold and the plan does not allow shutting it down`);
     else if (!destinations.has(m.destination)) problems.push(`${m.vm}: ${m.destination} is not a destination now (not in the plan's scope, down, or fenced)`);
     else if (settings.assign[vm.name] && settings.assign[vm.name] !== m.destination) problems.push(`${m.vm}: the plan assigns it to ${settings.assign[vm.name]}`);
@@ -138,7 +138,7 @@ export async function fromSaved(saved: SavedBlueprint, file: string, seen: Snaps
   if (problems.length === 0 && moving.length > 0) {
     const answers = await checkMoves(moving, seen.inventory, driver);
     moving.forEach((m, i) => {
-      const bad = answers[i].filter((c) => !c.ok && (c.check !== 'state' || m.vm.state !== 'shutoff'));
+      const bad = answers[i].filter((c) => !c.ok);
       if (bad.length > 0) problems.push(`${m.vm.name}: preflight to ${m.destination}: ${bad.map((c) => `${c.check}: ${c.detail}`).join('; ')}`);
     });
   }

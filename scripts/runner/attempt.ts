@@ -22,6 +22,11 @@ export function deadlineMs(vm: Vm, settings: Settings): number {
   return Math.max(1, gib) * settings.timeoutSPerGib * 1000;
 }
 
+/** The cold-migration deadline: the shutdown timeout, then the per-GiB timeout over memory and every disk (a cold move copies them all). */
+export function coldDeadlineMs(vm: Vm, settings: Settings): number {
+  return settings.cold.shutdownTimeoutS * 1000 + deadlineMs({ ...vm, storage: 'local' }, settings);
+}
+
 export async function attempt(ctx: AttemptContext, vm: Vm, destination: string, method: Method, n: number): Promise<Attempt> {
   const { driver, settings, emit } = ctx;
   const clock = driver.clock;
@@ -55,7 +60,7 @@ export async function attempt(ctx: AttemptContext, vm: Vm, destination: string, 
     await watchdog;
   } else {
     out = await driver.coldMigrate({
-      vm, destination, onProgress, shutdownTimeoutS: settings.cold.shutdownTimeoutS, forceOff: settings.cold.forceOff,
+      vm, destination, onProgress, shutdownTimeoutS: settings.cold.shutdownTimeoutS, forceOff: settings.cold.forceOff, deadlineMs: coldDeadlineMs(vm, settings),
       ...(settings.bandwidthMibps !== undefined ? { bandwidthMibps: settings.bandwidthMibps } : {}),
     });
   }
@@ -66,6 +71,7 @@ export async function attempt(ctx: AttemptContext, vm: Vm, destination: string, 
   const foundOn = onDest ? destination : onSource ? vm.host : null;
   let outcome: Attempt['outcome'];
   let detail: string;
+  let destinationDown = false;
   if (onDest && !onSource) {
     outcome = 'ok';
     detail = out.ok ? `${method} migration done${out.note ? ` (${out.note})` : ''}` : `reported ${out.reason} (${out.detail}), but the VM runs on ${destination}`;
@@ -76,6 +82,12 @@ export async function attempt(ctx: AttemptContext, vm: Vm, destination: string, 
   } else if (out.ok) {
     outcome = 'error';
     detail = `the driver reported success but the VM is ${foundOn ? `on ${foundOn}` : 'on neither host'}`;
+  } else if (onSource && !out.unsettled && (where.unreachable.includes(destination) || (out.reason === 'unreachable' && out.host === destination))) {
+    // A destination that stopped answering is not a slow migration: it is a failed destination
+    // (the run sends the VM elsewhere), whatever the deadline or the driver's message said.
+    outcome = 'unreachable';
+    destinationDown = true;
+    detail = `${destination} stopped answering (${out.reason}: ${out.detail}); the VM stays on ${vm.host}`;
   } else if (halted) {
     outcome = 'aborted';
     detail = `aborted on the second interrupt; ${onSource ? 'still running on the source' : 'not found on the source'}`;
@@ -92,7 +104,7 @@ export async function attempt(ctx: AttemptContext, vm: Vm, destination: string, 
     bytes: out.bytes ?? 0,
     downtimeMs: out.ok ? out.downtimeMs : 0,
     ...(out.ok && out.rounds !== undefined ? { rounds: out.rounds } : {}),
-    ...(!out.ok && out.host ? { failedHost: out.host } : {}),
+    ...(destinationDown ? { failedHost: destination } : !out.ok && out.host ? { failedHost: out.host } : {}),
     ...(!out.ok && out.unsettled ? { unsettled: true as const } : {}),
   };
   emit({

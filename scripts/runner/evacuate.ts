@@ -25,7 +25,7 @@ import { makeRebalanceBlueprint } from '../preflight/rebalance.ts';
 import { fromSaved, type SavedBlueprint } from '../preflight/saved.ts';
 import { buildReport, exitCodeOf, type Report, type ReportInput } from '../report/build.ts';
 import { writeReports } from '../report/write.ts';
-import { deadlineMs } from './attempt.ts';
+import { coldDeadlineMs, deadlineMs } from './attempt.ts';
 import { checkHolds, releaseDestinations, takeHosts } from './hold.ts';
 import { chainOf, controller, Journal, journalPath, processStart, readJournal, stillRunning, type Chain } from './journal.ts';
 import { carriedFrom, settleInFlight } from './resume.ts';
@@ -74,7 +74,7 @@ export function guardLimits(settings: Settings): GuardLimits {
     callMs: minutes(15),
     migrationMs: (vm, method: Method) => method === 'live'
       ? deadlineMs(vm, settings) + minutes(10)
-      : settings.cold.shutdownTimeoutS * 1000 + deadlineMs({ ...vm, storage: 'local' }, settings) + minutes(30),
+      : coldDeadlineMs(vm, settings) + minutes(30),
     recoverMs: (waitMs) => waitMs + minutes(15),
   };
 }

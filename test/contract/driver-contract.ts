@@ -83,7 +83,7 @@ export function driverContract(name: string, fx: ContractFixture): void {
     const vm = await vmOf(d);
     if (vm.host !== fx.source) {
       const back = await d.liveMigrate({ vm, destination: fx.source, maxDowntimeMs: 500, onProgress: () => {} });
-      if (!back.ok) await d.coldMigrate({ vm, destination: fx.source, shutdownTimeoutS: 60, forceOff: true, onProgress: () => {} });
+      if (!back.ok) await d.coldMigrate({ vm, destination: fx.source, shutdownTimeoutS: 60, forceOff: true, deadlineMs: 600_000, onProgress: () => {} });
     }
     expect(await onlyOn(d)).toBe(fx.source);
   });
@@ -138,11 +138,11 @@ export function driverContract(name: string, fx: ContractFixture): void {
     it('cold migration there and back: running on the destination only', async () => {
       await reset();
       await withDriver(async (d) => {
-        const out = await d.coldMigrate({ vm: await vmOf(d), destination: fx.destination, shutdownTimeoutS: 60, forceOff: true, onProgress: () => {} });
+        const out = await d.coldMigrate({ vm: await vmOf(d), destination: fx.destination, shutdownTimeoutS: 60, forceOff: true, deadlineMs: 600_000, onProgress: () => {} });
         expect(out.ok, JSON.stringify(out)).toBe(true);
         expect(await onlyOn(d)).toBe(fx.destination);
         expect((await vmOf(d)).state).toBe('running');
-        const back = await d.coldMigrate({ vm: await vmOf(d), destination: fx.source, shutdownTimeoutS: 60, forceOff: true, onProgress: () => {} });
+        const back = await d.coldMigrate({ vm: await vmOf(d), destination: fx.source, shutdownTimeoutS: 60, forceOff: true, deadlineMs: 600_000, onProgress: () => {} });
         expect(back.ok, JSON.stringify(back)).toBe(true);
         expect(await onlyOn(d)).toBe(fx.source);
       });
