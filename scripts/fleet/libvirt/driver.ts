@@ -1,12 +1,19 @@
 /**
  * The libvirt driver: virsh on each host over SSH. Live migration is peer to peer, persistent,
- * undefining the source, copying storage when disks are local; its progress comes from the
- * migration job. Every outcome is decided by looking the domain up on both hosts afterwards,
- * never from virsh's message (peer-to-peer mode often hides the real error). A source's
- * leftover disk is deleted only once the guest is confirmed running on the destination.
+ * undefining the source, copying exactly the disks the destination does not share; its progress
+ * comes from the migration job. Every outcome is decided by looking the domain up on both hosts
+ * afterwards, never from virsh's message (peer-to-peer mode often hides the real error).
+ *
+ * Data rules, by identity rather than by name: domains are addressed by UUID (`--domain`), so no
+ * domain name can be read as an option or stand for another domain; whether two hosts share a
+ * disk's folder is decided by a marker file (storage.ts), not by the filesystem's type; a copy
+ * never goes onto a path that exists on the destination; a file is deleted only where it is not
+ * shared with the other host and no domain on that host uses it; a source's leftover disk only
+ * once the guest runs on the destination; a failed move's partial copies (paths that did not
+ * exist on the destination before) are removed from it.
  */
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { messageOf } from '../../errors.ts';
 import { withDefaults } from '../../plan/defaults.ts';
 import type { LibvirtFleet } from '../../plan/plan-types.ts';
@@ -17,6 +24,7 @@ import {
 } from '../driver.ts';
 import type { Fence, Host, Inventory, Vm } from '../types.ts';
 import { SshPool } from './ssh.ts';
+import { existing, foldersOf, probeSharing, separator, type Sharing } from './storage.ts';
 import * as virsh from './virsh.ts';
 
 
@@ -26,27 +34,53 @@ const VIRSH = ['virsh', '-c', 'qemu:///system'];
 const POLL_MS = 1000;
 /** How long virsh migrate may take to return after an abort before the driver stops waiting. */
 const ABORT_GRACE_MS = 10_000;
-/** Filesystems (as `stat -f` names them) whose files every host sees: disks there are shared. */
-const SHARED_FS = new Set(['nfs', 'nfs4', 'cifs', 'smb2', 'ceph', 'fuse.glusterfs', 'gfs2', 'ocfs2', 'fuse.cephfs']);
 /** How long a host may take to say where a domain is. */
 const LOCATE_TIMEOUT_MS = 10_000;
 /** How often a shutdown request is repeated while the guest has not stopped (Nova: 10 s). */
 const SHUTDOWN_RETRY_MS = 10_000;
 /** Where a host's fence is kept: it survives reboots until `evacuator clear` lifts it. */
 const FENCE_FILE = '/var/lib/evacuator/fence.json';
+/** What `virsh list --uuid` prints for a domain. */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The copy plan in a sentence. */
+function describePlan(plan: CopyPlan, destination: string): string {
+  const parts = [
+    plan.copy.length ? `copies ${plan.copy.length} disk file(s) (free on ${destination})` : '',
+    plan.shared.length ? `${plan.shared.length} on storage ${destination} shares (by marker)` : '',
+    plan.unknown.length ? `${plan.unknown.length} whose sharing is unknown (not copied, not deleted)` : '',
+  ].filter(Boolean);
+  return parts.join('; ') || 'no disk files';
+}
+
+/** What the last inventory read of one domain, by UUID. */
+interface Known {
+  host: string;
+  disks: virsh.DomainDisk[];
+  cpu?: virsh.GuestCpu;
+  virtType: string;
+}
+
+/** A domain's disks as one move sees them: what it copies, and what the destination already shares. */
+interface CopyPlan {
+  copy: string[];
+  /** Disk files whose folder the destination shares (never copied, never deleted). */
+  shared: string[];
+  /** Disk files whose sharing could not be decided (never copied, never deleted). */
+  unknown: string[];
+  /** Targets (vda, ...) of the disks to copy, for --migrate-disks. */
+  targets: string[];
+}
 
 export class LibvirtDriver implements Driver {
   readonly name = 'libvirt';
   readonly clock: Clock;
   private readonly ssh: SshPool;
   private readonly labels: Map<string, Record<string, string>>;
-  /**
-   * Local disk files per domain, from the last inventory: what a migration copies and what is
-   * deleted from the host it left. A disk on shared storage is never copied or deleted.
-   */
-  private diskPaths = new Map<string, string[]>();
-  /** Guest CPU per domain that names one, from the last inventory. */
-  private cpus = new Map<string, { element: string; virtType: string }>();
+  /** Domains as the last inventory read them, by UUID. */
+  private known = new Map<string, Known>();
+  /** Each host's own CPU element (what a host-passthrough guest needs on a destination). */
+  private hostCpus = new Map<string, { element?: string; model: string }>();
   /** Domains whose migration job was aborted, with when. */
   private aborting = new Map<string, number>();
 
@@ -70,6 +104,15 @@ export class LibvirtDriver implements Driver {
     return this.ssh.exec(host, argv, stdin);
   }
 
+  /** run, but a host that does not answer within ms counts as a rejection (a partitioned host can hang a channel for minutes). */
+  private async runWithin(host: string, argv: string[], ms: number, stdin?: string) {
+    const timer = new AbortController();
+    return Promise.race([
+      this.run(host, argv, stdin),
+      this.clock.sleep(ms, timer.signal).then(() => Promise.reject(new Error(`${host} did not answer within ${Math.round(ms / 1000)} s`))),
+    ]).finally(() => timer.abort());
+  }
+
   /** stdout of a command that must succeed, else an Error naming it. */
   private async out(host: string, argv: string[]): Promise<string> {
     const r = await this.run(host, argv);
@@ -77,17 +120,25 @@ export class LibvirtDriver implements Driver {
     return r.stdout;
   }
 
+  /** virsh on host's own libvirtd with the domain named by its UUID (--domain: never read as an option, never another domain's name). */
+  private dom(vm: Vm): string[] {
+    return ['--domain', vm.uuid];
+  }
+
   async inventory(): Promise<Outcome<{ inventory: Inventory }>> {
     const inv: Inventory = { hosts: [], vms: [], unreachable: [] };
+    const found: { vm: Vm; disks: virsh.DomainDisk[] }[] = [];
     await Promise.all(this.config.hosts.map(async ({ name }) => {
       try {
         const [node, caps, ver, pool, list, fence] = await Promise.all([
           this.out(name, [...VIRSH, 'nodeinfo']), this.out(name, [...VIRSH, 'capabilities']), this.out(name, [...VIRSH, 'version']),
-          this.run(name, [...VIRSH, 'pool-info', '--bytes', 'default']), this.out(name, [...VIRSH, 'list', '--all', '--name']),
+          this.run(name, [...VIRSH, 'pool-info', '--bytes', 'default']), this.out(name, [...VIRSH, 'list', '--all', '--uuid']),
           this.readFence(name),
         ]);
         const n = virsh.fields(node);
         const c = virsh.capabilities(caps);
+        const cpuElement = virsh.hostCpuElement(caps);
+        this.hostCpus.set(name, { model: c.cpuModel, ...(cpuElement ? { element: cpuElement } : {}) });
         const host: Host = {
           name, uuid: c.uuid, cpuModel: c.cpuModel, hypervisor: virsh.version(ver), labels: this.labels.get(name) ?? {},
           capacity: {
@@ -97,50 +148,77 @@ export class LibvirtDriver implements Driver {
           },
           ...(fence ? { fence } : {}),
         };
+        const uuids = list.split('\n').map((l) => l.trim()).filter((u) => UUID.test(u));
+        const domains = await this.domains(name, uuids, c.cpuModel);
         inv.hosts.push(host);
-        for (const dom of list.split('\n').map((l) => l.trim()).filter(Boolean)) inv.vms.push(await this.domain(name, dom));
+        found.push(...domains);
       } catch (e) {
         inv.unreachable.push({ host: name, detail: messageOf(e) });
       }
     }));
+    // Which disk folders the other hosts share, by marker: a disk is local when some host does not see it.
+    const reachable = inv.hosts.map((h) => h.name);
+    const folders = new Map<string, string[]>();
+    for (const { vm, disks } of found) folders.set(vm.host, [...new Set([...folders.get(vm.host) ?? [], ...foldersOf(disks.filter(virsh.copyable).map((d) => d.path))])]);
+    const sharing = await probeSharing((h, a) => this.run(h, a), folders, reachable);
+    for (const { vm, disks } of found) {
+      const local = disks.filter(virsh.copyable).map((d) => d.path).filter((p) => [...sharing.get(vm.host)?.get(posix.dirname(p))?.values() ?? []].includes('local'));
+      inv.vms.push({ ...vm, storage: local.length > 0 ? 'local' : 'shared', disks: local });
+    }
     inv.hosts.sort((a, b) => a.name.localeCompare(b.name));
     inv.vms.sort((a, b) => a.name.localeCompare(b.name));
     return { ok: true, inventory: inv };
   }
 
-  private async domain(host: string, name: string): Promise<Vm> {
-    const [info, blk, xml] = await Promise.all([
-      this.out(host, [...VIRSH, 'dominfo', name]), this.out(host, [...VIRSH, 'domblklist', '--details', name]), this.out(host, [...VIRSH, 'dumpxml', name]),
-    ]);
-    const f = virsh.fields(info);
-    const files = virsh.disks(blk);
-    let diskBytes = 0;
-    const local: string[] = [];
-    for (const d of files) {
-      const r = await this.run(host, [...VIRSH, 'domblkinfo', name, d.target]);
-      if (r.code === 0) diskBytes += virsh.bytesOf(virsh.fields(r.stdout).get('Capacity'));
-      // A disk on a network filesystem is there on every host: the migration need not copy it.
-      const fs = await this.run(host, ['stat', '-f', '-c', '%T', '--', d.path]);
-      if (!SHARED_FS.has(fs.stdout.trim())) local.push(d.path);
+  /**
+   * Every domain of a host in one remote command (a shell loop over the UUIDs, passed as
+   * arguments): dominfo, domblkinfo --all and the XML, each section after a random separator.
+   */
+  private async domains(host: string, uuids: string[], hostCpuModel: string): Promise<{ vm: Vm; disks: virsh.DomainDisk[] }[]> {
+    if (uuids.length === 0) return [];
+    const sep = separator();
+    const script = 's=$1; shift; for u do printf "\\n%s dom %s\\n" "$s" "$u"; virsh -c qemu:///system dominfo --domain "$u" 2>/dev/null; '
+      + 'printf "%s blk\\n" "$s"; virsh -c qemu:///system domblkinfo --domain "$u" --all 2>/dev/null; '
+      + 'printf "%s xml\\n" "$s"; virsh -c qemu:///system dumpxml --domain "$u" 2>/dev/null; done; exit 0';
+    const out = await this.out(host, ['sh', '-c', script, 'sh', sep, ...uuids]);
+    const result: { vm: Vm; disks: virsh.DomainDisk[] }[] = [];
+    for (const part of out.split(`\n${sep} dom `).slice(1)) {
+      const uuid = part.slice(0, part.indexOf('\n'));
+      const [info, rest = ''] = part.slice(uuid.length + 1).split(`\n${sep} blk\n`);
+      const [blk, xml = ''] = rest.split(`\n${sep} xml\n`);
+      const f = virsh.fields(info);
+      if (!f.get('State') || !xml.trim()) continue; // gone between the list and now
+      let d: virsh.DomainXml;
+      try {
+        d = virsh.domainXml(xml);
+      } catch {
+        continue;
+      }
+      const caps = virsh.blockCapacities(blk);
+      const files = d.disks.filter(virsh.copyable);
+      const diskBytes = files.reduce((a, x) => a + (caps.get(x.target) ?? 0), 0);
+      this.known.set(uuid, { host, disks: d.disks, virtType: d.virtType, ...(d.cpu ? { cpu: d.cpu } : {}) });
+      let state = virsh.stateOf(f.get('State') ?? '');
+      // A shut-off domain with a managed save image holds a guest's memory: moving its definition would lose it.
+      if (state === 'shutoff' && f.get('Managed save') === 'yes') state = 'suspended';
+      const cpuModel = !d.cpu ? 'qemu64' : d.cpu.mode === 'custom' ? d.cpu.model ?? 'qemu64' : hostCpuModel;
+      result.push({
+        disks: d.disks,
+        vm: {
+          name: d.name || (f.get('Name') ?? uuid), uuid, host, state,
+          resources: { vcpu: Number(f.get('CPU(s)') ?? 1), memory_mib: virsh.bytesOf(f.get('Max memory')) / 2 ** 20, disk_gib: diskBytes / 2 ** 30 },
+          storage: 'local', cpuModel,
+        },
+      });
     }
-    this.diskPaths.set(name, local);
-    const cpu = virsh.guestCpu(xml);
-    if (cpu) this.cpus.set(name, cpu);
-    else this.cpus.delete(name);
-    return {
-      name, uuid: f.get('UUID') ?? name, host, state: virsh.stateOf(f.get('State') ?? ''),
-      resources: { vcpu: Number(f.get('CPU(s)') ?? 1), memory_mib: virsh.bytesOf(f.get('Max memory')) / 2 ** 20, disk_gib: diskBytes / 2 ** 30 },
-      // Any disk on a host's own filesystem makes the VM local: a live migration must copy it.
-      storage: local.length > 0 ? 'local' : 'shared',
-      cpuModel: cpu?.model ?? 'qemu64',
-      disks: local,
-    };
+    return result;
   }
 
   /**
    * libvirt's own checks, live: the source itself reaches the destination's libvirtd (peer to
-   * peer; asked once per pair of hosts), and libvirt's CPU comparison on the destination, which
-   * replaces the model table's answer. The generic checks come from discovery (preflight/).
+   * peer; asked once per pair of hosts); the guest's CPU as libvirt will require it on the
+   * destination; and the storage: no disk file to copy may exist at its path on the destination
+   * (it could be another guest's: never overwritten). The generic checks come from discovery.
    */
   async preflight(items: PreflightItem[]): Promise<CheckResult[][]> {
     const peers = new Map<string, Promise<CheckResult>>();
@@ -148,47 +226,119 @@ export class LibvirtDriver implements Driver {
       const key = `${source}\n${destination}`;
       let p = peers.get(key);
       if (!p) {
-        p = this.run(source, ['virsh', '-c', `qemu+ssh://${destination}/system`, 'hostname'])
-          .catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }))
-          .then((r): CheckResult => ({
-            check: 'peer', ok: r.code === 0,
-            detail: r.code === 0 ? `${source} reaches ${destination}'s libvirtd` : `${source} cannot reach ${destination}'s libvirtd: ${r.stderr.trim().split('\n').at(-1)}`,
-          }));
+        p = this.peer(source, destination).then((r): CheckResult => ({
+          check: 'peer', ok: r.ok,
+          detail: r.ok ? `${source} reaches ${destination}'s libvirtd` : `${source} cannot reach ${destination}'s libvirtd: ${r.detail}`,
+        }));
         peers.set(key, p);
       }
       return p;
     };
+    const plans = new Map<string, Promise<Map<string, CopyPlan> | string>>();
+    const storage = async (vm: Vm, destination: string): Promise<CheckResult> => {
+      const key = `${vm.host}\n${destination}`;
+      let p = plans.get(key);
+      if (!p) {
+        const same = items.filter((i) => i.vm.host === vm.host && i.destination === destination).map((i) => i.vm);
+        p = this.copyPlans(same, destination);
+        plans.set(key, p);
+      }
+      const got = await p;
+      if (typeof got === 'string') return { check: 'storage', ok: false, detail: got };
+      const plan = got.get(vm.uuid)!;
+      const there = await existing((h, a) => this.run(h, a), destination, plan.copy);
+      if (!there) return { check: 'storage', ok: false, detail: `${destination} did not say whether the disk paths are free` };
+      if (there.size > 0) return { check: 'storage', ok: false, detail: `${[...there].join(', ')} already exists on ${destination} (another guest's disk?); evacuator never overwrites a file: move or remove it first` };
+      return { check: 'storage', ok: true, detail: describePlan(plan, destination) };
+    };
     return Promise.all(items.map(async ({ vm, destination }) => {
-      const [p, cpu] = await Promise.all([peer(vm.host, destination), this.compareCpu(vm, destination)]);
-      return cpu ? [p, cpu] : [p];
+      const [p, cpu, st] = await Promise.all([peer(vm.host, destination), this.compareCpu(vm, destination), storage(vm, destination)]);
+      return cpu ? [p, cpu, st] : [p, st];
     }));
   }
 
+  /** Whether source reaches destination's libvirtd itself (as peer-to-peer migration and disk copies need), within 20 s. */
+  private async peer(source: string, destination: string): Promise<{ ok: boolean; detail: string }> {
+    const r = await this.runWithin(source, ['timeout', '20', 'virsh', '-c', `qemu+ssh://${destination}/system`, 'hostname'], 30_000)
+      .catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
+    return { ok: r.code === 0, detail: r.code === 0 ? '' : r.code === 124 ? 'no answer within 20 s' : r.stderr.trim().split('\n').at(-1) ?? `exit ${r.code}` };
+  }
+
   /**
-   * Ask the destination's libvirt whether it can provide the guest's CPU (`virsh
-   * hypervisor-cpu-compare` with the domain's virtualization type), from the CPU element the
-   * inventory read. A domain without one gets QEMU's baseline model: undefined, the table's
-   * answer stands.
+   * For moves of these VMs (all on one source) to destination: which disk files each copies.
+   * A folder is copied only where the destination was shown not to share it. A string when the
+   * destination could not be asked.
+   */
+  private async copyPlans(vms: Vm[], destination: string): Promise<Map<string, CopyPlan> | string> {
+    if (vms.length === 0) return new Map();
+    const source = vms[0].host;
+    const disks = new Map(vms.map((vm) => [vm.uuid, this.disksOf(vm)]));
+    const folders = foldersOf([...disks.values()].flat().filter(virsh.copyable).map((d) => d.path));
+    const sharing = await probeSharing((h, a) => this.run(h, a), new Map([[source, folders]]), [source, destination]);
+    const seen = sharing.get(source)!;
+    const plans = new Map<string, CopyPlan>();
+    for (const vm of vms) {
+      const plan: CopyPlan = { copy: [], shared: [], unknown: [], targets: [] };
+      for (const d of disks.get(vm.uuid)!.filter(virsh.copyable)) {
+        const s: Sharing = seen.get(posix.dirname(d.path))?.get(destination) ?? 'unknown';
+        if (s === 'local') {
+          plan.copy.push(d.path);
+          plan.targets.push(d.target);
+        } else (s === 'shared' ? plan.shared : plan.unknown).push(d.path);
+      }
+      plans.set(vm.uuid, plan);
+    }
+    return plans;
+  }
+
+  /** The VM's disks as the last inventory read them, else the files the journal recorded. */
+  private disksOf(vm: Vm): virsh.DomainDisk[] {
+    return this.known.get(vm.uuid)?.disks
+      ?? (vm.disks ?? []).map((path, i) => ({ type: 'file', device: 'disk', target: `disk${i}`, path, readonly: false, shareable: false, backing: [] }));
+  }
+
+  /**
+   * What libvirt will require of the destination's CPU: a named model (custom, and every running
+   * host-model guest, whose live definition libvirt has expanded) through `virsh
+   * hypervisor-cpu-compare`; host-passthrough and maximum, the source host's own CPU through
+   * `virsh cpu-compare` while the guest runs. A shut-off guest gets its CPU when it starts, on
+   * whichever host: nothing to compare. No CPU element: QEMU's baseline, the table's answer stands.
    */
   private async compareCpu(vm: Vm, destination: string): Promise<CheckResult | undefined> {
-    const cpu = this.cpus.get(vm.name);
+    const k = this.known.get(vm.uuid);
+    const cpu = k?.cpu;
     if (!cpu) return undefined;
-    const r = await this.run(destination, [...VIRSH, 'hypervisor-cpu-compare', '--virttype', cpu.virtType, '/dev/stdin'], cpu.element);
-    const said = (r.stdout.trim() || r.stderr.trim()).split('\n').at(-1) ?? '';
-    const ok = r.code === 0 && /identical|superset/.test(said);
-    return { check: 'cpu', ok, detail: `libvirt on ${destination}: ${said.replace(/\/dev\/stdin/g, `${vm.name}'s definition`)}` };
+    const running = vm.state === 'running' || vm.state === 'paused';
+    if (cpu.mode === 'custom' && cpu.element) {
+      const r = await this.run(destination, [...VIRSH, 'hypervisor-cpu-compare', '--virttype', k.virtType, '/dev/stdin'], cpu.element);
+      const said = (r.stdout.trim() || r.stderr.trim()).split('\n').at(-1) ?? '';
+      const ok = r.code === 0 && /identical|superset/.test(said);
+      return { check: 'cpu', ok, detail: `libvirt on ${destination}: ${said.replace(/\/dev\/stdin/g, `${vm.name}'s CPU (${cpu.model})`)}` };
+    }
+    if (!running) return { check: 'cpu', ok: true, detail: `CPU mode ${cpu.mode}: the guest is ${vm.state}; libvirt fits its CPU to the host it starts on` };
+    if (cpu.mode === 'host-passthrough' || cpu.mode === 'maximum') {
+      const src = this.hostCpus.get(vm.host)?.element;
+      if (!src) return { check: 'cpu', ok: false, detail: `CPU mode ${cpu.mode}: ${vm.host}'s own CPU is unknown, so ${destination} cannot be compared with it` };
+      const r = await this.run(destination, [...VIRSH, 'cpu-compare', '/dev/stdin'], src);
+      const said = (r.stdout.trim() || r.stderr.trim()).split('\n').at(-1) ?? '';
+      const ok = r.code === 0 && /identical|superset/.test(said);
+      return { check: 'cpu', ok, detail: `CPU mode ${cpu.mode} needs ${vm.host}'s CPU: libvirt on ${destination}: ${said.replace(/\/dev\/stdin/g, `${vm.host}'s CPU`)}` };
+    }
+    return { check: 'cpu', ok: true, detail: `CPU mode ${cpu.mode}: libvirt fits it to ${destination}` };
   }
 
   async liveMigrate(req: LiveRequest): Promise<MigrationOutcome> {
     const { vm, destination } = req;
-    const local = vm.storage === 'local';
+    const got = await this.prepareCopy(vm, destination);
+    if ('ok' in got) return got;
+    const plan = got;
     const argv = [...VIRSH, 'migrate', '--live', '--persistent', '--undefinesource', '--p2p',
-      ...(local ? ['--copy-storage-all'] : []),
+      ...(plan.copy.length > 0 ? ['--copy-storage-all', '--migrate-disks', plan.targets.join(',')] : []),
       ...(req.autoConverge ? ['--auto-converge'] : []),
       ...(req.postCopy ? ['--postcopy', '--postcopy-after-precopy'] : []),
       ...(req.bandwidthMibps ? ['--bandwidth', String(Math.max(1, Math.round(req.bandwidthMibps)))] : []),
-      vm.name, `qemu+ssh://${destination}/system`];
-    this.aborting.delete(vm.name);
+      ...this.dom(vm), '--desturi', `qemu+ssh://${destination}/system`];
+    this.aborting.delete(vm.uuid);
     let finished = false;
     const migration = this.run(vm.host, argv).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message })).finally(() => (finished = true));
     // Watch the job on the source; set the downtime limit once the job exists.
@@ -200,12 +350,12 @@ export class LibvirtDriver implements Driver {
       if (finished) break;
       // A partitioned destination can hang virsh for minutes even after the abort: stop waiting
       // and decide from where the guest is (it counts as on its source until proven otherwise).
-      const abortedAt = this.aborting.get(vm.name);
+      const abortedAt = this.aborting.get(vm.uuid);
       if (abortedAt !== undefined && this.clock.now() - abortedAt > ABORT_GRACE_MS) {
-        return this.settle(vm, destination, `virsh migrate did not return ${ABORT_GRACE_MS / 1000} s after the abort`, true);
+        return this.settle(vm, destination, `virsh migrate did not return ${ABORT_GRACE_MS / 1000} s after the abort`, true, plan);
       }
-      if (!limitSet) limitSet = (await this.run(vm.host, [...VIRSH, 'migrate-setmaxdowntime', vm.name, String(req.maxDowntimeMs)]).catch(() => ({ code: -1 }))).code === 0;
-      const job = await this.run(vm.host, [...VIRSH, 'domjobinfo', vm.name]).catch(() => undefined);
+      if (!limitSet) limitSet = (await this.run(vm.host, [...VIRSH, 'migrate-setmaxdowntime', ...this.dom(vm), '--downtime', String(req.maxDowntimeMs)]).catch(() => ({ code: -1 }))).code === 0;
+      const job = await this.runWithin(vm.host, [...VIRSH, 'domjobinfo', ...this.dom(vm)], LOCATE_TIMEOUT_MS).catch(() => undefined);
       if (job?.code === 0) {
         const f = virsh.fields(job.stdout);
         if (f.get('Job type') === 'Unbounded') {
@@ -214,95 +364,193 @@ export class LibvirtDriver implements Driver {
       }
     }
     const result = await migration;
-    return this.settle(vm, destination, result.stderr, this.aborting.has(vm.name));
+    return this.settle(vm, destination, result.stderr, this.aborting.has(vm.uuid), plan);
   }
 
-  /** Decide a live migration's outcome from where the domain is now. */
-  private async settle(vm: Vm, destination: string, stderr: string, aborted: boolean): Promise<MigrationOutcome> {
+  /**
+   * Before a move: the destination answers (from here and from the source), the guest is not
+   * already there, and the copy plan, whose files must not exist on the destination. A failure
+   * outcome otherwise, with nothing changed.
+   */
+  private async prepareCopy(vm: Vm, destination: string): Promise<CopyPlan | MigrationOutcome> {
+    const here = await this.locate(vm, [vm.host, destination]);
+    if (here.unreachable.includes(destination)) return failure('unreachable', `${destination} does not answer; nothing was changed`, destination);
+    if (here.unreachable.includes(vm.host)) return failure('unreachable', `${vm.host} does not answer; nothing was changed`, vm.host);
+    if (!here.found.some((f) => f.host === vm.host)) return failure('not-found', `${vm.name} (${vm.uuid}) is not on ${vm.host}`, vm.host);
+    if (here.found.some((f) => f.host === destination)) return failure('refused', `${destination} already has a domain with ${vm.name}'s UUID ${vm.uuid}; nothing was changed`, destination);
+    const peer = await this.peer(vm.host, destination);
+    if (!peer.ok) return failure('unreachable', `${vm.host} cannot reach ${destination}'s libvirtd (${peer.detail}); nothing was changed`, destination);
+    const plans = await this.copyPlans([vm], destination);
+    if (typeof plans === 'string') return failure('unreachable', plans, destination);
+    const plan = plans.get(vm.uuid)!;
+    const there = await existing((h, a) => this.run(h, a), destination, plan.copy);
+    if (!there) return failure('unreachable', `${destination} did not say whether ${plan.copy.join(', ')} exist; nothing was changed`, destination);
+    if (there.size > 0) return failure('refused', `${[...there].join(', ')} already exists on ${destination}; evacuator never overwrites a file a guest may use: nothing was changed`, destination);
+    return plan;
+  }
+
+  /** Decide a live migration's outcome from where the domain is now; clean what a failed one left. */
+  private async settle(vm: Vm, destination: string, stderr: string, aborted: boolean, plan: CopyPlan): Promise<MigrationOutcome> {
     const where = await this.locate(vm, [vm.host, destination]);
     const onDest = where.found.find((f) => f.host === destination);
     const onSource = where.found.find((f) => f.host === vm.host);
     const message = stderr.trim().split('\n').at(-1) ?? '';
     if (onDest?.state === 'running' && !onSource) {
-      const done = await this.run(destination, [...VIRSH, 'domjobinfo', '--completed', vm.name]).catch(() => undefined);
+      const done = await this.run(destination, [...VIRSH, 'domjobinfo', '--completed', ...this.dom(vm)]).catch(() => undefined);
       const f = virsh.fields(done?.stdout ?? '');
-      // Only now, with the guest running on the destination and gone from the source, delete what it left there.
-      for (const path of this.diskPaths.get(vm.name) ?? []) await this.deleteDisk(vm.host, path).catch(() => undefined);
-      return { ok: true, bytes: virsh.bytesOf(f.get('Data processed')) || 0, downtimeMs: Number(/(\d+)/.exec(f.get('Total downtime') ?? '')?.[1] ?? 0) };
+      // Only now, with the guest running on the destination and gone from the source, delete the copies it left there.
+      const removed = await this.removeFiles(vm.host, plan.copy);
+      return {
+        ok: true, bytes: virsh.bytesOf(f.get('Data processed')) || 0, downtimeMs: Number(/(\d+)/.exec(f.get('Total downtime') ?? '')?.[1] ?? 0),
+        ...(removed.kept.length ? { note: `kept on ${vm.host}: ${removed.kept.join(', ')} (${removed.why})` } : {}),
+      };
+    }
+    if (onSource) {
+      // Failed or aborted: the destination keeps nothing of it (a definition, the disk files the copy made).
+      const debris = await this.dropDestination(vm, destination, onDest?.state, plan.copy);
+      if (where.unreachable.includes(destination)) return failure('unreachable', `${destination} does not answer: ${message}${debris}`, destination);
+      // libvirt judges sharedness by filesystem type: storage it does not know is "unsafe" unless the disk's cache is none.
+      const hint = /unsafe/i.test(message) && plan.shared.length > 0
+        ? ` (${plan.shared.join(', ')} ${plan.shared.length > 1 ? 'are' : 'is'} on storage ${destination} shares, shown by a marker file, but libvirt does not know the filesystem as shared: give the disk cache='none' to let it migrate live)` : '';
+      return failure(aborted ? 'aborted' : 'error', `${message || 'migration failed'}${hint}; the guest stays on its source${debris}`, aborted ? undefined : destination);
     }
     if (where.unreachable.includes(destination)) return failure('unreachable', `${destination} does not answer: ${message}`, destination);
     if (where.unreachable.includes(vm.host)) return failure('unreachable', `${vm.host} does not answer: ${message}`, vm.host);
-    if (onSource) return failure(aborted ? 'aborted' : 'error', message || 'migration failed; the guest stays on its source', aborted ? undefined : destination);
     return failure('not-found', `${vm.name} is on neither ${vm.host} nor ${destination}: ${message}`, vm.host);
   }
 
+  /**
+   * Remove what a failed move left on the destination: a definition of the VM (by UUID; a
+   * running copy only when the source still runs it), then the copied files no domain there uses.
+   * Returns what could not be removed, for the report ("" when nothing is left).
+   */
+  private async dropDestination(vm: Vm, destination: string, state: string | undefined, copied: string[]): Promise<string> {
+    try {
+      if (state === 'running' || state === 'paused') await this.run(destination, [...VIRSH, 'destroy', ...this.dom(vm)]);
+      if (state) await this.run(destination, [...VIRSH, 'undefine', ...this.dom(vm)]);
+    } catch {
+      return `; ${destination} did not answer: it may still hold ${vm.name}'s definition${copied.length ? ` and ${copied.join(', ')}` : ''} (a later run or resume looks again)`;
+    }
+    const r = await this.removeFiles(destination, copied);
+    return r.kept.length ? `; left on ${destination}: ${r.kept.join(', ')} (${r.why})` : '';
+  }
+
+  /**
+   * Delete disk files on host, each only if no domain there uses it (its disks or their backing
+   * chains): through its storage pool (so the pool stops listing it; a stale entry makes a later
+   * migration back fail), else directly. What was kept, and why.
+   */
+  private async removeFiles(host: string, paths: string[]): Promise<{ kept: string[]; why: string }> {
+    if (paths.length === 0) return { kept: [], why: '' };
+    const used = await this.usedPaths(host).catch(() => undefined);
+    if (!used) return { kept: paths, why: `${host} did not list its domains' disks, so nothing was deleted` };
+    const kept = paths.filter((p) => used.has(p));
+    for (const p of paths.filter((x) => !used.has(x))) {
+      const r = await this.run(host, [...VIRSH, 'vol-delete', '--vol', p]).catch(() => ({ code: -1 }));
+      if (r.code !== 0) await this.run(host, ['rm', '-f', '--', p]).catch(() => undefined);
+    }
+    return { kept, why: kept.length ? 'a domain there uses it' : '' };
+  }
+
+  /** Every file any domain on host uses (disks and backing chains), read now. */
+  private async usedPaths(host: string): Promise<Set<string>> {
+    const sep = separator();
+    const script = 's=$1; for u in $(virsh -c qemu:///system list --all --uuid) ; do printf "\\n%s\\n" "$s"; virsh -c qemu:///system dumpxml --domain "$u" || exit 3; done; exit 0';
+    const out = await this.out(host, ['sh', '-c', script, 'sh', sep]);
+    const used = new Set<string>();
+    for (const xml of out.split(`\n${sep}\n`).slice(1)) {
+      for (const d of virsh.domainXml(xml).disks) {
+        if (d.path) used.add(d.path);
+        for (const b of d.backing) used.add(b);
+      }
+    }
+    return used;
+  }
 
   async abort(vm: Vm): Promise<Outcome<object>> {
-    this.aborting.set(vm.name, this.clock.now());
-    const r = await this.run(vm.host, [...VIRSH, 'domjobabort', vm.name]).catch((e: Error) => ({ code: -1, stderr: e.message }));
+    this.aborting.set(vm.uuid, this.clock.now());
+    const r = await this.runWithin(vm.host, [...VIRSH, 'domjobabort', ...this.dom(vm)], LOCATE_TIMEOUT_MS).catch((e: Error) => ({ code: -1, stderr: e.message }));
     return r.code === 0 ? { ok: true } : failure('error', r.stderr.trim(), vm.host);
   }
 
   /**
-   * Shut down (forced off only if allowed), copy each disk host to host with a checksum compared
-   * on both ends, define the inactive definition on the destination and start it; only once it
-   * runs there, undefine it on the source and delete its disks. Any failure before that undoes
-   * what the destination got and starts the guest again on its source.
+   * Only once the destination has answered (from here and from the source) and the copy plan
+   * holds: shut down (forced off only if allowed), copy each disk the destination does not share
+   * host to host over SFTP with a checksum compared on both ends, define the inactive definition
+   * on the destination and start it if it ran; only once it runs there, undefine it on the
+   * source and delete its copied disks. Any failure before that, or the deadline, undoes what
+   * the destination got and starts the guest again on its source. A shut-off guest stays off.
    */
   async coldMigrate(req: ColdRequest): Promise<MigrationOutcome> {
     const { vm, destination } = req;
     const src = vm.host;
     const t0 = this.clock.now();
-    const state = await this.locate(vm, [src]);
-    const was = state.found.find((f) => f.host === src)?.state;
-    if (!was) return failure(state.unreachable.length ? 'unreachable' : 'not-found', `${vm.name} is not on ${src}`, src);
-    const paths = this.diskPaths.get(vm.name) ?? [];
+    const left = () => req.deadlineMs - (this.clock.now() - t0);
+    const got = await this.prepareCopy(vm, destination);
+    if ('ok' in got) return got;
+    const plan = got;
+    const was = (await this.locate(vm, [src])).found[0]?.state;
+    if (!was) return failure('not-found', `${vm.name} is not on ${src}`, src);
+    if (was === 'paused' && !req.forceOff) return failure('refused', `${vm.name} is paused: a paused guest cannot shut down cleanly, and the plan does not allow forcing it off`, src);
     req.onProgress({ vm: vm.name, phase: 'shutdown', sentBytes: 0, remainingBytes: 0, rateBps: 0 });
     if (was !== 'shutoff') {
-      const off = await this.shutDown(vm, req.shutdownTimeoutS, req.forceOff);
+      const off = was === 'paused' ? await this.powerOff(vm) : await this.shutDown(vm, req.shutdownTimeoutS, req.forceOff);
       if (!off.ok) return off;
     }
     const copied: string[] = [];
     let defined = false;
     const undo = async (reason: Failure['reason'], detail: string, host?: string): Promise<MigrationOutcome> => {
-      if (defined) await this.run(destination, [...VIRSH, 'undefine', vm.name]).catch(() => undefined);
-      for (const p of copied) await this.deleteDisk(destination, p).catch(() => undefined);
-      if (was === 'running' || was === 'paused') await this.run(src, [...VIRSH, 'start', vm.name]).catch(() => undefined);
-      return failure(reason, `${detail}; ${vm.name} is back on ${src}`, host);
+      let debris = '';
+      try {
+        if (defined) await this.run(destination, [...VIRSH, 'undefine', ...this.dom(vm)]);
+        const r = await this.removeFiles(destination, copied);
+        if (r.kept.length) debris = `; left on ${destination}: ${r.kept.join(', ')} (${r.why})`;
+      } catch {
+        debris = `; ${destination} did not answer: it may still hold ${[defined ? `${vm.name}'s definition` : '', ...copied].filter(Boolean).join(', ')}`;
+      }
+      if (was === 'running' || was === 'paused') await this.run(src, [...VIRSH, 'start', ...this.dom(vm)]).catch(() => undefined);
+      return failure(reason, `${detail}; ${vm.name} is back on ${src}${was === 'shutoff' ? ' (shut off, as it was)' : ''}${debris}`, host);
     };
     let bytes = 0;
     try {
-      for (const path of paths) {
+      for (const path of plan.copy) {
+        if (left() <= 0) return await undo('timeout', `the cold migration passed its deadline of ${Math.round(req.deadlineMs / 1000)} s`);
         const before = await this.checksum(src, path);
         req.onProgress({ vm: vm.name, phase: 'copy', sentBytes: bytes, remainingBytes: 0, rateBps: 0 });
         copied.push(path);
-        // scp -l takes Kbit/s: the plan's bandwidth cap holds for the copy too.
+        // scp -s: SFTP, so the remote path is data, not shell text; -l takes Kbit/s (the plan's bandwidth cap).
         const limit = req.bandwidthMibps ? ['-l', String(Math.max(1, Math.round(req.bandwidthMibps * 8 * 1024)))] : [];
-        const cp = await this.run(src, ['scp', '-q', '-p', ...limit, '--', path, `${destination}:${path}`]);
+        const secs = String(Math.max(1, Math.ceil(left() / 1000)));
+        const cp = await this.run(src, ['timeout', secs, 'scp', '-s', '-q', '-p', ...limit, '--', path, `${destination}:${path}`]);
+        if (cp.code === 124) return await undo('timeout', `copying ${path} to ${destination} passed the deadline of ${Math.round(req.deadlineMs / 1000)} s`);
         if (cp.code !== 0) return await undo('error', `copying ${path} to ${destination} failed: ${cp.stderr.trim()}`, destination);
         const after = await this.checksum(destination, path);
         if (after !== before) return await undo('error', `${path} differs after the copy (sha256 ${before} on ${src}, ${after} on ${destination})`, destination);
         bytes += Number((await this.out(destination, ['stat', '-c', '%s', '--', path])).trim());
       }
       await this.run(destination, [...VIRSH, 'pool-refresh', 'default']);
-      const xml = await this.out(src, [...VIRSH, 'dumpxml', '--inactive', '--migratable', vm.name]);
+      const xml = await this.out(src, [...VIRSH, 'dumpxml', '--inactive', '--migratable', ...this.dom(vm)]);
       const def = await this.run(destination, [...VIRSH, 'define', '/dev/stdin'], xml);
       if (def.code !== 0) return await undo('error', `define on ${destination} failed: ${def.stderr.trim()}`, destination);
       defined = true;
       req.onProgress({ vm: vm.name, phase: 'boot', sentBytes: bytes, remainingBytes: 0, rateBps: 0 });
       if (was === 'running' || was === 'paused') {
-        const start = await this.run(destination, [...VIRSH, 'start', vm.name]);
+        const start = await this.run(destination, [...VIRSH, 'start', ...this.dom(vm)]);
         const now = await this.locate(vm, [destination]);
         if (start.code !== 0 || now.found[0]?.state !== 'running') return await undo('error', `start on ${destination} failed: ${start.stderr.trim()}`, destination);
+        if (was === 'paused') await this.run(destination, [...VIRSH, 'suspend', ...this.dom(vm)]);
       }
     } catch (e) {
-      return undo('unreachable', messageOf(e));
+      return undo('unreachable', messageOf(e), destination);
     }
-    // The destination runs it: now, and only now, remove it from the source.
+    // The destination has it: now, and only now, remove it from the source.
     req.onProgress({ vm: vm.name, phase: 'cleanup', sentBytes: bytes, remainingBytes: 0, rateBps: 0 });
-    await this.run(src, [...VIRSH, 'undefine', vm.name]);
-    for (const p of paths) await this.deleteDisk(src, p);
-    return { ok: true, bytes, downtimeMs: this.clock.now() - t0 };
+    await this.run(src, [...VIRSH, 'undefine', ...this.dom(vm)]);
+    const removed = await this.removeFiles(src, plan.copy);
+    return {
+      ok: true, bytes, downtimeMs: was === 'shutoff' ? 0 : this.clock.now() - t0,
+      ...(removed.kept.length ? { note: `kept on ${src}: ${removed.kept.join(', ')} (${removed.why})` } : {}),
+    };
   }
 
   /**
@@ -315,25 +563,19 @@ export class LibvirtDriver implements Driver {
     while (this.clock.now() < deadline) {
       if (this.clock.now() - asked >= SHUTDOWN_RETRY_MS) {
         asked = this.clock.now();
-        await this.run(vm.host, [...VIRSH, 'shutdown', vm.name]);
+        await this.run(vm.host, [...VIRSH, 'shutdown', ...this.dom(vm)]);
       }
       await this.clock.sleep(POLL_MS);
       if ((await this.locate(vm, [vm.host])).found[0]?.state === 'shutoff') return { ok: true, bytes: 0, downtimeMs: 0 };
     }
     if (!forceOff) return failure('shutdown-refused', `${vm.name} ignored shutdown for ${timeoutS} s and the plan does not allow forcing it off; it keeps running on ${vm.host}`, vm.host);
-    await this.run(vm.host, [...VIRSH, 'destroy', vm.name]);
-    const now = await this.locate(vm, [vm.host]);
-    return now.found[0]?.state === 'shutoff' ? { ok: true, bytes: 0, downtimeMs: 0 } : failure('error', `${vm.name} could not be powered off`, vm.host);
+    return this.powerOff(vm);
   }
 
-  /**
-   * Delete a disk through its storage pool, so the pool does not keep listing it (a stale entry
-   * makes a later migration back to this host fail: libvirt skips creating a disk it believes
-   * exists). A file in no pool is removed directly.
-   */
-  private async deleteDisk(host: string, path: string): Promise<void> {
-    const r = await this.run(host, [...VIRSH, 'vol-delete', path]);
-    if (r.code !== 0) await this.run(host, ['rm', '-f', '--', path]);
+  private async powerOff(vm: Vm): Promise<MigrationOutcome> {
+    await this.run(vm.host, [...VIRSH, 'destroy', ...this.dom(vm)]);
+    const now = await this.locate(vm, [vm.host]);
+    return now.found[0]?.state === 'shutoff' ? { ok: true, bytes: 0, downtimeMs: 0 } : failure('error', `${vm.name} could not be powered off`, vm.host);
   }
 
   private async checksum(host: string, path: string): Promise<string> {
@@ -346,64 +588,65 @@ export class LibvirtDriver implements Driver {
    * what each host holds: only the destination: finished (delete the source's leftover disks);
    * running on the destination and shut off on the source: a cold migration that only lacked
    * its clean-up, so finish it; otherwise undo the destination's side and start the guest again
-   * on its source. A host that does not answer, or a guest running on both, is left untouched
-   * for a person, with the reason.
+   * on its source. Files are deleted only in folders the two hosts were shown not to share, and
+   * only where no domain uses them. A host that does not answer, or a guest running on both, is
+   * left untouched for a person, with the reason.
    */
   async recover(req: RecoverRequest): Promise<Recovery> {
     const { vm, destination } = req;
     const src = vm.host;
-    const paths = vm.disks ?? this.diskPaths.get(vm.name) ?? [];
     const until = this.clock.now() + req.waitMs;
     for (let aborted = false; ;) {
-      const job = await this.run(src, [...VIRSH, 'domjobinfo', vm.name]).catch(() => undefined);
+      const job = await this.runWithin(src, [...VIRSH, 'domjobinfo', ...this.dom(vm)], LOCATE_TIMEOUT_MS).catch(() => undefined);
       const type = job?.code === 0 ? virsh.fields(job.stdout).get('Job type') : undefined;
       if (!type || type === 'None') break;
       if (!aborted && this.clock.now() > until) {
         aborted = true;
-        await this.run(src, [...VIRSH, 'domjobabort', vm.name]).catch(() => undefined);
+        await this.run(src, [...VIRSH, 'domjobabort', ...this.dom(vm)]).catch(() => undefined);
       }
+      // An abort that does not take within a minute leaves the job to a person.
+      if (aborted && this.clock.now() > until + 60_000) return { host: null, action: `a migration job of ${vm.name} still runs on ${src} after an abort; nothing was changed` };
       await this.clock.sleep(POLL_MS);
     }
-    // A disk copy the dead controller started goes on without it on the source: stop it first.
-    const stopped = req.method === 'cold' ? await this.stopCopies(src, paths) : 0;
     const where = await this.locate(vm, [src, destination]);
     if (where.unreachable.length > 0) {
       return { host: null, action: `${where.unreachable.join(' and ')} did not answer; nothing was changed: find ${vm.name} there before running again` };
     }
+    // Which of its files the two hosts do not share: only those were copied, only those may be deleted.
+    const plans = await this.copyPlans([vm], destination);
+    const copy = typeof plans === 'string' ? [] : plans.get(vm.uuid)!.copy;
+    // A disk copy the dead controller started goes on without it on the source: stop it first.
+    const stopped = req.method === 'cold' ? await this.stopCopies(src, copy) : 0;
     const onSrc = where.found.find((f) => f.host === src);
     const onDst = where.found.find((f) => f.host === destination);
     const wasRunning = vm.state === 'running' || vm.state === 'paused';
-    const dropDestination = async () => {
-      if (onDst?.state === 'running' || onDst?.state === 'paused') await this.run(destination, [...VIRSH, 'destroy', vm.name]);
-      if (onDst) await this.run(destination, [...VIRSH, 'undefine', vm.name]);
-      for (const p of paths) await this.deleteDisk(destination, p).catch(() => undefined);
-    };
     const restartSource = async () => {
       if (!wasRunning || !onSrc) return '';
-      if (onSrc.state === 'shutoff') await this.run(src, [...VIRSH, 'start', vm.name]);
-      if (onSrc.state === 'paused') await this.run(src, [...VIRSH, 'resume', vm.name]);
+      if (onSrc.state === 'shutoff') await this.run(src, [...VIRSH, 'start', ...this.dom(vm)]);
+      if (onSrc.state === 'paused') await this.run(src, [...VIRSH, 'resume', ...this.dom(vm)]);
       return onSrc.state === 'running' ? '' : `, started again on ${src}`;
     };
+    const kept = (r: { kept: string[]; why: string }, host: string) => (r.kept.length ? `; kept on ${host}: ${r.kept.join(', ')} (${r.why})` : '');
     if (onDst && !onSrc) {
-      for (const p of paths) await this.deleteDisk(src, p).catch(() => undefined);
-      return { host: destination, action: `the migration had finished: it runs on ${destination}; leftover disks on ${src} deleted` };
+      const r = await this.removeFiles(src, copy);
+      return { host: destination, action: `the migration had finished: it runs on ${destination}; leftover disks on ${src} deleted${kept(r, src)}` };
     }
     if (onDst && onSrc) {
       if (onDst.state === 'running' && onSrc.state === 'shutoff') {
-        await this.run(src, [...VIRSH, 'undefine', vm.name]);
-        for (const p of paths) await this.deleteDisk(src, p);
-        return { host: destination, action: `completed: it already ran on ${destination}, so it was removed from ${src}` };
+        await this.run(src, [...VIRSH, 'undefine', ...this.dom(vm)]);
+        const r = await this.removeFiles(src, copy);
+        return { host: destination, action: `completed: it already ran on ${destination}, so it was removed from ${src}${kept(r, src)}` };
       }
       if (onDst.state === 'running' && onSrc.state !== 'shutoff') {
         return { host: null, action: `runs on both ${src} (${onSrc.state}) and ${destination}; nothing was changed: stop one of them by hand` };
       }
-      await dropDestination();
-      return { host: src, action: `rolled back: the unfinished copy on ${destination} was removed${await restartSource()}` };
+      const debris = await this.dropDestination(vm, destination, onDst.state, copy);
+      return { host: src, action: `rolled back: the unfinished copy on ${destination} was removed${await restartSource()}${debris}` };
     }
     if (onSrc) {
-      await dropDestination();
-      const copy = stopped ? `the copy still running on ${src} stopped, ` : '';
-      return { host: src, action: `rolled back: ${copy}any partial copy on ${destination} deleted${await restartSource()}` };
+      const debris = await this.dropDestination(vm, destination, undefined, copy);
+      const c = stopped ? `the copy still running on ${src} stopped, ` : '';
+      return { host: src, action: `rolled back: ${c}any partial copy on ${destination} deleted${await restartSource()}${debris}` };
     }
     return { host: null, action: `on neither ${src} nor ${destination}` };
   }
@@ -412,8 +655,8 @@ export class LibvirtDriver implements Driver {
   private async stopCopies(host: string, paths: string[]): Promise<number> {
     let n = 0;
     for (const p of paths) {
-      // Our own command line, as coldMigrate runs it: scp [options] -- PATH HOST:PATH.
-      const pattern = `^scp .*-- ${p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} `;
+      // Our own command line, as coldMigrate runs it: timeout N scp [options] -- PATH HOST:PATH.
+      const pattern = `scp .*-- ${p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} `;
       const r = await this.run(host, ['pkill', '-TERM', '-f', '--', pattern]).catch(() => undefined);
       if (r?.code === 0) n++;
     }
@@ -456,7 +699,7 @@ export class LibvirtDriver implements Driver {
         // A partitioned host does not answer at all: give up on it after a while.
         const timer = new AbortController();
         const r = await Promise.race([
-          this.run(h, [...VIRSH, 'domstate', vm.name]),
+          this.run(h, [...VIRSH, 'domstate', ...this.dom(vm)]),
           this.clock.sleep(LOCATE_TIMEOUT_MS, timer.signal).then(() => Promise.reject(new Error('no answer'))),
         ]).finally(() => timer.abort());
         if (r.code === 0) loc.found.push({ host: h, state: virsh.stateOf(r.stdout.trim()) });

@@ -8,7 +8,11 @@ import { createHmac } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import pLimit, { type LimitFunction } from 'p-limit';
 import { Client, type ConnectConfig } from 'ssh2';
+
+/** Channels open at once per host: below sshd's MaxSessions (10 by default), so no command is refused for want of one. */
+export const CHANNELS_PER_HOST = 8;
 
 export interface SshTarget {
   /** Host name as the plan and known_hosts know it. */
@@ -60,20 +64,48 @@ export function knownKeys(knownHosts: string, names: string[], port = 22): Buffe
 
 export class SshPool {
   private conns = new Map<string, Promise<Client>>();
+  private limits = new Map<string, LimitFunction>();
+  private clients = new Map<string, Client>();
 
   constructor(
     private readonly targets: Map<string, SshTarget>,
     private readonly opts: SshOptions,
   ) {}
 
-  /** Run argv on host; resolves with its exit code and output (a non-zero exit is not an error). Rejects when the host cannot be reached. */
+  /**
+   * Run argv on host; resolves with its exit code and output (a non-zero exit is not an error).
+   * Rejects when the host cannot be reached. A connection found dropped when a channel is asked
+   * for is made again once (the command had not started, so running it then is safe).
+   */
   async exec(host: string, argv: string[], stdin?: string): Promise<ExecResult> {
+    let limit = this.limits.get(host);
+    if (!limit) this.limits.set(host, (limit = pLimit(CHANNELS_PER_HOST)));
+    return limit(async () => {
+      try {
+        return await this.once(host, argv, stdin);
+      } catch (e) {
+        if (!(e instanceof NotStarted)) throw e;
+        return this.once(host, argv, stdin);
+      }
+    });
+  }
+
+  private async once(host: string, argv: string[], stdin?: string): Promise<ExecResult> {
     const client = await this.connect(host);
     return new Promise((resolve, reject) => {
-      client.exec(argv.map(shellQuote).join(' '), (err, stream) => {
+      const started = (fn: () => void) => {
+        try {
+          fn();
+        } catch (e) {
+          // ssh2 throws when the connection closed under us: nothing ran.
+          this.drop(host, client);
+          reject(new NotStarted(e instanceof Error ? e.message : String(e)));
+        }
+      };
+      started(() => client.exec(argv.map(shellQuote).join(' '), (err, stream) => {
         if (err) {
-          this.drop(host);
-          return reject(err);
+          this.drop(host, client);
+          return reject(new NotStarted(err.message));
         }
         let stdout = '';
         let stderr = '';
@@ -82,7 +114,7 @@ export class SshPool {
         stream.on('close', (code: number | null) => resolve({ code: code ?? -1, stdout, stderr }));
         if (stdin !== undefined) stream.end(stdin);
         else stream.end();
-      });
+      }));
     });
   }
 
@@ -107,11 +139,12 @@ export class SshPool {
         ...this.credentials(),
       };
       client.on('ready', () => resolve(client));
+      this.clients.set(host, client);
       client.on('error', (e) => {
-        this.drop(host);
+        this.drop(host, client);
         reject(keys.length === 0 ? new Error(`${host} is not in ${this.opts.knownHostsFile}; add its host key (ssh-keyscan, checked out of band)`) : e);
       });
-      client.on('close', () => this.drop(host));
+      client.on('close', () => this.drop(host, client));
       client.connect(config);
     });
     this.conns.set(host, p);
@@ -127,12 +160,21 @@ export class SshPool {
     };
   }
 
-  private drop(host: string): void {
-    this.conns.delete(host);
+  /** Forget host's connection, if it is still this client's (a newer one stays). */
+  private drop(host: string, client: Client): void {
+    const p = this.conns.get(host);
+    if (p && this.clients.get(host) === client) {
+      this.conns.delete(host);
+      this.clients.delete(host);
+    }
   }
 
   async close(): Promise<void> {
     for (const p of this.conns.values()) p.then((c) => c.end(), () => {});
     this.conns.clear();
+    this.clients.clear();
   }
 }
+
+/** A channel could not be opened: the command never ran. */
+class NotStarted extends Error {}

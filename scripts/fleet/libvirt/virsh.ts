@@ -1,4 +1,5 @@
 /** Reading virsh's output: pure parsers, one per command the libvirt driver runs. */
+import { XMLBuilder, XMLParser } from 'fast-xml-parser';
 import type { VmState } from '../types.ts';
 
 /** "Key:   value" lines into a map (keys as printed). */
@@ -22,7 +23,8 @@ export function bytesOf(value: string | undefined): number {
 /** virsh domstate / dominfo state into the fleet's states. */
 export function stateOf(s: string): VmState {
   if (s.startsWith('running') || s.startsWith('in shutdown') || s.startsWith('blocked')) return 'running';
-  if (s.startsWith('paused') || s.startsWith('pmsuspended')) return 'paused';
+  if (s.startsWith('pmsuspended')) return 'suspended';
+  if (s.startsWith('paused')) return 'paused';
   if (s.startsWith('crashed')) return 'crashed';
   return 'shutoff';
 }
@@ -40,17 +42,100 @@ export function version(text: string): { type: string; version: string; libvirt?
   return { type: m?.[1] ?? 'QEMU', version: m?.[2] ?? '0', ...(lib ? { libvirt: lib } : {}) };
 }
 
-/** `virsh domblklist --details`: file-backed disks (type file, device disk) with their target and path. */
-export function disks(text: string): { target: string; path: string }[] {
-  return text.split('\n').map((l) => l.trim().split(/\s+/)).filter((c) => c[0] === 'file' && c[1] === 'disk' && c[3] && c[3] !== '-').map((c) => ({ target: c[2], path: c[3] }));
+/** One disk of a domain, from its XML. */
+export interface DomainDisk {
+  /** file, block, network, volume, dir, nvme, vhostuser */
+  type: string;
+  /** disk, cdrom, floppy, lun */
+  device: string;
+  target: string;
+  /** A file disk's path, as the XML says it (spaces and all). */
+  path?: string;
+  readonly: boolean;
+  shareable: boolean;
+  /** Files of its backing chain, as the (live) XML lists them. */
+  backing: string[];
 }
 
+/** The guest CPU as the domain asks for it. */
+export interface GuestCpu {
+  /** custom (a named model), host-model, host-passthrough or maximum. */
+  mode: string;
+  model?: string;
+  /** The <cpu> element as XML, for libvirt's own comparison (custom mode). */
+  element?: string;
+}
+
+export interface DomainXml {
+  name: string;
+  uuid: string;
+  /** The domain's virtualization type (kvm, qemu). */
+  virtType: string;
+  cpu?: GuestCpu;
+  disks: DomainDisk[];
+}
+
+const ARRAYS = new Set(['disk', 'feature']);
+/** Disks whose file a migration copies: file-backed, writable, not a CD or floppy, not shared by several domains. */
+export const copyable = (d: DomainDisk): d is DomainDisk & { path: string } =>
+  d.type === 'file' && !!d.path && (d.device === 'disk' || d.device === 'lun') && !d.readonly && !d.shareable;
+const parser = new XMLParser({
+  ignoreAttributes: false, attributeNamePrefix: '@', parseTagValue: false, parseAttributeValue: false,
+  isArray: (name) => ARRAYS.has(name), processEntities: true, htmlEntities: false,
+});
+const builder = new XMLBuilder({ ignoreAttributes: false, attributeNamePrefix: '@', suppressEmptyNode: true });
+
+type Node = Record<string, unknown>;
+const text = (v: unknown): string => (typeof v === 'string' ? v : v && typeof v === 'object' && '#text' in v ? String((v as Node)['#text']) : '');
+
 /**
- * `virsh dumpxml`: the guest's CPU element and model, where the domain names one (a running
- * guest's live XML always does), with the domain's virtualization type.
+ * A domain's XML read with a real XML parser (fast-xml-parser): its name, UUID, type, guest CPU
+ * and disks. Paths keep their spaces and entities; a disk without a file source (network: RBD,
+ * iSCSI, gluster; block devices; volumes) has no path: it is not a file to copy.
  */
-export function guestCpu(xml: string): { element: string; model: string; virtType: string } | undefined {
-  const element = /<cpu[\s>][\s\S]*?<\/cpu>/.exec(xml)?.[0];
-  const model = element ? /<model[^>]*>([^<]+)<\/model>/.exec(element)?.[1] : undefined;
-  return element && model ? { element, model, virtType: /<domain type='(\w+)'/.exec(xml)?.[1] ?? 'kvm' } : undefined;
+export function domainXml(xml: string): DomainXml {
+  const doc = parser.parse(xml) as Node;
+  const dom = doc.domain as Node | undefined;
+  if (!dom || typeof dom !== 'object') throw new Error('not a libvirt domain definition');
+  const devices = (dom.devices ?? {}) as Node;
+  const disks = ((devices.disk ?? []) as Node[]).map((d): DomainDisk => {
+    const type = String(d['@type'] ?? 'file');
+    const source = (d.source ?? {}) as Node;
+    const path = type === 'file' && typeof source['@file'] === 'string' ? (source['@file'] as string) : undefined;
+    const backing: string[] = [];
+    for (let b = d.backingStore as Node | undefined, depth = 0; b && typeof b === 'object' && depth < 64; b = b.backingStore as Node | undefined, depth++) {
+      const f = (b.source as Node | undefined)?.['@file'];
+      if (typeof f === 'string') backing.push(f);
+    }
+    return {
+      type, device: String(d['@device'] ?? 'disk'), target: String((d.target as Node | undefined)?.['@dev'] ?? ''),
+      ...(path ? { path } : {}), readonly: 'readonly' in d, shareable: 'shareable' in d, backing,
+    };
+  });
+  const c = dom.cpu as Node | string | undefined;
+  let cpu: GuestCpu | undefined;
+  if (c !== undefined) {
+    const node = (typeof c === 'object' ? c : {}) as Node;
+    const model = text(node.model) || undefined;
+    const mode = String(node['@mode'] ?? (model ? 'custom' : 'host-model'));
+    cpu = { mode, ...(model ? { model } : {}), ...(mode === 'custom' && model ? { element: builder.build({ cpu: node }) as string } : {}) };
+  }
+  return { name: text(dom.name), uuid: text(dom.uuid), virtType: String(dom['@type'] ?? 'kvm'), ...(cpu ? { cpu } : {}), disks };
+}
+
+/** `virsh domblkinfo --all` (bytes): capacity per target. */
+export function blockCapacities(table: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of table.split('\n')) {
+    const c = line.trim().split(/\s+/);
+    if (c.length >= 2 && /^\d+$/.test(c[1])) out.set(c[0], Number(c[1]));
+  }
+  return out;
+}
+
+/** The host's own CPU element from `virsh capabilities` (what a host-passthrough guest needs on a destination). */
+export function hostCpuElement(xml: string): string | undefined {
+  const host = (parser.parse(xml) as Node).capabilities as Node | undefined;
+  const cpu = (host?.host as Node | undefined)?.cpu;
+  return cpu && typeof cpu === 'object' ? (builder.build({ cpu }) as string) : undefined;
 }
