@@ -153,7 +153,10 @@ export interface SimVm {
    * shared: disks on shared storage; local: disks on the host, copied when migrating.
    */
   storage?: "shared" | "local";
-  state?: "running" | "paused" | "shutoff";
+  /**
+   * running and paused move live; shutoff moves cold and stays off; suspended and crashed are left where they are, with the reason.
+   */
+  state?: "running" | "paused" | "shutoff" | "suspended" | "crashed";
   /**
    * Guest CPU model; defaults to the host's.
    */

@@ -395,7 +395,7 @@ export class LibvirtDriver implements Driver {
     const onDest = where.found.find((f) => f.host === destination);
     const onSource = where.found.find((f) => f.host === vm.host);
     const message = stderr.trim().split('\n').at(-1) ?? '';
-    if (onDest?.state === 'running' && !onSource) {
+    if ((onDest?.state === 'running' || (onDest?.state === 'paused' && vm.state === 'paused')) && !onSource) {
       const done = await this.run(destination, [...VIRSH, 'domjobinfo', '--completed', ...this.dom(vm)]).catch(() => undefined);
       const f = virsh.fields(done?.stdout ?? '');
       // Only now, with the guest running on the destination and gone from the source, delete the copies it left there.

@@ -196,6 +196,8 @@ export class SimDriver implements Driver {
         sent += diskBytes;
       }
       let pending = dom.residentBytes;
+      // A paused guest stays paused where it lands, as libvirt and Nova keep it.
+      const before = dom.vm.state;
       for (let round = 0; ; round++) {
         const t0 = this.clock.now();
         const r = await this.send(job, src, dst, pending, cap);
@@ -211,13 +213,13 @@ export class SimDriver implements Driver {
           const t1 = this.clock.now();
           const last = await this.send({ aborted: false, switchingOver: true }, src, dst, dirtied, cap);
           if (last !== 'done') {
-            dom.vm.state = this.down.has(src) ? 'crashed' : 'running';
+            dom.vm.state = this.down.has(src) ? 'crashed' : before;
             return { ...this.broken(src, dst, job)!, bytes: sent };
           }
           await this.clock.sleep(SIM_TIMES.resumeMs);
           sent += dirtied;
           dom.vm.host = dst;
-          dom.vm.state = 'running';
+          dom.vm.state = before;
           this.save();
           return { ok: true, bytes: sent, downtimeMs: this.clock.now() - t1, rounds: round + 1 };
         }
