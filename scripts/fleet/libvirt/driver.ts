@@ -34,6 +34,8 @@ const VIRSH = ['virsh', '-c', 'qemu:///system'];
 const POLL_MS = 1000;
 /** How long virsh migrate may take to return after an abort before the driver stops waiting. */
 const ABORT_GRACE_MS = 10_000;
+/** How long a move waits for an earlier job of its domain to end (libvirt gives up on a silent peer after its keepalive: 30 s by default). */
+const JOB_WAIT_MS = 90_000;
 /** How long a host may take to say where a domain is. */
 const LOCATE_TIMEOUT_MS = 10_000;
 /** How often a shutdown request is repeated while the guest has not stopped (Nova: 10 s). */
@@ -380,6 +382,15 @@ export class LibvirtDriver implements Driver {
     if (here.found.some((f) => f.host === destination)) return failure('refused', `${destination} already has a domain with ${vm.name}'s UUID ${vm.uuid}; nothing was changed`, destination);
     const peer = await this.peer(vm.host, destination);
     if (!peer.ok) return failure('unreachable', `${vm.host} cannot reach ${destination}'s libvirtd (${peer.detail}); nothing was changed`, destination);
+    // An earlier job of this domain (a migration aborted towards a host that stopped answering)
+    // holds it until libvirt gives up on that peer: wait for it rather than fail, or shut it down, beside it.
+    for (const until = this.clock.now() + JOB_WAIT_MS; ;) {
+      const job = await this.runWithin(vm.host, [...VIRSH, 'domjobinfo', ...this.dom(vm)], LOCATE_TIMEOUT_MS).catch(() => undefined);
+      const type = job?.code === 0 ? virsh.fields(job.stdout).get('Job type') : 'None';
+      if (!type || type === 'None' || type === 'Completed' || type === 'Failed' || type === 'Cancelled') break;
+      if (this.clock.now() > until) return failure('refused', `an earlier job of ${vm.name} (${type}) still runs on ${vm.host} after ${JOB_WAIT_MS / 1000} s; nothing was changed`, vm.host);
+      await this.clock.sleep(POLL_MS);
+    }
     const plans = await this.copyPlans([vm], destination);
     if (typeof plans === 'string') return failure('unreachable', plans, destination);
     const plan = plans.get(vm.uuid)!;
