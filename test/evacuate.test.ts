@@ -19,6 +19,7 @@ import { buildReport } from '../scripts/report/build.ts';
 import { reportFromJournal } from '../scripts/report/replay.ts';
 import { evacuate, preview } from '../scripts/runner/evacuate.ts';
 import { controller, processStart, readJournal } from '../scripts/runner/journal.ts';
+import { holding } from '../scripts/runner/hold.ts';
 import { faulty } from './contract/faulty.ts';
 import { cli, planFile, ROOT, tempDir } from './helpers.ts';
 
@@ -223,6 +224,61 @@ describe('several evacuations in one process on one driver (as a rolling mainten
     expect(two.report.totals.makespanS).toBeLessThan(one.report.totals.makespanS + 5);
     expect(asJson(two.report)).toEqual(fromJournal(dir, 'wave-2'));
     expect(closed).toBe(false);
+  });
+});
+
+describe('destination leases that outlive their run', () => {
+  const setup = async () => {
+    const dir = tempDir();
+    const base = tiny(dir);
+    const sim = base.fleet.sim!;
+    const fleet = { driver: 'sim' as const, sim: { hosts: sim.hosts, vms: sim.vms } };
+    fleet.sim.hosts = (fleet.sim.hosts ?? []).map((h) => (h.name === 'd1' ? { ...h, memory_mib: 32768 } : h));
+    const first = loadPlan(planFile({ ...base, name: 'leaves-lease', fleet }, dir));
+    const second = loadPlan(planFile({ ...base, name: 'next-plan', fleet, sources: ['x1'], destinations: { hosts: ['d1'] } }, dir));
+    // A plain object (faulty with no faults), so that spreading it keeps its methods.
+    const driver = faulty(await openDriver(first.plan), { at: () => undefined }).driver;
+    return { dir, first, second, driver };
+  };
+
+  it('a lease the run could not lift (host silent at the end) is said at the end; the next plan lifts it at its first contact and runs', async () => {
+    const { dir, first, second, driver } = await setup();
+    // d1 does not answer the unmarking at the end of the first run.
+    const silent = { ...driver, fence: async (h: string, f: Parameters<typeof driver.fence>[1], force?: boolean) => (f === null && h === 'd1' ? { ok: false as const, reason: 'unreachable' as const, detail: 'd1 did not answer' } : driver.fence(h, f, force)), close: async () => {} };
+    const events: EvacEvent[] = [];
+    const one = await evacuate(first, silent, (e) => events.push(e), { reportsDir: dir });
+    expect(one.exitCode).toBe(ExitCode.ok);
+    expect(events.filter((e) => e.kind === 'warning').map((e) => (e as { message: string }).message).join('\n')).toMatch(/d1 is still leased to this run \(d1 did not answer\)/);
+    const inv = await driver.inventory();
+    expect(inv.ok && inv.inventory.hosts.find((h) => h.name === 'd1')!.fence).toMatchObject({ plan: 'leaves-lease', role: 'destination' });
+    const later: EvacEvent[] = [];
+    const two = await evacuate(second, { ...driver, close: async () => {} }, (e) => later.push(e), { reportsDir: dir });
+    expect(two.exitCode).toBe(ExitCode.ok);
+    expect(later.filter((e) => e.kind === 'warning').map((e) => (e as { message: string }).message).join('\n')).toMatch(/d1 was still leased by plan 'leaves-lease'.*a run that is over.*lease lifted/);
+    await driver.close();
+  });
+
+  it('a lease of a run still going (this process) or of another controller is never lifted: refused, naming it', async () => {
+    const { dir, second, driver } = await setup();
+    const pid = process.pid;
+    for (const fence of [
+      { plan: 'other', run: 'r-live', role: 'destination' as const, controller: controller(), pid, since: 'now' },
+      { plan: 'other', run: 'r-far', role: 'destination' as const, controller: 'another-machine', pid: 1, since: 'now' },
+    ]) {
+      expect((await driver.fence('d1', fence, true)).ok).toBe(true);
+      const release = fence.run === 'r-live' ? holding('r-live') : () => {};
+      try {
+        const e = await refusal(evacuate(second, { ...driver, close: async () => {} }, () => {}, { reportsDir: dir }));
+        expect(e.exitCode).toBe(ExitCode.held);
+        expect(e.message).toMatch(/d1 \(a destination of this plan\) is held by plan 'other'/);
+        if (fence.run === 'r-far') expect(e.hint).toMatch(/another machine|evacuator clear/);
+      } finally {
+        release();
+      }
+      const inv = await driver.inventory();
+      expect(inv.ok && inv.inventory.hosts.find((h) => h.name === 'd1')!.fence?.run).toBe(fence.run);
+    }
+    await driver.close();
   });
 });
 

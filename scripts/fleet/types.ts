@@ -57,6 +57,8 @@ export interface Fence {
   role: 'source' | 'destination';
   controller: string;
   pid: number;
+  /** When that process started, where known (tells a reused pid apart). */
+  pidStart?: string;
   since: string;
 }
 

@@ -26,7 +26,7 @@ import { fromSaved, type SavedBlueprint } from '../preflight/saved.ts';
 import { buildReport, exitCodeOf, type Report, type ReportInput } from '../report/build.ts';
 import { writeReports } from '../report/write.ts';
 import { coldDeadlineMs, deadlineMs } from './attempt.ts';
-import { checkHolds, releaseDestinations, takeHosts } from './hold.ts';
+import { checkHolds, holding, liftStaleLeases, releaseDestinations, takeHosts } from './hold.ts';
 import { chainOf, controller, Journal, journalPath, processStart, readJournal, stillRunning, type Chain } from './journal.ts';
 import { carriedFrom, settleInFlight } from './resume.ts';
 import { runBlueprint, type RunResult } from './run.ts';
@@ -224,12 +224,13 @@ async function evacuateOnce(loaded: LoadedPlan, open: DriverOpener | Driver, sin
   };
   const stop = opts.stop ?? new AbortController().signal;
   const pidStart = processStart(process.pid);
-  const who = { plan: name, run: randomUUID().slice(0, 8), controller: controller(), pid: process.pid };
+  const who = { plan: name, run: randomUUID().slice(0, 8), controller: controller(), pid: process.pid, ...(pidStart ? { pidStart } : {}) };
   const start = { kind: 'run-start' as const, ...who, ...(pidStart ? { pidStart } : {}), plan: { name, file: loaded.file, digest: loaded.digest }, driver: loaded.plan.fleet.driver, resumed: chain !== undefined, at: new Date().toISOString(), t: driver.clock.now() };
   // The evacuation's time zero on the driver's clock: this run's start, or a resumed chain's first (a clock shared with earlier evacuations does not start at 0).
   const t0 = chain ? chain.runs[0].t ?? 0 : start.t;
   let leased: string[] = [];
   let ended = false;
+  let releaseRun = () => {};
   const end = (e: Omit<RunEnd, 'kind' | 'at'>): RunEnd => {
     const line: RunEnd = { kind: 'run-end', ...e, at: new Date().toISOString() };
     emit(line);
@@ -256,6 +257,7 @@ async function evacuateOnce(loaded: LoadedPlan, open: DriverOpener | Driver, sin
     }
     emit({ kind: 'stage', t: driver.clock.now(), stage: 'discover', detail: `driver ${driver.name}` });
     const seen = await discover(driver, loaded.plan);
+    await liftStaleLeases(driver, seen.destinations, (message) => emit({ kind: 'warning', t: driver.clock.now(), message }));
     // Refuse before touching anything if another plan holds these hosts.
     checkHolds(name, seen.sources, seen.destinations);
     const unsettled = new Set([...state?.results.values() ?? []].filter((r) => r.host === null).map((r) => r.vm));
@@ -264,6 +266,7 @@ async function evacuateOnce(loaded: LoadedPlan, open: DriverOpener | Driver, sin
       ? await fromSaved(opts.blueprint.saved, opts.blueprint.file, { ...seen, onSources: seen.onSources.filter((v) => !unsettled.has(v.name)) }, loaded, settings, driver, done)
       : await prepare(loaded, settings, seen, driver, emit, unsettled);
     const destinations = seen.destinations.map((h) => h.name);
+    releaseRun = holding(who.run);
     await takeHosts(driver, who, loaded.plan.sources ?? [], destinations);
     // A plan that moves only some VMs (vms) does not put its sources in maintenance: they are released too.
     leased = loaded.plan.vms ? [...loaded.plan.sources ?? [], ...destinations] : destinations;
@@ -298,6 +301,7 @@ async function evacuateOnce(loaded: LoadedPlan, open: DriverOpener | Driver, sin
     }
     throw e;
   } finally {
+    releaseRun();
     journal.close();
     if (owned) await driver.close();
   }

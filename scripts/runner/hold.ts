@@ -7,18 +7,51 @@
 import { EvacError } from '../errors.ts';
 import type { Driver } from '../fleet/driver.ts';
 import { describeFence, type Fence, type Host } from '../fleet/types.ts';
+import { controller, stillRunning } from './journal.ts';
 
 export interface Holder {
   plan: string;
   run: string;
   controller: string;
   pid: number;
+  /** When that process started (tells a reused pid apart). */
+  pidStart?: string;
 }
 
 const held = (host: string, f: Fence, what: string) => new EvacError(
   `${host} ${what} is held by ${describeFence(f)}`, 'held', [],
-  `wait for that run to end; if it died, resume it (evacuator run <its plan> --resume) or lift its hold with \`evacuator clear <its plan>\``,
+  f.role === 'destination'
+    ? `a lease lasts while that run moves VMs onto the host; if that run is over (its controller ${f.controller} is another machine, so evacuator cannot tell), lift the lease with \`evacuator clear <its plan>\``
+    : `wait for that run to end; if it died, resume it (evacuator run <its plan> --resume) or lift its hold with \`evacuator clear <its plan>\``,
 );
+
+/**
+ * Leases on these hosts left by runs that are over: taken by a process of this controller that
+ * no longer runs (a run that could not lift its lease at its end, a host silent then). Lifted at
+ * this contact, each said; the hosts' fences are updated in place. A lease from another
+ * controller, or from a process still alive, stays (checkHolds refuses it, naming it).
+ */
+/** Runs of this process that hold hosts now (several evacuations may share a process). */
+const running = new Set<string>();
+
+/** This process's run holds hosts from now until release(). */
+export function holding(run: string): () => void {
+  running.add(run);
+  return () => running.delete(run);
+}
+
+export async function liftStaleLeases(driver: Driver, hosts: Host[], say: (message: string) => void): Promise<void> {
+  for (const h of hosts) {
+    const f = h.fence;
+    if (!f || f.role !== 'destination' || f.controller !== controller()) continue;
+    if (f.pid === process.pid ? running.has(f.run) : stillRunning({ ...f, ended: false })) continue;
+    const got = await driver.fence(h.name, null, true);
+    if (got.ok) {
+      say(`${h.name} was still leased by ${describeFence(f)}, a run that is over (pid ${f.pid} no longer runs it): lease lifted`);
+      delete h.fence;
+    }
+  }
+}
 
 /** Refuse before touching anything when another plan holds one of our sources or is filling one of our destinations. */
 export function checkHolds(plan: string, sources: Host[], destinations: Host[]): void {
