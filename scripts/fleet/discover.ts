@@ -22,7 +22,7 @@ export async function discover(driver: Driver, plan: EvacuationPlan): Promise<Sn
   const inventory = got.inventory;
   const byName = new Map(inventory.hosts.map((h) => [h.name, h]));
   const down = new Map(inventory.unreachable.map((u) => [u.host, u.detail]));
-  const warnings: string[] = [];
+  const warnings: string[] = [...inventory.notes ?? []];
   const sources: Host[] = [];
   for (const name of plan.sources ?? []) {
     const h = byName.get(name);

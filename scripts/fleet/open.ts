@@ -31,7 +31,8 @@ export async function openDriver(plan: EvacuationPlan, opts: OpenOptions = {}): 
     case 'libvirt': {
       const { LibvirtDriver } = await import('./libvirt/driver.ts');
       // The plan rules require the libvirt section for this driver.
-      return new LibvirtDriver(plan.fleet.libvirt!, opts.origin);
+      // What a failed move could not remove from a silent destination is kept beside the reports, for a later run to clean.
+      return new LibvirtDriver(plan.fleet.libvirt!, opts.origin, opts.reportsDir === undefined ? undefined : join(opts.reportsDir, 'libvirt-leftovers.json'));
     }
     case 'openstack': {
       const { OpenStackDriver } = await import('./openstack/driver.ts');

@@ -92,6 +92,8 @@ export interface Inventory {
   vms: Vm[];
   /** Hosts that did not answer, with why. */
   unreachable: { host: string; detail: string }[];
+  /** What the driver did or found while reading that a person should know (leftovers cleaned, ...). */
+  notes?: string[];
 }
 
 /** Demand of a VM on a destination: local disks move with it, shared ones do not. */

@@ -13,6 +13,8 @@
  * exist on the destination before) are removed from it.
  */
 import { homedir } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { messageOf } from '../../errors.ts';
 import { withDefaults } from '../../plan/defaults.ts';
@@ -55,6 +57,15 @@ function describePlan(plan: CopyPlan, destination: string): string {
   return parts.join('; ') || 'no disk files';
 }
 
+/** What a failed move could not remove from a destination that did not answer. */
+interface Leftover {
+  host: string;
+  uuid: string;
+  vm: string;
+  paths: string[];
+  at: string;
+}
+
 /** What the last inventory read of one domain, by UUID. */
 interface Known {
   host: string;
@@ -89,7 +100,12 @@ export class LibvirtDriver implements Driver {
   private readonly config: LibvirtFleet;
 
   /** Defaults from the schema (withDefaults): each `!` is a field that has one; the file defaults are computed. */
-  constructor(given: LibvirtFleet, origin?: number) {
+  /**
+   * @param leftoversFile where what a failed move could not remove from a destination that did
+   * not answer is recorded; every later inventory that reaches that host removes it (only files no
+   * domain there uses, a definition only of a guest that runs elsewhere) and drops the record.
+   */
+  constructor(given: LibvirtFleet, origin?: number, private readonly leftoversFile?: string) {
     const config = withDefaults(given, 'LibvirtFleet');
     this.config = config;
     this.clock = wallClock(origin);
@@ -158,8 +174,12 @@ export class LibvirtDriver implements Driver {
         inv.unreachable.push({ host: name, detail: messageOf(e) });
       }
     }));
-    // Which disk folders the other hosts share, by marker: a disk is local when some host does not see it.
     const reachable = inv.hosts.map((h) => h.name);
+    const hostsOf = new Map<string, string[]>();
+    for (const { vm } of found) hostsOf.set(vm.uuid, [...hostsOf.get(vm.uuid) ?? [], vm.host]);
+    const notes = await this.cleanLeftovers(reachable, hostsOf);
+    if (notes.length) inv.notes = notes;
+    // Which disk folders the other hosts share, by marker: a disk is local when some host does not see it.
     const folders = new Map<string, string[]>();
     for (const { vm, disks } of found) folders.set(vm.host, [...new Set([...folders.get(vm.host) ?? [], ...foldersOf(disks.filter(virsh.copyable).map((d) => d.path))])]);
     const sharing = await probeSharing((h, a) => this.run(h, a), folders, reachable);
@@ -440,10 +460,70 @@ export class LibvirtDriver implements Driver {
       if (state === 'running' || state === 'paused') await this.run(destination, [...VIRSH, 'destroy', ...this.dom(vm)]);
       if (state) await this.run(destination, [...VIRSH, 'undefine', ...this.dom(vm)]);
     } catch {
-      return `; ${destination} did not answer: it may still hold ${vm.name}'s definition${copied.length ? ` and ${copied.join(', ')}` : ''} (a later run or resume looks again)`;
+      return this.leftBehind(vm, destination, Boolean(state), copied);
     }
     const r = await this.removeFiles(destination, copied);
+    if (r.unanswered) return this.leftBehind(vm, destination, false, copied);
     return r.kept.length ? `; left on ${destination}: ${r.kept.join(', ')} (${r.why})` : '';
+  }
+
+  /**
+   * What a failed move may have left on a destination that did not answer: said in the outcome,
+   * and recorded (with a leftovers file) for the next inventory that reaches it.
+   */
+  private leftBehind(vm: Vm, host: string, definition: boolean, paths: string[]): string {
+    if (!definition && paths.length === 0) return '';
+    this.updateLeftovers((list) => [...list.filter((l) => !(l.host === host && l.uuid === vm.uuid)), { host, uuid: vm.uuid, vm: vm.name, paths, at: new Date().toISOString() }]);
+    const what = [definition ? `${vm.name}'s definition` : '', ...paths].filter(Boolean).join(', ');
+    return `; ${host} did not answer: it may still hold ${what || `part of ${vm.name}`}${this.leftoversFile ? ` (recorded in ${this.leftoversFile}: the next run that reaches ${host} removes it)` : ''}`;
+  }
+
+  private readLeftovers(): Leftover[] {
+    if (!this.leftoversFile || !existsSync(this.leftoversFile)) return [];
+    try {
+      const got = JSON.parse(readFileSync(this.leftoversFile, 'utf8')) as unknown;
+      return Array.isArray(got) ? got.filter((l): l is Leftover => typeof l?.host === 'string' && typeof l?.uuid === 'string' && Array.isArray(l?.paths)) : [];
+    } catch {
+      return [];
+    }
+  }
+
+  private updateLeftovers(change: (list: Leftover[]) => Leftover[]): void {
+    if (!this.leftoversFile) return;
+    try {
+      const next = change(this.readLeftovers());
+      const tmp = `${this.leftoversFile}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`;
+      writeFileSync(tmp, `${JSON.stringify(next, null, 1)}\n`);
+      renameSync(tmp, this.leftoversFile);
+    } catch {
+      // A record that cannot be written leaves only the outcome's words: never a reason to fail the move.
+    }
+  }
+
+  /**
+   * Remove, from hosts that answer now, what earlier failed moves recorded: a definition of the
+   * guest only when it is not running there and runs (or is defined) on another host; files only
+   * where no domain uses them. Returns what was done, for the run's warnings.
+   */
+  private async cleanLeftovers(reachable: string[], where: Map<string, string[]>): Promise<string[]> {
+    const notes: string[] = [];
+    for (const l of this.readLeftovers().filter((x) => reachable.includes(x.host))) {
+      const vm = { name: l.vm, uuid: l.uuid, host: l.host } as Vm;
+      const here = await this.locate(vm, [l.host]);
+      if (here.unreachable.length) continue;
+      const state = here.found[0]?.state;
+      if (state === 'running' || state === 'paused') {
+        // It runs there: the move finished after all; nothing of it is debris.
+        notes.push(`${l.vm} runs on ${l.host}, where a failed move was recorded: nothing removed there`);
+      } else {
+        if (state && (where.get(l.uuid) ?? []).some((h) => h !== l.host)) await this.run(l.host, [...VIRSH, 'undefine', ...this.dom(vm)]).catch(() => undefined);
+        const r = await this.removeFiles(l.host, l.paths);
+        if (r.unanswered) continue;
+        notes.push(`leftovers of an earlier failed move of ${l.vm} removed from ${l.host}${r.kept.length ? `; kept ${r.kept.join(', ')} (${r.why})` : ''}`);
+      }
+      this.updateLeftovers((list) => list.filter((x) => !(x.host === l.host && x.uuid === l.uuid)));
+    }
+    return notes;
   }
 
   /**
@@ -451,10 +531,10 @@ export class LibvirtDriver implements Driver {
    * chains): through its storage pool (so the pool stops listing it; a stale entry makes a later
    * migration back fail), else directly. What was kept, and why.
    */
-  private async removeFiles(host: string, paths: string[]): Promise<{ kept: string[]; why: string }> {
+  private async removeFiles(host: string, paths: string[]): Promise<{ kept: string[]; why: string; unanswered?: true }> {
     if (paths.length === 0) return { kept: [], why: '' };
     const used = await this.usedPaths(host).catch(() => undefined);
-    if (!used) return { kept: paths, why: `${host} did not list its domains' disks, so nothing was deleted` };
+    if (!used) return { kept: paths, why: `${host} did not list its domains' disks, so nothing was deleted`, unanswered: true };
     const kept = paths.filter((p) => used.has(p));
     for (const p of paths.filter((x) => !used.has(x))) {
       const r = await this.run(host, [...VIRSH, 'vol-delete', '--vol', p]).catch(() => ({ code: -1 }));
@@ -515,9 +595,10 @@ export class LibvirtDriver implements Driver {
       try {
         if (defined) await this.run(destination, [...VIRSH, 'undefine', ...this.dom(vm)]);
         const r = await this.removeFiles(destination, copied);
-        if (r.kept.length) debris = `; left on ${destination}: ${r.kept.join(', ')} (${r.why})`;
+        if (r.unanswered) debris = this.leftBehind(vm, destination, false, copied);
+        else if (r.kept.length) debris = `; left on ${destination}: ${r.kept.join(', ')} (${r.why})`;
       } catch {
-        debris = `; ${destination} did not answer: it may still hold ${[defined ? `${vm.name}'s definition` : '', ...copied].filter(Boolean).join(', ')}`;
+        debris = this.leftBehind(vm, destination, defined, copied);
       }
       if (was === 'running' || was === 'paused') await this.run(src, [...VIRSH, 'start', ...this.dom(vm)]).catch(() => undefined);
       return failure(reason, `${detail}; ${vm.name} is back on ${src}${was === 'shutoff' ? ' (shut off, as it was)' : ''}${debris}`, host);
