@@ -106,7 +106,7 @@ export function driverContract(name: string, fx: ContractFixture): void {
       expect(new Set(names).size, 'VM names unique').toBe(names.length);
       for (const v of inv.vms) {
         expect(hosts.has(v.host) || inv.unreachable.some((u) => u.host === v.host), `${v.name} on a known host`).toBe(true);
-        expect(['running', 'paused', 'shutoff', 'crashed']).toContain(v.state);
+        expect(['running', 'paused', 'shutoff', 'suspended', 'crashed', 'busy']).toContain(v.state);
         expect(['shared', 'local']).toContain(v.storage);
         for (const k of ['vcpu', 'memory_mib']) expect(v.resources[k], `${v.name} ${k}`).toBeGreaterThan(0);
       }
@@ -147,6 +147,25 @@ export function driverContract(name: string, fx: ContractFixture): void {
         expect(await onlyOn(d)).toBe(fx.source);
       });
     }, timeout);
+
+    it('every state keeps its state across a move: a shut-off VM moved cold is not started, a paused one moved live stays paused', async () => withDriver(async (d) => {
+      const hosts = await hostsOf(d);
+      for (const { vm: vmName, state } of fx.states ?? []) {
+        if (state !== 'shutoff' && state !== 'paused') continue;
+        const vm = await vmOf(d, vmName);
+        const home = vm.host;
+        const to = hosts.find((h) => h !== home && (h === fx.destination || h === fx.source)) ?? fx.destination;
+        const move = (v: Vm, dest: string) => (state === 'shutoff'
+          ? d.coldMigrate({ vm: v, destination: dest, shutdownTimeoutS: 60, forceOff: false, deadlineMs: 600_000, onProgress: () => {} })
+          : d.liveMigrate({ vm: v, destination: dest, maxDowntimeMs: 500, onProgress: () => {} }));
+        const out = await move(vm, to);
+        expect(out.ok, `${vmName}: ${JSON.stringify(out)}`).toBe(true);
+        expect((await d.locate(vm, hosts)).found, vmName).toEqual([{ host: to, state }]);
+        const back = await move(await vmOf(d, vmName), home);
+        expect(back.ok, `${vmName} back: ${JSON.stringify(back)}`).toBe(true);
+        expect((await d.locate(vm, hosts)).found, vmName).toEqual([{ host: home, state }]);
+      }
+    }), timeout * 2);
 
     it('abort: a live migration asked to stop ends aborted (or done, if it was quicker), the VM on one host', async () => {
       await reset();
