@@ -282,6 +282,32 @@ describe('destination leases that outlive their run', () => {
   });
 });
 
+describe('clear --force', () => {
+  it('never lifts a fence whose run is still alive (same pid and process start): exit 5, said; once that process is gone, it does', async () => {
+    const dir = tempDir();
+    const base = tiny(dir);
+    const other = loadPlan(planFile({ ...base, name: 'other-plan' }, dir));
+    const mine = planFile({ ...base, name: 'my-plan' }, dir);
+    const sleeper = spawn('sleep', ['30']);
+    try {
+      await new Promise((r) => setTimeout(r, 100));
+      const d = await openDriver(other.plan, { reportsDir: dir });
+      const got = await d.fence('s1', { plan: 'other-plan', run: 'r1', role: 'source', controller: controller(), pid: sleeper.pid!, pidStart: processStart(sleeper.pid!)!, since: 'now' }, true);
+      expect(got.ok).toBe(true);
+      await d.close();
+      const r = await cli('clear', mine, '--reports', dir, '--force');
+      expect(r.code, r.stdout + r.stderr).toBe(5);
+      expect(r.stdout).toMatch(/s1: left as it is: plan 'other-plan' .* is still running \(pid \d+\)/);
+    } finally {
+      sleeper.kill('SIGKILL');
+    }
+    await new Promise((r) => sleeper.on('exit', r));
+    const r = await cli('clear', mine, '--reports', dir, '--force');
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/s1: lifted the fence of plan 'other-plan'/);
+  });
+});
+
 describe('a hand-edited blueprint cannot do what the plan forbids', () => {
   const edited = async (edit: (s: SavedBlueprint) => void) => {
     const dir = tempDir();

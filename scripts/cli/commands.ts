@@ -181,8 +181,11 @@ export async function clearCommand(file: string, opts: { reports: string; force?
   return withDriver(loaded, { reportsDir: opts.reports, resume: true }, async (driver) => {
     const got = await driver.inventory();
     if (!got.ok) throw new EvacError(`cannot read the fleet: ${got.detail}`, 'fleet', [], 'check that the hosts answer, then run again');
-    const fenced = got.inventory.hosts.filter((h) => h.fence && (h.fence.plan === name || opts.force));
+    // A fence whose run is still alive (this controller, same pid and process start) is never lifted, even with --force.
+    const alive = got.inventory.hosts.filter((h) => h.fence && h.fence.plan !== name && opts.force && stillRunning({ ...h.fence, ended: false }));
+    const fenced = got.inventory.hosts.filter((h) => h.fence && (h.fence.plan === name || opts.force) && !alive.includes(h));
     const others = got.inventory.hosts.filter((h) => h.fence && h.fence.plan !== name && !opts.force);
+    for (const h of alive) process.stdout.write(`${h.name}: left as it is: ${describeFence(h.fence!)} is still running (pid ${h.fence!.pid}); stop that run first\n`);
     for (const h of fenced) {
       const r = await driver.fence(h.name, null, true);
       process.stdout.write(r.ok ? `${h.name}: lifted the fence of ${describeFence(h.fence!)}\n` : `${h.name}: could not lift its fence: ${r.detail}\n`);
@@ -190,6 +193,6 @@ export async function clearCommand(file: string, opts: { reports: string; force?
     for (const h of others) process.stdout.write(`${h.name}: left as it is, fenced by ${describeFence(h.fence!)} (--force lifts it)\n`);
     if (fenced.length === 0) process.stdout.write(`no host is fenced by plan '${name}'\n`);
     for (const u of got.inventory.unreachable) process.stdout.write(`${u.host}: did not answer (${u.detail}); its fence, if any, is still there\n`);
-    return got.inventory.unreachable.length > 0 ? ExitCode.fleet : ExitCode.ok;
+    return got.inventory.unreachable.length > 0 ? ExitCode.fleet : alive.length > 0 ? ExitCode.held : ExitCode.ok;
   });
 }
