@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import type { RunOptions } from './cli/commands.ts';
 import { EvacError, ExitCode, formatProblem } from './errors.ts';
+import { shownLines } from './cli/shown.ts';
 
 // package.json is one level up from both scripts/evacuator.ts and the compiled dist/evacuator.js.
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -71,11 +72,11 @@ process.exitCode = code;
 function report(e: unknown): number {
   if (e instanceof CommanderError) return e.exitCode === 0 ? ExitCode.ok : ExitCode.badInput;
   if (e instanceof EvacError) {
-    process.stderr.write(`evacuator: ${e.message}\n`);
-    for (const p of e.problems) process.stderr.write(`  ${formatProblem(p)}\n`);
-    if (e.hint) process.stderr.write(`  → ${e.hint}\n`);
+    process.stderr.write(shownLines(`evacuator: ${e.message}\n`));
+    for (const p of e.problems) process.stderr.write(shownLines(`  ${formatProblem(p)}\n`));
+    if (e.hint) process.stderr.write(shownLines(`  → ${e.hint}\n`));
     return e.exitCode;
   }
-  process.stderr.write(`evacuator: internal error: ${e instanceof Error ? e.stack : String(e)}\n`);
+  process.stderr.write(shownLines(`evacuator: internal error: ${e instanceof Error ? e.stack : String(e)}\n`));
   return ExitCode.internal;
 }

@@ -17,6 +17,7 @@ import { guardDriver } from '../fleet/guard.ts';
 import { settingsOf } from '../plan/settings.ts';
 import { chainOf, journalPath, readJournal, stillRunning } from '../runner/journal.ts';
 import { consoleOptions, consoleSink, paint } from './console.ts';
+import { shownDeep, shownLines } from './shown.ts';
 import { finishInActions, groupSink, inActions } from './github.ts';
 
 /** Open the plan's driver, guarded, and always close it (open SSH connections would keep the process alive). */
@@ -35,13 +36,13 @@ export async function planCommand(file: string, opts: { json?: boolean; out?: st
   const { bp, snap } = await withDriver(loaded, {}, (driver) => preview(loaded, driver, opts.json ? () => {} : log));
   if (opts.out) saveBlueprint(opts.out, bp, snap);
   if (opts.json) process.stdout.write(`${JSON.stringify(bp, null, 2)}\n`);
-  else process.stdout.write(describeBlueprint(bp, paint(consoleOptions(process.stdout).color)));
-  if (opts.out) process.stderr.write(`blueprint saved to ${opts.out}; run exactly it with: ${commandLine('evacuator', 'run', file, '--blueprint', opts.out)}\n`);
+  else process.stdout.write(describeBlueprint(shownDeep(bp), paint(consoleOptions(process.stdout).color)));
+  if (opts.out) process.stderr.write(shownLines(`blueprint saved to ${opts.out}; run exactly it with: ${commandLine('evacuator', 'run', file, '--blueprint', opts.out)}\n`));
   if (bp.rebalance) return bp.rebalance.reached ? ExitCode.ok : ExitCode.incomplete;
   return bp.unplaced.length === 0 ? ExitCode.ok : ExitCode.incomplete;
 }
 
-function describeBlueprint(bp: Blueprint, c: ReturnType<typeof paint>): string {
+export function describeBlueprint(bp: Blueprint, c: ReturnType<typeof paint>): string {
   if (bp.rebalance) return describeRebalance(bp, c);
   const lines = [c.bold(`Plan ${bp.plan.name}: ${bp.moves.length} moves onto ${bp.destinationsUsed} of ${bp.destinations.length} destination hosts (policy ${bp.policy})`)];
   for (const m of bp.moves) {
@@ -128,14 +129,14 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
     const col = paint(consoleOptions(out).color);
     const rb = report.rebalance;
     out.write(rb
-      ? `\n${col.bold(`${t.moved} of ${t.vms} planned moves done (${(t.bytes / GiB).toFixed(1)} GiB sent); target ${rb.reached ? 'reached on every host' : `not reached: ${rb.shortfall.join('; ')}`}.`)}\n`
+      ? `\n${col.bold(shownLines(`${t.moved} of ${t.vms} planned moves done (${(t.bytes / GiB).toFixed(1)} GiB sent); target ${rb.reached ? 'reached on every host' : `not reached: ${rb.shortfall.join('; ')}`}.`))}\n`
       : `\n${col.bold(`${t.moved} of ${t.vms} VMs moved (${t.live} live, ${t.cold} cold), ${t.left} left in place, ${t.unplaced} not placeable, ${t.pinned} pinned; ${t.sourcesEmpty} of ${t.sources} sources empty.`)}\n`);
-    out.write(`Makespan ${t.makespanS} s (lower bound ${t.lowerBoundS} s). Reports: ${done.paths.json}, ${done.paths.html}\n`);
+    out.write(shownLines(`Makespan ${t.makespanS} s (lower bound ${t.lowerBoundS} s). Reports: ${done.paths.json}, ${done.paths.html}\n`));
     if (groups) {
       groups.close();
       finishInActions(out, report, { json: done.paths.json!, html: done.paths.html! });
     }
-    if (!loaded.plan.vms && !rb) out.write(`${done.blueprint.sources.join(', ')} stay fenced for the maintenance; afterwards: ${commandLine('evacuator', 'clear', file, ...(opts.reports === 'reports' ? [] : ['--reports', opts.reports]))}\n`);
+    if (!loaded.plan.vms && !rb) out.write(shownLines(`${done.blueprint.sources.join(', ')} stay fenced for the maintenance; afterwards: ${commandLine('evacuator', 'clear', file, ...(opts.reports === 'reports' ? [] : ['--reports', opts.reports]))}\n`));
     return done.exitCode;
   } finally {
     process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
@@ -168,7 +169,7 @@ export function reportCommand(journalFile: string, opts: { reports?: string }): 
   const lines = readJournal(journalFile);
   const report = buildReport(reportFromJournal(lines, journalFile));
   const paths = writeReports(opts.reports ?? dirname(journalFile), report);
-  process.stdout.write(`${paths.json}, ${paths.html}: ${report.result}, ${report.totals.moved} of ${report.totals.vms} VMs moved, ${report.totals.sourcesEmpty} of ${report.totals.sources} sources empty\n`);
+  process.stdout.write(shownLines(`${paths.json}, ${paths.html}: ${report.result}, ${report.totals.moved} of ${report.totals.vms} VMs moved, ${report.totals.sourcesEmpty} of ${report.totals.sources} sources empty\n`));
   return ExitCode.ok;
 }
 
@@ -178,6 +179,7 @@ export async function clearCommand(file: string, opts: { reports: string; force?
   const name = loaded.plan.name;
   const last = chainOf(readJournal(journalPath(opts.reports, name)))?.runs.at(-1);
   if (last && stillRunning(last)) throw new EvacError(`run ${last.run} of plan '${name}' is still running (pid ${last.pid})`, 'held', [], 'let it finish (or interrupt it) before lifting its fences');
+  const say = (text: string) => process.stdout.write(shownLines(text));
   return withDriver(loaded, { reportsDir: opts.reports, resume: true }, async (driver) => {
     const got = await driver.inventory();
     if (!got.ok) throw new EvacError(`cannot read the fleet: ${got.detail}`, 'fleet', [], 'check that the hosts answer, then run again');
@@ -185,14 +187,14 @@ export async function clearCommand(file: string, opts: { reports: string; force?
     const alive = got.inventory.hosts.filter((h) => h.fence && h.fence.plan !== name && opts.force && stillRunning({ ...h.fence, ended: false }));
     const fenced = got.inventory.hosts.filter((h) => h.fence && (h.fence.plan === name || opts.force) && !alive.includes(h));
     const others = got.inventory.hosts.filter((h) => h.fence && h.fence.plan !== name && !opts.force);
-    for (const h of alive) process.stdout.write(`${h.name}: left as it is: ${describeFence(h.fence!)} is still running (pid ${h.fence!.pid}); stop that run first\n`);
+    for (const h of alive) say(`${h.name}: left as it is: ${describeFence(h.fence!)} is still running (pid ${h.fence!.pid}); stop that run first\n`);
     for (const h of fenced) {
       const r = await driver.fence(h.name, null, true);
-      process.stdout.write(r.ok ? `${h.name}: lifted the fence of ${describeFence(h.fence!)}\n` : `${h.name}: could not lift its fence: ${r.detail}\n`);
+      say(r.ok ? `${h.name}: lifted the fence of ${describeFence(h.fence!)}\n` : `${h.name}: could not lift its fence: ${r.detail}\n`);
     }
-    for (const h of others) process.stdout.write(`${h.name}: left as it is, fenced by ${describeFence(h.fence!)} (--force lifts it)\n`);
-    if (fenced.length === 0) process.stdout.write(`no host is fenced by plan '${name}'\n`);
-    for (const u of got.inventory.unreachable) process.stdout.write(`${u.host}: did not answer (${u.detail}); its fence, if any, is still there\n`);
+    for (const h of others) say(`${h.name}: left as it is, fenced by ${describeFence(h.fence!)} (--force lifts it)\n`);
+    if (fenced.length === 0) say(`no host is fenced by plan '${name}'\n`);
+    for (const u of got.inventory.unreachable) say(`${u.host}: did not answer (${u.detail}); its fence, if any, is still there\n`);
     return got.inventory.unreachable.length > 0 ? ExitCode.fleet : alive.length > 0 ? ExitCode.held : ExitCode.ok;
   });
 }

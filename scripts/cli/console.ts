@@ -5,6 +5,7 @@
 import type { Writable } from 'node:stream';
 import type { EvacEvent, EventSink } from '../events.ts';
 import type { Progress } from '../model.ts';
+import { shown, shownDeep } from './shown.ts';
 
 export interface ConsoleOptions {
   out: Writable & { isTTY?: boolean };
@@ -58,7 +59,9 @@ export function consoleSink(opts: ConsoleOptions): EventSink & { close(): void }
     opts.out.write(`${c.dim(stamp(t))} ${text}\n`);
     draw();
   };
-  const sink = (e: EvacEvent) => {
+  const sink = (raw: EvacEvent) => {
+    // Names and details come from plans and hosts: shown safe before our colours go around them.
+    const e = raw.kind === 'progress' ? raw : shownDeep(raw);
     switch (e.kind) {
       case 'stage':
         if (e.moves !== undefined) totals.planned = e.moves;
@@ -67,7 +70,7 @@ export function consoleSink(opts: ConsoleOptions): EventSink & { close(): void }
         inFlight.set(e.vm, { label: `${e.vm} ${e.method} ${e.source} → ${e.destination}` });
         return line(e.t, `${e.vm} ${(e.method === 'live' ? c.blue : c.magenta)(e.method)} ${e.source} → ${e.destination} started${e.attempt > 1 ? ` (attempt ${e.attempt})` : ''}`);
       case 'progress': {
-        const f = inFlight.get(e.progress.vm);
+        const f = inFlight.get(shown(e.progress.vm));
         if (f) f.progress = e.progress;
         if (opts.live && Date.now() - lastDraw > 80) {
           erase();

@@ -9,11 +9,12 @@ import type { Writable } from 'node:stream';
 import type { EvacEvent } from '../events.ts';
 import type { Report, ReportVm } from '../report/build.ts';
 import { duration } from '../report/html.ts';
+import { shown, shownLines } from './shown.ts';
 
 export const inActions = (env: NodeJS.ProcessEnv = process.env) => env.GITHUB_ACTIONS === 'true';
 
 /** Workflow-command escaping: the message, and (stricter) a property such as title. */
-const data = (s: string) => s.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
+const data = (s: string) => shownLines(s).replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
 const property = (s: string) => data(s).replace(/:/g, '%3A').replace(/,/g, '%2C');
 
 /** Opens a ::group:: per stage (closing the one before); close() ends the last. */
@@ -48,8 +49,13 @@ export function annotations(r: Report): string[] {
   return lines;
 }
 
-/** Markdown table cell: no HTML, no pipe, one line. */
-const cell = (v: unknown) => String(v).replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c]!).replace(/\|/g, '\\|').replace(/\s*\n\s*/g, ' ');
+/**
+ * Markdown table cell: no HTML, no pipe, one line (CR and LF folded), no control character, and
+ * every markdown punctuation a name could use for a link, an image, emphasis or code escaped.
+ */
+const cell = (v: unknown) => shown(String(v).replace(/\s*[\r\n]+\s*/g, ' '))
+  .replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c]!)
+  .replace(/[\\`*_[\]!|~]/g, (c) => `\\${c}`);
 
 export function stepSummary(r: Report, paths: { json: string; html: string }): string {
   const t = r.totals;

@@ -12,6 +12,7 @@ import { simStatePath } from '../fleet/open.ts';
 import { loadPlan } from '../plan/load.ts';
 import type { EvacuationPlan } from '../plan/plan-types.ts';
 import type { Report } from '../report/build.ts';
+import { shownLines } from './shown.ts';
 
 export function movebackCommand(reportFile: string, opts: { output?: string }): number {
   const hint = 'give the JSON report a run wrote (reports/<plan name>.json)';
@@ -51,8 +52,8 @@ export function movebackCommand(reportFile: string, opts: { output?: string }): 
   writeFileSync(out, header + stringify(parse(JSON.stringify(plan))));
   // The plan must load like any other; a bad one is an internal error, not the user's.
   loadPlan(out);
-  process.stdout.write(`${out}: moves ${moved.length} VM(s) back to ${plan.destinations!.hosts!.join(', ')}\n`);
-  process.stdout.write(`after the maintenance: ${commandLine('evacuator', 'clear', report.plan.file)} && ${commandLine('evacuator', 'run', out)}\n`);
+  process.stdout.write(shownLines(`${out}: moves ${moved.length} VM(s) back to ${plan.destinations!.hosts!.join(', ')}\n`));
+  process.stdout.write(shownLines(`after the maintenance: ${commandLine('evacuator', 'clear', report.plan.file)} && ${commandLine('evacuator', 'run', out)}\n`));
   return 0;
 }
 

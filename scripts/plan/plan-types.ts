@@ -1,6 +1,8 @@
 /* Generated from schemas/plan.schema.json by 'npm run gen:types'. Do not edit: edit the schema. */
 
 /**
+ * A host or VM name: 1 to 253 characters, none of them a control character (C0, DEL, C1), a bidi control or a line separator, which would let a name rewrite a terminal, a CI log or a report.
+ *
  * This interface was referenced by `EvacuationPlan`'s JSON-Schema
  * via the `definition` "Name".
  */
@@ -142,7 +144,7 @@ export interface Labels {
 export interface SimVm {
   name: Name;
   /**
-   * The host the VM runs on.
+   * A host or VM name: 1 to 253 characters, none of them a control character (C0, DEL, C1), a bidi control or a line separator, which would let a name rewrite a terminal, a CI log or a report.
    */
   host: string;
   vcpu: number;
@@ -250,7 +252,7 @@ export interface LibvirtFleet {
  */
 export interface LibvirtHost {
   /**
-   * Host name as known_hosts and the other hosts know it (peer-to-peer migration connects to qemu+ssh://NAME/system).
+   * A host or VM name: 1 to 253 characters, none of them a control character (C0, DEL, C1), a bidi control or a line separator, which would let a name rewrite a terminal, a CI log or a report.
    */
   name: string;
   /**
