@@ -10,6 +10,7 @@ import { commandLine, EvacError, userError } from '../errors.ts';
 import { readInput } from '../files.ts';
 import { simStatePath } from '../fleet/open.ts';
 import { loadPlan } from '../plan/load.ts';
+import { exactPattern } from '../plan/settings.ts';
 import type { EvacuationPlan } from '../plan/plan-types.ts';
 import type { Report } from '../report/build.ts';
 import { shownLines } from './shown.ts';
@@ -40,7 +41,8 @@ export function movebackCommand(reportFile: string, opts: { output?: string }): 
     fleet,
     sources: nonEmpty([...new Set(moved.map((v) => v.host!))].sort()),
     destinations: { hosts: nonEmpty([...new Set(moved.map((v) => v.source))].sort()) },
-    vms: nonEmpty(moved.map((v) => v.vm)),
+    // Exact names, not patterns: a VM named glob-* must not pull in others.
+    vms: nonEmpty(moved.map((v) => exactPattern(v.vm))),
     placement: { ...placement, assign: Object.fromEntries(moved.map((v) => [v.vm, v.source])) },
     migration,
   };

@@ -16,6 +16,8 @@ export interface LoadedPlan {
   digest: string;
   plan: EvacuationPlan;
   warnings: Problem[];
+  /** A problem found later (against the fleet) at a field of this plan, with its file:line:col. */
+  problemAt?: (path: (string | number)[], message: string) => Problem;
 }
 
 /** Load and check a plan; throws one EvacError listing every problem found. */
@@ -53,5 +55,5 @@ export function loadPlan(file: string): LoadedPlan {
   const errors = rules.filter((r) => r.severity === 'error').map((r) => problem(r.path, r.message));
   const warnings = rules.filter((r) => r.severity === 'warning').map((r) => problem(r.path, r.message));
   if (errors.length > 0) throw userError(`${file} has ${errors.length} error(s)`, [...errors, ...warnings]);
-  return { file, digest, plan, warnings };
+  return { file, digest, plan, warnings, problemAt: (path, message) => problem(path as FieldPath, message) };
 }

@@ -36,7 +36,7 @@ export interface EvacuationPlan {
    */
   sources?: [Name, ...Name[]];
   /**
-   * Move only these VMs (names or globs with * and ?) from the sources; the others stay and are reported as not selected. The sources then count as done when every selected VM has left them (a plan from `evacuator moveback` uses this).
+   * Move only these VMs (names or globs: * any run of characters, ? one, a backslash takes the next character as itself) from the sources; a pattern that selects no VM on the sources is refused; the others stay and are reported as not selected. The sources then count as done when every selected VM has left them (a plan from `evacuator moveback` uses this).
    *
    * @minItems 1
    */

@@ -32,6 +32,10 @@ export function checkRules(plan: EvacuationPlan): RuleProblem[] {
   const warn = (path: FieldPath, message: string) => out.push({ path, message, severity: 'warning' });
 
   const sim = plan.fleet.sim;
+  (plan.vms ?? []).forEach((p, i) => {
+    // A backslash takes the next character as itself; one at the end has nothing to take.
+    if (/(^|[^\\])(\\\\)*\\$/.test(p)) error(['vms', i], `pattern '${p}' ends with a lone backslash; write \\\\ for a backslash, \\* or \\? for a literal * or ?`);
+  });
   if (plan.fleet.driver === 'libvirt') {
     if (!plan.fleet.libvirt) error(['fleet'], "driver 'libvirt' needs a 'libvirt' section with hosts");
     else duplicates(plan.fleet.libvirt.hosts.map((h) => h.name), (i, n) => error(['fleet', 'libvirt', 'hosts', i, 'name'], `host '${n}' is declared twice`));

@@ -111,7 +111,31 @@ function matchesAny(patterns: string[], name: string): boolean {
   return patterns.some((pattern) => globToRegExp(pattern).test(name));
 }
 
-function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${body}$`);
+/**
+ * A `vms` pattern as a regular expression: `*` any run of characters, `?` one, `\\` before a
+ * character takes it as itself (so `glob\\*` is the VM named `glob*`). Everything else is literal.
+ */
+export function globToRegExp(glob: string): RegExp {
+  let body = '';
+  for (let i = 0; i < glob.length; i++) {
+    const ch = glob[i];
+    if (ch === '\\' && i + 1 < glob.length) body += escapeRe(glob[++i]);
+    else if (ch === '*') body += '.*';
+    else if (ch === '?') body += '.';
+    else body += escapeRe(ch);
+  }
+  return new RegExp(`^${body}$`, 's');
+}
+
+const escapeRe = (ch: string) => ch.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+
+/** A name as a `vms` pattern that matches exactly it (what moveback writes). */
+export function exactPattern(name: string): string {
+  return name.replace(/[\\*?]/g, '\\$&');
+}
+
+/** The `vms` patterns that select none of these VM names (a pattern that selects nothing is a mistake in the plan). */
+export function emptyPatterns(settings: Settings, names: Iterable<string>): string[] {
+  const all = [...names];
+  return (settings.select ?? []).filter((p) => !all.some((n) => globToRegExp(p).test(n)));
 }

@@ -19,7 +19,7 @@ import { guardDriver, type GuardLimits } from '../fleet/guard.ts';
 import type { OpenOptions } from '../fleet/open.ts';
 import type { Method } from '../model.ts';
 import type { LoadedPlan } from '../plan/load.ts';
-import { selected, settingsOf, type Settings } from '../plan/settings.ts';
+import { emptyPatterns, selected, settingsOf, type Settings } from '../plan/settings.ts';
 import { makeBlueprint, type Blueprint } from '../preflight/blueprint.ts';
 import { makeRebalanceBlueprint } from '../preflight/rebalance.ts';
 import { fromSaved, type SavedBlueprint } from '../preflight/saved.ts';
@@ -83,7 +83,25 @@ export function guardLimits(settings: Settings): GuardLimits {
 export async function preview(loaded: LoadedPlan, driver: Driver, emit: EventSink = () => {}): Promise<{ snap: Snapshot; bp: Blueprint }> {
   const settings = settingsOf(loaded.plan);
   emit({ kind: 'stage', t: driver.clock.now(), stage: 'discover', detail: `driver ${driver.name}` });
-  return prepare(loaded, settings, await discover(driver, loaded.plan), driver, emit);
+  const seen = await discover(driver, loaded.plan);
+  refuseEmptySelection(loaded, settings, seen);
+  return prepare(loaded, settings, seen, driver, emit);
+}
+
+/**
+ * A `vms` pattern that selects no VM on the sources (nor one an earlier run of this plan moved)
+ * is a mistake in the plan, not a run with nothing to do: bad input, each pattern at its line.
+ */
+function refuseEmptySelection(loaded: LoadedPlan, settings: Settings, seen: Snapshot, earlier: Iterable<string> = []): void {
+  const empty = emptyPatterns(settings, [...seen.onSources.map((v) => v.name), ...earlier]);
+  if (empty.length === 0) return;
+  const on = seen.sources.map((h) => h.name).join(', ');
+  const problems = empty.map((p) => {
+    const message = `'${p}' selects no VM on the sources (${on})`;
+    return loaded.problemAt?.(['vms', loaded.plan.vms!.indexOf(p)], message) ?? { file: loaded.file, line: 1, col: 1, path: 'vms', message };
+  });
+  throw userError(`${loaded.file}: ${empty.length} of the plan's vms patterns select no VM`, problems,
+    '`evacuator plan` lists the VMs on the sources; in a pattern * and ? are wildcards and \\ takes the next character as itself');
 }
 
 /** Place and preflight on what discovery saw; VMs in skip (a resume could not settle them) stay out of reach. */
@@ -211,7 +229,8 @@ async function evacuateOnce(loaded: LoadedPlan, open: DriverOpener | Driver, sin
   // An opener: this run opens the driver (a resume restores its state and clock) and closes it. A driver: the caller's, left open.
   const owned = typeof open === 'function';
   const driver = guardDriver(owned ? await opened(() => open({ reportsDir: opts.reportsDir, resume: chain !== undefined, origin })) : open, { ...guardLimits(settings), ...opts.limits });
-  const journal = new Journal(jpath, lines);
+  // Nothing is journaled until the run first changes the fleet: a run refused before (bad input, held hosts) leaves no trace.
+  const journal = new Journal(jpath, lines, { deferred: true });
   const emit: EventSink = (e: EvacEvent) => {
     journal.write(e);
     try {
@@ -251,12 +270,14 @@ async function evacuateOnce(loaded: LoadedPlan, open: DriverOpener | Driver, sin
     let state = chain;
     if (chain && chain.inFlight.length > 0) {
       // Settled first, before discovery: what the killed run left in flight changes the fleet.
+      journal.commit();
       emit({ kind: 'stage', t: driver.clock.now(), stage: 'recover', detail: `${chain.inFlight.length} migration(s) were in flight when the last run stopped` });
       await settleInFlight(chain, driver, settings, emit);
       state = chainOf([...lines, ...journal.written]);
     }
     emit({ kind: 'stage', t: driver.clock.now(), stage: 'discover', detail: `driver ${driver.name}` });
     const seen = await discover(driver, loaded.plan);
+    refuseEmptySelection(loaded, settings, seen, state?.results.keys());
     await liftStaleLeases(driver, seen.destinations, (message) => emit({ kind: 'warning', t: driver.clock.now(), message }));
     // Refuse before touching anything if another plan holds these hosts.
     checkHolds(name, seen.sources, seen.destinations);
@@ -267,6 +288,7 @@ async function evacuateOnce(loaded: LoadedPlan, open: DriverOpener | Driver, sin
       : await prepare(loaded, settings, seen, driver, emit, unsettled);
     const destinations = seen.destinations.map((h) => h.name);
     releaseRun = holding(who.run);
+    journal.commit();
     await takeHosts(driver, who, loaded.plan.sources ?? [], destinations);
     // A plan that moves only some VMs (vms) does not put its sources in maintenance: they are released too.
     leased = loaded.plan.vms ? [...loaded.plan.sources ?? [], ...destinations] : destinations;

@@ -25,19 +25,36 @@ export const journalPath = (reportsDir: string, planName: string) => join(report
 export const KILL_AFTER_ENV = 'EVACUATOR_KILL_AFTER';
 
 export class Journal {
-  private readonly fd: number;
+  private fd: number | undefined;
   private seq: number;
   /** Last progress mark per VM (phase and round): only changes are journaled. */
   private marks = new Map<string, string>();
   private readonly killAfter: number;
-  /** The lines this process wrote, in order (a resume reads the chain from them without reading the file again). */
+  /** The lines this process wrote (or holds until commit), in order (a resume reads the chain from them without reading the file again). */
   readonly written: Line[] = [];
+  /** Lines held until the run first changes the fleet: a run refused before that writes nothing. */
+  private pending: Line[] | undefined;
 
-  constructor(readonly path: string, previous: Line[]) {
-    mkdirSync(dirname(path), { recursive: true });
-    this.fd = openSync(path, 'a');
+  /** deferred: hold the lines in memory until commit() (the run's first change to the fleet). */
+  constructor(readonly path: string, previous: Line[], opts: { deferred?: boolean } = {}) {
     this.seq = previous.at(-1)?.seq ?? 0;
     this.killAfter = Number(process.env[KILL_AFTER_ENV] ?? 0);
+    if (opts.deferred) this.pending = [];
+    else this.open();
+  }
+
+  private open(): void {
+    mkdirSync(dirname(this.path), { recursive: true });
+    this.fd = openSync(this.path, 'a');
+  }
+
+  /** Write the held lines and every later one as it comes (idempotent). */
+  commit(): void {
+    if (!this.pending) return;
+    const held = this.pending;
+    this.pending = undefined;
+    this.open();
+    for (const line of held) this.put(line);
   }
 
   write(entry: JournalEntry): void {
@@ -49,14 +66,20 @@ export class Journal {
     }
     if (entry.kind === 'move-end') this.marks.delete(entry.vm);
     const line: Line = { ...entry, seq: ++this.seq, at: 'at' in entry ? entry.at : new Date().toISOString() };
-    writeSync(this.fd, `${JSON.stringify(line)}\n`);
     this.written.push(line);
-    fsyncSync(this.fd);
-    if (this.killAfter > 0 && this.seq >= this.killAfter) process.kill(process.pid, 'SIGKILL');
+    if (this.pending) this.pending.push(line);
+    else this.put(line);
+  }
+
+  private put(line: Line): void {
+    writeSync(this.fd!, `${JSON.stringify(line)}\n`);
+    fsyncSync(this.fd!);
+    if (this.killAfter > 0 && line.seq >= this.killAfter) process.kill(process.pid, 'SIGKILL');
   }
 
   close(): void {
-    closeSync(this.fd);
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
   }
 }
 

@@ -9,6 +9,7 @@
  * any moment finds the fleet as it was, as a real fleet would be. A migration job dies with the
  * process, like a QEMU job whose connection dropped.
  */
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { schemaDefault, withDefaults } from '../../plan/defaults.ts';
@@ -97,7 +98,7 @@ export class SimDriver implements Driver {
         this.clock.at((f.at_s ?? 0) * 1000, () => this.crash(host));
       }
     }
-    this.save();
+    // Written at the first change, not here: a run refused before it changed anything leaves no file.
   }
 
   private load(path: string): void {
@@ -113,8 +114,10 @@ export class SimDriver implements Driver {
     if (!this.state) return;
     const saved: SavedFleet = { version: 1, t: this.clock.now(), hosts: [...this.hosts.values()], domains: [...this.domains.values()], down: [...this.down] };
     mkdirSync(dirname(this.state.path), { recursive: true });
-    writeFileSync(`${this.state.path}.tmp`, JSON.stringify(saved));
-    renameSync(`${this.state.path}.tmp`, this.state.path);
+    // A temporary name of this process's own: two processes saving at once never write into one file.
+    const tmp = `${this.state.path}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`;
+    writeFileSync(tmp, JSON.stringify(saved));
+    renameSync(tmp, this.state.path);
   }
 
   private domain(v: SimVm): SimDomain {
