@@ -1,6 +1,6 @@
 /** Reads a plan file: YAML with positions, the version first, the schema, then the semantic rules. */
 import { createHash } from 'node:crypto';
-import { LineCounter, parseDocument } from 'yaml';
+import { LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { userError, type Problem } from '../errors.ts';
 import { readInput } from '../files.ts';
 import type { EvacuationPlan } from './plan-types.ts';
@@ -35,7 +35,15 @@ export function loadPlan(file: string): LoadedPlan {
   }
   const at = new Positions(doc, lines);
   const problem = (path: FieldPath, message: string, key?: string): Problem => ({ file, ...at.at(path, key), path: showPath(path), message });
-  const data = doc.toJS() as unknown;
+  let data: unknown;
+  try {
+    // yaml refuses documents whose aliases expand past a bound (a "billion laughs" bomb).
+    data = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  } catch (e) {
+    const alias = firstAlias(doc);
+    const pos = alias ? lines.linePos(alias) : { line: 1, col: 1 };
+    throw userError(`${file} is not a plan`, [{ file, line: pos.line, col: pos.col, path: '', message: `YAML: ${e instanceof Error ? e.message : String(e)}: aliases expand to too much; write the values out` }]);
+  }
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     throw userError(`${file} is not a plan`, [problem([], 'a plan is a YAML mapping with version, name, fleet and sources')]);
   }
@@ -56,4 +64,14 @@ export function loadPlan(file: string): LoadedPlan {
   const warnings = rules.filter((r) => r.severity === 'warning').map((r) => problem(r.path, r.message));
   if (errors.length > 0) throw userError(`${file} has ${errors.length} error(s)`, [...errors, ...warnings]);
   return { file, digest, plan, warnings, problemAt: (path, message) => problem(path as FieldPath, message) };
+}
+
+/** Where the document's first alias is (an offset), if it has one. */
+function firstAlias(doc: Document): number | undefined {
+  let at: number | undefined;
+  visit(doc, { Alias(_, node) {
+    at = node.range?.[0];
+    return visit.BREAK;
+  } });
+  return at;
 }

@@ -32,6 +32,11 @@ export function checkRules(plan: EvacuationPlan): RuleProblem[] {
   const warn = (path: FieldPath, message: string) => out.push({ path, message, severity: 'warning' });
 
   const sim = plan.fleet.sim;
+  const end = plan.migration?.window_end;
+  if (end !== undefined) {
+    const wrong = impossibleDate(end);
+    if (wrong) error(['migration', 'window_end'], `'${end}' is not a real date-time: ${wrong}`);
+  }
   (plan.vms ?? []).forEach((p, i) => {
     // A backslash takes the next character as itself; one at the end has nothing to take.
     if (/(^|[^\\])(\\\\)*\\$/.test(p)) error(['vms', i], `pattern '${p}' ends with a lone backslash; write \\\\ for a backslash, \\* or \\? for a literal * or ?`);
@@ -160,4 +165,22 @@ function editDistance(a: string, b: string): number {
     prev = cur;
   }
   return prev[b.length];
+}
+
+/** Why an ISO 8601 date-time (as the schema's pattern shapes it) names no real moment, or undefined when it does. */
+export function impossibleDate(text: string): string | undefined {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:Z|([+-])(\d{2}):(\d{2}))$/.exec(text);
+  if (!m) return 'write it as 2026-11-28T06:00:00+01:00';
+  const [y, mo, d, h, mi, se = '0', , oh = '0', om = '0'] = m.slice(1);
+  const year = Number(y);
+  const month = Number(mo);
+  const days = [31, year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+  if (month < 1 || month > 12) return `month ${month} does not exist`;
+  if (Number(d) < 1 || Number(d) > days[month - 1]) return `${['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'][month - 1]} ${year} has ${days[month - 1]} days`;
+  if (Number(h) > 23) return `hour ${Number(h)} does not exist (00 to 23)`;
+  if (Number(mi) > 59) return `minute ${Number(mi)} does not exist (00 to 59)`;
+  if (Number(se) > 59) return `second ${Number(se)} does not exist (00 to 59)`;
+  if (Number(oh) > 14 || Number(om) > 59) return `offset ${oh}:${om} does not exist (at most 14:00)`;
+  if (!Number.isFinite(Date.parse(text))) return 'it cannot be read as a moment';
+  return undefined;
 }
