@@ -35,6 +35,8 @@ export interface Planned {
   sources: string[]; destinations: string[]; warnings: string[]; rebalance?: RebalanceSummary;
   /** The fleet as discovery saw it (the report's "before" is the first run's). */
   inventory: Inventory;
+  /** What each source and destination may hold under the plan: (capacity - reserve) x overcommit. */
+  limits?: Record<string, Resources>;
 }
 
 /** Whether a rebalance ended under its target, judged on the fleet after the run. */

@@ -89,6 +89,24 @@ describe.skipIf(!available)(`the HTML report in headless Chromium (${CHROMIUM})`
     expect(requests).toEqual([]);
   });
 
+  it('a 253-character name wraps instead of widening the page; a host past its overcommitted limit shows its real ratio in red', async () => {
+    const long = `vm-${'x'.repeat(250)}`;
+    const host = `h-${'y'.repeat(251)}`;
+    const file = planFile({
+      version: 1, name: 'wide', sources: ['a'],
+      fleet: { driver: 'sim', sim: { hosts: [{ name: 'a', vcpu: 8, memory_mib: 8192, disk_gib: 10 }, { name: 'b', vcpu: 8, memory_mib: 8192, disk_gib: 10 }, { name: host, vcpu: 2, memory_mib: 8192, disk_gib: 10 }], vms: [{ name: long, host: 'a', vcpu: 1, memory_mib: 512 }, { name: 'busy', host, vcpu: 16, memory_mib: 1024 }] } },
+      placement: { overcommit: { vcpu: 4 } },
+    });
+    expect((await cli('run', file, '--reports', reports)).code).toBe(0);
+    const { page, errors } = await open(join(reports, 'wide.html'));
+    expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(1280);
+    // busy asks 16 vCPUs of 2 x 4 = 8: 200% of the limit (the cap at 100% used to hide it), before and after.
+    const over = await page.locator('.meter.over em').allTextContents();
+    expect(over.length).toBeGreaterThanOrEqual(1);
+    expect(over[0]).toMatch(/^2\d\d% over the limit$/);
+    expect(errors).toEqual([]);
+  });
+
   it('a VM named <img src=x onerror=alert(1)> shows as text and runs nothing', async () => {
     const name = '<img src=x onerror=alert(1)>';
     const file = planFile({

@@ -38,6 +38,8 @@ export interface ReportHost {
   name: string;
   role: 'source' | 'destination';
   capacity: Resources;
+  /** What the plan lets it hold: (capacity - reserve) x overcommit, per resource. */
+  limit?: Resources;
   before: Resources;
   /** null when the final check could not read the fleet. */
   after: Resources | null;
@@ -102,6 +104,8 @@ export function exitCodeOf(run: Pick<RunResult, 'interrupted' | 'proofs' | 'reba
 /** What a report is made of: a finished run gives it, and so does its journal (evacuator report). */
 export interface ReportInput {
   plan: Blueprint['plan'];
+  /** Per host, what the plan lets it hold (from the planned event). */
+  limits?: Record<string, Resources>;
   driver: string;
   sources: string[];
   destinations: string[];
@@ -202,7 +206,8 @@ function hostsView(run: ReportInput): ReportHost[] {
   ];
   return roles.flatMap(([name, role]) => {
     const host = run.before.hosts.find((h) => h.name === name);
-    return host ? [{ name, role, capacity: host.capacity, before: before.get(name) ?? {}, after: afterUsed ? afterUsed.get(name) ?? {} : null }] : [];
+    const limit = run.limits?.[name];
+    return host ? [{ name, role, capacity: host.capacity, ...(limit ? { limit } : {}), before: before.get(name) ?? {}, after: afterUsed ? afterUsed.get(name) ?? {} : null }] : [];
   });
 }
 

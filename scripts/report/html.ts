@@ -84,15 +84,22 @@ function timeline(r: Report): string {
 }
 
 function utilization(r: Report): string {
-  const bar = (used: number, cap: number, cls: string) => {
-    const pct = cap > 0 ? Math.min(100, (used / cap) * 100) : 0;
-    return `<div class="bar ${cls}"><span style="width:${pct.toFixed(1)}%"></span><em>${pct.toFixed(0)}%</em></div>`;
+  // Against what the plan lets the host hold (capacity - reserve, x overcommit): the bar fills to
+  // its limit, the figure is the real ratio, and past the limit the bar turns red and says so.
+  const bar = (used: number, limit: number, cls: string) => {
+    const ratio = limit > 0 ? (used / limit) * 100 : used > 0 ? Infinity : 0;
+    const over = ratio > 100 + 1e-9;
+    const shown = Number.isFinite(ratio) ? `${ratio.toFixed(0)}%` : 'no room';
+    return `<div class="meter${over ? ' over' : ''}" title="${esc(`${Math.round(used)} of ${Math.round(limit)}`)}"><div class="bar ${cls}"><span style="width:${Math.min(100, Number.isFinite(ratio) ? ratio : 100).toFixed(1)}%"></span></div><em>${shown}${over ? ' over the limit' : ''}</em></div>`;
   };
   const rows = r.hosts.map((h) => {
-    const cells = ['memory_mib', 'vcpu'].map((k) => `<td>${bar(h.before[k] ?? 0, h.capacity[k] ?? 0, 'before')}${h.after ? bar(h.after[k] ?? 0, h.capacity[k] ?? 0, 'after') : ''}</td>`);
+    const cells = ['memory_mib', 'vcpu'].map((k) => {
+      const limit = h.limit?.[k] ?? h.capacity[k] ?? 0;
+      return `<td>${bar(h.before[k] ?? 0, limit, 'before')}${h.after ? bar(h.after[k] ?? 0, limit, 'after') : ''}</td>`;
+    });
     return `<tr><th>${esc(h.name)}</th><td>${esc(h.role)}</td>${cells.join('')}</tr>`;
   });
-  return `<table class="util"><thead><tr><th>host</th><th>role</th><th>memory (before / after)</th><th>vCPU (before / after)</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+  return `<table class="util"><thead><tr><th>host</th><th>role</th><th>memory (before / after, of what the plan allows: capacity - reserve, x overcommit)</th><th>vCPU (before / after, same)</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
 function rebalanceSection(r: Report): string {
@@ -131,6 +138,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:0}h3{margin:28px 0 8px
 .rb.ok{color:var(--ok)}.rb.bad{color:var(--bad)}td.over{color:var(--bad);font-weight:600}
 .left-on{background:#fef2f2;border-left:4px solid var(--bad);padding:8px 12px}
 svg.timeline{width:100%;background:#fff;border:1px solid #e5e7eb;border-radius:10px}
+td,th,h1,h2,p,li,.left-on{overflow-wrap:anywhere}
 svg text{font-size:11px;fill:#374151}svg line{stroke:#e5e7eb}
 rect.live{fill:var(--live)}rect.cold{fill:var(--cold)}rect.failed{fill:var(--bad)}
 .legend .sw{display:inline-block;width:12px;height:12px;border-radius:2px;margin:0 4px 0 12px;vertical-align:-2px}
@@ -141,9 +149,11 @@ thead th{background:#f3f4f6;cursor:pointer;user-select:none;white-space:nowrap}
 td.reason{color:#374151;max-width:420px}
 .pill{padding:1px 8px;border-radius:999px;font-size:12px;color:#fff}
 .pill.moved{background:var(--ok)}.pill.left{background:var(--bad)}.pill.unplaced{background:var(--warn)}.pill.pinned{background:var(--muted)}
-.bar{position:relative;height:10px;background:#e5e7eb;border-radius:5px;margin:3px 0;width:220px}
+.meter{display:flex;align-items:center;gap:8px;margin:3px 0}
+.bar{position:relative;height:10px;background:#e5e7eb;border-radius:5px;width:160px;flex:none}
 .bar span{position:absolute;left:0;top:0;bottom:0;border-radius:5px}.bar.before span{background:#9ca3af}.bar.after span{background:var(--live)}
-.bar em{position:absolute;left:228px;top:-4px;font-size:11px;font-style:normal;color:var(--muted)}
+.meter em{font-size:11px;font-style:normal;color:var(--muted)}
+.meter.over .bar span{background:#dc2626}.meter.over em{color:#dc2626;font-weight:600}
 #filter{width:100%;box-sizing:border-box;padding:8px 10px;margin:0 0 8px;border:1px solid #d1d5db;border-radius:8px;font:inherit}
 @media print{thead th{cursor:auto}#filter{display:none}body{background:#fff}}
 `;

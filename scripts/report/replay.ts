@@ -23,6 +23,7 @@ export function reportFromJournal(lines: Line[], path: string): ReportInput {
   return {
     plan: last.plan,
     driver: last.driver,
+    ...(planned.limits ? { limits: planned.limits } : {}),
     sources: planned.sources,
     destinations: planned.destinations,
     warnings: planned.warnings,

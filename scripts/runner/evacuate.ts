@@ -14,6 +14,7 @@ import { resolve } from 'node:path';
 import { commandLine, EvacError, messageOf, userError } from '../errors.ts';
 import type { EventSink, EvacEvent, RunEnd } from '../events.ts';
 import { discover, type Snapshot } from '../fleet/discover.ts';
+import type { Resources } from '../fleet/types.ts';
 import type { Driver } from '../fleet/driver.ts';
 import { guardDriver, type GuardLimits } from '../fleet/guard.ts';
 import type { OpenOptions } from '../fleet/open.ts';
@@ -294,7 +295,7 @@ async function evacuateOnce(loaded: LoadedPlan, open: DriverOpener | Driver, sin
     leased = loaded.plan.vms ? [...loaded.plan.sources ?? [], ...destinations] : destinations;
     emit({
       kind: 'planned', t: driver.clock.now(), moves: bp.moves, vms: snap.onSources, unplaced: bp.unplaced, pinned: bp.pinned,
-      sources: bp.sources, destinations: bp.destinations, warnings: bp.warnings, inventory: snap.inventory,
+      sources: bp.sources, destinations: bp.destinations, warnings: bp.warnings, inventory: snap.inventory, limits: limitsOf(snap, settings),
       ...(bp.rebalance ? { rebalance: bp.rebalance } : {}),
     });
     const c = settings.concurrency;
@@ -311,7 +312,7 @@ async function evacuateOnce(loaded: LoadedPlan, open: DriverOpener | Driver, sin
     const write = opts.writeReports !== false;
     if (write) emit({ kind: 'stage', t: driver.clock.now(), stage: 'report', detail: `JSON and HTML in ${opts.reportsDir}` });
     const runEnd = end({ t: result.endedAt, exitCode, interrupted: result.interrupted, proofs: result.proofs, after: result.after, ...(result.rebalance ? { rebalance: result.rebalance } : {}) });
-    const report = buildReport(reportInput(loaded, bp, snap, result, chain, t0, start.at, runEnd.at));
+    const report = buildReport(reportInput(loaded, bp, snap, result, chain, t0, start.at, runEnd.at, settings));
     const paths = { journal: jpath, ...(write ? writeReports(opts.reportsDir, report) : {}) };
     return { exitCode, blueprint: bp, result, report, paths, run: who.run, resumed: chain !== undefined };
   } catch (e) {
@@ -330,8 +331,18 @@ async function evacuateOnce(loaded: LoadedPlan, open: DriverOpener | Driver, sin
 }
 
 /** The report's input from the run in memory: the same facts `evacuator report` reads back from the journal. */
-function reportInput(loaded: LoadedPlan, bp: Blueprint, snap: Snapshot, result: RunResult, chain: Chain | undefined, t0: number, startedAt: string, endedAt: string): ReportInput {
+/** What each source and destination may hold under the plan: (capacity - reserve) x overcommit, per resource. */
+function limitsOf(snap: Snapshot, settings: Settings): Record<string, Resources> {
+  const out: Record<string, Resources> = {};
+  for (const h of [...snap.sources, ...snap.destinations]) {
+    out[h.name] = Object.fromEntries(Object.entries(h.capacity).map(([k, cap]) => [k, Math.max(0, cap - (settings.reserve[k] ?? 0)) * (settings.overcommit[k] ?? 1)]));
+  }
+  return out;
+}
+
+function reportInput(loaded: LoadedPlan, bp: Blueprint, snap: Snapshot, result: RunResult, chain: Chain | undefined, t0: number, startedAt: string, endedAt: string, settings: Settings): ReportInput {
   return {
+    limits: limitsOf(snap, settings),
     plan: { name: loaded.plan.name, file: loaded.file, digest: loaded.digest },
     driver: loaded.plan.fleet.driver,
     sources: bp.sources,
