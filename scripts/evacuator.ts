@@ -44,6 +44,7 @@ program.command('run').argument('<plan>', 'plan file (YAML)')
   .description('evacuate: migrate every placeable VM, then prove the source hosts empty')
   .option('--reports <dir>', 'where to write <plan name>.json, .html and the journal', 'reports')
   .option('--resume', 'continue the last run of this plan from its journal, settling the migrations it had in flight')
+  .option('--accept-changed-plan', 'with --resume: continue although the plan file changed since that run began (the report says so)')
   .option('--events <file>', "also write every event as a JSON line to this file ('-' for stdout)")
   .option('--blueprint <file>', 'execute exactly this saved blueprint (plan --out); refused if the plan or the fleet changed so that a move no longer holds')
   .action(async (plan: string, opts: RunOptions) => { code = await (await import('./cli/commands.ts')).runCommand(plan, opts); });

@@ -82,6 +82,8 @@ export interface RunOptions {
   reports: string;
   /** Continue the last run of this plan from its journal. */
   resume?: boolean;
+  /** With resume: although the plan changed since that run began. */
+  acceptChangedPlan?: boolean;
   /** Also write every event as a JSON line here ('-' for stdout). */
   events?: string;
   /** Execute exactly this saved blueprint (evacuator plan --out). */
@@ -121,7 +123,7 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
   process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
   try {
     const done = await evacuate(loaded, async (o) => openDriver(loaded.plan, o), emit, {
-      reportsDir: opts.reports, ...(opts.resume ? { resume: true } : {}), ...(blueprint ? { blueprint } : {}), stop: stop.signal, halt: halt.signal,
+      reportsDir: opts.reports, ...(opts.resume ? { resume: true } : {}), ...(opts.acceptChangedPlan ? { acceptChangedPlan: true } : {}), ...(blueprint ? { blueprint } : {}), stop: stop.signal, halt: halt.signal,
     });
     sink.close();
     const report = done.report;

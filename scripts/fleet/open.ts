@@ -1,5 +1,7 @@
 /** Picks the driver a plan names, loading only that one (the libvirt driver brings ssh2 with it). */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { userError } from '../errors.ts';
 import type { EvacuationPlan } from '../plan/plan-types.ts';
 import type { Driver } from './driver.ts';
 
@@ -10,6 +12,8 @@ export interface OpenOptions {
   resume?: boolean;
   /** Epoch ms the evacuation began, for a wall clock that continues across a resume. */
   origin?: number;
+  /** A resume: the journal's last moment on the driver's clock (a simulated clock never goes back before it). */
+  since?: number;
 }
 
 /** The simulated fleet's state file for a plan: its own, or a shared one named in the plan. */
@@ -25,8 +29,13 @@ export async function openDriver(plan: EvacuationPlan, opts: OpenOptions = {}): 
       const sim = plan.fleet.sim ?? {};
       if (opts.reportsDir === undefined && !sim.state_file) return new SimDriver(sim);
       const path = simStatePath(plan, opts.reportsDir ?? '.');
+      // The simulator writes its state at its first change, as the journal does: a run to resume changed it, so the file must be there.
+      if (opts.resume && opts.since !== undefined && !existsSync(path)) {
+        throw userError(`the simulated fleet's state file ${path} is gone, but the journal says an earlier run of '${plan.name}' changed the fleet`, [],
+          `restore that file to resume; or start over from the plan's fleet by moving the journal away (${join(opts.reportsDir ?? '.', `${plan.name}.journal.jsonl`)}), knowing that what that run moved is forgotten`);
+      }
       // A named state file is a fleet that persists; the default one only carries a run to its resume.
-      return new SimDriver(sim, { path, restore: Boolean(sim.state_file) || opts.resume === true });
+      return new SimDriver(sim, { path, restore: Boolean(sim.state_file) || opts.resume === true, ...(opts.since !== undefined ? { since: opts.since } : {}) });
     }
     case 'libvirt': {
       const { LibvirtDriver } = await import('./libvirt/driver.ts');

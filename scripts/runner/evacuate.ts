@@ -44,6 +44,8 @@ export interface EvacuateOptions {
   reportsDir: string;
   /** Continue the last run of this plan from its journal. */
   resume?: boolean;
+  /** Resume although the plan file changed since the run it continues (said in the report). */
+  acceptChangedPlan?: boolean;
   /** Execute exactly this saved blueprint (evacuator plan --out) instead of planning again. */
   blueprint?: { saved: SavedBlueprint; file: string };
   /** Aborted: no new migration starts (a first interrupt). */
@@ -125,7 +127,7 @@ async function prepare(loaded: LoadedPlan, settings: Settings, seen: Snapshot, d
  * Refuse a run the journal says must not start: one still running, or an unfinished one not
  * being resumed. Returns the chain a resume continues.
  */
-function gate(loaded: LoadedPlan, jpath: string, reportsDir: string, resume: boolean): { chain?: Chain; lines: ReturnType<typeof readJournal> } {
+function gate(loaded: LoadedPlan, jpath: string, reportsDir: string, resume: boolean, acceptChanged = false): { chain?: Chain; lines: ReturnType<typeof readJournal> } {
   const name = loaded.plan.name;
   const resumeWith = commandLine('evacuator', 'run', loaded.file, ...(reportsDir === 'reports' ? [] : ['--reports', reportsDir]), '--resume');
   const lines = readJournal(jpath);
@@ -137,6 +139,11 @@ function gate(loaded: LoadedPlan, jpath: string, reportsDir: string, resume: boo
   if (last && !last.ended && !resume) {
     throw new EvacError(`run ${last.run} of plan '${name}' (started ${last.at}, pid ${last.pid} on ${last.controller}) did not finish; its journal is ${jpath}`, 'held', [],
       `resume it, so that the migrations it had in flight are settled first: ${resumeWith}`);
+  }
+  const first = before?.runs[0];
+  if (resume && first && first.plan.digest !== loaded.digest && !acceptChanged) {
+    throw userError(`${loaded.file} changed since the run it would resume (run ${first.run} started from ${first.plan.digest.slice(0, 19)}…, the file is now ${loaded.digest.slice(0, 19)}…)`, [],
+      `restore the plan as it was to resume that run, or resume with the edited plan on purpose: ${resumeWith} --accept-changed-plan (the report says so)`);
   }
   return { ...(resume && before ? { chain: before } : {}), lines };
 }
@@ -225,11 +232,12 @@ const active = new Set<string>();
 
 async function evacuateOnce(loaded: LoadedPlan, open: DriverOpener | Driver, sink: EventSink, opts: EvacuateOptions, settings: Settings, jpath: string): Promise<Evacuation> {
   const name = loaded.plan.name;
-  const { chain, lines } = gate(loaded, jpath, opts.reportsDir, opts.resume === true);
+  const { chain, lines } = gate(loaded, jpath, opts.reportsDir, opts.resume === true, opts.acceptChangedPlan === true);
   const origin = chain ? Date.parse(chain.runs[0].at) : Date.now();
   // An opener: this run opens the driver (a resume restores its state and clock) and closes it. A driver: the caller's, left open.
   const owned = typeof open === 'function';
-  const driver = guardDriver(owned ? await opened(() => open({ reportsDir: opts.reportsDir, resume: chain !== undefined, origin })) : open, { ...guardLimits(settings), ...opts.limits });
+  // A resumed simulator's clock goes on from the journal's last moment, never back to its state file's.
+  const driver = guardDriver(owned ? await opened(() => open({ reportsDir: opts.reportsDir, resume: chain !== undefined, origin, ...(chain ? { since: chain.lastT } : {}) })) : open, { ...guardLimits(settings), ...opts.limits });
   // Nothing is journaled until the run first changes the fleet: a run refused before (bad input, held hosts) leaves no trace.
   const journal = new Journal(jpath, lines, { deferred: true });
   const emit: EventSink = (e: EvacEvent) => {
@@ -278,6 +286,9 @@ async function evacuateOnce(loaded: LoadedPlan, open: DriverOpener | Driver, sin
     }
     emit({ kind: 'stage', t: driver.clock.now(), stage: 'discover', detail: `driver ${driver.name}` });
     const seen = await discover(driver, loaded.plan);
+    if (chain && chain.runs[0].plan.digest !== loaded.digest) {
+      seen.warnings.push(`resumed with ${loaded.file} changed since run ${chain.runs[0].run} began (--accept-changed-plan): the moves already made followed the plan as it was`);
+    }
     refuseEmptySelection(loaded, settings, seen, state?.results.keys());
     await liftStaleLeases(driver, seen.destinations, (message) => emit({ kind: 'warning', t: driver.clock.now(), message }));
     // Refuse before touching anything if another plan holds these hosts.

@@ -43,6 +43,8 @@ export interface SimState {
   path: string;
   /** Start from the file when it exists (a resumed run, or a fleet shared between plans). */
   restore: boolean;
+  /** The clock starts no earlier than this (a resume: the journal's last moment, ahead of the file's). */
+  since?: number;
 }
 
 interface SavedFleet {
@@ -90,6 +92,7 @@ export class SimDriver implements Driver {
     }
     for (const v of vms) this.domains.set(v.name, this.domain(v));
     if (state?.restore && existsSync(state.path)) this.load(state.path);
+    if (state?.since !== undefined) this.clock.resumeAt(state.since);
     for (const f of sim.faults ?? []) {
       if (f.kind === 'unreachable' && f.host) this.down.add(f.host);
       if (f.kind === 'migration_error' && f.vm) this.failing.add(f.vm);

@@ -1,0 +1,79 @@
+/**
+ * A resume is consistent or refused: the simulated clock never goes back (journal timestamps
+ * never decrease, no attempt ends before it starts); a state file deleted between the kill and
+ * the resume, or a plan edited in between, is refused (exit 2, nothing written) unless the edit
+ * is accepted on purpose, which the report then says.
+ */
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { $ } from 'zx';
+import type { EvacuationPlan } from '../scripts/plan/plan-types.ts';
+import type { Report } from '../scripts/report/build.ts';
+import { KILL_AFTER_ENV, readJournal } from '../scripts/runner/journal.ts';
+import { cli, planFile, ROOT, tempDir } from './helpers.ts';
+
+const plan = (name: string): EvacuationPlan => ({
+  version: 1, name,
+  fleet: { driver: 'sim', sim: { seed: 7, generate: { hosts: 30, vms: 300 } } },
+  sources: ['hv-001', 'hv-002', 'hv-003'],
+  migration: { concurrency: { total: 2, per_source: 1, per_destination: 1 } },
+});
+
+const killedAt = (file: string, dir: string, line: number) =>
+  $({ cwd: ROOT, nothrow: true, quiet: true, env: { ...process.env, [KILL_AFTER_ENV]: String(line) } })`node dist/evacuator.js run ${file} --reports ${dir}`;
+
+describe('resume: consistent or refused', () => {
+  it('killed mid-run and resumed: journal times never go back, no attempt ends before it starts, timelines agree', async () => {
+    const dir = tempDir();
+    const file = planFile(plan('mono'), dir);
+    const k = await killedAt(file, dir, 40);
+    expect(k.exitCode).not.toBe(0);
+    const r = await cli('run', file, '--reports', dir, '--resume');
+    expect([0, 3], r.stderr).toContain(r.code);
+    const lines = readJournal(join(dir, 'mono.journal.jsonl'));
+    let last = -Infinity;
+    for (const l of lines) {
+      if (!('t' in l) || typeof l.t !== 'number') continue;
+      expect(l.t, `line ${l.seq} (${l.kind}) goes back in time`).toBeGreaterThanOrEqual(last);
+      last = l.t;
+    }
+    const report = JSON.parse(readFileSync(join(dir, 'mono.json'), 'utf8')) as Report;
+    for (const v of report.vms) {
+      for (const a of v.attempts) expect(a.endS, `${v.vm}`).toBeGreaterThanOrEqual(a.startS);
+      for (let i = 1; i < v.attempts.length; i++) expect(v.attempts[i].startS, `${v.vm} attempt ${i + 1}`).toBeGreaterThanOrEqual(v.attempts[i - 1].endS);
+    }
+  });
+
+  it('the simulated fleet\'s state file deleted between the kill and the resume: refused (exit 2), the journal untouched', async () => {
+    const dir = tempDir();
+    const file = planFile(plan('gone'), dir);
+    await killedAt(file, dir, 40);
+    const journal = join(dir, 'gone.journal.jsonl');
+    const before = readFileSync(journal, 'utf8');
+    rmSync(join(dir, 'gone.fleet.json'));
+    const r = await cli('run', file, '--reports', dir, '--resume');
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/state file .*gone\.fleet\.json is gone, but the journal says an earlier run of 'gone' changed the fleet/);
+    expect(readFileSync(journal, 'utf8')).toBe(before);
+  });
+
+  it('a plan edited between the kill and the resume: refused (exit 2) with what to do; accepted on purpose, the report says so', async () => {
+    const dir = tempDir();
+    const file = planFile(plan('edited'), dir);
+    await killedAt(file, dir, 40);
+    const journal = join(dir, 'edited.journal.jsonl');
+    const before = readFileSync(journal, 'utf8');
+    const edited = { ...plan('edited'), destinations: { exclude: ['hv-010'] }, migration: { mode: 'live' as const, concurrency: { total: 2, per_source: 1, per_destination: 1 } } };
+    writeFileSync(file, JSON.stringify(edited));
+    const r = await cli('run', file, '--reports', dir, '--resume');
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/changed since the run it would resume/);
+    expect(r.stderr).toMatch(/--accept-changed-plan/);
+    expect(readFileSync(journal, 'utf8')).toBe(before);
+    const ok = await cli('run', file, '--reports', dir, '--resume', '--accept-changed-plan');
+    expect([0, 3], ok.stderr).toContain(ok.code);
+    const report = JSON.parse(readFileSync(join(dir, 'edited.json'), 'utf8')) as Report;
+    expect(report.warnings.join('\n')).toMatch(/resumed with .* changed since run .* began \(--accept-changed-plan\)/);
+  });
+});
