@@ -33,7 +33,7 @@ async function withDriver<T>(loaded: LoadedPlan, opts: OpenOptions, body: (drive
 export async function planCommand(file: string, opts: { json?: boolean; out?: string }): Promise<number> {
   const log = consoleSink({ ...consoleOptions(process.stderr), live: false });
   const loaded = loadPlan(file);
-  const { bp, snap } = await withDriver(loaded, {}, (driver) => preview(loaded, driver, opts.json ? () => {} : log));
+  const { bp, snap } = await withDriver(loaded, { readOnly: true }, (driver) => preview(loaded, driver, opts.json ? () => {} : log));
   if (opts.out) saveBlueprint(opts.out, bp, snap);
   if (opts.json) process.stdout.write(`${JSON.stringify(bp, null, 2)}\n`);
   else process.stdout.write(describeBlueprint(shownDeep(bp), paint(consoleOptions(process.stdout).color)));

@@ -14,6 +14,8 @@ export interface OpenOptions {
   origin?: number;
   /** A resume: the journal's last moment on the driver's clock (a simulated clock never goes back before it). */
   since?: number;
+  /** Only reads the fleet (plan): a simulated fleet's state file is not locked. */
+  readOnly?: boolean;
 }
 
 /** The simulated fleet's state file for a plan: its own, or a shared one named in the plan. */
@@ -35,7 +37,7 @@ export async function openDriver(plan: EvacuationPlan, opts: OpenOptions = {}): 
           `restore that file to resume; or start over from the plan's fleet by moving the journal away (${join(opts.reportsDir ?? '.', `${plan.name}.journal.jsonl`)}), knowing that what that run moved is forgotten`);
       }
       // A named state file is a fleet that persists; the default one only carries a run to its resume.
-      return new SimDriver(sim, { path, restore: Boolean(sim.state_file) || opts.resume === true, ...(opts.since !== undefined ? { since: opts.since } : {}) });
+      return new SimDriver(sim, { path, restore: Boolean(sim.state_file) || opts.resume === true, ...(opts.since !== undefined ? { since: opts.since } : {}), ...(opts.readOnly ? { readOnly: true } : {}) });
     }
     case 'libvirt': {
       const { LibvirtDriver } = await import('./libvirt/driver.ts');

@@ -9,7 +9,7 @@
  * built in memory from the result; `evacuator report JOURNAL` rebuilds the same JSON from disk.
  */
 import { randomUUID } from 'node:crypto';
-import { accessSync, constants, linkSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { commandLine, EvacError, messageOf, userError } from '../errors.ts';
 import type { EventSink, EvacEvent, RunEnd } from '../events.ts';
@@ -28,6 +28,7 @@ import { buildReport, exitCodeOf, type Report, type ReportInput } from '../repor
 import { writeReports } from '../report/write.ts';
 import { coldDeadlineMs, deadlineMs } from './attempt.ts';
 import { checkHolds, holding, liftStaleLeases, releaseDestinations, takeHosts } from './hold.ts';
+import { lockFile } from '../process.ts';
 import { chainOf, controller, Journal, journalPath, processStart, readJournal, stillRunning, type Chain } from './journal.ts';
 import { carriedFrom, settleInFlight } from './resume.ts';
 import { runBlueprint, type RunResult } from './run.ts';
@@ -159,7 +160,8 @@ export async function evacuate(loaded: LoadedPlan, open: DriverOpener | Driver, 
   if (active.has(key)) throw new EvacError(`plan '${name}' is already being run in this process (journal ${jpath})`, 'held', [], 'wait for that evacuation to end');
   active.add(key);
   try {
-    const unlock = lockRun(`${jpath}.lock`, name);
+    const unlock = lockFile(`${jpath}.lock`, (other) => new EvacError(`plan '${name}' is being run by pid ${other.pid} on ${other.controller} (since ${other.at}); its lock is ${jpath}.lock`, 'held', [],
+      `wait for that run to end, or stop it (kill -INT ${other.pid}) and resume it`), `another run of plan '${name}' is starting at the same time (lock ${jpath}.lock)`);
     try {
       return await evacuateOnce(loaded, open, sink, opts, settings, jpath);
     } finally {
@@ -167,63 +169,6 @@ export async function evacuate(loaded: LoadedPlan, open: DriverOpener | Driver, 
     }
   } finally {
     active.delete(key);
-  }
-}
-
-/**
- * One run of a plan per journal at a time, across processes: a lock file beside the journal, made
- * with its content in one step (a link, which fails if the name exists), naming the process. A
- * lock whose process is gone (killed) is taken over. Returns the release.
- */
-function lockRun(path: string, name: string): () => void {
-  const mine = JSON.stringify({ pid: process.pid, pidStart: processStart(process.pid) ?? null, controller: controller(), at: new Date().toISOString() });
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, mine);
-  try {
-    for (let tries = 0; tries < 3; tries++) {
-      try {
-        linkSync(tmp, path);
-        return () => {
-          try {
-            if (readFileSync(path, 'utf8') === mine) unlinkSync(path);
-          } catch {
-            // Already gone: nothing to release.
-          }
-        };
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw userError(`cannot lock ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, [], 'give --reports a folder this user can write');
-      }
-      let held: string;
-      try {
-        held = readFileSync(path, 'utf8');
-      } catch {
-        continue;
-      }
-      const other = parseLock(held);
-      if (other && stillRunning({ ...other, ...(other.pidStart ? { pidStart: other.pidStart } : {}), ended: false })) {
-        throw new EvacError(`plan '${name}' is being run by pid ${other.pid} on ${other.controller} (since ${other.at}); its lock is ${path}`, 'held', [],
-          `wait for that run to end, or stop it (kill -INT ${other.pid}) and resume it`);
-      }
-      // Its process is gone (killed, or on another controller that left it): taken over, if still the same lock.
-      try {
-        if (readFileSync(path, 'utf8') === held) unlinkSync(path);
-      } catch {
-        // Taken or released meanwhile: try again.
-      }
-    }
-    throw new EvacError(`another run of plan '${name}' is starting at the same time (lock ${path})`, 'held', [], 'run one at a time');
-  } finally {
-    rmSync(tmp, { force: true });
-  }
-}
-
-function parseLock(text: string): { pid: number; pidStart?: string; controller: string; at: string } | undefined {
-  try {
-    const l = JSON.parse(text) as { pid?: unknown; pidStart?: unknown; controller?: unknown; at?: unknown };
-    if (typeof l.pid !== 'number' || typeof l.controller !== 'string') return undefined;
-    return { pid: l.pid, controller: l.controller, at: String(l.at), ...(typeof l.pidStart === 'string' ? { pidStart: l.pidStart } : {}) };
-  } catch {
-    return undefined;
   }
 }
 

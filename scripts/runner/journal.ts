@@ -4,8 +4,7 @@
  * any moment can be resumed. It is the event stream plus what a resume needs to know: which run
  * wrote it, what was planned, and how each run ended.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { userError } from '../errors.ts';
 import { readInput } from '../files.ts';
@@ -192,29 +191,4 @@ function unknownVm(name: string, host: string): Vm {
 }
 
 /** The controller's identity and whether the process that wrote a run is still alive (only knowable on the same machine). */
-export function controller(): string {
-  return hostname();
-}
-
-/** The start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), where there is a /proc. */
-export function processStart(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
-
-export function stillRunning(run: { controller: string; pid: number; pidStart?: string; ended: boolean }): boolean {
-  if (run.ended || run.controller !== controller() || run.pid === process.pid) return false;
-  try {
-    process.kill(run.pid, 0);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  // The pid is taken; by the same process only if it started when the run's did.
-  const started = run.pidStart === undefined ? undefined : processStart(run.pid);
-  return started === undefined || started === run.pidStart;
-}
+export { controller, processStart, stillRunning } from '../process.ts';

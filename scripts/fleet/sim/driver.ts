@@ -12,6 +12,8 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { EvacError } from '../../errors.ts';
+import { lockFile } from '../../process.ts';
 import { schemaDefault, withDefaults } from '../../plan/defaults.ts';
 import type { SimFleet, SimVm } from '../../plan/plan-types.ts';
 import type {
@@ -45,6 +47,8 @@ export interface SimState {
   restore: boolean;
   /** The clock starts no earlier than this (a resume: the journal's last moment, ahead of the file's). */
   since?: number;
+  /** Only read: no lock taken, nothing saved. */
+  readOnly?: boolean;
 }
 
 interface SavedFleet {
@@ -70,6 +74,7 @@ export class SimDriver implements Driver {
   private down = new Set<string>();
   private failing = new Set<string>();
   private streamBps: number;
+  private unlock: () => void = () => {};
 
   /** Every default comes from the schema (withDefaults, simFleet): each `!` is a field that has one. */
   constructor(given: SimFleet, private readonly state?: SimState) {
@@ -91,7 +96,18 @@ export class SimDriver implements Driver {
       });
     }
     for (const v of vms) this.domains.set(v.name, this.domain(v));
-    if (state?.restore && existsSync(state.path)) this.load(state.path);
+    // One process at a time writes a state file (two plans may share one): held from open to close.
+    if (state && !state.readOnly) {
+      mkdirSync(dirname(state.path), { recursive: true });
+      this.unlock = lockFile(`${state.path}.lock`, (h) => new EvacError(`the simulated fleet's state file ${state.path} is in use by pid ${h.pid} on ${h.controller} (since ${h.at})`, 'held', [],
+        `let that run end (or stop it) before another plan changes the same fleet`), `another process is opening the simulated fleet ${state.path} at the same time`);
+    }
+    try {
+      if (state?.restore && existsSync(state.path)) this.load(state.path);
+    } catch (e) {
+      this.unlock();
+      throw e;
+    }
     if (state?.since !== undefined) this.clock.resumeAt(state.since);
     for (const f of sim.faults ?? []) {
       if (f.kind === 'unreachable' && f.host) this.down.add(f.host);
@@ -114,7 +130,7 @@ export class SimDriver implements Driver {
 
   /** Write the fleet as it is now: a temporary file renamed over the old one, so a kill never leaves half a file. */
   private save(): void {
-    if (!this.state) return;
+    if (!this.state || this.state.readOnly) return;
     const saved: SavedFleet = { version: 1, t: this.clock.now(), hosts: [...this.hosts.values()], domains: [...this.domains.values()], down: [...this.down] };
     mkdirSync(dirname(this.state.path), { recursive: true });
     // A temporary name of this process's own: two processes saving at once never write into one file.
@@ -369,7 +385,10 @@ export class SimDriver implements Driver {
     return { vm: vm.name, found, unreachable };
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.unlock();
+    this.unlock = () => {};
+  }
 
   private precondition(d: SimDomain | undefined, vm: Vm, dst: string, states: string[]): (Failure & { bytes: number }) | undefined {
     if (!d || d.vm.host !== vm.host) {

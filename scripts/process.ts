@@ -1,0 +1,103 @@
+/**
+ * Processes and the files that say who holds what: this controller's name, a process's start
+ * time (so a reused pid is not taken for a live holder), whether a holder still runs, and lock
+ * files made with their content in one step. Imports nothing of the pipeline's stages.
+ */
+import { linkSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { EvacError, userError } from './errors.ts';
+
+export function controller(): string {
+  return hostname();
+}
+
+/** The start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), where there is a /proc. */
+export function processStart(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+export function stillRunning(run: { controller: string; pid: number; pidStart?: string; ended: boolean }): boolean {
+  if (run.ended || run.controller !== controller() || run.pid === process.pid) return false;
+  try {
+    process.kill(run.pid, 0);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  // The pid is taken; by the same process only if it started when the run's did.
+  const started = run.pidStart === undefined ? undefined : processStart(run.pid);
+  return started === undefined || started === run.pidStart;
+}
+
+/** Who holds a lock file. */
+export interface Holder {
+  pid: number;
+  pidStart?: string;
+  controller: string;
+  at: string;
+}
+
+/**
+ * Take the lock file at path: made with its content in one step (a link, which fails if the name
+ * exists), naming this process. A lock whose process is gone (killed) is taken over; one whose
+ * process runs (same pid and start time) is refused with held(holder). A lock of this very
+ * process is taken over (callers that must not share within a process keep their own set).
+ * Returns the release.
+ */
+export function lockFile(path: string, held: (holder: Holder) => Error, racing: string): () => void {
+  const content = JSON.stringify({ pid: process.pid, pidStart: processStart(process.pid) ?? null, controller: controller(), at: new Date().toISOString() });
+  const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`;
+  try {
+    writeFileSync(tmp, content);
+  } catch (e) {
+    throw userError(`cannot lock ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, [], 'give a folder this user can write');
+  }
+  try {
+    for (let tries = 0; tries < 3; tries++) {
+      try {
+        linkSync(tmp, path);
+        return () => {
+          try {
+            if (readFileSync(path, 'utf8') === content) unlinkSync(path);
+          } catch {
+            // Already gone: nothing to release.
+          }
+        };
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw userError(`cannot lock ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, [], 'give a folder this user can write');
+      }
+      let text: string;
+      try {
+        text = readFileSync(path, 'utf8');
+      } catch {
+        continue;
+      }
+      const other = parseHolder(text);
+      if (other && stillRunning({ ...other, ended: false })) throw held(other);
+      // Its process is gone (killed, or on another controller that left it): taken over, if still the same lock.
+      try {
+        if (readFileSync(path, 'utf8') === text) unlinkSync(path);
+      } catch {
+        // Taken or released meanwhile: try again.
+      }
+    }
+    throw new EvacError(racing, 'held', [], 'run one at a time');
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
+function parseHolder(text: string): Holder | undefined {
+  try {
+    const l = JSON.parse(text) as { pid?: unknown; pidStart?: unknown; controller?: unknown; at?: unknown };
+    if (typeof l.pid !== 'number' || typeof l.controller !== 'string') return undefined;
+    return { pid: l.pid, controller: l.controller, at: String(l.at), ...(typeof l.pidStart === 'string' ? { pidStart: l.pidStart } : {}) };
+  } catch {
+    return undefined;
+  }
+}
