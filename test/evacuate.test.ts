@@ -475,3 +475,23 @@ describe('one run of a plan at a time, across processes (a lock beside the journ
     expect(await exited).toBe(3);
   });
 });
+
+describe('preflight rounds', () => {
+  it('a VM that fails preflight on every destination never drags healthy VMs into "did not finish"', async () => {
+    const dir = tempDir();
+    const hosts = ['s1', 'd1', 'd2', 'd3', 'd4'].map((name) => ({ name, vcpu: 16, memory_mib: 16384, disk_gib: 100 }));
+    const vms = [...Array(9).keys()].map((i) => ({ name: `ok-${i}`, host: 's1', vcpu: 2, memory_mib: 3000 }));
+    const plan = { version: 1 as const, name: 'rounds', fleet: { driver: 'sim' as const, sim: { hosts, vms: [...vms, { name: 'bad', host: 's1', vcpu: 2, memory_mib: 3000 }] } }, sources: ['s1'], placement: { policy: 'pack' as const } };
+    const loaded = loadPlan(planFile(plan, dir));
+    const inner = faulty(await openDriver(loaded.plan), { at: () => undefined }).driver;
+    const driver = {
+      ...inner,
+      preflight: async (items: Parameters<typeof inner.preflight>[0]) => (await inner.preflight(items)).map((checks, i) =>
+        (items[i].vm.name === 'bad' ? [...checks, { check: 'peer' as const, ok: false, detail: `bad cannot go to ${items[i].destination}` }] : checks)),
+    };
+    const { bp } = await preview(loaded, driver);
+    expect(bp.unplaced.map((u) => u.vm)).toEqual(['bad']);
+    expect(JSON.stringify(bp.unplaced)).not.toMatch(/did not finish/);
+    expect(bp.moves.map((m) => m.vm).sort()).toEqual(vms.map((v) => v.name).sort());
+  });
+});

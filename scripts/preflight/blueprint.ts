@@ -86,6 +86,13 @@ export async function makeBlueprint(loaded: LoadedPlan, settings: Settings, snap
     }
     result = placeWith(avoid);
   }
+  // Past the rounds that may re-place, the moves the last placement made are still checked (never
+  // left as "did not finish"): one that fails now is reported with its reason, the others go.
+  const unchecked = result.assignments.filter((a) => !checked.has(`${a.vm}>${a.destination}`));
+  if (unchecked.length > 0) {
+    const answers = await checkMoves(unchecked.map((a) => ({ vm: byName.get(a.vm)!, destination: a.destination })), snap.inventory, driver);
+    unchecked.forEach((a, i) => checked.set(`${a.vm}>${a.destination}`, answers[i]));
+  }
   const checks = result.assignments.map((a) => {
     const answers = checked.get(`${a.vm}>${a.destination}`) ?? [];
     const failed = answers.filter((c) => !c.ok).map(({ check, detail }) => ({ check, detail }));
