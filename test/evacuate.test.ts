@@ -495,3 +495,25 @@ describe('preflight rounds', () => {
     expect(bp.moves.map((m) => m.vm).sort()).toEqual(vms.map((v) => v.name).sort());
   });
 });
+
+describe('the report says what is true at the end', () => {
+  it('a destination that crashes after VMs landed on it: the report flags those VMs and shows the host down', async () => {
+    const dir = tempDir();
+    const hosts = ['s1', 'd1', 'd2'].map((name) => ({ name, vcpu: 32, memory_mib: 65536, disk_gib: 100 }));
+    const vms = [...Array(6).keys()].map((i) => ({ name: `vm-${i}`, host: 's1', vcpu: 2, memory_mib: 2048, resident_mib: 1000 }));
+    const plan = {
+      version: 1 as const, name: 'late-crash', sources: ['s1'],
+      fleet: { driver: 'sim' as const, sim: { hosts, vms, faults: [{ kind: 'crash' as const, host: 'd1', at_s: 9 }] } },
+      migration: { concurrency: { total: 1, per_source: 1, per_destination: 1 } },
+    };
+    const loaded = loadPlan(planFile(plan, dir));
+    const done = await evacuate(loaded, open(loaded.plan), () => {}, { reportsDir: dir });
+    const onD1 = done.report.vms.filter((v) => v.status === 'moved' && v.host === 'd1');
+    expect(onD1.length).toBeGreaterThan(0);
+    for (const v of onD1) expect(v.foundAtEnd, v.vm).toBe('?');
+    expect(done.report.warnings.join('\n')).toMatch(/d1 did not answer the final check/);
+    expect(done.report.warnings.join('\n')).toMatch(new RegExp(`${onD1[0].vm} is reported on d1, which did not answer the final check`));
+    expect(done.report.hosts.find((h) => h.name === 'd1')).toMatchObject({ down: true, after: null });
+    expect(asJson(done.report)).toEqual(fromJournal(dir, 'late-crash'));
+  });
+});

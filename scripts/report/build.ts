@@ -31,6 +31,8 @@ export interface ReportVm extends Omit<VmResult, 'attempts'> {
   bytes: number;
   downtimeMs: number;
   attempts: ReportAttempt[];
+  /** Where the final check found it, when that differs from host (moved since, or gone); "?" when its host did not answer. */
+  foundAtEnd?: string;
 }
 
 /** A host's resources used before and after the run, against its capacity (before overcommit). */
@@ -43,6 +45,8 @@ export interface ReportHost {
   before: Resources;
   /** null when the final check could not read the fleet. */
   after: Resources | null;
+  /** It did not answer the final check (down, partitioned): what it holds now is unknown. */
+  down?: true;
 }
 
 /** The JSON report of a run (schemas/report.schema.json is generated from this type: npm run gen:types). */
@@ -140,8 +144,21 @@ export function buildReport(run: ReportInput): Report {
       bytes: attempts.reduce((s, a) => s + a.bytes, 0),
       downtimeMs: last?.outcome === 'ok' ? last.downtimeMs : 0,
       attempts,
+      ...atEnd(r.vm, r.host),
     };
   });
+  /** Where the final check saw the VM, when that is not where the run left it (a host that went down, a VM moved by someone else). */
+  function atEnd(vm: string, host: string | null): { foundAtEnd?: string } {
+    if (!run.after || host === null) return {};
+    const seen = run.after.vms.find((v) => v.name === vm);
+    if (seen && seen.host === host) return {};
+    if (run.after.unreachable.some((u) => u.host === host)) return { foundAtEnd: '?' };
+    return seen ? { foundAtEnd: seen.host } : {};
+  }
+  const down = new Set(run.after?.unreachable.map((u) => u.host) ?? []);
+  const endWarnings = vms.filter((v) => v.foundAtEnd !== undefined).map((v) => v.foundAtEnd === '?'
+    ? `${v.vm} is reported on ${v.host}, which did not answer the final check (down or cut off): where it runs now is unknown`
+    : `${v.vm} was left on ${v.host} but the final check found it on ${v.foundAtEnd}`);
   const count = (f: (v: ReportVm) => boolean) => vms.filter(f).length;
   // A rebalance that did not finish has no judgement: it did not reach its target.
   const judged = run.rebalance ? run.rebalance.result ?? { reached: false, shortfall: [], after: [] } : undefined;
@@ -172,7 +189,7 @@ export function buildReport(run: ReportInput): Report {
     hosts: hostsView(run),
     vms,
     proofs: run.proofs,
-    warnings: run.warnings,
+    warnings: [...run.warnings, ...[...down].sort().map((h) => `${h} did not answer the final check`), ...endWarnings],
     ...(run.rebalance ? { rebalance: rebalanceView(run.rebalance.planned, run.rebalance.result) } : {}),
   };
 }
@@ -207,7 +224,8 @@ function hostsView(run: ReportInput): ReportHost[] {
   return roles.flatMap(([name, role]) => {
     const host = run.before.hosts.find((h) => h.name === name);
     const limit = run.limits?.[name];
-    return host ? [{ name, role, capacity: host.capacity, ...(limit ? { limit } : {}), before: before.get(name) ?? {}, after: afterUsed ? afterUsed.get(name) ?? {} : null }] : [];
+    const down = run.after?.unreachable.some((u) => u.host === name) === true;
+    return host ? [{ name, role, capacity: host.capacity, ...(limit ? { limit } : {}), before: before.get(name) ?? {}, after: afterUsed && !down ? afterUsed.get(name) ?? {} : null, ...(down ? { down: true as const } : {}) }] : [];
   });
 }
 

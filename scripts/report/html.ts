@@ -95,7 +95,7 @@ function utilization(r: Report): string {
   const rows = r.hosts.map((h) => {
     const cells = ['memory_mib', 'vcpu'].map((k) => {
       const limit = h.limit?.[k] ?? h.capacity[k] ?? 0;
-      return `<td>${bar(h.before[k] ?? 0, limit, 'before')}${h.after ? bar(h.after[k] ?? 0, limit, 'after') : ''}</td>`;
+      return `<td>${bar(h.before[k] ?? 0, limit, 'before')}${h.after ? bar(h.after[k] ?? 0, limit, 'after') : h.down ? '<em class="down">did not answer the final check</em>' : ''}</td>`;
     });
     return `<tr><th>${esc(h.name)}</th><td>${esc(h.role)}</td>${cells.join('')}</tr>`;
   });
