@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { $ } from 'zx';
 import { annotations, stepSummary } from '../scripts/cli/github.ts';
+import type { ReportVm } from '../scripts/report/build.ts';
 import type { Report } from '../scripts/report/build.ts';
 import { ROOT, tempDir } from './helpers.ts';
 
@@ -38,6 +39,8 @@ describe('GitHub Actions', () => {
     expect(commands).toContainEqual(expect.stringMatching(/^::error title=hv-a1 is not empty::ml-train-1 \(running\)/));
     // The moved VMs make no noise.
     expect(commands.filter((l) => /^::(error|warning)/.test(l))).toHaveLength(4);
+    // The example pins nothing: no notice either.
+    expect(commands.filter((l) => l.startsWith('::notice'))).toEqual([]);
 
     const md = readFileSync(summary, 'utf8');
     expect(md.startsWith('# earlier step\n## Evacuation rack-a-firmware: ❌ 2 of 2 source hosts are not empty')).toBe(true);
@@ -92,5 +95,21 @@ describe('GitHub Actions', () => {
     writeFileSync(broken, workflow.replace('runs-on:', 'runs_on:'));
     const bad = await $({ cwd: ROOT, nothrow: true, quiet: true })`npx action-validator ${broken}`;
     expect(bad.exitCode).not.toBe(0);
+  });
+});
+
+describe('annotations per status', () => {
+  it('a pinned VM gets a notice (the plan chose it), a VM left after a failed migration an error, an unplaced one a warning', () => {
+    const vm = (status: ReportVm['status'], failed: boolean): ReportVm => ({
+      vm: `vm-${status}`, source: 's1', plannedDestination: null, host: 's1', status, method: 'none', reason: `${status} reason`,
+      startS: null, endS: null, durationS: null, bytes: 0, downtimeMs: 0,
+      attempts: failed ? [{ method: 'live', destination: 'd1', outcome: 'error', detail: 'x', startS: 0, endS: 1, durationS: 1, bytes: 0, downtimeMs: 0 }] : [],
+    });
+    const r = { vms: [vm('pinned', false), vm('left', true), vm('unplaced', false), vm('moved', false)], proofs: [] } as unknown as Report;
+    expect(annotations(r)).toEqual([
+      '::notice title=vm-pinned pinned on s1::pinned reason',
+      '::error title=vm-left left on s1::left reason',
+      '::warning title=vm-unplaced cannot be placed::unplaced reason',
+    ]);
   });
 });

@@ -79,7 +79,7 @@ describe('hostile names in every output', () => {
       r.plan.name = names[1];
       const lines = annotations(r);
       for (const l of lines) {
-        expect(l).toMatch(/^::(error|warning) title=[^\n]*::[^\n]*$/);
+        expect(l).toMatch(/^::(error|warning|notice) title=[^\n]*::[^\n]*$/);
         expect(l).not.toMatch(RAW);
         // The title property cannot end early: no raw ':' or ',' in it.
         expect(l.slice(l.indexOf(' title=') + 7, l.indexOf('::', 2))).not.toMatch(/[:,]/);

@@ -37,7 +37,12 @@ export function groupSink(out: Writable) {
 export function annotations(r: Report): string[] {
   const lines: string[] = [];
   for (const v of r.vms) {
-    if (v.status === 'moved' || v.status === 'pinned') continue;
+    if (v.status === 'moved') continue;
+    if (v.status === 'pinned') {
+      // The plan's own choice: a notice, not a warning.
+      lines.push(`::notice title=${property(`${v.vm} pinned on ${v.host ?? v.source}`)}::${data(v.reason)}`);
+      continue;
+    }
     const failed = v.attempts.some((a) => a.outcome !== 'ok');
     const level = v.status === 'left' && failed ? 'error' : 'warning';
     const title = v.status === 'unplaced' ? `${v.vm} cannot be placed` : `${v.vm} left on ${v.host ?? v.source}`;
