@@ -100,3 +100,31 @@ describe('generated malformed plans', () => {
     }
   });
 });
+
+describe('libvirt hosts', () => {
+  it('an address or a host name with shell or URI syntax is refused at its line (exit 2)', () => {
+    const base = readFileSync('plans/testbed.yaml', 'utf8');
+    for (const [path, value] of [
+      [['fleet', 'libvirt', 'hosts', 1, 'address'], '10.251.7.12; rm -rf /'],
+      [['fleet', 'libvirt', 'hosts', 1, 'address'], '$(reboot)'],
+      [['fleet', 'libvirt', 'hosts', 1, 'address'], '-oProxyCommand=x'],
+      [['fleet', 'libvirt', 'hosts', 1, 'name'], 'hv2/system?socket=/tmp/x'],
+      [['fleet', 'libvirt', 'hosts', 1, 'name'], 'hv2 hv3'],
+    ] as const) {
+      const doc = parseDocument(base);
+      doc.setIn([...path], value);
+      const dir = tempDir();
+      const file = join(dir, 'p.yaml');
+      writeFileSync(file, doc.toString());
+      let err: unknown;
+      try {
+        loadPlan(file);
+      } catch (e) {
+        err = e;
+      }
+      expect(err, value).toBeInstanceOf(EvacError);
+      expect((err as EvacError).exitCode).toBe(ExitCode.badInput);
+      expect((err as EvacError).problems.some((p) => p.path === path.join('.').replace('.1.', '[1].'))).toBe(true);
+    }
+  });
+});

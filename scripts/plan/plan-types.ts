@@ -252,11 +252,11 @@ export interface LibvirtFleet {
  */
 export interface LibvirtHost {
   /**
-   * A host or VM name: 1 to 253 characters, none of them a control character (C0, DEL, C1), a bidi control or a line separator, which would let a name rewrite a terminal, a CI log or a report.
+   * Host name as known_hosts and the other hosts know it (peer-to-peer migration connects to qemu+ssh://NAME/system): a DNS name, letters, digits, '-' and '.'.
    */
   name: string;
   /**
-   * Address the controller connects to. @default the name
+   * Address the controller connects to: a host name or an IPv4/IPv6 address (no shell syntax, no user@, no port: the port has its own field). @default the name
    */
   address?: string;
   port?: number;
