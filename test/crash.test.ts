@@ -119,3 +119,56 @@ describe('killed and resumed runs on the simulated fleet', () => {
     console.log(`${RUNS} runs, ${killed} killed; migrations in flight at the kill, settled on resume: ${JSON.stringify(Object.fromEntries([...settled].sort()))}`);
   }, 60_000 + RUNS * 3_000);
 });
+
+const SIGNAL_RUNS = Number(process.env.EVAC_SIGNAL_RUNS ?? 4);
+
+describe('real signals at random moments on the simulated fleet', () => {
+  it(`${SIGNAL_RUNS} runs sent SIGINT, SIGTERM (once or twice) or SIGKILL at a random time, then resumed: every VM once, times never go back, report, journal and fleet agree`, async () => {
+    const limit = pLimit(2);
+    const seen = new Map<string, number>();
+    await Promise.all(Array.from({ length: SIGNAL_RUNS }, (_, i) => limit(async () => {
+      const rng = seeded(900 + i);
+      const plan = randomPlan(500 + i, rng);
+      plan.name = `signal-${i + 1}`;
+      const reports = tempDir('evac-signal-');
+      const file = planFile(plan, reports);
+      const child = run(file, reports);
+      const signal = (['SIGINT', 'SIGTERM', 'SIGKILL'] as const)[rng.int(0, 2)];
+      const twice = signal !== 'SIGKILL' && rng.int(0, 1) === 1;
+      // A process that already ended cannot be signalled: then it simply ran to its end.
+      const send = () => {
+        try {
+          child.kill(signal);
+        } catch {
+          // Too late.
+        }
+      };
+      await new Promise((r) => setTimeout(r, rng.int(20, 350)));
+      send();
+      if (twice) {
+        await new Promise((r) => setTimeout(r, rng.int(0, 60)));
+        send();
+      }
+      const first = await child;
+      const key = `${signal}${twice ? ' x2' : ''} -> ${first.exitCode ?? 'killed'}`;
+      seen.set(key, (seen.get(key) ?? 0) + 1);
+      if (first.exitCode !== null) expect([0, 3, 130], `${plan.name} ${key}: ${first.stderr}`).toContain(first.exitCode);
+      const last = await run(file, reports, undefined, true);
+      expect([0, 3], `${plan.name}: ${last.stderr}`).toContain(last.exitCode);
+      try {
+        check(plan, reports);
+        let t = -Infinity;
+        for (const l of readJournal(join(reports, `${plan.name}.journal.jsonl`))) {
+          if (!('t' in l) || typeof l.t !== 'number') continue;
+          expect(l.t, `line ${l.seq} ${l.kind}`).toBeGreaterThanOrEqual(t);
+          t = l.t;
+        }
+      } catch (e) {
+        (e as Error).message = `${plan.name} (${reports}, ${key}): ${(e as Error).message}`;
+        throw e;
+      }
+    })));
+    console.log(`${SIGNAL_RUNS} signalled runs: ${JSON.stringify(Object.fromEntries([...seen].sort()))}`);
+  }, 60_000 + SIGNAL_RUNS * 4_000);
+});
+
