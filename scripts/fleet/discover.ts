@@ -18,7 +18,13 @@ export interface Snapshot {
 
 export async function discover(driver: Driver, plan: EvacuationPlan): Promise<Snapshot> {
   const got = await driver.inventory();
-  if (!got.ok) throw new EvacError(`cannot read the fleet: ${got.detail}`, 'fleet', [], 'check that the hosts answer, then run again');
+  if (!got.ok) {
+    // A refused login is not a host that does not answer: say which it is.
+    const login = /HTTP 401|HTTP 403|authentication .*failed|credentials|Permission denied \(publickey|All configured authentication methods failed/i.test(got.detail);
+    throw new EvacError(`cannot read the fleet: ${got.detail}`, 'fleet', [], login
+      ? 'the login was refused: check the credentials (OpenStack: the clouds.yaml entry or the OS_* variables; libvirt: user and identity_files, and the key in the host\'s authorized_keys), then run again'
+      : 'check that the hosts answer, then run again');
+  }
   const inventory = got.inventory;
   const byName = new Map(inventory.hosts.map((h) => [h.name, h]));
   const down = new Map(inventory.unreachable.map((u) => [u.host, u.detail]));
