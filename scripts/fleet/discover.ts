@@ -16,11 +16,14 @@ export interface Snapshot {
   warnings: string[];
 }
 
+/** What a refused login looks like, from Keystone or from SSH. */
+const LOGIN = /HTTP 401|HTTP 403|authentication .*failed|credentials|Permission denied \(publickey|All configured authentication methods failed/i;
+
 export async function discover(driver: Driver, plan: EvacuationPlan): Promise<Snapshot> {
   const got = await driver.inventory();
   if (!got.ok) {
     // A refused login is not a host that does not answer: say which it is.
-    const login = /HTTP 401|HTTP 403|authentication .*failed|credentials|Permission denied \(publickey|All configured authentication methods failed/i.test(got.detail);
+    const login = LOGIN.test(got.detail);
     throw new EvacError(`cannot read the fleet: ${got.detail}`, 'fleet', [], login
       ? 'the login was refused: check the credentials (OpenStack: the clouds.yaml entry or the OS_* variables; libvirt: user and identity_files, and the key in the host\'s authorized_keys), then run again'
       : 'check that the hosts answer, then run again');
@@ -34,8 +37,9 @@ export async function discover(driver: Driver, plan: EvacuationPlan): Promise<Sn
     const h = byName.get(name);
     if (h) sources.push(h);
     else if (down.has(name)) {
-      throw new EvacError(`source host ${name} does not answer: ${down.get(name)}`, 'fleet', [],
-        `nothing was touched; bring ${name} back or remove it from sources`);
+      throw new EvacError(`source host ${name} does not answer: ${down.get(name)}`, 'fleet', [], LOGIN.test(down.get(name) ?? '')
+        ? `nothing was touched; the login was refused: check the user and identity_files of the plan and the key in ${name}'s authorized_keys`
+        : `nothing was touched; bring ${name} back or remove it from sources`);
     } else throw userError(`source host ${name} is not in the fleet`, [], 'check the host name against the fleet');
   }
   for (const name of plan.destinations?.hosts ?? []) {
