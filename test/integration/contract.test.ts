@@ -28,6 +28,8 @@ describe('the libvirt testbed', () => {
   beforeAll(async () => {
     // g9 defined and never started (shut off); g3 suspended (paused).
     writeFileSync(`${DIR}/g9.xml`, domainXml('g9', 96));
+    // With its disk: a shut-off guest moves cold with its disk (the contract moves it there and back).
+    await ssh('hv1', 'virsh', 'vol-create-as', 'default', 'g9.qcow2', '16M', '--format', 'qcow2');
     await ssh('hv1', 'virsh', 'define', `${DIR}/g9.xml`);
     await ssh('hv1', 'virsh', 'suspend', 'g3');
   });

@@ -192,7 +192,8 @@ describe('the libvirt driver under attack (testbed)', () => {
     // Which destination placement picks for g1, so that one is cut.
     const file = planWith('partition-redirect', (p) => {
       p.placement.pinned = ['g2', 'g3'];
-      p.migration = { ...p.migration, mode: 'live-then-cold', bandwidth_mibps: 8, completion_timeout_s_per_gib: 100, cold: { allow: ['*'], shutdown_timeout_s: 10, force_off: true } };
+      // 8 MiB/s: the migration lasts long enough to be cut; a 40 s deadline bounds the attempt towards the cut host.
+      p.migration = { ...p.migration, mode: 'live-then-cold', bandwidth_mibps: 8, completion_timeout_s_per_gib: 40, cold: { allow: ['*'], shutdown_timeout_s: 10, force_off: true } };
     });
     const planned = JSON.parse((await $`node dist/evacuator.js plan ${file} --json`.nothrow()).stdout);
     const target: string = JSON.stringify(planned).match(/"vm":"g1","source":"hv1","destination":"(hv[23])"/)![1];
@@ -226,5 +227,5 @@ describe('the libvirt driver under attack (testbed)', () => {
     expect(reportOf('after-partition').warnings.join('\n')).toMatch(new RegExp(`leftovers of an earlier failed move of g1 removed from ${target}`));
     expect((await ssh(target, 'ls', '-A', IMAGES)).stdout).not.toContain('g1.qcow2');
     expect(JSON.parse(readFileSync(`${DIR}/reports/libvirt-leftovers.json`, 'utf8'))).toEqual([]);
-  }, 300_000);
+  }, 480_000);
 });
