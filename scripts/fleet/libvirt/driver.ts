@@ -131,10 +131,10 @@ export class LibvirtDriver implements Driver {
     ]).finally(() => timer.abort());
   }
 
-  /** stdout of a command that must succeed, else an Error naming it. */
+  /** stdout of a command that must succeed, else a CommandFailed naming it (the host answered: it is not unreachable). */
   private async out(host: string, argv: string[]): Promise<string> {
     const r = await this.run(host, argv);
-    if (r.code !== 0) throw new Error(`${host}: ${argv.join(' ')}: ${r.stderr.trim() || `exit ${r.code}`}`);
+    if (r.code !== 0) throw new CommandFailed(host, `${host}: ${argv.join(' ')}: ${r.stderr.trim() || `exit ${r.code}`}`);
     return r.stdout;
   }
 
@@ -633,6 +633,8 @@ export class LibvirtDriver implements Driver {
         if (was === 'paused') await this.run(destination, [...VIRSH, 'suspend', ...this.dom(vm)]);
       }
     } catch (e) {
+      // A command that failed on a host that answered is an error; a host that did not answer is unreachable.
+      if (e instanceof CommandFailed) return undo('error', e.message, e.host);
       return undo('unreachable', messageOf(e), destination);
     }
     // The destination has it: now, and only now, remove it from the source.
@@ -805,5 +807,12 @@ export class LibvirtDriver implements Driver {
 
   async close(): Promise<void> {
     await this.ssh.close();
+  }
+}
+
+/** A remote command ran and failed: its host answered. */
+class CommandFailed extends Error {
+  constructor(readonly host: string, message: string) {
+    super(message);
   }
 }
