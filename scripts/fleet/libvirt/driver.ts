@@ -414,6 +414,9 @@ export class LibvirtDriver implements Driver {
     const plans = await this.copyPlans([vm], destination);
     if (typeof plans === 'string') return failure('unreachable', plans, destination);
     const plan = plans.get(vm.uuid)!;
+    const here2 = await existing((h, a) => this.run(h, a), vm.host, plan.copy);
+    const missing = plan.copy.filter((p) => here2 && !here2.has(p));
+    if (missing.length > 0) return failure('refused', `${missing.join(', ')} of ${vm.name} does not exist on ${vm.host}: nothing to copy; nothing was changed`, vm.host);
     const there = await existing((h, a) => this.run(h, a), destination, plan.copy);
     if (!there) return failure('unreachable', `${destination} did not say whether ${plan.copy.join(', ')} exist; nothing was changed`, destination);
     if (there.size > 0) return failure('refused', `${[...there].join(', ')} already exists on ${destination}; evacuator never overwrites a file a guest may use: nothing was changed`, destination);
