@@ -4,10 +4,17 @@
  * requests with an explicit compute microversion. Credentials come from clouds.yaml (a cloud
  * name) or the OS_* environment variables, never from a plan; the password is kept in this
  * object only and never appears in an error message.
+ *
+ * Transient faults (a 5xx or 429, a connection refused or reset, a request that timed out) are
+ * retried with exponential backoff (p-retry) for reads, and for keystone's token request; a
+ * write (POST, PUT, DELETE, PATCH) is re-sent only when its connection was refused, so Nova never
+ * saw it. Any other failed write is thrown as it is: whether Nova took it is for the caller to
+ * decide from Nova's state (see isTransient).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import pRetry from 'p-retry';
 import { parse } from 'yaml';
 
 export interface Credentials {
@@ -57,6 +64,45 @@ export class HttpError extends Error {
   }
 }
 
+/** The request got no HTTP answer: the connection was refused (never delivered), reset, or the answer did not come in time. */
+export class TransportError extends Error {
+  constructor(readonly kind: 'refused' | 'reset' | 'timeout', readonly method: string, readonly url: string, why: string) {
+    super(`${method} ${url}: ${kind === 'refused' ? 'connection refused' : kind === 'reset' ? 'connection reset' : 'no answer in time'} (${why})`);
+  }
+}
+
+/** A failure that may pass if the same request is made again later: a 5xx or 429, or no HTTP answer at all. */
+export function isTransient(e: unknown): boolean {
+  return e instanceof TransportError || (e instanceof HttpError && (e.status >= 500 || e.status === 429));
+}
+
+/** The request certainly did not reach the service (its connection was refused), so sending it again cannot do it twice. */
+export function neverDelivered(e: unknown): boolean {
+  return e instanceof TransportError && e.kind === 'refused';
+}
+
+const NOT_DELIVERED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/** fetch's own failures, classified: a timeout, a connection that was never made, or one that broke. Anything else is a bug and rethrown. */
+function transportError(e: unknown, method: string, url: string): unknown {
+  const err = e as { name?: string; message?: string; cause?: { code?: string; message?: string; errors?: { code?: string }[] } };
+  if (err?.name === 'TimeoutError' || err?.name === 'AbortError') return new TransportError('timeout', method, url, err.message ?? 'timed out');
+  if (e instanceof TypeError) {
+    const code = err.cause?.code ?? err.cause?.errors?.[0]?.code ?? '';
+    return new TransportError(NOT_DELIVERED.has(code) ? 'refused' : 'reset', method, url, code || err.cause?.message || err.message || 'network error');
+  }
+  return e;
+}
+
+/** Errors thrown before the request itself was sent (getting a token). */
+const unsent = new WeakSet<object>();
+
+/**
+ * How transient faults are retried: 6 retries, the first after 0.5 s, doubling up to 8 s between
+ * two (randomized x1 to x2): 23.5 to 47 s of waiting in all, besides the requests' own timeouts.
+ */
+export const RETRY = { retries: 6, minTimeout: 500, factor: 2, maxTimeout: 8000, randomize: true };
+
 interface CatalogEntry {
   type: string;
   endpoints: { interface: string; region_id?: string; url: string }[];
@@ -67,6 +113,8 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** Authenticate again when the token has less than this left, ms. */
   renewBeforeMs?: number;
+  /** The retry policy for transient faults (default RETRY). */
+  retry?: Partial<typeof RETRY>;
 }
 
 export class OpenStack {
@@ -75,12 +123,33 @@ export class OpenStack {
   authentications = 0;
   private readonly timeoutMs: number;
   private readonly renewBeforeMs: number;
+  private readonly retry: typeof RETRY;
+  /** Requests sent, retries included (tests read it). */
+  sent = 0;
 
   constructor(private readonly creds: Credentials, opts: ClientOptions = {}) {
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.renewBeforeMs = opts.renewBeforeMs ?? 5 * 60_000;
+    this.retry = { ...RETRY, ...opts.retry };
   }
 
+  /** call, again after a transient fault while retry(e) says so, with backoff; the last fault is thrown. */
+  private retried<T>(call: () => Promise<T>, retry: (e: unknown) => boolean): Promise<T> {
+    return pRetry(call, { ...this.retry, shouldRetry: ({ error }) => retry(error) });
+  }
+
+  /** One HTTP exchange: the answer, or a TransportError. */
+  private async send(url: string, init: RequestInit & { method: string }): Promise<{ r: Response; text: string }> {
+    this.sent++;
+    try {
+      const r = await fetch(url, { ...init, signal: AbortSignal.timeout(this.timeoutMs) });
+      return { r, text: await r.text() };
+    } catch (e) {
+      throw transportError(e, init.method, url);
+    }
+  }
+
+  /** A token (keystone's POST only issues one: safe to repeat; the request that needs it retries it). */
   private async authenticate(): Promise<NonNullable<OpenStack['token']>> {
     const c = this.creds;
     const body = {
@@ -90,9 +159,9 @@ export class OpenStack {
       },
     };
     const url = `${c.authUrl.replace(/\/+$/, '').replace(/\/v3$/, '')}/v3/auth/tokens`;
-    const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(this.timeoutMs) });
+    const { r, text } = await this.send(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     if (!r.ok) throw new HttpError(r.status, 'POST', url, `authentication as ${c.username} failed`);
-    const json = (await r.json()) as { token: { expires_at: string; catalog: CatalogEntry[] } };
+    const json = JSON.parse(text) as { token: { expires_at: string; catalog: CatalogEntry[] } };
     this.token = { value: r.headers.get('x-subject-token')!, expires: Date.parse(json.token.expires_at), catalog: json.token.catalog };
     this.authentications++;
     return this.token;
@@ -135,11 +204,28 @@ export class OpenStack {
     }
   }
 
-  /** A request to a service; JSON in and out. A 401 re-authenticates once. */
-  async request<T = unknown>(service: string, method: string, path: string, opts: { body?: unknown; microversion?: string; headers?: Record<string, string>; raw?: Buffer } = {}): Promise<{ status: number; body: T; headers: Headers }> {
+  /**
+   * A request to a service; JSON in and out. A 401 re-authenticates once. Transient faults are
+   * retried (RETRY) for reads (GET, HEAD, or idempotent: true); a write only when its connection
+   * was refused.
+   */
+  async request<T = unknown>(service: string, method: string, path: string, opts: { body?: unknown; microversion?: string; headers?: Record<string, string>; raw?: Buffer; idempotent?: boolean } = {}): Promise<{ status: number; body: T; headers: Headers }> {
+    const idempotent = opts.idempotent ?? (method === 'GET' || method === 'HEAD');
+    // A write whose token could not be had was never sent: retried as a read would be.
+    return this.retried(() => this.requestOnce<T>(service, method, path, opts), (e) => (idempotent || unsent.has(e as object) ? isTransient(e) : neverDelivered(e)));
+  }
+
+  private async requestOnce<T>(service: string, method: string, path: string, opts: { body?: unknown; microversion?: string; headers?: Record<string, string>; raw?: Buffer }): Promise<{ status: number; body: T; headers: Headers }> {
     for (let attempt = 0; ; attempt++) {
-      const t = await this.current();
-      const url = `${await this.endpoint(service)}${path}`;
+      let t: NonNullable<OpenStack['token']>;
+      let url: string;
+      try {
+        t = await this.current();
+        url = `${await this.endpoint(service)}${path}`;
+      } catch (e) {
+        if (e instanceof Error) unsent.add(e);
+        throw e;
+      }
       const headers: Record<string, string> = { 'x-auth-token': t.value, accept: 'application/json', ...opts.headers };
       if (opts.microversion) headers['openstack-api-version'] = `${service === 'placement' ? 'placement' : 'compute'} ${opts.microversion}`;
       let payload: string | Buffer | undefined;
@@ -150,12 +236,11 @@ export class OpenStack {
         payload = JSON.stringify(opts.body);
         headers['content-type'] = 'application/json';
       }
-      const r = await fetch(url, { method, headers, ...(payload !== undefined ? { body: payload } : {}), signal: AbortSignal.timeout(this.timeoutMs) });
+      const { r, text } = await this.send(url, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
       if (r.status === 401 && attempt === 0) {
         this.token = undefined;
         continue;
       }
-      const text = await r.text();
       if (!r.ok) throw new HttpError(r.status, method, url, text);
       return { status: r.status, body: (text ? JSON.parse(text) : {}) as T, headers: r.headers };
     }

@@ -8,9 +8,11 @@
  * gives the instance action's event details. Newer ones change nothing this driver uses.
  *
  * Hosts are compute services: capacity is placement's inventory (total - reserved) x
- * allocation ratio, so plans for OpenStack keep overcommit 1 and reserve 0. A host's fence is
- * its compute service disabled with a reason naming the plan. Outcomes are decided from where
- * Nova says the server is, never from an error text.
+ * allocation ratio, so plans for OpenStack keep overcommit 1 and reserve 0. A source's fence is
+ * its compute service disabled with a reason naming the plan; a destination's lease is a host
+ * aggregate (lease.ts). Outcomes are decided from where Nova says the server is, never from an
+ * error text; a write whose answer was lost is judged from Nova's state (write.ts); every wait
+ * has a bound.
  */
 import { messageOf, userError } from '../../errors.ts';
 import { withDefaults } from '../../plan/defaults.ts';
@@ -21,25 +23,68 @@ import {
   type PreflightItem, type RecoverRequest, type Recovery,
 } from '../driver.ts';
 import type { Fence, Inventory, Resources, Vm, VmState } from '../types.ts';
-import { credentialsFor, HttpError, OpenStack } from './client.ts';
+import { credentialsFor, HttpError, isTransient, OpenStack, type RETRY } from './client.ts';
+import { leasesByHost, liftLease, takeLease, type Aggregate, type LeaseNova } from './lease.ts';
+import { writeOnce, type Written } from './write.ts';
+
 
 export const MICROVERSION = '2.84';
-const POLL_MS = 1000;
-/** How often a read of a server is tried before its failure counts. */
-const READ_ATTEMPTS = 3;
 /** Disabled reasons evacuator writes start with this; the rest is the fence as JSON. */
 const FENCE_PREFIX = 'evacuator:';
 
+/** How long the driver waits for each thing (ms); every wait has one of these bounds. */
+export interface Timing {
+  /** Pause between two reads of a migration or a server. */
+  pollMs: number;
+  /** How long Nova's state is looked at for the effect of a write whose answer was lost. */
+  takenWindowMs: number;
+  /** Longest wait for a live migration's record once the request was taken. */
+  noRecordMs: number;
+  /** How long Nova may stay unreadable during a wait before it counts as unreachable. */
+  outageMs: number;
+  /** Longest wait for a confirmed resize to settle. */
+  confirmMs: number;
+  /** Longest wait, after a migration failed, for the destination's nova-compute to show whether it lives (a heartbeat newer than the failure, or state down). */
+  heartbeatMs: number;
+  /** How long a live migration may go on after its abort was asked for. */
+  abortGraceMs: number;
+}
 
-interface Service { id: string; host: string; state: 'up' | 'down'; status: 'enabled' | 'disabled'; disabled_reason: string | null }
+export const TIMING: Timing = {
+  pollMs: 1000, takenWindowMs: 20_000, noRecordMs: 60_000, outageMs: 120_000, confirmMs: 120_000, heartbeatMs: 90_000, abortGraceMs: 60_000,
+};
+
+interface Service {
+  id: string; host: string; state: 'up' | 'down'; status: 'enabled' | 'disabled'; disabled_reason: string | null;
+  updated_at?: string | null; forced_down?: boolean;
+}
 interface Server {
   id: string; name: string; status: string; 'OS-EXT-SRV-ATTR:host': string | null; 'OS-EXT-STS:task_state': string | null;
   flavor: { vcpus: number; ram: number; disk: number };
 }
-interface Migration { id: number; status: string; dest_compute: string; source_compute: string; memory_processed_bytes?: number; memory_remaining_bytes?: number; memory_total_bytes?: number; disk_processed_bytes?: number }
+interface Migration {
+  id: number; status: string; dest_compute: string; source_compute: string; updated_at?: string | null;
+  memory_processed_bytes?: number; memory_remaining_bytes?: number; memory_total_bytes?: number; disk_processed_bytes?: number;
+}
 interface Hypervisor { id: string; hypervisor_hostname: string; hypervisor_version: number; hypervisor_type: string; service: { host: string } }
 
-const STATES: Record<string, VmState> = { ACTIVE: 'running', PAUSED: 'paused', SHUTOFF: 'shutoff', SUSPENDED: 'paused', ERROR: 'crashed' };
+const STATES: Record<string, VmState> = { ACTIVE: 'running', PAUSED: 'paused', SHUTOFF: 'shutoff', SUSPENDED: 'suspended', ERROR: 'crashed' };
+
+/**
+ * A server's state: ACTIVE, PAUSED, SHUTOFF, SUSPENDED and ERROR map to theirs; any other status
+ * (MIGRATING, RESIZE, VERIFY_RESIZE, REBUILD, REBOOT, BUILD, RESCUE, SHELVED, ...) or a task in
+ * progress is busy.
+ */
+export function stateOf(s: Pick<Server, 'status' | 'OS-EXT-STS:task_state'>): VmState {
+  if (s['OS-EXT-STS:task_state']) return 'busy';
+  return STATES[s.status] ?? 'busy';
+}
+
+/** Nova's timestamps (UTC, often without a zone), as epoch ms. */
+const when = (t: string | null | undefined) => (t ? Date.parse(/Z$|[+-]\d\d:?\d\d$/.test(t) ? t : `${t}Z`) : NaN);
+
+/** Where the server is, for a person. */
+const at = (vm: Vm, s: Server) => `${vm.name} is ${s.status}${s['OS-EXT-STS:task_state'] ? ` (task ${s['OS-EXT-STS:task_state']})` : ''} on ${s['OS-EXT-SRV-ATTR:host']}`;
 
 export class OpenStackDriver implements Driver {
   readonly name = 'openstack';
@@ -48,14 +93,19 @@ export class OpenStackDriver implements Driver {
   private ids = new Map<string, string>();
   private services = new Map<string, Service>();
   private providers = new Map<string, string>();
+  /** When an abort was asked for, per server id. */
+  private aborting = new Map<string, number>();
+  private readonly timing: Timing;
 
   private readonly config: OpenStackFleet;
 
-  /** Defaults from the schema (withDefaults): each `!` is a field that has one. */
-  constructor(given: OpenStackFleet, origin?: number) {
+  /** Defaults from the schema (withDefaults): each `!` is a field that has one. tuning: shorter bounds and retries, for tests. */
+  constructor(given: OpenStackFleet, origin?: number, tuning: Partial<Timing> & { retry?: Partial<typeof RETRY> } = {}) {
+    const { retry, ...timing } = tuning;
     const config = withDefaults(given, 'OpenStackFleet');
     this.config = config;
     this.clock = wallClock(origin);
+    this.timing = { ...TIMING, ...timing };
     let creds;
     try {
       creds = credentialsFor(config.cloud, config.clouds_file);
@@ -63,24 +113,36 @@ export class OpenStackDriver implements Driver {
       throw userError(`OpenStack credentials: ${messageOf(e)}`, [],
         'name an entry of clouds.yaml in fleet.openstack.cloud, or export OS_AUTH_URL, OS_USERNAME, OS_PASSWORD and OS_PROJECT_NAME');
     }
-    this.os = new OpenStack(creds, { timeoutMs: config.request_timeout_s! * 1000 });
+    this.os = new OpenStack(creds, { timeoutMs: config.request_timeout_s! * 1000, ...(retry ? { retry } : {}) });
   }
 
   private nova<T>(method: string, path: string, body?: unknown) {
     return this.os.request<T>('compute', method, path, { microversion: MICROVERSION, ...(body !== undefined ? { body } : {}) });
   }
 
+  /** A write that must not happen twice: sent, and on a lost answer judged by taken() (write.ts). */
+  private write<T>(what: string, method: string, path: string, body: unknown, taken: () => Promise<boolean>): Promise<Written<T>> {
+    return writeOnce(this.clock, this.timing, what, async () => (await this.nova<T>(method, path, body)).body, taken);
+  }
+
+  private readonly leaseNova: LeaseNova = {
+    aggregates: async () => (await this.nova<{ aggregates: Aggregate[] }>('GET', '/os-aggregates')).body.aggregates,
+    write: (what, method, path, body, taken) => this.write(what, method, path, body, taken),
+  };
+
   async inventory(): Promise<Outcome<{ inventory: Inventory }>> {
     try {
       const byId = { microversion: MICROVERSION, marker: (x: { id: string }) => x.id };
-      const [services, hypervisors, servers, groups] = await Promise.all([
+      const [services, hypervisors, servers, groups, aggregates] = await Promise.all([
         this.nova<{ services: Service[] }>('GET', '/os-services?binary=nova-compute'),
         this.os.list<Hypervisor>('compute', '/os-hypervisors/detail', 'hypervisors', byId),
         this.os.list<Server>('compute', '/servers/detail?all_tenants=1', 'servers', byId),
         this.os.list<{ name: string; policy: string; members: string[] }>('compute', '/os-server-groups?all_projects=True', 'server_groups', { microversion: MICROVERSION }),
+        this.leaseNova.aggregates(),
       ]);
       const inv: Inventory = { hosts: [], vms: [], unreachable: [] };
       this.services = new Map(services.body.services.map((s) => [s.host, s]));
+      const leases = leasesByHost(aggregates);
       for (const hv of hypervisors) {
         const host = hv.service.host;
         const svc = this.services.get(host);
@@ -90,7 +152,8 @@ export class OpenStackDriver implements Driver {
         }
         const capacity = await this.capacity(hv.hypervisor_hostname);
         const v = hv.hypervisor_version;
-        const fence = this.fenceOf(svc);
+        // A source's fence first: it stays through the maintenance; a lease only lasts a run.
+        const fence = this.fenceOf(svc) ?? leases.get(host);
         inv.hosts.push({
           name: host, uuid: hv.id, cpuModel: 'host-model', labels: {}, capacity,
           hypervisor: { type: 'QEMU', version: `${Math.floor(v / 1e6)}.${Math.floor(v / 1e3) % 1e3}.${v % 1e3}` },
@@ -110,7 +173,7 @@ export class OpenStackDriver implements Driver {
         this.ids.set(name, s.id);
         const g = groupOf.get(s.id);
         inv.vms.push({
-          name, uuid: s.id, host, state: STATES[s.status] ?? 'paused', storage: 'shared', cpuModel: 'qemu64',
+          name, uuid: s.id, host, state: stateOf(s), storage: 'shared', cpuModel: 'qemu64',
           resources: { vcpu: s.flavor.vcpus, memory_mib: s.flavor.ram, disk_gib: s.flavor.disk },
           ...(g?.policy === 'anti-affinity' ? { antiAffinity: g.name } : {}),
           ...(g?.policy === 'affinity' ? { affinity: g.name } : {}),
@@ -173,60 +236,131 @@ export class OpenStackDriver implements Driver {
     return vm.uuid !== vm.name ? vm.uuid : this.ids.get(vm.name) ?? vm.uuid;
   }
 
-  /** The server as Nova has it now; a read that fails is tried again (one failed HTTP call is not an outcome). */
+  /** The server as Nova has it now (the client retries transient faults). */
   private async server(vm: Vm): Promise<Server> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return (await this.nova<{ server: Server }>('GET', `/servers/${this.id(vm)}`)).body.server;
-      } catch (e) {
-        if (attempt >= READ_ATTEMPTS || (e instanceof HttpError && e.status < 500)) throw e;
-        await this.clock.sleep(POLL_MS * attempt);
-      }
+    return (await this.nova<{ server: Server }>('GET', `/servers/${this.id(vm)}`)).body.server;
+  }
+
+  /** The host's nova-compute as Nova has it now. */
+  private async service(host: string): Promise<Service | undefined> {
+    const r = await this.nova<{ services: Service[] }>('GET', `/os-services?binary=nova-compute&host=${encodeURIComponent(host)}`);
+    const svc = r.body.services.find((s) => s.host === host);
+    if (svc) this.services.set(host, svc);
+    return svc;
+  }
+
+  /** Why the host cannot take a migration now (its nova-compute down, disabled or missing), or undefined when it can. */
+  private async unusable(host: string): Promise<string | undefined> {
+    const svc = await this.service(host);
+    if (!svc) return `no nova-compute on ${host} is known to Nova`;
+    if (svc.state !== 'up' || svc.forced_down) return `nova-compute on ${host} is down`;
+    if (svc.status !== 'enabled') return `nova-compute on ${host} is disabled (${svc.disabled_reason ?? 'no reason'})`;
+    return undefined;
+  }
+
+  /**
+   * After a migration failed at failedAt: is its destination's nova-compute dead? 'down' once Nova
+   * says so; 'up' once it reported in after the failure; 'unknown' when neither within heartbeatMs.
+   */
+  private async destinationFate(host: string, failedAt: number): Promise<'up' | 'down' | 'unknown'> {
+    const until = this.clock.now() + this.timing.heartbeatMs;
+    for (;;) {
+      const svc = await this.service(host).catch(() => undefined);
+      if (svc && (svc.state === 'down' || svc.forced_down)) return 'down';
+      if (svc && when(svc.updated_at) > failedAt) return 'up';
+      if (this.clock.now() >= until) return 'unknown';
+      await this.clock.sleep(this.timing.pollMs);
     }
   }
 
-  /** The newest live migration of this server, whatever its state. */
+  /** The newest migration of this server of the type, whatever its state. */
   private async lastMigration(vm: Vm, type: 'live-migration' | 'migration'): Promise<Migration | undefined> {
     const r = await this.nova<{ migrations: (Migration & { created_at: string })[] }>('GET', `/os-migrations?instance_uuid=${this.id(vm)}&migration_type=${type}`);
     return r.body.migrations.sort((a, b) => b.id - a.id)[0];
   }
 
+  /** A failure for Nova not answering reads (after the client's retries). */
+  private novaDown(vm: Vm, e: unknown, doing: string): MigrationOutcome {
+    return failure('unreachable', `Nova did not answer ${doing} ${vm.name} (${messageOf(e)}); look at where it is before running it again`);
+  }
+
   async liveMigrate(req: LiveRequest): Promise<MigrationOutcome> {
     const { vm, destination } = req;
     const id = this.id(vm);
-    const before = (await this.lastMigration(vm, 'live-migration').catch(() => undefined))?.id ?? 0;
+    let before: number;
     try {
-      await this.nova('POST', `/servers/${id}/action`, { 'os-migrateLive': { host: destination, block_migration: 'auto' } });
+      // A destination whose nova-compute is down or disabled is not tried: Nova would fail the migration.
+      const bad = await this.unusable(destination);
+      if (bad) return failure('unreachable', `${bad}: not migrated; ${vm.name} stays on ${vm.host}`, destination);
+      before = (await this.lastMigration(vm, 'live-migration'))?.id ?? 0;
     } catch (e) {
-      return failure(e instanceof HttpError && e.status === 409 ? 'refused' : 'error', messageOf(e), destination);
+      return this.novaDown(vm, e, 'before the live migration of');
+    }
+    this.aborting.delete(id);
+    const sent = await this.write('os-migrateLive', 'POST', `/servers/${id}/action`, { 'os-migrateLive': { host: destination, block_migration: 'auto' } }, async () => {
+      const [m, s] = [await this.lastMigration(vm, 'live-migration'), await this.server(vm)];
+      return (m?.id ?? 0) > before || s['OS-EXT-STS:task_state'] === 'migrating' || s.status === 'MIGRATING';
+    });
+    if (!sent.ok) {
+      const refused = sent.error instanceof HttpError && sent.error.status === 409;
+      return failure(refused ? 'refused' : sent.unknown ? 'unreachable' : 'error', sent.detail, sent.unknown ? undefined : destination);
     }
     const started = this.clock.now();
+    let lastRead = started;
     let asked = false;
     let forced: number | undefined;
     for (;;) {
-      await this.clock.sleep(POLL_MS);
-      const m = await this.lastMigration(vm, 'live-migration').catch(() => undefined);
+      await this.clock.sleep(this.timing.pollMs);
+      let m: Migration | undefined;
+      let s: Server | undefined;
+      try {
+        m = await this.lastMigration(vm, 'live-migration');
+        if (!(m && m.id > before)) s = await this.server(vm);
+        lastRead = this.clock.now();
+      } catch (e) {
+        if (this.clock.now() - lastRead > this.timing.outageMs) return this.novaDown(vm, e, `for ${Math.round(this.timing.outageMs / 1000)} s during the live migration of`);
+        continue;
+      }
+      const abortedAt = this.aborting.get(id);
       if (m && m.id > before) {
         if (['completed', 'error', 'failed', 'cancelled'].includes(m.status)) return this.settleLive(vm, destination, m, forced);
+        if (abortedAt !== undefined && this.clock.now() - abortedAt > this.timing.abortGraceMs) {
+          return failure('timeout', `the live migration was asked to abort ${Math.round((this.clock.now() - abortedAt) / 1000)} s ago and is still ${m.status}: look at ${vm.name} (from ${vm.host} to ${destination}); Nova may still finish or roll it back`);
+        }
         req.onProgress({ vm: vm.name, phase: 'memory', sentBytes: m.memory_processed_bytes ?? 0, remainingBytes: m.memory_remaining_bytes ?? 0, rateBps: 0 });
         const after = this.config.force_complete_after_s;
         if (after !== undefined && !asked && m.status === 'running' && this.clock.now() - started > after * 1000) {
           asked = true;
-          const at = Math.round((this.clock.now() - started) / 1000);
-          // Refused (the migration just ended, or a driver that cannot): it runs on to its deadline.
-          if (await this.nova('POST', `/servers/${id}/migrations/${m.id}/action`, { force_complete: null }).then(() => true, () => false)) forced = at;
+          forced = await this.forceComplete(vm, m, Math.round((this.clock.now() - started) / 1000));
         }
       } else {
         // No record yet: the request may have failed before one was made.
-        const s = await this.server(vm).catch(() => undefined);
         if (s && !s['OS-EXT-STS:task_state'] && this.clock.now() - started > 30_000) return this.settleLive(vm, destination, undefined);
+        if (s && this.clock.now() - started > this.timing.noRecordMs) {
+          return failure('error', `Nova made no live-migration record in ${Math.round(this.timing.noRecordMs / 1000)} s; ${at(vm, s)}: a task left on it may need a person`, destination);
+        }
       }
     }
   }
 
+  /** Ask Nova to force the migration to finish; returns `at` when it was taken (refused: it runs on to its deadline). */
+  private async forceComplete(vm: Vm, m: Migration, atS: number): Promise<number | undefined> {
+    const actions = async () => (await this.nova<{ instanceActions: { action: string }[] }>('GET', `/servers/${this.id(vm)}/os-instance-actions`)).body.instanceActions
+      .filter((a) => a.action === 'live_migration_force_complete').length;
+    const had = await actions().catch(() => undefined);
+    if (had === undefined) return undefined;
+    const r = await this.write('force_complete', 'POST', `/servers/${this.id(vm)}/migrations/${m.id}/action`, { force_complete: null }, async () => (await actions()) > had);
+    return r.ok ? atS : undefined;
+  }
+
   /** forcedAfterS: when force-complete was asked for, seconds into the migration. */
   private async settleLive(vm: Vm, destination: string, m: Migration | undefined, forcedAfterS?: number): Promise<MigrationOutcome> {
-    const s = await this.server(vm);
+    let s: Server;
+    try {
+      s = await this.server(vm);
+    } catch (e) {
+      return this.novaDown(vm, e, 'after the live migration of');
+    }
     const host = s['OS-EXT-SRV-ATTR:host'];
     if (host === destination && m?.status === 'completed') {
       return {
@@ -235,8 +369,15 @@ export class OpenStackDriver implements Driver {
       };
     }
     const why = m ? await this.whyFailed(vm) : 'no migration record was made';
-    if (m?.status === 'cancelled') return { ...failure('aborted', `live migration cancelled; ${vm.name} is ${s.status} on ${host}`), bytes: 0 };
-    return failure('error', `live migration ${m?.status ?? 'not started'}: ${why}; ${vm.name} is ${s.status} on ${host}`, destination);
+    if (m?.status === 'cancelled') return failure('aborted', `live migration cancelled; ${at(vm, s)}`);
+    // A failed migration whose destination's nova-compute died is a failed destination: the VM goes elsewhere.
+    if (m && (m.status === 'error' || m.status === 'failed')) {
+      const failedAt = Number.isNaN(when(m.updated_at)) ? Date.now() : when(m.updated_at);
+      if (await this.destinationFate(destination, failedAt) === 'down') {
+        return failure('unreachable', `live migration ${m.status} (${why}) and nova-compute on ${destination} is down; ${at(vm, s)}`, destination);
+      }
+    }
+    return failure('error', `live migration ${m?.status ?? 'not started'}: ${why}; ${at(vm, s)}`, destination);
   }
 
   /** The failed event's details in the server's newest instance action (2.84). */
@@ -253,54 +394,113 @@ export class OpenStackDriver implements Driver {
     }
   }
 
-
   async abort(vm: Vm): Promise<Outcome<object>> {
+    const id = this.id(vm);
     try {
-      const r = await this.nova<{ migrations: Migration[] }>('GET', `/servers/${this.id(vm)}/migrations`);
+      const r = await this.nova<{ migrations: Migration[] }>('GET', `/servers/${id}/migrations`);
       const m = r.body.migrations[0];
       if (!m) return failure('not-found', `no live migration of ${vm.name} in progress`);
-      await this.nova('DELETE', `/servers/${this.id(vm)}/migrations/${m.id}`);
-      return { ok: true };
+      this.aborting.set(id, this.clock.now());
+      const gone = await this.write('aborting the live migration', 'DELETE', `/servers/${id}/migrations/${m.id}`, undefined, async () => {
+        const now = (await this.nova<{ migrations: Migration[] }>('GET', `/servers/${id}/migrations`)).body.migrations.find((x) => x.id === m.id);
+        return !now || ['cancelling', 'cancelled', 'error', 'failed', 'completed'].includes(now.status);
+      });
+      return gone.ok ? { ok: true } : failure(gone.error instanceof HttpError && gone.error.status === 409 ? 'refused' : 'error', gone.detail);
     } catch (e) {
-      return failure('error', messageOf(e));
+      return failure(isTransient(e) ? 'unreachable' : 'error', messageOf(e));
     }
   }
 
-  /** migrate to the host (2.56+), wait for VERIFY_RESIZE, confirm, and check where it runs. */
+  /**
+   * Check the destination's nova-compute is up and enabled (a guest is never shut down for a move
+   * that cannot finish), migrate to the host (2.56+), wait for VERIFY_RESIZE, confirm, and check
+   * where it runs; all within req.deadlineMs. Nova keeps a stopped server stopped (its
+   * finish_migration powers on only what was running), so SHUTOFF arrives SHUTOFF.
+   */
   async coldMigrate(req: ColdRequest): Promise<MigrationOutcome> {
     const { vm, destination } = req;
     const id = this.id(vm);
     const t0 = this.clock.now();
-    req.onProgress({ vm: vm.name, phase: 'copy', sentBytes: 0, remainingBytes: 0, rateBps: 0 });
+    const deadline = t0 + req.deadlineMs;
+    let before: number;
     try {
-      await this.nova('POST', `/servers/${id}/action`, { migrate: { host: destination } });
+      const bad = await this.unusable(destination);
+      if (bad) return failure('unreachable', `${bad}: not migrated, and ${vm.name} was not shut down; it stays on ${vm.host}`, destination);
+      before = (await this.lastMigration(vm, 'migration'))?.id ?? 0;
     } catch (e) {
-      return failure(e instanceof HttpError && e.status === 409 ? 'refused' : 'error', messageOf(e), destination);
+      return this.novaDown(vm, e, 'before the cold migration of');
     }
+    req.onProgress({ vm: vm.name, phase: 'copy', sentBytes: 0, remainingBytes: 0, rateBps: 0 });
+    const sent = await this.write('migrate', 'POST', `/servers/${id}/action`, { migrate: { host: destination } }, async () => {
+      const [m, s] = [await this.lastMigration(vm, 'migration'), await this.server(vm)];
+      return (m?.id ?? 0) > before || ['RESIZE', 'VERIFY_RESIZE'].includes(s.status) || (s['OS-EXT-STS:task_state'] ?? '').startsWith('resize');
+    });
+    if (!sent.ok) {
+      const refused = sent.error instanceof HttpError && sent.error.status === 409;
+      return failure(refused ? 'refused' : sent.unknown ? 'unreachable' : 'error', sent.detail, sent.unknown ? undefined : destination);
+    }
+    let lastCheck = this.clock.now();
     for (;;) {
-      await this.clock.sleep(POLL_MS);
-      const s = await this.server(vm);
+      if (this.clock.now() >= deadline) return this.coldStuck(vm, destination, req.deadlineMs);
+      await this.clock.sleep(Math.min(this.timing.pollMs, Math.max(0, deadline - this.clock.now())));
+      const s = await this.server(vm).catch(() => undefined);
+      if (!s) continue;
       if (s.status === 'VERIFY_RESIZE') break;
       if (s.status === 'ERROR' || (!s['OS-EXT-STS:task_state'] && ['ACTIVE', 'SHUTOFF'].includes(s.status) && this.clock.now() - t0 > 5000)) {
         const m = await this.lastMigration(vm, 'migration').catch(() => undefined);
         if (s['OS-EXT-SRV-ATTR:host'] === destination && m?.status !== 'error') break;
-        return failure('error', `cold migration ${m?.status ?? 'failed'}: ${await this.whyFailed(vm)}; ${vm.name} is ${s.status} on ${s['OS-EXT-SRV-ATTR:host']}`, destination);
+        const why = await this.whyFailed(vm);
+        if (m && m.id > before && m.status === 'error' && await this.destinationFate(destination, when(m.updated_at)) === 'down') {
+          return failure('unreachable', `cold migration error (${why}) and nova-compute on ${destination} is down; ${at(vm, s)}`, destination);
+        }
+        return failure('error', `cold migration ${m?.status ?? 'failed'}: ${why}; ${at(vm, s)}`, destination);
+      }
+      // Still on the source, waiting for the destination to prepare: a dead destination never will.
+      if (s['OS-EXT-SRV-ATTR:host'] !== destination && this.clock.now() - lastCheck > 5 * this.timing.pollMs) {
+        lastCheck = this.clock.now();
+        const svc = await this.service(destination).catch(() => undefined);
+        if (svc && (svc.state === 'down' || svc.forced_down)) return this.coldStuck(vm, destination, req.deadlineMs, s);
       }
     }
     req.onProgress({ vm: vm.name, phase: 'cleanup', sentBytes: 0, remainingBytes: 0, rateBps: 0 });
-    const s = await this.server(vm);
-    if (s.status === 'VERIFY_RESIZE') await this.confirm(vm);
-    const after = await this.server(vm);
-    if (after['OS-EXT-SRV-ATTR:host'] !== destination) return failure('error', `after the cold migration ${vm.name} is on ${after['OS-EXT-SRV-ATTR:host']}`, destination);
+    const confirmed = await this.confirm(vm, Math.max(this.timing.confirmMs, deadline - this.clock.now()));
+    if (confirmed) return failure('timeout', confirmed, destination);
+    const after = await this.server(vm).catch(() => undefined);
+    if (!after) return failure('unreachable', `Nova did not answer after confirming ${vm.name}'s cold migration: look at it on ${destination}`);
+    if (after['OS-EXT-SRV-ATTR:host'] !== destination) return failure('error', `after the cold migration ${at(vm, after)}`, destination);
     return { ok: true, bytes: 0, downtimeMs: this.clock.now() - t0 };
   }
 
-  private async confirm(vm: Vm): Promise<void> {
-    await this.nova('POST', `/servers/${this.id(vm)}/action`, { confirmResize: null });
-    for (let i = 0; i < 60; i++) {
+  /** A cold migration that did not get through in time, or whose destination died: where the server is, and what a person may have to do. */
+  private async coldStuck(vm: Vm, destination: string, deadlineMs: number, seen?: Server): Promise<MigrationOutcome> {
+    const s = seen ?? await this.server(vm).catch(() => undefined);
+    const svc = await this.service(destination).catch(() => undefined);
+    const down = svc !== undefined && (svc.state === 'down' || svc.forced_down === true);
+    const where = s ? at(vm, s) : `${vm.name} could not be read from Nova`;
+    const stuck = s && s['OS-EXT-STS:task_state'] === 'resize_prep' && s['OS-EXT-SRV-ATTR:host'] !== destination
+      ? `; its guest was not shut down, but Nova queued the move for ${destination}: if that nova-compute comes back it may carry the move out (then confirm or revert the resize), otherwise reset the server's state (openstack server set --state active) before moving it again`
+      : s?.['OS-EXT-STS:task_state'] ? '; a person may need to look at its task' : '';
+    if (down) return failure('unreachable', `nova-compute on ${destination} is down, so the cold migration cannot finish; ${where}${stuck}`, destination);
+    return failure('timeout', `the cold migration did not finish within its deadline of ${Math.round(deadlineMs / 1000)} s; ${where}${stuck}`, destination);
+  }
+
+  /** Confirm the resize and wait until it settles, at most withinMs; undefined when done, else what is left and where. */
+  private async confirm(vm: Vm, withinMs: number): Promise<string | undefined> {
+    const until = this.clock.now() + withinMs;
+    const sent = await this.write('confirmResize', 'POST', `/servers/${this.id(vm)}/action`, { confirmResize: null }, async () => {
       const s = await this.server(vm);
-      if (s.status !== 'VERIFY_RESIZE' && !s['OS-EXT-STS:task_state']) return;
-      await this.clock.sleep(POLL_MS);
+      if (s.status !== 'VERIFY_RESIZE') return true;
+      const m = await this.lastMigration(vm, 'migration');
+      return m !== undefined && ['confirming', 'confirmed'].includes(m.status);
+    });
+    // 409: no longer VERIFY_RESIZE (confirmed meanwhile); what the server shows below decides.
+    if (!sent.ok && !(sent.error instanceof HttpError && sent.error.status === 409)) return `${sent.detail}; ${vm.name} is left to confirm (openstack server resize confirm)`;
+    let s: Server | undefined;
+    for (;;) {
+      s = await this.server(vm).catch(() => s);
+      if (s && s.status !== 'VERIFY_RESIZE' && !s['OS-EXT-STS:task_state']) return undefined;
+      if (this.clock.now() >= until) return `the resize was not confirmed within ${Math.round(withinMs / 1000)} s; ${s ? at(vm, s) : `${vm.name} could not be read`}: confirm it (openstack server resize confirm)`;
+      await this.clock.sleep(this.timing.pollMs);
     }
   }
 
@@ -308,46 +508,59 @@ export class OpenStackDriver implements Driver {
     try {
       const s = await this.server(vm);
       const host = s['OS-EXT-SRV-ATTR:host'];
-      return { vm: vm.name, found: host && hosts.includes(host) ? [{ host, state: STATES[s.status] ?? 'paused' }] : [], unreachable: [] };
+      return { vm: vm.name, found: host && hosts.includes(host) ? [{ host, state: stateOf(s) }] : [], unreachable: [] };
     } catch (e) {
       if (e instanceof HttpError && e.status === 404) return { vm: vm.name, found: [], unreachable: [] };
       return { vm: vm.name, found: [], unreachable: hosts };
     }
   }
 
-  /** Nova keeps one record of the server: wait for its task to end, confirm a resize left to verify, and say where it is. */
+  /** Nova keeps one record of the server: wait (at most waitMs) for its task to end, confirm a resize left to verify, and say where it is. */
   async recover(req: RecoverRequest): Promise<Recovery> {
     const until = this.clock.now() + req.waitMs;
     for (;;) {
       const s = await this.server(req.vm).catch(() => undefined);
       if (!s) return { host: null, action: `${req.vm.name} could not be read from Nova` };
       if (s.status === 'VERIFY_RESIZE' && s['OS-EXT-SRV-ATTR:host'] === req.destination) {
-        await this.confirm(req.vm);
-        return { host: req.destination, action: `completed: the cold migration was confirmed on ${req.destination}` };
+        const left = await this.confirm(req.vm, this.timing.confirmMs);
+        return left ? { host: req.destination, action: left } : { host: req.destination, action: `completed: the cold migration was confirmed on ${req.destination}` };
       }
-      if (!s['OS-EXT-STS:task_state'] || this.clock.now() > until) {
+      if (!s['OS-EXT-STS:task_state'] || this.clock.now() >= until) {
         const host = s['OS-EXT-SRV-ATTR:host'];
+        if (s['OS-EXT-STS:task_state']) return { host, action: `still in progress after ${Math.round(req.waitMs / 1000)} s: ${at(req.vm, s)}; look at it before moving it again` };
         return { host, action: host === req.destination ? `the migration had finished: it runs on ${host}` : `rolled back by Nova: it is ${s.status} on ${host}` };
       }
-      await this.clock.sleep(POLL_MS);
+      await this.clock.sleep(Math.min(this.timing.pollMs, Math.max(0, until - this.clock.now())));
     }
   }
 
   /**
-   * A source's fence: its compute service disabled, with the fence as the reason. A destination
-   * is not marked: Nova refuses migrations to a disabled compute service.
+   * A source's fence: its compute service disabled, with the fence as the reason. A destination's
+   * lease: a host aggregate (lease.ts), which leaves the host open to migrations. null lifts both.
    */
   async fence(host: string, fence: Fence | null, force = false): Promise<Outcome<object> & { holder?: Fence }> {
     try {
-      const svc = this.services.get(host) ?? (await this.nova<{ services: Service[] }>('GET', `/os-services?binary=nova-compute&host=${encodeURIComponent(host)}`)).body.services[0];
+      if (fence?.role === 'destination') {
+        const got = await takeLease(this.leaseNova, host, fence, force);
+        return got.ok ? { ok: true } : { ...failure(got.reason, got.detail, host), ...(got.holder ? { holder: got.holder } : {}) };
+      }
+      const svc = await this.service(host);
       if (!svc) return failure('not-found', `no nova-compute on ${host}`, host);
-      const held = this.fenceOf(svc);
-      if (fence?.role === 'destination') return { ok: true };
+      if (!fence) {
+        const lifted = await liftLease(this.leaseNova, host);
+        if (!lifted.ok) return failure(lifted.reason, lifted.detail, host);
+      }
+      const held = this.fenceOf(svc) ?? (fence ? leasesByHost(await this.leaseNova.aggregates()).get(host) : undefined);
       if (held && fence && held.plan !== fence.plan && !force) return { ok: false, reason: 'refused', detail: `${host} is held by another plan`, holder: held };
-      if (!fence && svc.status === 'disabled' && !held) return { ok: true };
+      if (!fence && !this.fenceOf(svc)) return { ok: true };
       const body = fence ? { status: 'disabled', disabled_reason: `${FENCE_PREFIX}${JSON.stringify(fence)}` } : { status: 'enabled' };
-      const r = await this.nova<{ service: Service }>('PUT', `/os-services/${svc.id}`, body);
-      this.services.set(host, r.body.service);
+      const done = await this.write<{ service: Service }>(`marking ${host}`, 'PUT', `/os-services/${svc.id}`, body, async () => {
+        const now = await this.service(host);
+        return fence ? now?.status === 'disabled' && now.disabled_reason === body.disabled_reason : now?.status === 'enabled';
+      });
+      if (!done.ok) return failure(done.unknown || isTransient(done.error) ? 'unreachable' : 'error', done.detail, host);
+      if (done.answer) this.services.set(host, done.answer.service);
+      else await this.service(host).catch(() => undefined);
       return { ok: true };
     } catch (e) {
       return failure('unreachable', messageOf(e), host);
@@ -356,4 +569,3 @@ export class OpenStackDriver implements Driver {
 
   async close(): Promise<void> {}
 }
-
