@@ -128,7 +128,7 @@ export async function up(): Promise<void> {
   uwsgi('placement', PORTS.placement, '/usr/bin/placement-api', `OS_PLACEMENT_CONFIG_DIR=${join(paths.etc, 'placement')}`);
   start('glance-api', [...pyMain('glance.cmd.api'), '--config-file', etc('glance-api.conf')]);
   start('neutron-server', [...pyMain('neutron.cmd.eventlet.server'), '--config-file', etc('neutron.conf')]);
-  start('nova-api', [...pyMain('nova.cmd.api'), ...nova, '--log-file', join(paths.logs, 'nova-api.log')]);
+  startNovaApiProcess();
   await until('keystone', answers(PORTS.keystone, '/v3'));
   const creds = { authUrl: base, username: 'admin', password: s.admin, projectName: 'admin', userDomainName: 'Default', projectDomainName: 'Default', regionName: 'RegionOne' };
   await register(new OpenStack(creds), s);
@@ -224,6 +224,28 @@ async function bootServers(admin: OpenStack): Promise<void> {
     if (states.includes('ERROR')) throw new Error(`cloud up: a server went to ERROR (logs in ${paths.logs})`);
     return states.every((x) => x === 'ACTIVE');
   });
+}
+
+function startNovaApiProcess(): void {
+  const etc = (f: string) => join(paths.etc, f);
+  start('nova-api', [...pyMain('nova.cmd.api'), '--config-file', etc('nova.conf'), '--config-file', etc('nova-db.conf'), '--log-file', join(paths.logs, 'nova-api.log')]);
+}
+
+/** Kill nova-api (its process group): Nova's API refuses connections (and drops those open) until startNovaApi. */
+export function stopNovaApi(): void {
+  process.kill(-Number(readFileSync(join(paths.pids, 'nova-api'), 'utf8')), 'SIGKILL');
+}
+
+/** Start nova-api again (if it is not running) and wait until it answers. */
+export async function startNovaApi(): Promise<void> {
+  const pid = Number(readFileSync(join(paths.pids, 'nova-api'), 'utf8'));
+  if (!running(pid)) startNovaApiProcess();
+  await until('nova-api', answers(PORTS.nova));
+}
+
+/** Freeze (SIGSTOP) or thaw (SIGCONT) nova-api: frozen, it accepts connections and answers none. */
+export function freezeNovaApi(frozen: boolean): void {
+  process.kill(-Number(readFileSync(join(paths.pids, 'nova-api'), 'utf8')), frozen ? 'SIGSTOP' : 'SIGCONT');
 }
 
 /** Stop one nova-compute (its process group), as a host failure would. */
