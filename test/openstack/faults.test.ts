@@ -159,13 +159,15 @@ describe('faults in the real cloud', () => {
     stopCompute('cmp3');
     const t0 = Date.now();
     let r;
+    let s;
     try {
       r = await child;
+      // Read before cmp3 comes back: back, it takes the move Nova queued for it (VERIFY_RESIZE there).
+      s = await server(ids['f-c1']!);
     } finally {
       await startCompute('cmp3');
     }
     const took = (Date.now() - t0) / 1000;
-    const s = await server(ids['f-c1']!);
     expect(r.exitCode, r.stdout + r.stderr).toBe(3);
     // The deadline (16 s), a look at the destination, the read-back and the report: well under a minute and a half.
     expect(took).toBeLessThan(90);
@@ -207,7 +209,7 @@ describe('faults in the real cloud', () => {
     }
   }, 400_000);
 
-  it('shut-off, paused and suspended servers on a source: shut-off moves cold and arrives shut off, paused moves live and stays paused, suspended is left with the reason', async () => {
+  it('shut-off, paused and suspended servers on a source: shut-off moves cold and arrives shut off, paused moves live and stays paused, suspended is not moved, reported with the reason', async () => {
     const ids = await boot('f-off', 'f-pause', 'f-susp');
     await act(ids['f-off']!, { 'os-stop': null });
     await act(ids['f-pause']!, { pause: null });
@@ -219,7 +221,8 @@ describe('faults in the real cloud', () => {
     const vms = new Map((reportOf(name).vms as { vm: string }[]).map((v) => [v.vm, v as Record<string, any>]));
     expect(vms.get('f-off')).toMatchObject({ status: 'moved', method: 'cold', host: 'cmp3' });
     expect(vms.get('f-pause')).toMatchObject({ status: 'moved', method: 'live', host: 'cmp3' });
-    expect(vms.get('f-susp')).toMatchObject({ status: 'left', host: 'cmp2' });
+    // Not placed at all: the planner reports it with the reason, and nothing is asked of Nova for it.
+    expect(vms.get('f-susp')).toMatchObject({ status: 'unplaced', host: 'cmp2', attempts: [] });
     expect(vms.get('f-susp')!.reason).toMatch(/suspended/);
     const [off, paused, susp] = await Promise.all([server(ids['f-off']!), server(ids['f-pause']!), server(ids['f-susp']!)]);
     expect([off.status, off['OS-EXT-SRV-ATTR:host']]).toEqual(['SHUTOFF', 'cmp3']);
