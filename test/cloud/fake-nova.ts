@@ -34,6 +34,8 @@ export class FakeNova {
   migrations: Mig[] = [];
   aggregates: Agg[] = [];
   faults: Fault[] = [];
+  /** Hosts whose live migrations fail although their nova-compute lives (a pre-check that refuses, say). */
+  refusesLive = new Set<string>();
   /** Every request: method and path, in order. */
   log: { method: string; path: string }[] = [];
   private http?: HttpServer;
@@ -137,7 +139,7 @@ export class FakeNova {
       m.steps++;
       m.updated_at = ts();
       if (m.type === 'live-migration') {
-        if (!dest.alive) {
+        if (!dest.alive || this.refusesLive.has(m.dest)) {
           if (m.steps >= 2) [m.status, s.status, s.task] = ['error', s.was, null];
         } else if (m.steps === 1) m.status = 'running';
         else if (m.steps >= 3) [m.status, s.host, s.status, s.task] = ['completed', m.dest, s.was, null];

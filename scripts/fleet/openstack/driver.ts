@@ -120,6 +120,22 @@ export class OpenStackDriver implements Driver {
     return this.os.request<T>('compute', method, path, { microversion: MICROVERSION, ...(body !== undefined ? { body } : {}) });
   }
 
+  /**
+   * A read that Nova must answer before anything can go on: its transient faults are waited out
+   * (beyond the client's own retries) for up to outageMs in all, then thrown.
+   */
+  private async patient<T>(read: () => Promise<T>): Promise<T> {
+    const until = this.clock.now() + this.timing.outageMs;
+    for (;;) {
+      try {
+        return await read();
+      } catch (e) {
+        if (!isTransient(e) || this.clock.now() >= until) throw e;
+        await this.clock.sleep(Math.min(5 * this.timing.pollMs, Math.max(0, until - this.clock.now())));
+      }
+    }
+  }
+
   /** A write that must not happen twice: sent, and on a lost answer judged by taken() (write.ts). */
   private write<T>(what: string, method: string, path: string, body: unknown, taken: () => Promise<boolean>): Promise<Written<T>> {
     return writeOnce(this.clock, this.timing, what, async () => (await this.nova<T>(method, path, body)).body, taken);
@@ -132,6 +148,14 @@ export class OpenStackDriver implements Driver {
 
   async inventory(): Promise<Outcome<{ inventory: Inventory }>> {
     try {
+      return { ok: true, inventory: await this.patient(() => this.readInventory()) };
+    } catch (e) {
+      return { ok: false, reason: 'unreachable', detail: messageOf(e) };
+    }
+  }
+
+  private async readInventory(): Promise<Inventory> {
+    {
       const byId = { microversion: MICROVERSION, marker: (x: { id: string }) => x.id };
       const [services, hypervisors, servers, groups, aggregates] = await Promise.all([
         this.nova<{ services: Service[] }>('GET', '/os-services?binary=nova-compute'),
@@ -181,9 +205,7 @@ export class OpenStackDriver implements Driver {
       }
       inv.hosts.sort((a, b) => a.name.localeCompare(b.name));
       inv.vms.sort((a, b) => a.name.localeCompare(b.name));
-      return { ok: true, inventory: inv };
-    } catch (e) {
-      return { ok: false, reason: 'unreachable', detail: messageOf(e) };
+      return inv;
     }
   }
 
@@ -290,9 +312,9 @@ export class OpenStackDriver implements Driver {
     let before: number;
     try {
       // A destination whose nova-compute is down or disabled is not tried: Nova would fail the migration.
-      const bad = await this.unusable(destination);
+      const bad = await this.patient(() => this.unusable(destination));
       if (bad) return failure('unreachable', `${bad}: not migrated; ${vm.name} stays on ${vm.host}`, destination);
-      before = (await this.lastMigration(vm, 'live-migration'))?.id ?? 0;
+      before = (await this.patient(() => this.lastMigration(vm, 'live-migration')))?.id ?? 0;
     } catch (e) {
       return this.novaDown(vm, e, 'before the live migration of');
     }
@@ -357,7 +379,7 @@ export class OpenStackDriver implements Driver {
   private async settleLive(vm: Vm, destination: string, m: Migration | undefined, forcedAfterS?: number): Promise<MigrationOutcome> {
     let s: Server;
     try {
-      s = await this.server(vm);
+      s = await this.patient(() => this.server(vm));
     } catch (e) {
       return this.novaDown(vm, e, 'after the live migration of');
     }
@@ -397,7 +419,7 @@ export class OpenStackDriver implements Driver {
   async abort(vm: Vm): Promise<Outcome<object>> {
     const id = this.id(vm);
     try {
-      const r = await this.nova<{ migrations: Migration[] }>('GET', `/servers/${id}/migrations`);
+      const r = await this.patient(() => this.nova<{ migrations: Migration[] }>('GET', `/servers/${id}/migrations`));
       const m = r.body.migrations[0];
       if (!m) return failure('not-found', `no live migration of ${vm.name} in progress`);
       this.aborting.set(id, this.clock.now());
@@ -424,9 +446,9 @@ export class OpenStackDriver implements Driver {
     const deadline = t0 + req.deadlineMs;
     let before: number;
     try {
-      const bad = await this.unusable(destination);
+      const bad = await this.patient(() => this.unusable(destination));
       if (bad) return failure('unreachable', `${bad}: not migrated, and ${vm.name} was not shut down; it stays on ${vm.host}`, destination);
-      before = (await this.lastMigration(vm, 'migration'))?.id ?? 0;
+      before = (await this.patient(() => this.lastMigration(vm, 'migration')))?.id ?? 0;
     } catch (e) {
       return this.novaDown(vm, e, 'before the cold migration of');
     }
@@ -465,7 +487,7 @@ export class OpenStackDriver implements Driver {
     req.onProgress({ vm: vm.name, phase: 'cleanup', sentBytes: 0, remainingBytes: 0, rateBps: 0 });
     const confirmed = await this.confirm(vm, Math.max(this.timing.confirmMs, deadline - this.clock.now()));
     if (confirmed) return failure('timeout', confirmed, destination);
-    const after = await this.server(vm).catch(() => undefined);
+    const after = await this.patient(() => this.server(vm)).catch(() => undefined);
     if (!after) return failure('unreachable', `Nova did not answer after confirming ${vm.name}'s cold migration: look at it on ${destination}`);
     if (after['OS-EXT-SRV-ATTR:host'] !== destination) return failure('error', `after the cold migration ${at(vm, after)}`, destination);
     return { ok: true, bytes: 0, downtimeMs: this.clock.now() - t0 };
@@ -506,7 +528,7 @@ export class OpenStackDriver implements Driver {
 
   async locate(vm: Vm, hosts: string[]): Promise<Location> {
     try {
-      const s = await this.server(vm);
+      const s = await this.patient(() => this.server(vm));
       const host = s['OS-EXT-SRV-ATTR:host'];
       return { vm: vm.name, found: host && hosts.includes(host) ? [{ host, state: stateOf(s) }] : [], unreachable: [] };
     } catch (e) {
