@@ -36,6 +36,8 @@ export class FakeNova {
   faults: Fault[] = [];
   /** Hosts whose live migrations fail although their nova-compute lives (a pre-check that refuses, say). */
   refusesLive = new Set<string>();
+  /** Reads a live migration takes to complete. */
+  liveSteps = 3;
   /** Every request: method and path, in order. */
   log: { method: string; path: string }[] = [];
   private http?: HttpServer;
@@ -142,7 +144,7 @@ export class FakeNova {
         if (!dest.alive || this.refusesLive.has(m.dest)) {
           if (m.steps >= 2) [m.status, s.status, s.task] = ['error', s.was, null];
         } else if (m.steps === 1) m.status = 'running';
-        else if (m.steps >= 3) [m.status, s.host, s.status, s.task] = ['completed', m.dest, s.was, null];
+        else if (m.steps >= this.liveSteps) [m.status, s.host, s.status, s.task] = ['completed', m.dest, s.was, null];
       } else if (dest.alive && m.steps >= 2) {
         // prep_resize on the destination, then the copy: the server waits to be confirmed there.
         [m.status, s.host, s.status, s.task] = ['finished', m.dest, 'VERIFY_RESIZE', null];

@@ -41,6 +41,9 @@ const cold = (vm: Vm, destination: string, deadlineMs = 2000): ColdRequest => ({
 const live = (vm: Vm, destination: string): LiveRequest => ({ vm, destination, maxDowntimeMs: 500, onProgress: () => {} });
 const fence = (plan: string): Fence => ({ plan, run: `run-${plan}`, role: 'destination', controller: 'ctl', pid: 42, since: '2026-01-01T00:00:00.000Z' });
 const GETSERVICES = /^\/os-services\?/;
+const until = async (ok: () => boolean) => {
+  for (let i = 0; i < 400 && !ok(); i++) await new Promise((r) => setTimeout(r, 5));
+};
 
 describe('the client: transient faults', () => {
   const kinds: FaultKind[] = ['500', '502', '503', 'reset', 'hang'];
@@ -205,6 +208,26 @@ describe('the driver under faults', () => {
     nova.refusesLive.add('cmp3');
     const out2 = await d.liveMigrate(live(vmOn(id2, 'cmp1'), 'cmp3'));
     expect(out2).toMatchObject({ ok: false, reason: 'error' });
+  });
+
+  it('an abort asked while the live migration is still before its POST: the POST is never sent; asked while it runs: cancelled', async () => {
+    const id = nova.addServer('web-1', 'cmp1');
+    const d = driver();
+    const vm = vmOn(id, 'cmp1');
+    // The destination check hangs once (200 ms): the deadline's abort comes during it.
+    nova.faults = [{ method: 'GET', path: GETSERVICES, kind: 'hang' }];
+    const pending = d.liveMigrate(live(vm, 'cmp2'));
+    await new Promise((r) => setTimeout(r, 50));
+    await d.abort(vm);
+    expect(await pending).toMatchObject({ ok: false, reason: 'aborted' });
+    expect(nova.count('POST', /\/action$/)).toBe(0);
+
+    nova.liveSteps = 1000; // long enough to be caught running
+    const again = d.liveMigrate(live(vm, 'cmp2'));
+    await until(() => nova.migrations.some((m) => m.status === 'running'));
+    expect((await d.abort(vm)).ok).toBe(true);
+    expect(await again).toMatchObject({ ok: false, reason: 'aborted' });
+    expect(nova.servers.get(id)).toMatchObject({ host: 'cmp1', status: 'ACTIVE', task: null });
   });
 
   it("Nova answering 503 for longer than the client's retries, but within the outage bound: the migration waits it out and happens", async () => {

@@ -93,8 +93,10 @@ export class OpenStackDriver implements Driver {
   private ids = new Map<string, string>();
   private services = new Map<string, Service>();
   private providers = new Map<string, string>();
-  /** When an abort was asked for, per server id. */
+  /** When an abort was asked for, per server id (it may come before Nova has a migration to cancel). */
   private aborting = new Map<string, number>();
+  /** The migration whose cancellation Nova took, per server id. */
+  private cancelled = new Map<string, number>();
   private readonly timing: Timing;
 
   private readonly config: OpenStackFleet;
@@ -309,6 +311,8 @@ export class OpenStackDriver implements Driver {
   async liveMigrate(req: LiveRequest): Promise<MigrationOutcome> {
     const { vm, destination } = req;
     const id = this.id(vm);
+    this.aborting.delete(id);
+    this.cancelled.delete(id);
     let before: number;
     try {
       // A destination whose nova-compute is down or disabled is not tried: Nova would fail the migration.
@@ -318,7 +322,8 @@ export class OpenStackDriver implements Driver {
     } catch (e) {
       return this.novaDown(vm, e, 'before the live migration of');
     }
-    this.aborting.delete(id);
+    // Asked to abort before it started (the deadline passed during the reads): not sent at all.
+    if (this.aborting.has(id)) return failure('aborted', `asked to abort before os-migrateLive was sent: not sent; ${vm.name} stays on ${vm.host}`);
     const sent = await this.write('os-migrateLive', 'POST', `/servers/${id}/action`, { 'os-migrateLive': { host: destination, block_migration: 'auto' } }, async () => {
       const [m, s] = [await this.lastMigration(vm, 'live-migration'), await this.server(vm)];
       return (m?.id ?? 0) > before || s['OS-EXT-STS:task_state'] === 'migrating' || s.status === 'MIGRATING';
@@ -346,6 +351,8 @@ export class OpenStackDriver implements Driver {
       const abortedAt = this.aborting.get(id);
       if (m && m.id > before) {
         if (['completed', 'error', 'failed', 'cancelled'].includes(m.status)) return this.settleLive(vm, destination, m, forced);
+        // An abort asked for before Nova had this migration to cancel: cancel it now.
+        if (abortedAt !== undefined && this.cancelled.get(id) !== m.id) await this.cancel(vm, m);
         if (abortedAt !== undefined && this.clock.now() - abortedAt > this.timing.abortGraceMs) {
           return failure('timeout', `the live migration was asked to abort ${Math.round((this.clock.now() - abortedAt) / 1000)} s ago and is still ${m.status}: look at ${vm.name} (from ${vm.host} to ${destination}); Nova may still finish or roll it back`);
         }
@@ -416,21 +423,33 @@ export class OpenStackDriver implements Driver {
     }
   }
 
+  /**
+   * Abort the live migration of vm: cancelled now if Nova has it in progress; asked for in any
+   * case, so a liveMigrate still before its POST does not send it, and one whose record has not
+   * appeared yet cancels it when it does.
+   */
   async abort(vm: Vm): Promise<Outcome<object>> {
     const id = this.id(vm);
+    if (!this.aborting.has(id)) this.aborting.set(id, this.clock.now());
     try {
       const r = await this.patient(() => this.nova<{ migrations: Migration[] }>('GET', `/servers/${id}/migrations`));
       const m = r.body.migrations[0];
       if (!m) return failure('not-found', `no live migration of ${vm.name} in progress`);
-      this.aborting.set(id, this.clock.now());
-      const gone = await this.write('aborting the live migration', 'DELETE', `/servers/${id}/migrations/${m.id}`, undefined, async () => {
-        const now = (await this.nova<{ migrations: Migration[] }>('GET', `/servers/${id}/migrations`)).body.migrations.find((x) => x.id === m.id);
-        return !now || ['cancelling', 'cancelled', 'error', 'failed', 'completed'].includes(now.status);
-      });
-      return gone.ok ? { ok: true } : failure(gone.error instanceof HttpError && gone.error.status === 409 ? 'refused' : 'error', gone.detail);
+      return await this.cancel(vm, m);
     } catch (e) {
       return failure(isTransient(e) ? 'unreachable' : 'error', messageOf(e));
     }
+  }
+
+  /** DELETE the migration, judged from its record when the answer is lost. */
+  private async cancel(vm: Vm, m: Migration): Promise<Outcome<object>> {
+    const id = this.id(vm);
+    const gone = await this.write('aborting the live migration', 'DELETE', `/servers/${id}/migrations/${m.id}`, undefined, async () => {
+      const now = (await this.nova<{ migrations: Migration[] }>('GET', `/servers/${id}/migrations`)).body.migrations.find((x) => x.id === m.id);
+      return !now || ['cancelling', 'cancelled', 'error', 'failed', 'completed'].includes(now.status);
+    });
+    if (gone.ok) this.cancelled.set(id, m.id);
+    return gone.ok ? { ok: true } : failure(gone.error instanceof HttpError && gone.error.status === 409 ? 'refused' : 'error', gone.detail);
   }
 
   /**
