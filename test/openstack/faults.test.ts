@@ -86,6 +86,9 @@ describe('faults in the real cloud', () => {
     // openstack.test.ts, when it ran first, left cmp1's nova-compute stopped.
     await startNovaApi();
     for (const c of COMPUTES) await startCompute(c);
+    // Every compute enabled: a fence another file's failed test left would skew every attack here.
+    const services = (await admin.request<{ services: { id: string; status: string }[] }>('compute', 'GET', '/os-services?binary=nova-compute', MV)).body.services;
+    for (const svc of services.filter((x) => x.status !== 'enabled')) await admin.request('compute', 'PUT', `/os-services/${svc.id}`, { ...MV, body: { status: 'enabled' } });
     await $`mkdir -p ${REPORTS}`;
   }, 180_000);
 
