@@ -207,7 +207,13 @@ export class FakeNova {
         this.aggregates.splice(this.aggregates.indexOf(a), 1);
         return [200, undefined];
       }
-      if (body.set_metadata) Object.assign(a.metadata, body.set_metadata.metadata);
+      if (body.set_metadata) {
+        // As Nova: a key set to null is removed.
+        for (const [k, v] of Object.entries(body.set_metadata.metadata as Record<string, string | null>)) {
+          if (v === null) delete a.metadata[k];
+          else a.metadata[k] = v;
+        }
+      }
       if (body.add_host) {
         if (a.hosts.includes(body.add_host.host)) return [409, {}];
         a.hosts.push(body.add_host.host);

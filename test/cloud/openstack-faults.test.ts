@@ -252,7 +252,10 @@ describe('the driver under faults', () => {
 describe('destination leases (host aggregates)', () => {
   it('one holder at a time; the holder renews; force takes over; fence(null) lifts it', async () => {
     const [a, b] = [driver(), driver()];
+    expect(await a.fence('cmp2', { ...fence('plan-a'), pidStart: '12345' })).toEqual({ ok: true });
+    expect(nova.aggregates[0]!.metadata.evacuator_pidStart).toBe('12345');
     expect(await a.fence('cmp2', fence('plan-a'))).toEqual({ ok: true });
+    expect(nova.aggregates[0]!.metadata).not.toHaveProperty('evacuator_pidStart');
     expect(nova.aggregates).toMatchObject([{ name: 'evacuator-lease-cmp2', hosts: ['cmp2'], availability_zone: null }]);
     const refused = await b.fence('cmp2', fence('plan-b'));
     expect(refused).toMatchObject({ ok: false, reason: 'refused', holder: { plan: 'plan-a', run: 'run-plan-a', role: 'destination', pid: 42 } });

@@ -13,6 +13,8 @@ import type { Written } from './write.ts';
 
 export const LEASE_PREFIX = 'evacuator-lease-';
 const FIELDS = ['plan', 'run', 'role', 'controller', 'pid', 'since'] as const;
+/** Kept when the fence has it: when the holding process started (tells a reused pid apart). */
+const OPTIONAL = ['pidStart'] as const;
 const key = (f: string) => `evacuator_${f}`;
 /** Nova's limit on an aggregate's name and on each metadata value. */
 const MAX = 255;
@@ -27,7 +29,8 @@ export function leaseOf(a: Aggregate): Fence | undefined {
   if (!a.name.startsWith(LEASE_PREFIX) || FIELDS.some((f) => typeof m[key(f)] !== 'string')) return undefined;
   const pid = Number(m[key('pid')]);
   const role = m[key('role')] === 'source' ? 'source' : 'destination';
-  return { plan: m[key('plan')]!, run: m[key('run')]!, role, controller: m[key('controller')]!, pid, since: m[key('since')]! };
+  const pidStart = m[key('pidStart')];
+  return { plan: m[key('plan')]!, run: m[key('run')]!, role, controller: m[key('controller')]!, pid, ...(pidStart ? { pidStart } : {}), since: m[key('since')]! };
 }
 
 /** Leases by host: each lease aggregate's holder, for the hosts in it. */
@@ -41,7 +44,7 @@ export function leasesByHost(aggregates: Aggregate[]): Map<string, Fence> {
   return by;
 }
 
-export const sameHolder = (a: Fence | undefined, b: Fence) => a !== undefined && FIELDS.every((f) => String(a[f]) === String(b[f]));
+export const sameHolder = (a: Fence | undefined, b: Fence) => a !== undefined && [...FIELDS, ...OPTIONAL].every((f) => String(a[f] ?? '') === String(b[f] ?? ''));
 
 /** What the lease calls need from the driver: reads, and writes decided from state (write.ts). */
 export interface LeaseNova {
@@ -58,8 +61,9 @@ const failed = (w: Written<unknown> & { ok: false }): LeaseAnswer => ({ ok: fals
 export async function takeLease(nova: LeaseNova, host: string, fence: Fence, force: boolean): Promise<LeaseAnswer> {
   const name = leaseName(host);
   if (name.length > MAX) return { ok: false, reason: 'error', detail: `the host name is too long for a lease aggregate's name (${MAX} characters)` };
-  const metadata = Object.fromEntries(FIELDS.map((f) => [key(f), String(fence[f])]));
-  const long = Object.entries(metadata).find(([, v]) => v.length > MAX);
+  // Every field, a missing optional one as null (which removes a previous holder's).
+  const metadata: Record<string, string | null> = Object.fromEntries([...FIELDS.map((f) => [key(f), String(fence[f])]), ...OPTIONAL.map((f) => [key(f), fence[f] ?? null])]);
+  const long = Object.entries(metadata).find(([, v]) => v !== null && v.length > MAX);
   if (long) return { ok: false, reason: 'error', detail: `the lease's ${long[0]} is longer than Nova keeps (${MAX} characters)` };
   const find = async () => (await nova.aggregates()).find((a) => a.name === name);
 
