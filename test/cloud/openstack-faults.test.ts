@@ -42,7 +42,7 @@ const live = (vm: Vm, destination: string): LiveRequest => ({ vm, destination, m
 const fence = (plan: string): Fence => ({ plan, run: `run-${plan}`, role: 'destination', controller: 'ctl', pid: 42, since: '2026-01-01T00:00:00.000Z' });
 const GETSERVICES = /^\/os-services\?/;
 const until = async (ok: () => boolean) => {
-  for (let i = 0; i < 400 && !ok(); i++) await new Promise((r) => setTimeout(r, 5));
+  for (let i = 0; i < 2000 && !ok(); i++) await new Promise((r) => setTimeout(r, 5));
 };
 
 describe('the client: transient faults', () => {

@@ -444,12 +444,15 @@ export class OpenStackDriver implements Driver {
   /** DELETE the migration, judged from its record when the answer is lost. */
   private async cancel(vm: Vm, m: Migration): Promise<Outcome<object>> {
     const id = this.id(vm);
-    const gone = await this.write('aborting the live migration', 'DELETE', `/servers/${id}/migrations/${m.id}`, undefined, async () => {
+    const over = async () => {
       const now = (await this.nova<{ migrations: Migration[] }>('GET', `/servers/${id}/migrations`)).body.migrations.find((x) => x.id === m.id);
       return !now || ['cancelling', 'cancelled', 'error', 'failed', 'completed'].includes(now.status);
-    });
-    if (gone.ok) this.cancelled.set(id, m.id);
-    return gone.ok ? { ok: true } : failure(gone.error instanceof HttpError && gone.error.status === 409 ? 'refused' : 'error', gone.detail);
+    };
+    const gone = await this.write('aborting the live migration', 'DELETE', `/servers/${id}/migrations/${m.id}`, undefined, over);
+    // A 409 may be a second abort of the same migration (the deadline's and the run's): its record says.
+    const ok = gone.ok || (gone.error instanceof HttpError && gone.error.status === 409 && await over().catch(() => false));
+    if (ok) this.cancelled.set(id, m.id);
+    return ok ? { ok: true } : failure(!gone.ok && gone.error instanceof HttpError && gone.error.status === 409 ? 'refused' : 'error', gone.ok ? 'aborted' : gone.detail);
   }
 
   /**
