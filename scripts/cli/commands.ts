@@ -54,7 +54,11 @@ export function describeBlueprint(bp: Blueprint, c: ReturnType<typeof paint>): s
     lines.push(`  ${u.vm.padEnd(18)} ${c.red('cannot move')} from ${u.source}:`);
     for (const r of u.reasons) lines.push(`      - ${r.text}`);
   }
-  lines.push(bp.preflight.ok ? c.green('Preflight: every move passed.') : c.yellow('Preflight: some checks failed (see above).'));
+  // A VM the preflight turned away is listed above as cannot move: then not every move passed.
+  const turnedAway = bp.unplaced.filter((u) => u.reasons.some((r) => r.text.startsWith('preflight'))).length;
+  lines.push(bp.preflight.ok && turnedAway === 0
+    ? c.green(bp.moves.length > 0 ? 'Preflight: every move passed.' : 'Preflight: no move to check.')
+    : c.yellow(`Preflight: ${turnedAway || 'some'} move(s) failed their checks (see above); the others passed.`));
   return `${lines.join('\n')}\n`;
 }
 

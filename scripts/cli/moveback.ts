@@ -30,6 +30,8 @@ export function movebackCommand(reportFile: string, opts: { output?: string }): 
   if (!existsSync(report.plan.file)) throw userError(`the original plan ${report.plan.file} is gone`, [], 'run moveback where the plan file is (the report names it by its path)');
   const original = loadPlan(report.plan.file).plan;
   const reportsDir = dirname(reportFile);
+  // The evacuation's journal and fences live in its reports folder: the commands name it unless it is the default.
+  const reportsArgs = reportsDir === 'reports' ? [] : ['--reports', reportsDir];
   const fleet = structuredClone(original.fleet);
   // The simulated fleet of the evacuation: its state file, so the moveback starts from where the VMs are now.
   if (fleet.driver === 'sim') fleet.sim = { ...fleet.sim, state_file: simStatePath(original, reportsDir) };
@@ -49,13 +51,13 @@ export function movebackCommand(reportFile: string, opts: { output?: string }): 
   const out = opts.output ?? join(reportsDir, `${plan.name}.yaml`);
   const header = `# Written by evacuator moveback from ${reportFile} (plan ${report.plan.name}, run ended ${report.endedAt}).
 # Returns ${moved.length} VM(s) to the hosts they left. Lift the maintenance fences first:
-#   ${commandLine('evacuator', 'clear', report.plan.file)}
+#   ${commandLine('evacuator', 'clear', report.plan.file, ...reportsArgs)}
 `;
   writeFileSync(out, header + stringify(parse(JSON.stringify(plan))));
   // The plan must load like any other; a bad one is an internal error, not the user's.
   loadPlan(out);
   process.stdout.write(shownLines(`${out}: moves ${moved.length} VM(s) back to ${plan.destinations!.hosts!.join(', ')}\n`));
-  process.stdout.write(shownLines(`after the maintenance: ${commandLine('evacuator', 'clear', report.plan.file)} && ${commandLine('evacuator', 'run', out)}\n`));
+  process.stdout.write(shownLines(`after the maintenance: ${commandLine('evacuator', 'clear', report.plan.file, ...reportsArgs)} && ${commandLine('evacuator', 'run', out, ...reportsArgs)}\n`));
   return 0;
 }
 

@@ -1,4 +1,5 @@
 /** Semantic rules the schema cannot express: names that must exist, sets that must not overlap. */
+import { withDefaults } from './defaults.ts';
 import type { EvacuationPlan } from './plan-types.ts';
 import type { FieldPath } from './positions.ts';
 import { simFleet } from '../fleet/sim/fleet.ts';
@@ -43,7 +44,12 @@ export function checkRules(plan: EvacuationPlan): RuleProblem[] {
   });
   if (plan.fleet.driver === 'libvirt') {
     if (!plan.fleet.libvirt) error(['fleet'], "driver 'libvirt' needs a 'libvirt' section with hosts");
-    else duplicates(plan.fleet.libvirt.hosts.map((h) => h.name), (i, n) => error(['fleet', 'libvirt', 'hosts', i, 'name'], `host '${n}' is declared twice`));
+    else {
+      duplicates(plan.fleet.libvirt.hosts.map((h) => h.name), (i, n) => error(['fleet', 'libvirt', 'hosts', i, 'name'], `host '${n}' is declared twice`));
+      // One machine under two names would be both a source and a destination.
+      const lv = withDefaults(plan.fleet.libvirt, 'LibvirtFleet');
+      duplicates(lv.hosts.map((h) => `${(h.address ?? h.name).toLowerCase()}:${h.port}`), (i, n) => error(['fleet', 'libvirt', 'hosts', i, 'address'], `address ${n} is given to two hosts: one machine under two names`));
+    }
   }
   if (plan.fleet.driver === 'sim') {
     if (!sim) error(['fleet'], "driver 'sim' needs a 'sim' section with hosts and vms, or generate");

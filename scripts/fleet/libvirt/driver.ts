@@ -16,7 +16,7 @@ import { homedir } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
-import { messageOf } from '../../errors.ts';
+import { messageOf, userError } from '../../errors.ts';
 import { withDefaults } from '../../plan/defaults.ts';
 import type { LibvirtFleet } from '../../plan/plan-types.ts';
 import {
@@ -38,6 +38,10 @@ const POLL_MS = 1000;
 const ABORT_GRACE_MS = 10_000;
 /** How long a move waits for an earlier job of its domain to end (libvirt gives up on a silent peer after its keepalive: 30 s by default). */
 const JOB_WAIT_MS = 90_000;
+/** How often a live migration's destination is asked whether it still answers. */
+const PROBE_EVERY_MS = 5_000;
+/** How long a live migration's destination may stay silent before the job is aborted and it counts as unreachable. */
+const DEST_SILENT_MS = 30_000;
 /** How long a host may take to say where a domain is. */
 const LOCATE_TIMEOUT_MS = 10_000;
 /** How often a shutdown request is repeated while the guest has not stopped (Nova: 10 s). */
@@ -96,6 +100,8 @@ export class LibvirtDriver implements Driver {
   private hostCpus = new Map<string, { element?: string; model: string }>();
   /** Domains whose migration job was aborted, with when. */
   private aborting = new Map<string, number>();
+  /** Migrations (uuid>destination) aborted because the destination stopped answering. */
+  private silentDestinations = new Set<string>();
 
   private readonly config: LibvirtFleet;
 
@@ -108,6 +114,10 @@ export class LibvirtDriver implements Driver {
   constructor(given: LibvirtFleet, origin?: number, private readonly leftoversFile?: string) {
     const config = withDefaults(given, 'LibvirtFleet');
     this.config = config;
+    const knownHosts = config.known_hosts ?? join(homedir(), '.ssh', 'known_hosts');
+    if (!existsSync(knownHosts)) {
+      throw userError(`known_hosts file ${knownHosts} does not exist: no host key can be checked`, [], 'give fleet.libvirt.known_hosts a file with the hosts\' keys (ssh-keyscan them, checked out of band)');
+    }
     this.clock = wallClock(origin);
     this.ssh = new SshPool(new Map(config.hosts.map((h) => [h.name, { name: h.name, address: h.address ?? h.name, port: h.port! }])), {
       user: config.user!,
@@ -134,6 +144,8 @@ export class LibvirtDriver implements Driver {
   /** stdout of a command that must succeed, else a CommandFailed naming it (the host answered: it is not unreachable). */
   private async out(host: string, argv: string[]): Promise<string> {
     const r = await this.run(host, argv);
+    // -1: the connection closed under the command (a host that stopped answering), not a command that failed.
+    if (r.code === -1) throw new Error(`${host}: the connection closed during ${argv.join(' ')}`);
     if (r.code !== 0) throw new CommandFailed(host, `${host}: ${argv.join(' ')}: ${r.stderr.trim() || `exit ${r.code}`}`);
     return r.stdout;
   }
@@ -268,9 +280,9 @@ export class LibvirtDriver implements Driver {
       const got = await p;
       if (typeof got === 'string') return { check: 'storage', ok: false, detail: got };
       const plan = got.get(vm.uuid)!;
-      const there = await existing((h, a) => this.run(h, a), destination, plan.copy);
-      if (!there) return { check: 'storage', ok: false, detail: `${destination} did not say whether the disk paths are free` };
-      if (there.size > 0) return { check: 'storage', ok: false, detail: `${[...there].join(', ')} already exists on ${destination} (another guest's disk?); evacuator never overwrites a file: move or remove it first` };
+      // A guest that may fall back to cold is checked for a cold copy too (its backing chain).
+      const problem = await this.storageProblem(vm, destination, plan, vm.state === 'running' || vm.state === 'paused' ? 'preflight' : 'cold');
+      if (problem) return { check: 'storage', ok: false, detail: problem.text };
       return { check: 'storage', ok: true, detail: describePlan(plan, destination) };
     };
     return Promise.all(items.map(async ({ vm, destination }) => {
@@ -351,7 +363,7 @@ export class LibvirtDriver implements Driver {
 
   async liveMigrate(req: LiveRequest): Promise<MigrationOutcome> {
     const { vm, destination } = req;
-    const got = await this.prepareCopy(vm, destination);
+    const got = await this.prepareCopy(vm, destination, 'live');
     if ('ok' in got) return got;
     const plan = got;
     const argv = [...VIRSH, 'migrate', '--live', '--persistent', '--undefinesource', '--p2p',
@@ -363,13 +375,29 @@ export class LibvirtDriver implements Driver {
     this.aborting.delete(vm.uuid);
     let finished = false;
     const migration = this.run(vm.host, argv).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message })).finally(() => (finished = true));
-    // Watch the job on the source; set the downtime limit once the job exists.
+    // Watch the job on the source; set the downtime limit once the job exists; and ask the
+    // destination itself now and then: one that stops answering (a partition) is not left to the
+    // deadline, the job is aborted and the destination reported unreachable.
     let limitSet = false;
+    let lastSeen = this.clock.now();
+    let lastAsked = -Infinity;
+    let asking = false;
+    let silent = false;
     while (!finished) {
       const tick = new AbortController();
       await Promise.race([migration, this.clock.sleep(POLL_MS, tick.signal)]);
       tick.abort();
       if (finished) break;
+      if (!asking && this.clock.now() - lastAsked >= PROBE_EVERY_MS) {
+        asking = true;
+        lastAsked = this.clock.now();
+        void this.runWithin(destination, ['true'], LOCATE_TIMEOUT_MS).then((r) => { if (r.code === 0) lastSeen = this.clock.now(); }, () => {}).finally(() => (asking = false));
+      }
+      if (!silent && this.clock.now() - lastSeen > DEST_SILENT_MS) {
+        silent = true;
+        this.silentDestinations.add(`${vm.uuid}>${destination}`);
+        await this.abort(vm);
+      }
       // A partitioned destination can hang virsh for minutes even after the abort: stop waiting
       // and decide from where the guest is (it counts as on its source until proven otherwise).
       const abortedAt = this.aborting.get(vm.uuid);
@@ -394,7 +422,7 @@ export class LibvirtDriver implements Driver {
    * already there, and the copy plan, whose files must not exist on the destination. A failure
    * outcome otherwise, with nothing changed.
    */
-  private async prepareCopy(vm: Vm, destination: string): Promise<CopyPlan | MigrationOutcome> {
+  private async prepareCopy(vm: Vm, destination: string, method: 'live' | 'cold'): Promise<CopyPlan | MigrationOutcome> {
     const here = await this.locate(vm, [vm.host, destination]);
     if (here.unreachable.includes(destination)) return failure('unreachable', `${destination} does not answer; nothing was changed`, destination);
     if (here.unreachable.includes(vm.host)) return failure('unreachable', `${vm.host} does not answer; nothing was changed`, vm.host);
@@ -414,13 +442,50 @@ export class LibvirtDriver implements Driver {
     const plans = await this.copyPlans([vm], destination);
     if (typeof plans === 'string') return failure('unreachable', plans, destination);
     const plan = plans.get(vm.uuid)!;
-    const here2 = await existing((h, a) => this.run(h, a), vm.host, plan.copy);
-    const missing = plan.copy.filter((p) => here2 && !here2.has(p));
-    if (missing.length > 0) return failure('refused', `${missing.join(', ')} of ${vm.name} does not exist on ${vm.host}: nothing to copy; nothing was changed`, vm.host);
-    const there = await existing((h, a) => this.run(h, a), destination, plan.copy);
-    if (!there) return failure('unreachable', `${destination} did not say whether ${plan.copy.join(', ')} exist; nothing was changed`, destination);
-    if (there.size > 0) return failure('refused', `${[...there].join(', ')} already exists on ${destination}; evacuator never overwrites a file a guest may use: nothing was changed`, destination);
+    const problem = await this.storageProblem(vm, destination, plan, method);
+    if (problem) return failure(problem.unanswered ? 'unreachable' : 'refused', `${problem.text}; nothing was changed`, problem.unanswered ?? (problem.onSource ? vm.host : destination));
     return plan;
+  }
+
+  /**
+   * Why the guest's files would not serve it on destination, or undefined: a file to copy missing
+   * on the source, or already at its path on the destination (never overwritten), or whose folder
+   * the destination lacks; a file not copied (a CD, a read-only or shareable disk, one on shared
+   * storage or of unknown sharing) missing on the destination, where the guest could not start;
+   * for a cold copy, a backing file the copy would not carry that the destination lacks.
+   */
+  private async storageProblem(vm: Vm, destination: string, plan: CopyPlan, method: 'live' | 'cold' | 'preflight'): Promise<{ text: string; unanswered?: string; onSource?: boolean } | undefined> {
+    const exec = (h: string, a: string[]) => this.run(h, a);
+    const files = this.disksOf(vm).filter((d) => d.type === 'file' && d.path).map((d) => ({ path: d.path!, kind: d.device === 'cdrom' || d.device === 'floppy' ? `a ${d.device}` : d.readonly ? 'read-only' : d.shareable ? 'shareable' : plan.shared.includes(d.path!) ? 'on storage both hosts share' : 'of unknown sharing' }));
+    const kept = files.filter((f) => !plan.copy.includes(f.path));
+    const onSource = await existing(exec, vm.host, plan.copy);
+    if (!onSource) return { text: `${vm.host} did not say whether its disk files exist`, unanswered: vm.host };
+    const gone = plan.copy.filter((p) => !onSource.has(p));
+    if (gone.length > 0) return { text: `${gone.join(', ')} of ${vm.name} does not exist on ${vm.host}: nothing to copy`, onSource: true };
+    const folders = foldersOf(plan.copy);
+    const there = await existing(exec, destination, [...plan.copy, ...kept.map((k) => k.path), ...folders]);
+    if (!there) return { text: `${destination} did not say whether the disk paths exist`, unanswered: destination };
+    const clash = plan.copy.filter((p) => there.has(p));
+    if (clash.length > 0) return { text: `${clash.join(', ')} already exists on ${destination} (another guest's disk?); evacuator never overwrites a file a guest may use` };
+    const noFolder = folders.filter((f) => !there.has(f));
+    if (noFolder.length > 0) return { text: `${destination} has no folder ${noFolder.join(', ')} to copy ${vm.name}'s disks into` };
+    const absent = kept.filter((k) => !there.has(k.path));
+    if (absent.length > 0) return { text: `${absent.map((a) => `${a.path} (${a.kind}: not copied)`).join(', ')} does not exist on ${destination}, where ${vm.name} could not start` };
+    if (method === 'cold' && plan.copy.length > 0) {
+      // A cold copy carries the file itself, not its backing chain: the destination must have every backing file already.
+      const chain = await this.run(vm.host, ['sh', '-c', 'for f do qemu-img info -U --backing-chain --output=json -- "$f" || exit 3; done', 'sh', ...plan.copy]).catch(() => undefined);
+      if (!chain || chain.code !== 0) return { text: `${vm.host} could not read the backing chains of ${plan.copy.join(', ')} (qemu-img info)`, onSource: true };
+      const backing = [...new Set([...chain.stdout.matchAll(/"full-backing-filename":\s*"((?:[^"\\]|\\.)*)"/g)].map((m) => JSON.parse(`"${m[1]}"`) as string))];
+      const copied = new Set(plan.copy);
+      const needed = backing.filter((b) => !copied.has(b));
+      if (needed.length > 0) {
+        const sizes = async (h: string) => (await this.run(h, ['sh', '-c', 'for f do stat -c %s -- "$f" 2>/dev/null || echo -; done', 'sh', ...needed]).catch(() => undefined))?.stdout.trim().split('\n');
+        const [a, b] = await Promise.all([sizes(vm.host), sizes(destination)]);
+        const lacking = needed.filter((_, i) => !a || !b || b[i] === '-' || a[i] !== b[i]);
+        if (lacking.length > 0) return { text: `${vm.name}'s disks have backing files a cold copy would not carry and ${destination} lacks (or holds another of that size): ${lacking.join(', ')}; move it live (which copies the whole chain), put the base on ${destination}, or flatten the disk first` };
+      }
+    }
+    return undefined;
   }
 
   /** Decide a live migration's outcome from where the domain is now; clean what a failed one left. */
@@ -429,6 +494,7 @@ export class LibvirtDriver implements Driver {
     const onDest = where.found.find((f) => f.host === destination);
     const onSource = where.found.find((f) => f.host === vm.host);
     const message = stderr.trim().split('\n').at(-1) ?? '';
+    const wentSilent = this.silentDestinations.delete(`${vm.uuid}>${destination}`);
     if ((onDest?.state === 'running' || (onDest?.state === 'paused' && vm.state === 'paused')) && !onSource) {
       const done = await this.run(destination, [...VIRSH, 'domjobinfo', '--completed', ...this.dom(vm)]).catch(() => undefined);
       const f = virsh.fields(done?.stdout ?? '');
@@ -442,10 +508,11 @@ export class LibvirtDriver implements Driver {
     if (onSource) {
       // Failed or aborted: the destination keeps nothing of it (a definition, the disk files the copy made).
       const debris = await this.dropDestination(vm, destination, onDest?.state, plan.copy);
-      if (where.unreachable.includes(destination)) return failure('unreachable', `${destination} does not answer: ${message}${debris}`, destination);
+      if (where.unreachable.includes(destination) || wentSilent) return failure('unreachable', `${destination} ${wentSilent ? `stopped answering for ${DEST_SILENT_MS / 1000} s during the migration, which was aborted` : 'does not answer'}: ${message}${debris}`, destination);
       // libvirt judges sharedness by filesystem type: storage it does not know is "unsafe" unless the disk's cache is none.
+      const cached = this.disksOf(vm).filter((d) => d.path && plan.shared.includes(d.path) && d.cache !== 'none' && d.cache !== 'directsync').map((d) => d.path!);
       const hint = /unsafe/i.test(message) && plan.shared.length > 0
-        ? ` (${plan.shared.join(', ')} ${plan.shared.length > 1 ? 'are' : 'is'} on storage ${destination} shares, shown by a marker file, but libvirt does not know the filesystem as shared: give the disk cache='none' to let it migrate live)` : '';
+        ? ` (${plan.shared.join(', ')} ${plan.shared.length > 1 ? 'are' : 'is'} on storage ${destination} shares, shown by a marker file, but libvirt does not know the filesystem as shared${cached.length ? `: give ${cached.join(', ')} cache='none' to let it migrate live` : ''})` : '';
       return failure(aborted ? 'aborted' : 'error', `${message || 'migration failed'}${hint}; the guest stays on its source${debris}`, aborted ? undefined : destination);
     }
     if (where.unreachable.includes(destination)) return failure('unreachable', `${destination} does not answer: ${message}`, destination);
@@ -580,7 +647,7 @@ export class LibvirtDriver implements Driver {
     const src = vm.host;
     const t0 = this.clock.now();
     const left = () => req.deadlineMs - (this.clock.now() - t0);
-    const got = await this.prepareCopy(vm, destination);
+    const got = await this.prepareCopy(vm, destination, 'cold');
     if ('ok' in got) return got;
     const plan = got;
     const was = (await this.locate(vm, [src])).found[0]?.state;
@@ -616,9 +683,13 @@ export class LibvirtDriver implements Driver {
         // scp -s: SFTP, so the remote path is data, not shell text; -l takes Kbit/s (the plan's bandwidth cap).
         const limit = req.bandwidthMibps ? ['-l', String(Math.max(1, Math.round(req.bandwidthMibps * 8 * 1024)))] : [];
         const secs = String(Math.max(1, Math.ceil(left() / 1000)));
-        const cp = await this.run(src, ['timeout', secs, 'scp', '-s', '-q', '-p', ...limit, '--', path, `${destination}:${path}`]);
+        // ServerAlive: a destination cut off mid-copy ends the copy in seconds, not at TCP's own timeout.
+        const cp = await this.run(src, ['timeout', secs, 'scp', '-s', '-q', '-p', '-o', 'ConnectTimeout=10', '-o', 'ServerAliveInterval=5', '-o', 'ServerAliveCountMax=3', ...limit, '--', path, `${destination}:${path}`]);
         if (cp.code === 124) return await undo('timeout', `copying ${path} to ${destination} passed the deadline of ${Math.round(req.deadlineMs / 1000)} s`);
-        if (cp.code !== 0) return await undo('error', `copying ${path} to ${destination} failed: ${cp.stderr.trim()}`, destination);
+        if (cp.code !== 0) {
+          const answers = await this.runWithin(destination, ['true'], LOCATE_TIMEOUT_MS).then((r) => r.code === 0, () => false);
+          return await undo(answers ? 'error' : 'unreachable', `copying ${path} to ${destination} failed: ${cp.stderr.trim()}${answers ? '' : `; ${destination} does not answer`}`, destination);
+        }
         const after = await this.checksum(destination, path);
         if (after !== before) return await undo('error', `${path} differs after the copy (sha256 ${before} on ${src}, ${after} on ${destination})`, destination);
         bytes += Number((await this.out(destination, ['stat', '-c', '%s', '--', path])).trim());

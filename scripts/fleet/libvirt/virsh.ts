@@ -55,6 +55,8 @@ export interface DomainDisk {
   shareable: boolean;
   /** Files of its backing chain, as the (live) XML lists them. */
   backing: string[];
+  /** The driver's cache mode (none, writeback, ...), when the XML names one. */
+  cache?: string;
 }
 
 /** The guest CPU as the domain asks for it. */
@@ -110,6 +112,7 @@ export function domainXml(xml: string): DomainXml {
     return {
       type, device: String(d['@device'] ?? 'disk'), target: String((d.target as Node | undefined)?.['@dev'] ?? ''),
       ...(path ? { path } : {}), readonly: 'readonly' in d, shareable: 'shareable' in d, backing,
+      ...(typeof (d.driver as Node | undefined)?.['@cache'] === 'string' ? { cache: (d.driver as Node)['@cache'] as string } : {}),
     };
   });
   const c = dom.cpu as Node | string | undefined;
