@@ -14,6 +14,8 @@ export interface OpenOptions {
   origin?: number;
   /** A resume: the journal's last moment on the driver's clock (a simulated clock never goes back before it). */
   since?: number;
+  /** A resume whose journal shows the fleet was changed (fenced, planned, moved): a simulated fleet's state file must be there. */
+  changedFleet?: boolean;
   /** Only reads the fleet (plan): a simulated fleet's state file is not locked. */
   readOnly?: boolean;
 }
@@ -32,7 +34,7 @@ export async function openDriver(plan: EvacuationPlan, opts: OpenOptions = {}): 
       if (opts.reportsDir === undefined && !sim.state_file) return new SimDriver(sim);
       const path = simStatePath(plan, opts.reportsDir ?? '.');
       // The simulator writes its state at its first change, as the journal does: a run to resume changed it, so the file must be there.
-      if (opts.resume && opts.since !== undefined && !existsSync(path)) {
+      if (opts.resume && opts.changedFleet && !existsSync(path)) {
         throw userError(`the simulated fleet's state file ${path} is gone, but the journal says an earlier run of '${plan.name}' changed the fleet`, [],
           `restore that file to resume; or start over from the plan's fleet by moving the journal away (${join(opts.reportsDir ?? '.', `${plan.name}.journal.jsonl`)}), knowing that what that run moved is forgotten`);
       }
