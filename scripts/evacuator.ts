@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import type { RunOptions } from './cli/commands.ts';
 import { EvacError, ExitCode, formatProblem } from './errors.ts';
-import { shownLines } from './cli/shown.ts';
+import { shown, shownLines } from './cli/shown.ts';
 
 // package.json is one level up from both scripts/evacuator.ts and the compiled dist/evacuator.js.
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -73,9 +73,10 @@ process.exitCode = code;
 function report(e: unknown): number {
   if (e instanceof CommanderError) return e.exitCode === 0 ? ExitCode.ok : ExitCode.badInput;
   if (e instanceof EvacError) {
-    process.stderr.write(shownLines(`evacuator: ${e.message}\n`));
-    for (const p of e.problems) process.stderr.write(shownLines(`  ${formatProblem(p)}\n`));
-    if (e.hint) process.stderr.write(shownLines(`  → ${e.hint}\n`));
+    // Each on one line: a line feed from a plan key or value is shown, never a new line of its own.
+    process.stderr.write(`evacuator: ${shown(e.message)}\n`);
+    for (const p of e.problems) process.stderr.write(`  ${shown(formatProblem(p))}\n`);
+    if (e.hint) process.stderr.write(`  → ${shown(e.hint)}\n`);
     return e.exitCode;
   }
   process.stderr.write(shownLines(`evacuator: internal error: ${e instanceof Error ? e.stack : String(e)}\n`));

@@ -113,3 +113,13 @@ describe('annotations per status', () => {
     ]);
   });
 });
+
+describe('a step summary that cannot be written', () => {
+  it('is said in a warning; the run keeps its own exit code, no stack trace', async () => {
+    const dir = tempDir('evac-gh-');
+    const r = await evacuate({ GITHUB_ACTIONS: 'true', GITHUB_STEP_SUMMARY: '/nonexistent-dir/s.md' }, dir);
+    expect(r.exitCode, r.stderr).toBe(3);
+    expect(r.stdout).toMatch(/warning: cannot append the step summary to \/nonexistent-dir\/s\.md: ENOENT/);
+    expect(r.stderr).not.toMatch(/internal error/);
+  });
+});

@@ -84,6 +84,9 @@ describe('generated malformed plans', () => {
       mutate(['migration', 'completion_timeout_s_per_gib'], 1e12),
       mutate(['migration', 'window_end'], '2026-02-30T25:61:00Z'),
       mutate(['fleet', 'sim', 'vms', 0, 'name'], 'web\x1b]0;pwned\x07'),
+      // A line feed in a key or a value: shown, never a line of its own.
+      mutate(['placement', 'x\n##[error]forged'], 1),
+      mutate(['placement', 'policy'], 'pack\n::error::val'),
     ];
     for (const text of cases) {
       const dir = tempDir();
@@ -95,6 +98,7 @@ describe('generated malformed plans', () => {
         expect(r.stderr).toMatch(new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: `));
         expect(r.stderr).not.toMatch(/\n\s+at |internal error/);
         expect(r.stderr).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f]/);
+        for (const line of r.stderr.split('\n')) expect(line, 'no line begins a command').not.toMatch(/^\s*(::|##\[)/);
       }
       expect(readdirSync(dir)).toEqual(['p.yaml']);
     }

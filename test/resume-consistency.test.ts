@@ -77,3 +77,28 @@ describe('resume: consistent or refused', () => {
     expect(report.warnings.join('\n')).toMatch(/resumed with .* changed since run .* began \(--accept-changed-plan\)/);
   });
 });
+
+describe('state files that are not what they should be', () => {
+  it('an older copy of the state file put back before --resume is refused (VMs would move twice)', async () => {
+    const dir = tempDir();
+    const file = planFile(plan('older'), dir);
+    await killedAt(file, dir, 10);
+    const old = readFileSync(join(dir, 'older.fleet.json'), 'utf8');
+    await $({ cwd: ROOT, nothrow: true, quiet: true, env: { ...process.env, [KILL_AFTER_ENV]: '80' } })`node dist/evacuator.js run ${file} --reports ${dir} --resume`;
+    writeFileSync(join(dir, 'older.fleet.json'), old);
+    const r = await cli('run', file, '--reports', dir, '--resume');
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/older than the journal it would resume/);
+  });
+
+  it('a state_file that is /dev/zero or a report: exit 2, no hang, no stack', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'report.json'), JSON.stringify({ version: 1, vms: [] }));
+    for (const state of ['/dev/zero', join(dir, 'report.json')]) {
+      const p = { ...plan('devzero'), fleet: { driver: 'sim' as const, sim: { seed: 7, state_file: state, generate: { hosts: 30, vms: 300 } } } };
+      const r = await cli('run', planFile(p, dir), '--reports', dir);
+      expect(r.code, `${state}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).not.toMatch(/\n\s+at |internal error/);
+    }
+  });
+});

@@ -2,7 +2,7 @@
 import { existsSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { EventSink } from '../events.ts';
-import { commandLine, EvacError, ExitCode } from '../errors.ts';
+import { commandLine, EvacError, ExitCode, messageOf } from '../errors.ts';
 import type { Driver } from '../fleet/driver.ts';
 import { openDriver, type OpenOptions } from '../fleet/open.ts';
 import { describeFence } from '../fleet/types.ts';
@@ -174,7 +174,14 @@ export function reportCommand(journalFile: string, opts: { reports?: string }): 
   if (!existsSync(journalFile)) throw new EvacError(`no journal at ${journalFile}`, 'user', [], 'give the journal a run wrote: reports/<plan name>.journal.jsonl');
   const lines = readJournal(journalFile);
   const report = buildReport(reportFromJournal(lines, journalFile));
-  const paths = writeReports(opts.reports ?? dirname(journalFile), report);
+  let paths: { json: string; html: string };
+  try {
+    paths = writeReports(opts.reports ?? dirname(journalFile), report);
+  } catch (e) {
+    // A journal whose lines are valid JSON but not what a run writes gives a report its schema refuses: bad input.
+    if (e instanceof EvacError) throw e;
+    throw new EvacError(`${journalFile} is damaged: ${messageOf(e)}`, 'user', [], 'give the journal a run wrote, unedited: reports/<plan name>.journal.jsonl');
+  }
   process.stdout.write(shownLines(`${paths.json}, ${paths.html}: ${report.result}, ${report.totals.moved} of ${report.totals.vms} VMs moved, ${report.totals.sourcesEmpty} of ${report.totals.sources} sources empty\n`));
   return ExitCode.ok;
 }

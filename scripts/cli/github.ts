@@ -93,5 +93,11 @@ export function stepSummary(r: Report, paths: { json: string; html: string }): s
 /** After the run: close the last group, write the annotations, append the summary. */
 export function finishInActions(out: Writable, r: Report, paths: { json: string; html: string }, env: NodeJS.ProcessEnv = process.env): void {
   for (const line of annotations(r)) out.write(`${line}\n`);
-  if (env.GITHUB_STEP_SUMMARY) appendFileSync(env.GITHUB_STEP_SUMMARY, stepSummary(r, paths));
+  if (!env.GITHUB_STEP_SUMMARY) return;
+  try {
+    appendFileSync(env.GITHUB_STEP_SUMMARY, stepSummary(r, paths));
+  } catch (e) {
+    // The run is over and its reports are written: a summary that cannot be appended is said, never the run's end.
+    out.write(`warning: cannot append the step summary to ${shown(env.GITHUB_STEP_SUMMARY)}: ${shown((e as NodeJS.ErrnoException).code ?? String(e))}\n`);
+  }
 }

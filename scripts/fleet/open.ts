@@ -16,6 +16,8 @@ export interface OpenOptions {
   since?: number;
   /** A resume whose journal shows the fleet was changed (fenced, planned, moved): a simulated fleet's state file must be there. */
   changedFleet?: boolean;
+  /** A resume: when the journal's last change to the fleet (a migration's end) happened, on the driver's clock. */
+  changedUntil?: number;
   /** Only reads the fleet (plan): a simulated fleet's state file is not locked. */
   readOnly?: boolean;
 }
@@ -39,7 +41,7 @@ export async function openDriver(plan: EvacuationPlan, opts: OpenOptions = {}): 
           `restore that file to resume; or start over from the plan's fleet by moving the journal away (${join(opts.reportsDir ?? '.', `${plan.name}.journal.jsonl`)}), knowing that what that run moved is forgotten`);
       }
       // A named state file is a fleet that persists; the default one only carries a run to its resume.
-      return new SimDriver(sim, { path, restore: Boolean(sim.state_file) || opts.resume === true, ...(opts.since !== undefined ? { since: opts.since } : {}), ...(opts.readOnly ? { readOnly: true } : {}) });
+      return new SimDriver(sim, { path, restore: Boolean(sim.state_file) || opts.resume === true, ...(opts.since !== undefined ? { since: opts.since } : {}), ...(opts.readOnly ? { readOnly: true } : {}), ...(opts.changedUntil !== undefined ? { changedUntil: opts.changedUntil } : {}) });
     }
     case 'libvirt': {
       const { LibvirtDriver } = await import('./libvirt/driver.ts');

@@ -172,6 +172,13 @@ export async function evacuate(loaded: LoadedPlan, open: DriverOpener | Driver, 
   }
 }
 
+/** When the journal's last migration ended (a change the fleet's own state must already hold), on the driver's clock. */
+function lastChange(lines: ReturnType<typeof readJournal>): number {
+  let t = 0;
+  for (const l of lines) if (l.kind === 'move-end' && l.outcome === 'ok') t = Math.max(t, l.t);
+  return t;
+}
+
 /** Journals of the evacuations running in this process. */
 const active = new Set<string>();
 
@@ -182,7 +189,7 @@ async function evacuateOnce(loaded: LoadedPlan, open: DriverOpener | Driver, sin
   // An opener: this run opens the driver (a resume restores its state and clock) and closes it. A driver: the caller's, left open.
   const owned = typeof open === 'function';
   // A resumed simulator's clock goes on from the journal's last moment, never back to its state file's.
-  const driver = guardDriver(owned ? await opened(() => open({ reportsDir: opts.reportsDir, resume: chain !== undefined, origin, ...(chain ? { since: chain.lastT, changedFleet: chain.lastPlanned !== undefined || chain.attempts.size > 0 } : {}) })) : open, { ...guardLimits(settings), ...opts.limits });
+  const driver = guardDriver(owned ? await opened(() => open({ reportsDir: opts.reportsDir, resume: chain !== undefined, origin, ...(chain ? { since: chain.lastT, changedFleet: chain.lastPlanned !== undefined || chain.attempts.size > 0, changedUntil: lastChange(lines) } : {}) })) : open, { ...guardLimits(settings), ...opts.limits });
   // Nothing is journaled until the run first changes the fleet: a run refused before (bad input, held hosts) leaves no trace.
   const journal = new Journal(jpath, lines, { deferred: true });
   const emit: EventSink = (e: EvacEvent) => {

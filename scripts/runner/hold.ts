@@ -20,9 +20,11 @@ export interface Holder {
 
 const held = (host: string, f: Fence, what: string) => new EvacError(
   `${host} ${what} is held by ${describeFence(f)}`, 'held', [],
-  f.role === 'destination'
-    ? `a lease lasts while that run moves VMs onto the host; if that run is over (its controller ${f.controller} is another machine, so evacuator cannot tell), lift the lease with \`evacuator clear <its plan>\``
-    : `wait for that run to end; if it died, resume it (evacuator run <its plan> --resume) or lift its hold with \`evacuator clear <its plan>\``,
+  f.controller === controller() && !stillRunning({ ...f, ended: false })
+    ? `that run is over (pid ${f.pid} no longer runs it) but did not finish: resume it (evacuator run <the file of plan '${f.plan}'> --resume), or lift its hold with \`evacuator clear <the file of plan '${f.plan}'>\``
+    : f.controller !== controller()
+      ? `wait for that run to end; it runs from ${f.controller}, so evacuator cannot tell whether it is over: if it is, resume it or lift its hold there with \`evacuator clear <the file of plan '${f.plan}'>\``
+      : `wait for that run to end (pid ${f.pid} runs it), or stop it (kill -INT ${f.pid}) and resume it`,
 );
 
 /**

@@ -10,9 +10,10 @@
  * process, like a QEMU job whose connection dropped.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { EvacError } from '../../errors.ts';
+import { EvacError, userError } from '../../errors.ts';
+import { readInput } from '../../files.ts';
 import { lockFile } from '../../process.ts';
 import { schemaDefault, withDefaults } from '../../plan/defaults.ts';
 import type { SimFleet, SimVm } from '../../plan/plan-types.ts';
@@ -49,6 +50,8 @@ export interface SimState {
   since?: number;
   /** Only read: no lock taken, nothing saved. */
   readOnly?: boolean;
+  /** A resume: when the journal's last change to the fleet ended (a state file older than that is refused). */
+  changedUntil?: number;
 }
 
 interface SavedFleet {
@@ -121,7 +124,15 @@ export class SimDriver implements Driver {
   }
 
   private load(path: string): void {
-    const saved = JSON.parse(readFileSync(path, 'utf8')) as SavedFleet;
+    // A regular file of bounded size (not /dev/zero, not a folder), as every input is read.
+    const saved = JSON.parse(readInput(path, 'simulated fleet state', 'a sim state_file must be a fleet state evacuator wrote')) as SavedFleet;
+    if (!saved || !Array.isArray(saved.hosts) || !Array.isArray(saved.domains) || typeof saved.t !== 'number') {
+      throw userError(`${path} is not a simulated fleet state evacuator wrote`, [], 'point fleet.sim.state_file at a new file (evacuator writes it) or at one an earlier run wrote');
+    }
+    if (this.state?.changedUntil !== undefined && saved.t + 1 < this.state.changedUntil) {
+      throw userError(`${path} is older than the journal it would resume (it ends at ${Math.round(saved.t / 1000)} s, the journal's last change at ${Math.round(this.state.changedUntil / 1000)} s): it was restored from an earlier copy`, [],
+        'put back the state file the killed run left; resuming from an older one would move VMs twice');
+    }
     this.hosts = new Map(saved.hosts.map((h) => [h.name, h]));
     this.domains = new Map(saved.domains.map((d) => [d.vm.name, d]));
     this.down = new Set(saved.down);
