@@ -223,7 +223,8 @@ async function bootServers(admin: OpenStack): Promise<void> {
     const states = await Promise.all(ids.map(async (id) => (await admin.request<{ server: { status: string } }>('compute', 'GET', `/servers/${id}`)).body.server.status));
     if (states.includes('ERROR')) throw new Error(`cloud up: a server went to ERROR (logs in ${paths.logs})`);
     return states.every((x) => x === 'ACTIVE');
-  });
+    // On a loaded 2-core machine the scheduler and computes take longer than the default bound (a CI run saw 120 s pass).
+  }, 360_000);
 }
 
 function startNovaApiProcess(): void {
