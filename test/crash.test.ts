@@ -15,12 +15,11 @@ import type { EvacuationPlan } from '../scripts/plan/plan-types.ts';
 import { seeded, type Random } from '../scripts/random.ts';
 import { chainOf, KILL_AFTER_ENV, readJournal, type Line } from '../scripts/runner/journal.ts';
 import type { Report } from '../scripts/report/build.ts';
+import { readState } from '../scripts/fleet/sim/state.ts';
 import { planFile, ROOT, tempDir } from './helpers.ts';
 
 const RUNS = Number(process.env.EVAC_CRASH_RUNS ?? 6);
 
-interface SavedDomain { vm: { name: string; host: string; state: string }; copy?: unknown }
-interface SavedFleet { domains: SavedDomain[]; down: string[] }
 
 function randomPlan(seed: number, rng: Random): EvacuationPlan {
   const vms = 30 + rng.int(0, 12);
@@ -64,7 +63,7 @@ async function crashAndResume(seed: number) {
 }
 
 function check(plan: EvacuationPlan, reports: string) {
-  const fleet = JSON.parse(readFileSync(join(reports, `${plan.name}.fleet.json`), 'utf8')) as SavedFleet;
+  const fleet = readState(join(reports, `${plan.name}.fleet.json`)).saved;
   const report = JSON.parse(readFileSync(join(reports, `${plan.name}.json`), 'utf8')) as Report;
   const lines = readJournal(join(reports, `${plan.name}.journal.jsonl`));
   const chain = chainOf(lines)!;

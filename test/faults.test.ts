@@ -5,7 +5,7 @@
  * must exist once, running if it ran before unless the report says it could not be settled, and
  * where the report says it is. EVAC_FAULT_RUNS sets how many (CI runs hundreds; the fast suite a few dozen).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EvacError, ExitCode } from '../scripts/errors.ts';
@@ -15,13 +15,13 @@ import type { EvacuationPlan } from '../scripts/plan/plan-types.ts';
 import { seeded, type Random } from '../scripts/random.ts';
 import { evacuate } from '../scripts/runner/evacuate.ts';
 import { readJournal } from '../scripts/runner/journal.ts';
+import { readState } from '../scripts/fleet/sim/state.ts';
 import { FAULTS, faulty, METHODS, type Fault, type Injected, type MethodName } from './contract/faulty.ts';
 import { planFile, tempDir } from './helpers.ts';
 
 const RUNS = Number(process.env.EVAC_FAULT_RUNS ?? 100);
 const DOCUMENTED = new Set<number>(Object.values(ExitCode));
 
-interface SavedFleet { domains: { vm: { name: string; host: string; state: string }; copy?: unknown }[] }
 
 function randomPlan(seed: number, rng: Random): EvacuationPlan {
   const hosts = 5 + rng.int(0, 3);
@@ -90,7 +90,7 @@ export async function faultyRun(seed: number) {
     expect('error' in outcome, `${what}: a run that went on changed the fleet`).toBe(true);
     return { injected, code: 'done' in outcome ? outcome.done.exitCode : (outcome.error as EvacError).exitCode };
   }
-  const saved = JSON.parse(readFileSync(join(dir, `${plan.name}.fleet.json`), 'utf8')) as SavedFleet;
+  const saved = readState(join(dir, `${plan.name}.fleet.json`)).saved;
   const now = new Map(saved.domains.map((d) => [d.vm.name, d]));
   expect([...now.keys()].sort(), `${what}: no VM lost or added`).toEqual(before.inventory.vms.map((v) => v.name).sort());
   expect(saved.domains.filter((d) => d.copy).map((d) => d.vm.name), `${what}: no half-made copy`).toEqual([]);

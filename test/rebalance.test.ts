@@ -12,6 +12,7 @@ import { demandOf, type Host, type Vm } from '../scripts/fleet/types.ts';
 import { bytesOf, coverAtLeast, planRebalance } from '../scripts/placement/rebalance.ts';
 import type { Report } from '../scripts/report/build.ts';
 import { readJournal } from '../scripts/runner/journal.ts';
+import { readState } from '../scripts/fleet/sim/state.ts';
 import { cli, overfills, planFile, tempDir } from './helpers.ts';
 
 const vm = (name: string, host: string, memory_mib: number, extra: Partial<Vm> = {}): Vm => ({
@@ -101,7 +102,7 @@ describe('rebalance runs through the CLI on the simulated fleet', () => {
     }
     expect(report.rebalance!.hosts[0].before.memory_mib).toBeGreaterThan(0.85);
     // The fleet itself agrees.
-    const fleet = JSON.parse(readFileSync(join(dir, 'rack-c-rebalance.fleet.json'), 'utf8')) as { domains: { vm: Vm }[] };
+    const fleet = readState(join(dir, 'rack-c-rebalance.fleet.json')).saved;
     for (const h of ['hv-c1', 'hv-c2', 'hv-c3', 'hv-c4']) {
       expect(fleet.domains.filter((d) => d.vm.host === h).reduce((n, d) => n + d.vm.resources.memory_mib, 0) / 65536).toBeLessThanOrEqual(0.7);
     }
@@ -161,7 +162,7 @@ describe('rebalance runs through the CLI on the simulated fleet', () => {
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const report = JSON.parse(readFileSync(join(dir, 'free.json'), 'utf8')) as Report;
     expect(report.rebalance!.freed).toHaveLength(2);
-    const fleet = JSON.parse(readFileSync(join(dir, 'free.fleet.json'), 'utf8')) as { domains: { vm: Vm }[] };
+    const fleet = readState(join(dir, 'free.fleet.json')).saved;
     for (const h of report.rebalance!.freed) expect(fleet.domains.filter((d) => d.vm.host === h)).toEqual([]);
     expect(overfills(readJournal(join(dir, 'free.journal.jsonl')), settingsOfPlan)).toEqual([]);
   });

@@ -13,10 +13,9 @@ import type { EvacuationPlan } from '../scripts/plan/plan-types.ts';
 import type { Report } from '../scripts/report/build.ts';
 import { chainOf, controller, KILL_AFTER_ENV, processStart, readJournal, stillRunning } from '../scripts/runner/journal.ts';
 import { cli, planFile, ROOT, tempDir } from './helpers.ts';
+import { readState } from '../scripts/fleet/sim/state.ts';
 
-interface SavedFleet { hosts: { name: string; fence?: { plan: string; role: string } }[]; domains: { vm: { name: string; host: string; state: string } }[] }
-
-const fleetOf = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as SavedFleet;
+const fleetOf = (file: string) => readState(file).saved;
 
 function bigPlan(name: string, extra: Partial<EvacuationPlan> = {}): EvacuationPlan {
   return {

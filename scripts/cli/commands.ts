@@ -1,5 +1,6 @@
 /** The subcommands plan, run, clear, report (validate and moveback have their own modules). Each returns its exit code; errors go to one catch in the entry. */
 import { existsSync, openSync, writeSync } from 'node:fs';
+import { setMaxListeners } from 'node:events';
 import { dirname } from 'node:path';
 import type { EventSink } from '../events.ts';
 import { commandLine, EvacError, ExitCode, messageOf } from '../errors.ts';
@@ -110,6 +111,8 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
   };
   const stop = new AbortController();
   const halt = new AbortController();
+  // Every migration in flight listens to both (a region run has dozens at once): not a leak.
+  setMaxListeners(0, stop.signal, halt.signal);
   let signals = 0;
   const onSignal = (sig: string) => {
     signals++;

@@ -15,8 +15,14 @@ const escape = (ch: string) => {
 
 /** One piece of text as it may be printed: unsafe characters escaped, no `::` a runner could read as a command. */
 export function shown(text: string): string {
-  return String(text).replace(UNSAFE, escape).replace(/::/g, ':\\x3a');
+  const t = String(text);
+  // Most text is safe: test once, build a new string only when something must change.
+  if (!RISKY.test(t)) return t;
+  return t.replace(UNSAFE, escape).replace(/::/g, ':\\x3a');
 }
+
+/** Anything shown() would change (no g flag: test() keeps no state). */
+const RISKY = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069\ufeff]|::/;
 
 /** Several lines of our own text with values inside: each line made safe, the newlines between kept. */
 export function shownLines(text: string): string {

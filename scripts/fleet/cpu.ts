@@ -26,6 +26,19 @@ export function cpuCompatible(guest: string, host: string): boolean {
 
 /** Compare dotted versions numerically: negative when a < b. */
 export function compareVersions(a: string, b: string): number {
+  const key = `${a}\u0000${b}`;
+  let d = versionOrder.get(key);
+  if (d === undefined) {
+    d = compareFresh(a, b);
+    if (versionOrder.size < 10_000) versionOrder.set(key, d);
+  }
+  return d;
+}
+
+/** Placement asks the same few pairs millions of times on a big fleet. */
+const versionOrder = new Map<string, number>();
+
+function compareFresh(a: string, b: string): number {
   const pa = a.split('.').map(Number);
   const pb = b.split('.').map(Number);
   for (let i = 0; i < Math.max(pa.length, pb.length); i++) {

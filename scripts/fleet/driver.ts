@@ -17,8 +17,15 @@ export interface Clock {
 export const wallClock = (t0 = Date.now()): Clock => ({
   now: () => Date.now() - t0,
   sleep: (ms, signal) => new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+    if (signal?.aborted) return resolve();
+    // The listener goes when the sleep ends either way: a long-lived signal collects none.
+    const wake = () => {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', wake);
+      resolve();
+    };
+    const t = setTimeout(wake, ms);
+    signal?.addEventListener('abort', wake, { once: true });
   }),
 });
 

@@ -124,11 +124,14 @@ export class Ledger {
 
   /** Every resource a host lacks for a demand (a resource the demand does not use never counts). */
   shortfalls(host: Host, demand: Resources): Refusal[] {
-    const free = this.free(host.name);
+    const lim = this.limit.get(host.name);
+    const used = this.used.get(host.name);
     const out: Refusal[] = [];
+    if (!lim || !used) return out;
     for (const k of this.dims) {
       const need = demand[k] ?? 0;
-      if (need > 0 && need > free[k] + 1e-9) out.push({ kind: 'capacity', resource: k, needs: need, free: free[k] });
+      const free = lim[k] - used[k];
+      if (need > 0 && need > free + 1e-9) out.push({ kind: 'capacity', resource: k, needs: need, free });
     }
     return out;
   }

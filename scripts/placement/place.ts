@@ -120,10 +120,19 @@ function resultOf(m: Model, input: PlacementInput, ledger: Ledger): PlacementRes
       assignments.push({ vm: vm.name, source: vm.host, destination: m.hosts[h].name });
     }
   }
+  // The books no longer change: VMs alike in everything a refusal looks at (CPU model, source
+  // hypervisor, avoided hosts, demand, no group) get the same reasons, worked out once.
+  const alike = new Map<string, ReasonGroup[]>();
   for (let u = 0; u < m.U; u++) {
     if (m.at[u] >= 0) continue;
     const unit = m.units[u];
-    const reasons = m.torn[u] ? [{ ...torn, hosts: input.destinations.map((h) => h.name) }] : explain(unit, input.destinations, ledger, sumDemand(unit));
+    const demand = sumDemand(unit);
+    const key = unit.length === 1 && ledger.antiGroups(unit[0].name).length === 0 && !ledger.affinityGroup(unit[0].name)
+      ? `${ledger.staticKey(unit[0])}|${ledger.dims.map((k) => demand[k] ?? 0).join(',')}`
+      : undefined;
+    const known = key === undefined ? undefined : alike.get(key);
+    const reasons = known ?? (m.torn[u] ? [{ ...torn, hosts: input.destinations.map((h) => h.name) }] : explain(unit, input.destinations, ledger, demand));
+    if (key !== undefined && !known) alike.set(key, reasons);
     for (const vm of unit) unplaced.push({ vm: vm.name, source: vm.host, reasons });
   }
   assignments.sort((a, b) => a.vm.localeCompare(b.vm));

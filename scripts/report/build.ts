@@ -130,6 +130,9 @@ export interface ReportInput {
 
 export function buildReport(run: ReportInput): Report {
   const t0 = run.startedAt;
+  // Looked up by name for every VM: maps, not scans (a region run has thousands).
+  const seenAtEnd = new Map((run.after?.vms ?? []).map((v) => [v.name, v]));
+  const silentAtEnd = new Set((run.after?.unreachable ?? []).map((u) => u.host));
   const vms: ReportVm[] = [...run.vms].sort((a, b) => a.vm.localeCompare(b.vm)).map((r) => {
     const attempts = r.attempts.map((a) => ({
       method: a.method, destination: a.destination, outcome: a.outcome, detail: a.detail,
@@ -150,9 +153,9 @@ export function buildReport(run: ReportInput): Report {
   /** Where the final check saw the VM, when that is not where the run left it (a host that went down, a VM moved by someone else). */
   function atEnd(vm: string, host: string | null): { foundAtEnd?: string } {
     if (!run.after || host === null) return {};
-    const seen = run.after.vms.find((v) => v.name === vm);
+    const seen = seenAtEnd.get(vm);
     if (seen && seen.host === host) return {};
-    if (run.after.unreachable.some((u) => u.host === host)) return { foundAtEnd: '?' };
+    if (silentAtEnd.has(host)) return { foundAtEnd: '?' };
     return seen ? { foundAtEnd: seen.host } : {};
   }
   const down = new Set(run.after?.unreachable.map((u) => u.host) ?? []);

@@ -191,7 +191,11 @@ async function evacuateOnce(loaded: LoadedPlan, open: DriverOpener | Driver, sin
   // A resumed simulator's clock goes on from the journal's last moment, never back to its state file's.
   const driver = guardDriver(owned ? await opened(() => open({ reportsDir: opts.reportsDir, resume: chain !== undefined, origin, ...(chain ? { since: chain.lastT, changedFleet: chain.lastPlanned !== undefined || chain.attempts.size > 0, changedUntil: lastChange(lines) } : {}) })) : open, { ...guardLimits(settings), ...opts.limits });
   // Nothing is journaled until the run first changes the fleet: a run refused before (bad input, held hosts) leaves no trace.
-  const journal = new Journal(jpath, lines, { deferred: true });
+  // On disk (fsync) line by line where the fleet is real; the simulated fleet lives in files this
+  // machine writes without fsync, so its journal needs no more than they have (a killed process
+  // loses neither; a machine that loses power loses both alike), and a region-size run is not
+  // made to wait thousands of fsyncs.
+  const journal = new Journal(jpath, lines, { deferred: true, durable: driver.name !== 'sim' });
   const emit: EventSink = (e: EvacEvent) => {
     journal.write(e);
     try {

@@ -1,6 +1,6 @@
 /**
  * The journal: every step of every VM appended as a JSON line next to the reports, each line on
- * disk (fsync) before the step's side effect starts and again when it ends, so a run killed at
+ * disk (fsync; for a real fleet) before the step's side effect starts and again when it ends, so a run killed at
  * any moment can be resumed. It is the event stream plus what a resume needs to know: which run
  * wrote it, what was planned, and how each run ended.
  */
@@ -34,8 +34,11 @@ export class Journal {
   /** Lines held until the run first changes the fleet: a run refused before that writes nothing. */
   private pending: Line[] | undefined;
 
-  /** deferred: hold the lines in memory until commit() (the run's first change to the fleet). */
-  constructor(readonly path: string, previous: Line[], opts: { deferred?: boolean } = {}) {
+  private readonly durable: boolean;
+
+  /** deferred: hold the lines in memory until commit() (the run's first change to the fleet). durable (default): fsync each line. */
+  constructor(readonly path: string, previous: Line[], opts: { deferred?: boolean; durable?: boolean } = {}) {
+    this.durable = opts.durable ?? true;
     this.seq = previous.at(-1)?.seq ?? 0;
     this.killAfter = Number(process.env[KILL_AFTER_ENV] ?? 0);
     if (opts.deferred) this.pending = [];
@@ -72,7 +75,7 @@ export class Journal {
 
   private put(line: Line): void {
     writeSync(this.fd!, `${JSON.stringify(line)}\n`);
-    fsyncSync(this.fd!);
+    if (this.durable) fsyncSync(this.fd!);
     if (this.killAfter > 0 && line.seq >= this.killAfter) process.kill(process.pid, 'SIGKILL');
   }
 

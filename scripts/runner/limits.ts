@@ -25,6 +25,11 @@ export class Limits {
     return this.gates(source, destination).every((l) => l.activeCount + l.pendingCount < l.concurrency);
   }
 
+  /** No migration at all may start now (the total is taken): a dispatcher need look no further. */
+  get full(): boolean {
+    return this.total.activeCount + this.total.pendingCount >= this.total.concurrency;
+  }
+
   /** Migrations in flight now. */
   get active(): number {
     return this.total.activeCount;

@@ -99,7 +99,7 @@ export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Sett
     };
     const pump = () => {
       for (let i = 0; i < queue.length;) {
-        if (stop.aborted) break;
+        if (stop.aborted || limits.full) break;
         let m = queue[i];
         if (down.has(m.destination)) {
           const next = redirect(m, `destination ${m.destination} failed earlier in the run`);
@@ -183,10 +183,16 @@ async function proveEmpty(
 ): Promise<{ proofs: HostProof[]; after: Inventory | null }> {
   const got = await driver.inventory();
   const why = new Map(results.map((r) => [r.vm, r.reason]));
+  const onHost = new Map<string, Vm[]>();
+  for (const v of got.ok ? got.inventory.vms : []) {
+    const list = onHost.get(v.host);
+    if (list) list.push(v);
+    else onHost.set(v.host, [v]);
+  }
   const proofs = sources.map((host) => {
     const reachable = got.ok && !got.inventory.unreachable.some((u) => u.host === host);
     const left = got.ok
-      ? got.inventory.vms.filter((v: Vm) => v.host === host && inScope(v.name)).map((v) => ({ vm: v.name, state: v.state, why: why.get(v.name) ?? 'not in this plan (appeared during the run)' }))
+      ? (onHost.get(host) ?? []).filter((v: Vm) => inScope(v.name)).map((v) => ({ vm: v.name, state: v.state, why: why.get(v.name) ?? 'not in this plan (appeared during the run)' }))
       : [];
     const proof: HostProof = reachable
       ? { host, empty: left.length === 0, left }

@@ -9,11 +9,9 @@
  * any moment finds the fleet as it was, as a real fleet would be. A migration job dies with the
  * process, like a QEMU job whose connection dropped.
  */
-import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { EvacError, userError } from '../../errors.ts';
-import { readInput } from '../../files.ts';
 import { lockFile } from '../../process.ts';
 import { schemaDefault, withDefaults } from '../../plan/defaults.ts';
 import type { SimFleet, SimVm } from '../../plan/plan-types.ts';
@@ -24,6 +22,7 @@ import { MiB, GiB } from '../precopy.ts';
 import type { Fence, Host, Inventory, Vm } from '../types.ts';
 import { Engine, type Flow } from './engine.ts';
 import { simFleet } from './fleet.ts';
+import { readState, StateWriter, type Change, type SavedFleet, type SimDomain } from './state.ts';
 
 /** A VM whose host is not in the fleet (a plan built in code) gets the default host CPU. */
 const HOST_CPU_MODEL = schemaDefault<string>('/definitions/SimHost/properties/cpu_model');
@@ -31,18 +30,9 @@ const HOST_CPU_MODEL = schemaDefault<string>('/definitions/SimHost/properties/cp
 /** Fixed costs, ms: from the testbed's measurements, rounded. */
 export const SIM_TIMES = { setupMs: 1500, resumeMs: 50, abortMs: 1500, shutdownMs: 15000, defineMs: 500, bootMs: 20000 };
 
-interface SimDomain {
-  vm: Vm;
-  residentBytes: number;
-  dirtyBps: number;
-  ignoresShutdown: boolean;
-  /** A cold migration's copy on its destination: disks being copied, or defined and running there. */
-  copy?: { host: string; phase: 'copying' | 'running' };
-}
-
 /** Where the simulated fleet keeps its state between processes. */
 export interface SimState {
-  /** The file; written after every change. */
+  /** The file; every change is written to it at once (state.ts: a snapshot and change lines). */
   path: string;
   /** Start from the file when it exists (a resumed run, or a fleet shared between plans). */
   restore: boolean;
@@ -52,14 +42,6 @@ export interface SimState {
   readOnly?: boolean;
   /** A resume: when the journal's last change to the fleet ended (a state file older than that is refused). */
   changedUntil?: number;
-}
-
-interface SavedFleet {
-  version: 1;
-  t: number;
-  hosts: Host[];
-  domains: SimDomain[];
-  down: string[];
 }
 
 interface Job {
@@ -78,6 +60,9 @@ export class SimDriver implements Driver {
   private failing = new Set<string>();
   private streamBps: number;
   private unlock: () => void = () => {};
+  private writer: StateWriter | undefined;
+  /** When this process last changed the fleet (the clock), for the snapshot written at close. */
+  private changedAt = 0;
 
   /** Every default comes from the schema (withDefaults, simFleet): each `!` is a field that has one. */
   constructor(given: SimFleet, private readonly state?: SimState) {
@@ -125,10 +110,7 @@ export class SimDriver implements Driver {
 
   private load(path: string): void {
     // A regular file of bounded size (not /dev/zero, not a folder), as every input is read.
-    const saved = JSON.parse(readInput(path, 'simulated fleet state', 'a sim state_file must be a fleet state evacuator wrote')) as SavedFleet;
-    if (!saved || !Array.isArray(saved.hosts) || !Array.isArray(saved.domains) || typeof saved.t !== 'number') {
-      throw userError(`${path} is not a simulated fleet state evacuator wrote`, [], 'point fleet.sim.state_file at a new file (evacuator writes it) or at one an earlier run wrote');
-    }
+    const { saved, bytes, snapshotBytes } = readState(path);
     if (this.state?.changedUntil !== undefined && saved.t + 1 < this.state.changedUntil) {
       throw userError(`${path} is older than the journal it would resume (it ends at ${Math.round(saved.t / 1000)} s, the journal's last change at ${Math.round(this.state.changedUntil / 1000)} s): it was restored from an earlier copy`, [],
         'put back the state file the killed run left; resuming from an older one would move VMs twice');
@@ -137,17 +119,35 @@ export class SimDriver implements Driver {
     this.domains = new Map(saved.domains.map((d) => [d.vm.name, d]));
     this.down = new Set(saved.down);
     this.clock.resumeAt(saved.t);
+    // This process holds the lock: its changes go on the end of the file as it is.
+    if (this.state && !this.state.readOnly && bytes > 0) {
+      this.writer = new StateWriter(path);
+      this.writer.adopt(bytes, snapshotBytes);
+    }
   }
 
-  /** Write the fleet as it is now: a temporary file renamed over the old one, so a kill never leaves half a file. */
-  private save(): void {
+  /** The fleet as it is now, whole. */
+  private snapshot(t = this.clock.now()): SavedFleet {
+    return { version: 1, t, hosts: [...this.hosts.values()], domains: [...this.domains.values()], down: [...this.down] };
+  }
+
+  /**
+   * Write a change at once: the domains and hosts it touched. The first change of a process that
+   * did not start from the file writes the whole fleet; later ones add a line, and the file is
+   * compacted when its lines outgrow its snapshot.
+   */
+  private save(touched: Omit<Change, 't'> = {}): void {
     if (!this.state || this.state.readOnly) return;
-    const saved: SavedFleet = { version: 1, t: this.clock.now(), hosts: [...this.hosts.values()], domains: [...this.domains.values()], down: [...this.down] };
-    mkdirSync(dirname(this.state.path), { recursive: true });
-    // A temporary name of this process's own: two processes saving at once never write into one file.
-    const tmp = `${this.state.path}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`;
-    writeFileSync(tmp, JSON.stringify(saved));
-    renameSync(tmp, this.state.path);
+    if (!this.writer) this.writer = new StateWriter(this.state.path);
+    if (!this.writer.open) {
+      mkdirSync(dirname(this.state.path), { recursive: true });
+      this.changedAt = this.clock.now();
+      this.writer.snapshot(this.snapshot());
+      return;
+    }
+    this.changedAt = this.clock.now();
+    const change: Change = { t: this.changedAt, ...touched };
+    if (this.writer.append(change)) this.writer.snapshot(this.snapshot());
   }
 
   private domain(v: SimVm): SimDomain {
@@ -179,7 +179,7 @@ export class SimDriver implements Driver {
     this.down.add(host);
     for (const d of this.domains.values()) if (d.vm.host === host) d.vm.state = 'crashed';
     for (const f of this.clock.flowsOf(host)) this.clock.cancel(f);
-    this.save();
+    this.save({ domains: [...this.domains.values()].filter((d) => d.vm.host === host), down: [...this.down] });
   }
 
   async inventory(): Promise<Outcome<{ inventory: Inventory }>> {
@@ -253,7 +253,7 @@ export class SimDriver implements Driver {
           sent += dirtied;
           dom.vm.host = dst;
           dom.vm.state = before;
-          this.save();
+          this.save({ domains: [dom] });
           return { ok: true, bytes: sent, downtimeMs: this.clock.now() - t1, rounds: round + 1 };
         }
         pending = dirtied;
@@ -309,18 +309,18 @@ export class SimDriver implements Driver {
       if (job.aborted) return stopped();
       if (this.down.has(src)) return this.unreachable(src, 0);
       dom.vm.state = 'shutoff';
-      this.save();
+      this.save({ domains: [dom] });
     }
     // Roll back: the source copy is untouched; drop the destination's and start it again where it was.
     const rollBack = (host: string, bytes: number) => {
       dom.copy = undefined;
       if (!this.down.has(src) && wasRunning) dom.vm.state = 'running';
-      this.save();
+      this.save({ domains: [dom] });
       return this.unreachable(host, bytes);
     };
     const diskBytes = dom.vm.storage === 'local' ? (dom.vm.resources.disk_gib ?? 0) * GiB : 0;
     dom.copy = { host: dst, phase: 'copying' };
-    this.save();
+    this.save({ domains: [dom] });
     progress('copy', 0, diskBytes);
     const cap = Math.min(this.streamBps, (req.bandwidthMibps ?? Infinity) * MiB);
     const copied = await this.send(job, src, dst, diskBytes, cap);
@@ -331,7 +331,7 @@ export class SimDriver implements Driver {
     if (job.aborted) return stopped();
     if (this.down.has(dst)) return rollBack(dst, diskBytes);
     dom.copy = { host: dst, phase: 'running' };
-    this.save();
+    this.save({ domains: [dom] });
     // Verified running on the destination; only now remove it from the source.
     progress('cleanup', diskBytes, 0);
     this.finishCopy(dom, wasRunning);
@@ -343,7 +343,7 @@ export class SimDriver implements Driver {
     dom.vm.host = dom.copy!.host;
     dom.vm.state = running ? 'running' : 'shutoff';
     dom.copy = undefined;
-    this.save();
+    this.save({ domains: [dom] });
   }
 
   async recover(req: RecoverRequest): Promise<Recovery> {
@@ -364,7 +364,7 @@ export class SimDriver implements Driver {
         return { host, action: `completed: it already ran on ${host}, so the copy on ${req.vm.host} was removed` };
       }
       dom.copy = undefined;
-      this.save();
+      this.save({ domains: [dom] });
     }
     if (dom.vm.host === req.destination) return { host: dom.vm.host, action: `the migration had finished: it runs on ${req.destination}` };
     if (dom.vm.host !== req.vm.host) return { host: dom.vm.host, action: `found on ${dom.vm.host}` };
@@ -373,7 +373,7 @@ export class SimDriver implements Driver {
       // Shut down (or paused for the switch-over) when the process died: start it again where it was.
       if (dom.vm.state === 'shutoff') await this.clock.sleep(SIM_TIMES.bootMs);
       dom.vm.state = 'running';
-      this.save();
+      this.save({ domains: [dom] });
       return { host: dom.vm.host, action: `rolled back: started again on ${dom.vm.host}, any partial copy on ${req.destination} deleted` };
     }
     return { host: dom.vm.host, action: `rolled back: still on ${dom.vm.host}, any partial copy on ${req.destination} deleted` };
@@ -385,7 +385,7 @@ export class SimDriver implements Driver {
     if (h.fence && !force && fence && h.fence.plan !== fence.plan) return { ok: false, reason: 'refused', detail: `${host} is held by another plan`, holder: h.fence };
     if (fence) h.fence = fence;
     else delete h.fence;
-    this.save();
+    this.save({ hosts: [h] });
     return { ok: true };
   }
 
@@ -397,7 +397,14 @@ export class SimDriver implements Driver {
   }
 
   async close(): Promise<void> {
-    this.unlock();
+    // Compacted while the lock is held: the next process reads one snapshot.
+    try {
+      if (this.writer?.pending) this.writer.snapshot(this.snapshot(this.changedAt));
+    } finally {
+      this.writer?.close();
+      this.writer = undefined;
+      this.unlock();
+    }
     this.unlock = () => {};
   }
 

@@ -46,11 +46,16 @@ export class Engine implements Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
       if (signal?.aborted) return resolve();
-      const timer = this.at(this.t + Math.max(0, ms), resolve);
-      signal?.addEventListener('abort', () => {
+      // The listener goes when the sleep ends either way: a long-lived signal collects none.
+      const onAbort = () => {
         timer.cancelled = true;
         resolve();
-      }, { once: true });
+      };
+      const timer = this.at(this.t + Math.max(0, ms), () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      });
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 
