@@ -124,4 +124,44 @@ describe.skipIf(!available)(`the HTML report in headless Chromium (${CHROMIUM})`
     expect(errors).toEqual([]);
     expect(requests).toEqual([]);
   });
+
+  it('a region-size report pages its tables: 100 rows laid out at a time, filter and sort over every row, print shows all', async () => {
+    const sources = Array.from({ length: 30 }, (_, i) => `hv-${String(i + 1).padStart(3, '0')}`);
+    const file = planFile({
+      version: 1, name: 'paged', sources: sources as [string, ...string[]],
+      fleet: { driver: 'sim', sim: { seed: 5, generate: { hosts: 300, vms: 3000 } } },
+      migration: { concurrency: { total: 32, per_source: 2, per_destination: 2 } },
+    });
+    expect([0, 3]).toContain((await cli('run', file, '--reports', reports)).code);
+    const report = JSON.parse(readFileSync(join(reports, 'paged.json'), 'utf8')) as Report;
+    expect(report.vms.length).toBeGreaterThan(250);
+    const { page, errors, requests } = await open(join(reports, 'paged.html'));
+    expect(await page.locator('#vms tbody tr').count()).toBe(report.vms.length);
+    expect(await visibleNames(page)).toHaveLength(100);
+    const nav = page.locator('nav.pager[data-for="vms"]');
+    expect(await nav.locator('span').textContent()).toBe(`rows 1–100 of ${report.vms.length}`);
+    const firstPage = await visibleNames(page);
+    await nav.locator('button', { hasText: 'next' }).click();
+    const second = await visibleNames(page);
+    expect(second).toHaveLength(100);
+    expect(second.filter((n) => firstPage.includes(n))).toEqual([]);
+    expect(await nav.locator('span').textContent()).toBe(`rows 101–200 of ${report.vms.length}`);
+    // A VM from the last page is found by the filter, whatever page was shown.
+    const last = (await page.$$eval('#vms tbody tr td:first-child', (tds) => tds.map((t) => t.textContent))).at(-1)!;
+    await page.fill('#filter', last);
+    expect(await visibleNames(page)).toEqual([last]);
+    await page.fill('#filter', '');
+    // Sorting orders every row, not the page: the first row is the largest of all.
+    const sent = page.locator('#vms thead th', { hasText: 'sent' });
+    await sent.click();
+    await sent.click();
+    expect((await visibleNames(page))[0]).toBe([...report.vms].sort((a, b) => b.bytes - a.bytes)[0].vm);
+    // The hosts table pages too (300 hosts in scope), and printing shows every row of both.
+    expect(await page.locator('#hosts tbody tr:not([hidden])').count()).toBe(100);
+    await page.emulateMedia({ media: 'print' });
+    expect(await page.locator('nav.pager').first().isVisible()).toBe(false);
+    expect(await page.locator('#vms tbody tr:visible').count()).toBe(report.vms.length);
+    expect(errors).toEqual([]);
+    expect(requests).toEqual([]);
+  });
 });

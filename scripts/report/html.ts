@@ -47,7 +47,7 @@ ${r.proofs.filter((p) => !p.empty).map((p) => `<p class="left-on">${esc(p.host)}
 function timeline(r: Report): string {
   const moves = r.vms.filter((v) => v.attempts.length > 0);
   if (moves.length === 0) return '<p>No migration was started.</p>';
-  const end = Math.max(r.totals.makespanS, ...moves.map((v) => v.endS ?? 0), 1);
+  const end = moves.reduce((m, v) => Math.max(m, v.endS ?? 0), Math.max(r.totals.makespanS, 1));
   const lanes = [...new Set(moves.map((v) => v.source))].sort();
   const W = 1000;
   const laneH = 22;
@@ -92,14 +92,27 @@ function utilization(r: Report): string {
     const shown = Number.isFinite(ratio) ? `${ratio.toFixed(0)}%` : 'no room';
     return `<div class="meter${over ? ' over' : ''}" title="${esc(`${Math.round(used)} of ${Math.round(limit)}`)}"><div class="bar ${cls}"><span style="width:${Math.min(100, Number.isFinite(ratio) ? ratio : 100).toFixed(1)}%"></span></div><em>${shown}${over ? ' over the limit' : ''}</em></div>`;
   };
-  const rows = r.hosts.map((h) => {
+  const rows = r.hosts.map((h, i) => {
     const cells = ['memory_mib', 'vcpu'].map((k) => {
       const limit = h.limit?.[k] ?? h.capacity[k] ?? 0;
       return `<td>${bar(h.before[k] ?? 0, limit, 'before')}${h.after ? bar(h.after[k] ?? 0, limit, 'after') : h.down ? '<em class="down">did not answer the final check</em>' : ''}</td>`;
     });
-    return `<tr><th>${esc(h.name)}</th><td>${esc(h.role)}</td>${cells.join('')}</tr>`;
+    return `<tr${i >= PAGE ? ' hidden' : ''}><th>${esc(h.name)}</th><td>${esc(h.role)}</td>${cells.join('')}</tr>`;
   });
-  return `<table class="util"><thead><tr><th>host</th><th>role</th><th>memory (before / after, of what the plan allows: capacity - reserve, x overcommit)</th><th>vCPU (before / after, same)</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+  return `<table class="util paged" id="hosts"><thead><tr><th>host</th><th>role</th><th>memory (before / after, of what the plan allows: capacity - reserve, x overcommit)</th><th>vCPU (before / after, same)</th></tr></thead><tbody>${rows.join('')}</tbody></table>${pager('hosts', r.hosts.length)}`;
+}
+
+/**
+ * Rows per page of the VM and host tables. A region's report has thousands of each: the first
+ * page is in the page as sent (the others hidden, so the browser lays out a page, not the
+ * region), and the script pages, filters and sorts over all of them. Printed, every row shows.
+ */
+const PAGE = 100;
+
+/** The page buttons under a table, when it has more than one page. */
+function pager(table: string, rows: number): string {
+  if (rows <= PAGE) return '';
+  return `<nav class="pager" data-for="${table}"><button type="button" data-step="-1" disabled>‹ previous</button> <span>rows 1–${PAGE} of ${rows}</span> <button type="button" data-step="1">next ›</button></nav>`;
 }
 
 function rebalanceSection(r: Report): string {
@@ -110,17 +123,17 @@ function rebalanceSection(r: Report): string {
   const rows = rb.hosts.map((h) => `<tr><th>${esc(h.host)}</th>${dims.map((k) => `<td>${esc(p(h.before[k]))}</td><td>${esc(p(h.planned[k]))}</td><td class="${(h.after?.[k] ?? 0) > rb.ceiling[k] + 1e-9 ? 'over' : ''}">${esc(h.after ? p(h.after[k]) : '?')}</td>`).join('')}</tr>`);
   return `<h3>Rebalance</h3>
 <p class="rb ${rb.reached ? 'ok' : 'bad'}">Target: ${esc(target)} · ${rb.reached ? 'reached on every host' : `not reached: ${esc(rb.shortfall.join('; '))}`} · planned ${esc(bytes(rb.plannedBytes))} to move${rb.freed.length ? ` · freed ${esc(rb.freed.join(', '))}` : ''}</p>
-<table class="util"><thead><tr><th>host</th>${dims.map((k) => `<th>${esc(k)} before</th><th>planned</th><th>after</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>`;
+<table class="util"><thead><tr><th>host</th>${dims.map((k) => `<th>${esc(k)} before</th><th>planned</th><th>after</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>${pager('vms', rows.length)}`;
 }
 
 function vmTable(vms: ReportVm[]): string {
   const sorted = [...vms].sort((a, b) => STATUS_ORDER[a.status] - STATUS_ORDER[b.status] || a.vm.localeCompare(b.vm));
-  const rows = sorted.map((v) => `<tr class="${esc(v.status)}">
+  const rows = sorted.map((v, i) => `<tr class="${esc(v.status)}"${i >= PAGE ? ' hidden' : ''}>
 <td>${esc(v.vm)}</td><td data-sort="${STATUS_ORDER[v.status]}"><span class="pill ${esc(v.status)}">${esc(v.status)}</span></td><td>${esc(v.source)}</td><td>${esc(v.host ?? '')}</td><td>${esc(v.method)}</td>
 <td data-sort="${v.durationS ?? -1}">${esc(duration(v.durationS))}</td><td data-sort="${v.downtimeMs}">${v.downtimeMs ? esc(downtime(v.downtimeMs)) : ''}</td><td data-sort="${v.bytes}">${v.bytes ? esc(bytes(v.bytes)) : ''}</td><td data-sort="${v.attempts.length}">${v.attempts.length}</td><td class="reason">${esc(v.reason)}</td></tr>`);
   return `<input id="filter" type="search" placeholder="Filter VMs (name, host, status, reason)" aria-label="filter VMs">
-<table id="vms"><thead><tr><th>VM</th><th>status</th><th>source</th><th>now on</th><th>method</th><th>duration</th><th>downtime</th><th>sent</th><th>attempts</th><th>reason</th></tr></thead>
-<tbody>${rows.join('')}</tbody></table>`;
+<table id="vms" class="paged"><thead><tr><th>VM</th><th>status</th><th>source</th><th>now on</th><th>method</th><th>duration</th><th>downtime</th><th>sent</th><th>attempts</th><th>reason</th></tr></thead>
+<tbody>${rows.join('')}</tbody></table>${pager('vms', vms.length)}`;
 }
 
 const STYLE = `
@@ -155,24 +168,55 @@ td.reason{color:#374151;max-width:420px}
 .meter em{font-size:11px;font-style:normal;color:var(--muted)}
 .meter.over .bar span{background:#dc2626}.meter.over em{color:#dc2626;font-weight:600}
 #filter{width:100%;box-sizing:border-box;padding:8px 10px;margin:0 0 8px;border:1px solid #d1d5db;border-radius:8px;font:inherit}
-@media print{thead th{cursor:auto}#filter{display:none}body{background:#fff}}
+.pager{margin:8px 0;display:flex;gap:10px;align-items:center;color:var(--muted)}
+.pager button{font:inherit;padding:4px 10px;border:1px solid #d1d5db;border-radius:6px;background:#fff;cursor:pointer}
+.pager button[disabled]{opacity:.4;cursor:default}
+@media print{thead th{cursor:auto}#filter,.pager{display:none}body{background:#fff}table.paged tbody tr[hidden]{display:table-row}}
 `;
 
 const SCRIPT = `
 (function(){
+  var PAGE=${PAGE};
+  // A paged table: all its rows in their order, those the filter keeps, the page shown.
+  function paged(table, onChange){
+    var body=table.tBodies[0];
+    var nav=document.querySelector('nav.pager[data-for="'+table.id+'"]');
+    var t={rows:Array.prototype.slice.call(body.rows), page:0};
+    t.match=t.rows;
+    t.show=function(){
+      var pages=Math.max(1,Math.ceil(t.match.length/PAGE));
+      t.page=Math.min(Math.max(t.page,0),pages-1);
+      var from=t.page*PAGE, to=Math.min(from+PAGE,t.match.length);
+      t.rows.forEach(function(r){r.hidden=true;});
+      for(var i=from;i<to;i++) t.match[i].hidden=false;
+      if(nav){
+        nav.querySelector('span').textContent=t.match.length===0?'no rows':'rows '+(from+1)+'–'+to+' of '+t.match.length+(t.match.length<t.rows.length?' (filtered from '+t.rows.length+')':'');
+        nav.querySelector('[data-step="-1"]').disabled=t.page===0;
+        nav.querySelector('[data-step="1"]').disabled=t.page>=pages-1;
+      }
+    };
+    if(nav) Array.prototype.forEach.call(nav.querySelectorAll('button'),function(b){
+      b.addEventListener('click',function(){t.page+=Number(b.getAttribute('data-step'));t.show();});
+    });
+    return t;
+  }
+  var hosts=document.getElementById('hosts'); if(hosts) paged(hosts).show();
   var table=document.getElementById('vms'); if(!table) return;
   var body=table.tBodies[0];
-  document.getElementById('filter').addEventListener('input',function(e){
-    var q=e.target.value.toLowerCase();
-    Array.prototype.forEach.call(body.rows,function(r){ r.hidden = q !== '' && r.textContent.toLowerCase().indexOf(q) < 0; });
-  });
+  var t=paged(table);
+  var text=new Map(t.rows.map(function(r){return [r,r.textContent.toLowerCase()];}));
+  var q='';
+  var filter=function(){ t.match=t.rows.filter(function(r){return q===''||text.get(r).indexOf(q)>=0;}); t.page=0; t.show(); };
+  document.getElementById('filter').addEventListener('input',function(e){ q=e.target.value.toLowerCase(); filter(); });
   Array.prototype.forEach.call(table.tHead.rows[0].cells,function(th,i){
     th.addEventListener('click',function(){
       var dir = th.getAttribute('aria-sort')==='ascending' ? -1 : 1;
       Array.prototype.forEach.call(table.tHead.rows[0].cells,function(c){c.removeAttribute('aria-sort');});
       th.setAttribute('aria-sort', dir===1?'ascending':'descending');
-      var key=function(r){var c=r.cells[i];var s=c.getAttribute('data-sort');return s===null?c.textContent:Number(s);};
-      Array.prototype.slice.call(body.rows).sort(function(a,b){var x=key(a),y=key(b);return (x<y?-1:x>y?1:0)*dir;}).forEach(function(r){body.appendChild(r);});
+      var key=new Map(t.rows.map(function(r){var c=r.cells[i];var s=c.getAttribute('data-sort');return [r,s===null?c.textContent:Number(s)];}));
+      t.rows.sort(function(a,b){var x=key.get(a),y=key.get(b);return (x<y?-1:x>y?1:0)*dir;});
+      var frag=document.createDocumentFragment(); t.rows.forEach(function(r){frag.appendChild(r);}); body.appendChild(frag);
+      filter();
     });
   });
 })();

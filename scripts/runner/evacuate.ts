@@ -19,6 +19,7 @@ import type { Driver } from '../fleet/driver.ts';
 import { guardDriver, type GuardLimits } from '../fleet/guard.ts';
 import type { OpenOptions } from '../fleet/open.ts';
 import type { Method } from '../model.ts';
+import type { Unplaced } from '../placement/place.ts';
 import type { LoadedPlan } from '../plan/load.ts';
 import { emptyPatterns, selected, settingsOf, type Settings } from '../plan/settings.ts';
 import { makeBlueprint, type Blueprint } from '../preflight/blueprint.ts';
@@ -261,7 +262,7 @@ async function evacuateOnce(loaded: LoadedPlan, open: DriverOpener | Driver, sin
     // A plan that moves only some VMs (vms) does not put its sources in maintenance: they are released too.
     leased = loaded.plan.vms ? [...loaded.plan.sources ?? [], ...destinations] : destinations;
     emit({
-      kind: 'planned', t: driver.clock.now(), moves: bp.moves, vms: snap.onSources, unplaced: bp.unplaced, pinned: bp.pinned,
+      kind: 'planned', t: driver.clock.now(), moves: bp.moves, vms: snap.onSources, unplaced: bp.unplaced.map(fewHosts), pinned: bp.pinned,
       sources: bp.sources, destinations: bp.destinations, warnings: bp.warnings, inventory: snap.inventory, limits: limitsOf(snap, settings),
       ...(bp.rebalance ? { rebalance: bp.rebalance } : {}),
     });
@@ -348,4 +349,13 @@ async function opened(open: () => Promise<Driver>): Promise<Driver> {
     if (e instanceof EvacError) throw e;
     throw userError(`cannot open the fleet: ${messageOf(e)}`, [], 'check the fleet section of the plan (a sim state_file must be a fleet state evacuator wrote, in a folder that exists)');
   }
+}
+
+/**
+ * An unplaced VM as the journal keeps it: each reason's text says on how many hosts, and names at
+ * most 20 of them (a region's thousand unplaceable VMs times its two thousand hosts would be most
+ * of the journal; `evacuator plan --json` still lists every host).
+ */
+function fewHosts(u: Unplaced): Unplaced {
+  return u.reasons.every((r) => r.hosts.length <= 20) ? u : { ...u, reasons: u.reasons.map((r) => (r.hosts.length <= 20 ? r : { ...r, hosts: r.hosts.slice(0, 20) })) };
 }
