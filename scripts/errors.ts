@@ -18,7 +18,7 @@ export const ExitCode = {
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
 /** Where a problem comes from: the user (fix your input) or evacuator itself (a bug). */
-export type ErrorSource = 'user' | 'fleet' | 'held' | 'internal';
+export type ErrorSource = 'user' | 'fleet' | 'held' | 'interrupted' | 'internal';
 
 /** A located problem in an input file. */
 export interface Problem {
@@ -50,6 +50,7 @@ export class EvacError extends Error {
     if (this.source === 'user') return ExitCode.badInput;
     if (this.source === 'fleet') return ExitCode.fleet;
     if (this.source === 'held') return ExitCode.held;
+    if (this.source === 'interrupted') return ExitCode.interrupted;
     return ExitCode.internal;
   }
 }

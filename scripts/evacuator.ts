@@ -9,9 +9,12 @@ import { Command, CommanderError } from 'commander';
 import type { RunOptions } from './cli/commands.ts';
 import { EvacError, ExitCode, formatProblem } from './errors.ts';
 import { shown, shownLines } from './cli/shown.ts';
+import { endOnSignal } from './process.ts';
 
 // package.json is one level up from both scripts/evacuator.ts and the compiled dist/evacuator.js.
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+
+endOnSignal();
 
 // Output errors (a reader that went away: \`| head\`) never end a run; the journal and the reports have it all.
 for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});

@@ -7,6 +7,24 @@ import { linkSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:
 import { hostname } from 'node:os';
 import { EvacError, userError } from './errors.ts';
 
+/**
+ * Until a command takes over SIGINT and SIGTERM (run does, to finish what is in flight), a signal
+ * ends the process at once with the documented code 130: nothing was changed yet, and plan,
+ * validate, report and clear are read-only or short.
+ */
+export function endOnSignal(): void {
+  process.on('SIGINT', earlyEnd).on('SIGTERM', earlyEnd);
+}
+
+/** The command handles signals itself from now on. */
+export function takeSignals(): void {
+  process.off('SIGINT', earlyEnd).off('SIGTERM', earlyEnd);
+}
+
+function earlyEnd(): void {
+  process.exit(130);
+}
+
 export function controller(): string {
   return hostname();
 }

@@ -17,6 +17,7 @@ import { evacuate, guardLimits, preview } from '../runner/evacuate.ts';
 import { guardDriver } from '../fleet/guard.ts';
 import { settingsOf } from '../plan/settings.ts';
 import { chainOf, journalPath, readJournal, stillRunning } from '../runner/journal.ts';
+import { takeSignals } from '../process.ts';
 import { consoleOptions, consoleSink, paint } from './console.ts';
 import { shownDeep, shownLines } from './shown.ts';
 import { finishInActions, groupSink, inActions } from './github.ts';
@@ -128,6 +129,7 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
     }
   };
   process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+  takeSignals();
   try {
     const done = await evacuate(loaded, async (o) => openDriver(loaded.plan, o), emit, {
       reportsDir: opts.reports, ...(opts.resume ? { resume: true } : {}), ...(opts.acceptChangedPlan ? { acceptChangedPlan: true } : {}), ...(blueprint ? { blueprint } : {}), stop: stop.signal, halt: halt.signal,

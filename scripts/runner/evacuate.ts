@@ -256,6 +256,8 @@ async function evacuateOnce(loaded: LoadedPlan, open: DriverOpener | Driver, sin
       ? await fromSaved(opts.blueprint.saved, opts.blueprint.file, { ...seen, onSources: seen.onSources.filter((v) => !unsettled.has(v.name)) }, loaded, settings, driver, done)
       : await prepare(loaded, settings, seen, driver, emit, unsettled);
     const destinations = seen.destinations.map((h) => h.name);
+    // A signal while the run read and planned (placement of a region takes seconds): it ends here, having changed nothing.
+    if (stop.aborted) throw new EvacError('interrupted before the run changed anything: no host was fenced and no VM moved', 'interrupted', [], 'run it again when you are ready');
     releaseRun = holding(who.run);
     journal.commit();
     await takeHosts(driver, who, loaded.plan.sources ?? [], destinations);
