@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import type { ShardIndex } from '../scripts/cli/split.ts';
-import type { EvacuationPlan } from '../scripts/plan/plan-types.ts';
+import type { EvacuationPlan, SimVm } from '../scripts/plan/plan-types.ts';
 import type { Report } from '../scripts/report/build.ts';
 import { cli, planFile, ROOT, tempDir } from './helpers.ts';
 
@@ -19,8 +19,8 @@ function region(): EvacuationPlan {
   const hosts = [1, 2, 3, 4].flatMap((r) => [1, 2, 3, 4].map((j) => ({ name: `r${r}h${j}`, vcpu: 64, memory_mib: 131072, disk_gib: 2000, labels: { rack: `rack-${r}` } })));
   const sources = [1, 2, 3].flatMap((r) => [`r${r}h1`, `r${r}h2`]);
   let n = 0;
-  const vms = sources.flatMap((host) => [0, 1, 2, 3, 4].map((k) => ({ name: `vm-${String(++n).padStart(2, '0')}`, host, vcpu: 2, memory_mib: 4096 * (1 + (k % 3)), resident_mib: 3000, dirty_mibps: 10 + k })));
-  vms.push({ name: 'gpu-1', host: 'r2h1', vcpu: 2, memory_mib: 4096, resources: { gpu: 1 } } as (typeof vms)[number]);
+  const vms: SimVm[] = sources.flatMap((host) => [0, 1, 2, 3, 4].map((k) => ({ name: `vm-${String(++n).padStart(2, '0')}`, host, vcpu: 2, memory_mib: 4096 * (1 + (k % 3)), resident_mib: 3000, dirty_mibps: 10 + k })));
+  vms.push({ name: 'gpu-1', host: 'r2h1', vcpu: 2, memory_mib: 4096, resources: { gpu: 1 } });
   return {
     version: 1, name: 'region',
     fleet: { driver: 'sim', sim: { hosts, vms, faults: [{ kind: 'migration_error', vm: 'vm-03' }] } },

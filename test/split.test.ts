@@ -26,7 +26,7 @@ const fleetArb = fc.record({
 type Fleet = typeof fleetArb extends fc.Arbitrary<infer T> ? T : never;
 
 function planOf(f: Fleet): EvacuationPlan {
-  const hosts = f.hosts.map((h, i) => ({ name: `h${i}`, vcpu: 64, memory_mib: h.mem * 1024, disk_gib: 2000, labels: h.rack === undefined ? {} : { rack: h.rack } }));
+  const hosts = f.hosts.map((h, i) => ({ name: `h${i}`, vcpu: 64, memory_mib: h.mem * 1024, disk_gib: 2000, labels: (h.rack === undefined ? {} : { rack: h.rack }) as Record<string, string> }));
   const sources = [...new Set(f.sources.map((i) => hosts[i % hosts.length].name))];
   const others = hosts.filter((h) => !sources.includes(h.name));
   const vms = f.vms.map((v, i) => ({ name: `vm-${i}`, host: hosts[v.on % hosts.length].name, vcpu: 1, memory_mib: v.mem * 512, ...(v.aff ? { affinity: v.aff } : {}) }));
@@ -102,7 +102,7 @@ describe('split', () => {
   });
 
   it('refuses a label some sources lack, naming them, and more shards than sources', async () => {
-    const hosts = ['a', 'b', 'c', 'd'].map((name, i) => ({ name, vcpu: 8, memory_mib: 65536, disk_gib: 100, labels: i === 1 ? {} : { rack: 'r1' } }));
+    const hosts = ['a', 'b', 'c', 'd'].map((name, i) => ({ name, vcpu: 8, memory_mib: 65536, disk_gib: 100, labels: (i === 1 ? {} : { rack: 'r1' }) as Record<string, string> }));
     const plan: EvacuationPlan = { version: 1, name: 'p', fleet: { driver: 'sim', sim: { hosts, vms: [] } }, sources: ['a', 'b'] };
     const input = splitInput(plan, settingsOf(plan), await inventoryOf(plan));
     expect(() => splitFleet(input, { label: 'rack' })).toThrow(/1 source\(s\) have no label 'rack': b$/);

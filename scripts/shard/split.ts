@@ -156,6 +156,15 @@ export function splitFleet(input: SplitInput, by: SplitBy): Shard[] {
     for (let i = 1; i < groups.length; i++) if (before(i, best, d.mib > 0)) best = i;
     give(best, d);
   }
+  // A shard its label's hosts left with none takes the least roomy host of the shard that has most.
+  for (let i = 0; i < groups.length; i++) {
+    if (pools[i].length > 0) continue;
+    const donor = pools.reduce((best, p, k) => (p.length > pools[best].length ? k : best), 0);
+    const d = [...pools[donor]].sort(roomiest).at(-1)!;
+    pools[donor] = pools[donor].filter((x) => x !== d);
+    room[donor] -= d.mib;
+    give(i, d);
+  }
   function before(i: number, j: number, byRoom: boolean): boolean {
     const key = (k: number) => [pools[k].length === 0 ? 0 : 1, byRoom ? room[k] - target[k] : pools[k].length] as const;
     const [ei, vi] = key(i);
