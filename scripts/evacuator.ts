@@ -65,6 +65,18 @@ program.command('moveback').argument('<report>', "a run's JSON report (reports/<
   .description('write a plan that returns the VMs a run moved to their original hosts, for after the maintenance')
   .option('-o, --output <file>', 'where to write the plan (default: <plan name>-moveback.yaml beside the report)')
   .action(async (report: string, opts: { output?: string }) => { code = (await import('./cli/moveback.ts')).movebackCommand(report, opts); });
+program.command('split').argument('<plan>', 'plan file (YAML)')
+  .description('cut the plan into shard plans with disjoint sources and disjoint destination pools; reads the fleet, changes nothing')
+  .option('--by <label>', 'one shard per value of this host label of the sources (a failure domain, e.g. rack)')
+  .option('--shards <n>', 'this many shards, balanced by the memory their sources must move')
+  .option('--out <dir>', 'where to write the shard plans and their index (shards.json)', 'shards')
+  .action(async (plan: string, opts: { by?: string; shards?: string; out: string }) => { code = await (await import('./cli/split.ts')).splitCommand(plan, opts); });
+program.command('merge').argument('<reports...>', "the shards' JSON reports (reports/<shard name>.json)")
+  .description("merge shard reports into one region report (JSON and HTML), and a step summary in GitHub Actions")
+  .option('--index <file>', "split's index (shards.json): every report must be of one of its shards, and a shard without a report is counted as not done")
+  .option('--name <name>', 'the region report\'s name (default: the plan split, or the shards\' common name)')
+  .option('--reports <dir>', 'where to write <name>.json and .html', 'reports')
+  .action(async (reports: string[], opts: { index?: string; name?: string; reports: string }) => { code = (await import('./cli/merge.ts')).mergeCommand(reports, opts); });
 
 try {
   await program.parseAsync(process.argv);

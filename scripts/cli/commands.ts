@@ -23,7 +23,7 @@ import { shownDeep, shownLines } from './shown.ts';
 import { finishInActions, groupSink, inActions } from './github.ts';
 
 /** Open the plan's driver, guarded, and always close it (open SSH connections would keep the process alive). */
-async function withDriver<T>(loaded: LoadedPlan, opts: OpenOptions, body: (driver: Driver) => Promise<T>): Promise<T> {
+export async function withDriver<T>(loaded: LoadedPlan, opts: OpenOptions, body: (driver: Driver) => Promise<T>): Promise<T> {
   const driver = guardDriver(await openDriver(loaded.plan, opts), guardLimits(settingsOf(loaded.plan)));
   try {
     return await body(driver);

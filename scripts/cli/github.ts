@@ -69,7 +69,7 @@ export function stepSummary(r: Report, paths: { json: string; html: string }): s
     ? `⏸️ Interrupted: ${t.sourcesEmpty} of ${t.sources} source hosts empty`
     : empty ? `✅ All ${t.sources} source hosts are empty` : `❌ ${t.sources - t.sourcesEmpty} of ${t.sources} source hosts are not empty`;
   const out = [
-    `## Evacuation ${cell(r.plan.name)}: ${verdict}`,
+    `## ${r.shards ? `Region ${cell(r.plan.name)} (${r.shards.length} shards)` : `Evacuation ${cell(r.plan.name)}`}: ${verdict}`,
     '',
     `Exit code ${r.exitCode} · driver ${cell(r.driver)} · makespan ${duration(t.makespanS)} (lower bound from link bandwidth ${duration(t.lowerBoundS)}) · ${cell(r.plan.file)} \`${r.plan.digest.slice(0, 19)}…\``,
     '',
@@ -81,6 +81,10 @@ export function stepSummary(r: Report, paths: { json: string; html: string }): s
     '|---|---|---|',
     ...r.proofs.map((p) => `| ${cell(p.host)} | ${p.empty ? 'yes' : '**no**'} | ${cell(p.left.map((l) => `${l.vm} (${l.state})`).join(', '))} |`),
   ];
+  if (r.shards) {
+    out.push('', '### Shards', '', '| shard | result | exit code | VMs | moved | sources empty | report |', '|---|---|---:|---:|---:|---:|---|');
+    out.push(...r.shards.map((s) => `| ${cell(s.name)} | ${s.result === 'complete' ? s.result : `**${s.result}**`} | ${s.exitCode ?? ''} | ${s.vms} | ${s.moved} | ${s.sourcesEmpty} of ${s.sources} | ${cell(s.report ?? 'none')} |`));
+  }
   const notMoved = r.vms.filter((v) => v.status !== 'moved');
   if (notMoved.length > 0) {
     out.push('', '### Not moved', '', '| VM | status | on | reason |', '|---|---|---|---|');
@@ -93,6 +97,11 @@ export function stepSummary(r: Report, paths: { json: string; html: string }): s
 /** After the run: close the last group, write the annotations, append the summary. */
 export function finishInActions(out: Writable, r: Report, paths: { json: string; html: string }, env: NodeJS.ProcessEnv = process.env): void {
   for (const line of annotations(r)) out.write(`${line}\n`);
+  appendSummary(out, r, paths, env);
+}
+
+/** Append the report's markdown summary to $GITHUB_STEP_SUMMARY, when it is set (a failure to is a warning). */
+export function appendSummary(out: Writable, r: Report, paths: { json: string; html: string }, env: NodeJS.ProcessEnv = process.env): void {
   if (!env.GITHUB_STEP_SUMMARY) return;
   try {
     appendFileSync(env.GITHUB_STEP_SUMMARY, stepSummary(r, paths));

@@ -80,6 +80,28 @@ export interface Report {
   warnings: string[];
   /** A rebalance: target, planned bytes, and each host's utilization before, as planned, and after. */
   rebalance?: ReportRebalance;
+  /** A region report (evacuator merge): the shards it is made of; its VMs, hosts and proofs are theirs, its times from the first shard's start. */
+  shards?: ReportShard[];
+}
+
+/** One shard of a region report. */
+export interface ReportShard {
+  /** The shard plan's name, file and digest (from its report, or from split's index when it has none). */
+  name: string;
+  file: string;
+  digest: string;
+  /** Its JSON report; null when no report of it was given (it did not run, or did not get past its refusals). */
+  report: string | null;
+  result: 'complete' | 'incomplete' | 'interrupted' | 'missing';
+  exitCode: number | null;
+  startedAt: string | null;
+  endedAt: string | null;
+  /** Seconds from the region's start to this shard's start. */
+  offsetS: number;
+  vms: number;
+  moved: number;
+  sourcesEmpty: number;
+  sources: number;
 }
 
 export interface ReportRebalance {

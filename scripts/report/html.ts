@@ -126,6 +126,13 @@ function rebalanceSection(r: Report): string {
 <table class="util"><thead><tr><th>host</th>${dims.map((k) => `<th>${esc(k)} before</th><th>planned</th><th>after</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>${pager('vms', rows.length)}`;
 }
 
+/** A region report (evacuator merge): one row per shard, a shard without a report in red. */
+function shardsSection(r: Report): string {
+  const rows = (r.shards ?? []).map((s) => `<tr class="${s.result === 'complete' ? '' : 'bad'}"><th>${esc(s.name)}</th><td>${esc(s.result)}</td><td>${esc(s.exitCode ?? '')}</td><td>${esc(s.vms)}</td><td>${esc(s.moved)}</td><td>${esc(`${s.sourcesEmpty} of ${s.sources}`)}</td><td>${esc(s.startedAt === null ? '' : `+${duration(s.offsetS)}`)}</td><td>${esc(s.file)}</td><td>${esc(s.report ?? 'none')}</td></tr>`);
+  return `<h3>Shards</h3>
+<table class="shards"><thead><tr><th>shard</th><th>result</th><th>exit code</th><th>VMs</th><th>moved</th><th>sources empty</th><th>started</th><th>plan</th><th>report</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+}
+
 function vmTable(vms: ReportVm[]): string {
   const sorted = [...vms].sort((a, b) => STATUS_ORDER[a.status] - STATUS_ORDER[b.status] || a.vm.localeCompare(b.vm));
   const rows = sorted.map((v, i) => `<tr class="${esc(v.status)}"${i >= PAGE ? ' hidden' : ''}>
@@ -159,7 +166,7 @@ rect.live{fill:var(--live)}rect.cold{fill:var(--cold)}rect.failed{fill:var(--bad
 table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #e5e7eb}
 th,td{padding:6px 8px;border-bottom:1px solid #f3f4f6;text-align:left;vertical-align:top}
 thead th{background:#f3f4f6;cursor:pointer;user-select:none;white-space:nowrap}
-td.reason{color:#374151;max-width:420px}
+td.reason{color:#374151;max-width:420px}tr.bad th,tr.bad td{color:var(--bad)}
 .pill{padding:1px 8px;border-radius:999px;font-size:12px;color:#fff}
 .pill.moved{background:var(--ok)}.pill.left{background:var(--bad)}.pill.unplaced{background:var(--warn)}.pill.pinned{background:var(--muted)}
 .meter{display:flex;align-items:center;gap:8px;margin:3px 0}
@@ -227,9 +234,10 @@ export function renderHtml(r: Report): string {
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>evacuator: ${esc(r.plan.name)}</title><style>${STYLE}</style></head>
 <body><main>
-<h1>Evacuation ${esc(r.plan.name)}</h1>
+<h1>${r.shards ? `Region ${esc(r.plan.name)} (${esc(r.shards.length)} shards)` : `Evacuation ${esc(r.plan.name)}`}</h1>
 <p class="meta">${esc(r.plan.file)} · ${esc(r.plan.digest.slice(0, 19))}… · ${esc(r.startedAt)} → ${esc(r.endedAt)}</p>
 ${summary(r)}
+${r.shards ? shardsSection(r) : ''}
 <h3>Timeline (per source host)</h3>
 ${timeline(r)}
 ${r.rebalance ? rebalanceSection(r) : ''}<h3>Hosts</h3>
