@@ -18,7 +18,7 @@ import { loadBlueprint, saveBlueprint, type SavedBlueprint } from '../scripts/pr
 import { buildReport } from '../scripts/report/build.ts';
 import { reportFromJournal } from '../scripts/report/replay.ts';
 import { evacuate, preview } from '../scripts/runner/evacuate.ts';
-import { controller, processStart, readJournal } from '../scripts/runner/journal.ts';
+import { controller, journalPath, processStart, readJournal } from '../scripts/runner/journal.ts';
 import { holding } from '../scripts/runner/hold.ts';
 import { faulty } from './contract/faulty.ts';
 import { cli, planFile, ROOT, tempDir } from './helpers.ts';
@@ -66,15 +66,18 @@ describe('evacuate() in-process', () => {
     expect(asJson(second.report)).toEqual(fromJournal(dir, loaded.plan.name));
   });
 
-  it('a run interrupted before it starts anything still ends with run-end', async () => {
+  it('a run interrupted before it changed anything ends there with 130, leaving no journal, fence or state to resume', async () => {
     const dir = tempDir();
     const loaded = loadPlan('plans/example.yaml');
     const stop = new AbortController();
     stop.abort();
-    // A first run interrupted before it starts anything still ends cleanly.
-    const first = await evacuate(loaded, open(loaded.plan), () => {}, { reportsDir: dir, stop: stop.signal });
-    expect(first.exitCode).toBe(ExitCode.interrupted);
-    expect(readJournal(first.paths.journal).at(-1)!.kind).toBe('run-end');
+    await expect(evacuate(loaded, open(loaded.plan), () => {}, { reportsDir: dir, stop: stop.signal })).rejects.toMatchObject({ exitCode: ExitCode.interrupted });
+    expect(readJournal(journalPath(dir, loaded.plan.name))).toEqual([]);
+    // The simulated fleet writes its state at its first change (a fence): there was none.
+    expect(existsSync(join(dir, `${loaded.plan.name}.fleet.json`))).toBe(false);
+    // Nothing stands in the way of the next run.
+    const next = await evacuate(loaded, open(loaded.plan), () => {}, { reportsDir: dir });
+    expect(next.exitCode).toBe(ExitCode.incomplete);
   });
 });
 

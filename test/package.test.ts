@@ -59,7 +59,7 @@ describe('the package', () => {
     const heavy = /dist\/(cli\/commands|fleet\/(sim\/driver|libvirt|openstack)|runner|placement|preflight|report)|node_modules\/(ssh2|zx)\//;
     const help = await loaded('--help');
     expect(help).toContain('dist/evacuator.js');
-    expect(help.filter((u) => u.includes('dist/')).sort()).toEqual(['dist/cli/shown.js', 'dist/errors.js', 'dist/evacuator.js']);
+    expect(help.filter((u) => u.includes('dist/')).sort()).toEqual(['dist/cli/shown.js', 'dist/errors.js', 'dist/evacuator.js', 'dist/process.js']);
     const validate = await loaded('validate', 'plans/example.yaml');
     expect(validate).toContain('dist/plan/load.js');
     expect(validate.filter((u) => heavy.test(u))).toEqual([]);

@@ -20,8 +20,9 @@ const fleetOf = (file: string) => readState(file).saved;
 function bigPlan(name: string, extra: Partial<EvacuationPlan> = {}): EvacuationPlan {
   return {
     version: 1, name,
-    fleet: { driver: 'sim', sim: { seed: 5, generate: { hosts: 40, vms: 400 } } },
-    sources: ['hv-001', 'hv-002', 'hv-003', 'hv-004'],
+    // 200 moves two at a time: a few seconds of wall time, so a signal lands in the middle.
+    fleet: { driver: 'sim', sim: { seed: 5, generate: { hosts: 400, vms: 4000 } } },
+    sources: Array.from({ length: 20 }, (_, i) => `hv-${String(i + 1).padStart(3, '0')}`) as [string, ...string[]],
     migration: { concurrency: { total: 2, per_source: 1, per_destination: 1 } },
     ...extra,
   };
@@ -52,7 +53,7 @@ describe('signals and resume through the CLI', () => {
     expect(chainOf(lines)!.inFlight).toEqual([]);
     // Every VM on exactly one host, running.
     const fleet = fleetOf(join(dir, 'sigint.fleet.json'));
-    expect(new Set(fleet.domains.map((d) => d.vm.name)).size).toBe(400);
+    expect(new Set(fleet.domains.map((d) => d.vm.name)).size).toBe(4000);
     expect(fleet.domains.every((d) => d.vm.state === 'running')).toBe(true);
 
     // evacuator report rebuilds the same report from the journal.
