@@ -18,3 +18,13 @@ export function readInput(file: string, what: string, hint: string, maxBytes = M
     throw userError(`cannot read ${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, [], hint);
   }
 }
+
+/** A JSON file a person names: its value, or an EvacError (bad input) saying it is not JSON and what to give instead. */
+export function readJson(file: string, what: string, hint: string): unknown {
+  const text = readInput(file, what, hint);
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw userError(`${what} ${file} is not JSON: ${(e as Error).message}`, [], hint);
+  }
+}

@@ -3,8 +3,8 @@
  * schema check and writer as a run's), and a step summary when $GITHUB_STEP_SUMMARY is set.
  * Refuses (exit 2) reports that are not reports, of shards that overlap, or of another split.
  */
-import { EvacError, ExitCode, userError } from '../errors.ts';
-import { readInput } from '../files.ts';
+import { ExitCode, userError } from '../errors.ts';
+import { readJson } from '../files.ts';
 import type { Report } from '../report/build.ts';
 import { reportProblems } from '../report/schema.ts';
 import { writeReports } from '../report/write.ts';
@@ -45,13 +45,7 @@ export function mergeCommand(files: string[], opts: { index?: string; name?: str
 
 function readReport(path: string): ShardReport {
   const hint = "give the JSON reports the shard runs wrote (reports/<shard name>.json)";
-  let report: unknown;
-  try {
-    report = JSON.parse(readInput(path, 'report', hint));
-  } catch (e) {
-    if (e instanceof EvacError) throw e;
-    throw userError(`${path} is not JSON: ${(e as Error).message}`, [], hint);
-  }
+  const report = readJson(path, 'report', hint);
   const problems = reportProblems(report);
   if (problems.length > 0) throw userError(`${path} is not an evacuator report: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? `; and ${problems.length - 5} more` : ''}`, [], hint);
   return { path, report: report as Report };
@@ -59,13 +53,7 @@ function readReport(path: string): ShardReport {
 
 function readIndex(path: string): ShardIndex {
   const hint = 'give the shards.json that evacuator split wrote';
-  let index: ShardIndex;
-  try {
-    index = JSON.parse(readInput(path, 'shard index', hint)) as ShardIndex;
-  } catch (e) {
-    if (e instanceof EvacError) throw e;
-    throw userError(`${path} is not JSON: ${(e as Error).message}`, [], hint);
-  }
+  const index = readJson(path, 'shard index', hint) as ShardIndex;
   const ok = index?.version === 1 && typeof index.plan?.name === 'string' && Array.isArray(index.shards)
     && index.shards.every((s) => typeof s?.name === 'string' && typeof s.digest === 'string' && Array.isArray(s.sources));
   if (!ok) throw userError(`${path} is not a shard index evacuator split wrote`, [], hint);

@@ -6,8 +6,8 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { commandLine, EvacError, userError } from '../errors.ts';
-import { readInput } from '../files.ts';
+import { commandLine, userError } from '../errors.ts';
+import { readJson } from '../files.ts';
 import { simStatePath } from '../fleet/open.ts';
 import { loadPlan } from '../plan/load.ts';
 import { exactPattern } from '../plan/settings.ts';
@@ -17,13 +17,7 @@ import { shownLines } from './shown.ts';
 
 export function movebackCommand(reportFile: string, opts: { output?: string }): number {
   const hint = 'give the JSON report a run wrote (reports/<plan name>.json)';
-  let report: Report;
-  try {
-    report = JSON.parse(readInput(reportFile, 'report', hint)) as Report;
-  } catch (e) {
-    if (e instanceof EvacError) throw e;
-    throw userError(`cannot read report ${reportFile}: ${(e as Error).message}`, [], hint);
-  }
+  const report = readJson(reportFile, 'report', hint) as Report;
   if (!report.vms || !report.plan?.file) throw userError(`${reportFile} is not an evacuator report`, [], 'give the JSON report a run wrote (reports/<plan name>.json)');
   const moved = report.vms.filter((v) => v.status === 'moved' && v.host && v.host !== v.source);
   if (moved.length === 0) throw userError(`no VM of plan '${report.plan.name}' moved in that run: nothing to move back`);

@@ -150,6 +150,22 @@ export interface ReportInput {
   wall: { start: Date; end: Date };
 }
 
+/** The report's counts of VMs by outcome, and the bytes sent: one definition for a run's report and a region's. */
+export function vmTotals(vms: ReportVm[]) {
+  const count = (f: (v: ReportVm) => boolean) => vms.filter(f).length;
+  return {
+    vms: vms.length,
+    moved: count((v) => v.status === 'moved'),
+    live: count((v) => v.status === 'moved' && v.method === 'live'),
+    cold: count((v) => v.status === 'moved' && v.method === 'cold'),
+    left: count((v) => v.status === 'left'),
+    failed: count((v) => v.status === 'left' && v.attempts.some((a) => a.outcome !== 'ok')),
+    unplaced: count((v) => v.status === 'unplaced'),
+    pinned: count((v) => v.status === 'pinned'),
+    bytes: vms.reduce((s, v) => s + v.bytes, 0),
+  };
+}
+
 export function buildReport(run: ReportInput): Report {
   const t0 = run.startedAt;
   // Looked up by name for every VM: maps, not scans (a region run has thousands).
@@ -184,7 +200,6 @@ export function buildReport(run: ReportInput): Report {
   const endWarnings = vms.filter((v) => v.foundAtEnd !== undefined).map((v) => v.foundAtEnd === '?'
     ? `${v.vm} is reported on ${v.host}, which did not answer the final check (down or cut off): where it runs now is unknown`
     : `${v.vm} was left on ${v.host} but the final check found it on ${v.foundAtEnd}`);
-  const count = (f: (v: ReportVm) => boolean) => vms.filter(f).length;
   // A rebalance that did not finish has no judgement: it did not reach its target.
   const judged = run.rebalance ? run.rebalance.result ?? { reached: false, shortfall: [], after: [] } : undefined;
   const code = exitCodeOf({ interrupted: run.interrupted, proofs: run.proofs, ...(judged ? { rebalance: judged } : {}) });
@@ -197,15 +212,7 @@ export function buildReport(run: ReportInput): Report {
     result: run.interrupted ? 'interrupted' : code === ExitCode.ok ? 'complete' : 'incomplete',
     exitCode: code,
     totals: {
-      vms: vms.length,
-      moved: count((v) => v.status === 'moved'),
-      live: count((v) => v.status === 'moved' && v.method === 'live'),
-      cold: count((v) => v.status === 'moved' && v.method === 'cold'),
-      left: count((v) => v.status === 'left'),
-      failed: count((v) => v.status === 'left' && v.attempts.some((a) => a.outcome !== 'ok')),
-      unplaced: count((v) => v.status === 'unplaced'),
-      pinned: count((v) => v.status === 'pinned'),
-      bytes: vms.reduce((s, v) => s + v.bytes, 0),
+      ...vmTotals(vms),
       makespanS: round((run.endedAt - run.startedAt) / 1000),
       lowerBoundS: round(lowerBound(vms, run.before)),
       sourcesEmpty: run.proofs.filter((p) => p.empty).length,

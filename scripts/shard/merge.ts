@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { userError } from '../errors.ts';
-import { exitCodeOf, type Report, type ReportShard, type ReportVm } from '../report/build.ts';
+import { exitCodeOf, vmTotals, type Report, type ReportShard, type ReportVm } from '../report/build.ts';
 import type { HostProof } from '../model.ts';
 
 /** A shard report and where it was read from. */
@@ -77,7 +77,6 @@ export function mergeReports(region: Region): Report {
   const proofs = [...reports.flatMap((r) => r.report.proofs), ...missingProofs];
   const interrupted = reports.some((r) => r.report.result === 'interrupted');
   const code = exitCodeOf({ interrupted, proofs });
-  const count = (f: (v: ReportVm) => boolean) => vms.filter(f).length;
   const shards: ReportShard[] = [
     ...reports.map(({ path, report: r }) => ({
       name: r.plan.name, file: r.plan.file, digest: r.plan.digest, report: path, result: r.result, exitCode: r.exitCode, startedAt: r.startedAt, endedAt: r.endedAt,
@@ -97,15 +96,7 @@ export function mergeReports(region: Region): Report {
     result: interrupted ? 'interrupted' : code === 0 && region.missing.length === 0 ? 'complete' : 'incomplete',
     exitCode: code,
     totals: {
-      vms: vms.length,
-      moved: count((v) => v.status === 'moved'),
-      live: count((v) => v.status === 'moved' && v.method === 'live'),
-      cold: count((v) => v.status === 'moved' && v.method === 'cold'),
-      left: count((v) => v.status === 'left'),
-      failed: count((v) => v.status === 'left' && v.attempts.some((a) => a.outcome !== 'ok')),
-      unplaced: count((v) => v.status === 'unplaced'),
-      pinned: count((v) => v.status === 'pinned'),
-      bytes: vms.reduce((s, v) => s + v.bytes, 0),
+      ...vmTotals(vms),
       // The shards run on disjoint hosts: the region ends when its last shard does, and no link is shared, so its bound is theirs.
       makespanS: round(Math.max(...reports.map(({ report: r }) => offsetOf(r) + r.totals.makespanS))),
       lowerBoundS: Math.max(...reports.map((r) => r.report.totals.lowerBoundS)),
