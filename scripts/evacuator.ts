@@ -71,7 +71,7 @@ program.command('split').argument('<plan>', 'plan file (YAML)')
   .option('--shards <n>', 'this many shards, balanced by the memory their sources must move')
   .option('--out <dir>', 'where to write the shard plans and their index (shards.json)', 'shards')
   .action(async (plan: string, opts: { by?: string; shards?: string; out: string }) => { code = await (await import('./cli/split.ts')).splitCommand(plan, opts); });
-program.command('merge').argument('<reports...>', "the shards' JSON reports (reports/<shard name>.json)")
+program.command('merge').argument('[reports...]', "the shards' JSON reports (reports/<shard name>.json)")
   .description("merge shard reports into one region report (JSON and HTML), and a step summary in GitHub Actions")
   .option('--index <file>', "split's index (shards.json): every report must be of one of its shards, and a shard without a report is counted as not done")
   .option('--name <name>', 'the region report\'s name (default: the plan split, or the shards\' common name)')

@@ -87,6 +87,56 @@ describe('split and merge', () => {
     expect(notReport.code).toBe(2);
     expect(notReport.stderr).toMatch(/is not an evacuator report/);
     expect(existsSync(join(dir, 'x'))).toBe(false);
+
+    // No shard left a report (every shard job died): the region is every shard missing, exit 3, not a refusal.
+    const none = await cli('merge', '--index', join(dir, 'shards', 'shards.json'), '--reports', join(dir, 'none'));
+    expect(none.code, none.stderr).toBe(3);
+    expect(readJson<Report>(join(dir, 'none', 'region.json')).shards!.map((s) => s.result)).toEqual(['missing', 'missing', 'missing']);
+    expect((await cli('merge', '--reports', join(dir, 'none2'))).code).toBe(2);
+    // moveback of a region report: refused (its VMs moved under the shards' plans and fleet); of a shard's report it works.
+    const back = await cli('moveback', join(dir, 'region', 'region.json'), '-o', join(dir, 'back.yaml'));
+    expect(back.code).toBe(2);
+    expect(back.stderr).toMatch(/is a region report merged from 3 shard report\(s\).*\n.*run moveback on each shard's report/);
+    expect(existsSync(join(dir, 'back.yaml'))).toBe(false);
+    // A second split into the same folder with fewer shards removes the first one's extra shard plan.
+    const fewer = await cli('split', plan, '--shards', '2', '--out', join(dir, 'shards'));
+    expect(fewer.code, fewer.stderr).toBe(0);
+    expect(fewer.stdout).toMatch(/Removed 1 shard plan\(s\) an earlier split wrote/);
+    expect(readdirSync(join(dir, 'shards')).filter((f) => f.endsWith('.yaml')).sort()).toEqual(['region-shard-01.yaml', 'region-shard-02.yaml']);
+  });
+
+  it('a VM whose affinity partner stays on a destination: split gives that host to the VM\'s shard; out of every pool, the VM is reported, not moved away from it', async () => {
+    const dir = tempDir('evac-shards-');
+    const hosts = ['src-a1', 'src-a2', 'src-b1', 'src-b2', 'dst-a1', 'dst-a2', 'dst-b1', 'dst-b2', 'dst-x'].map((name) => ({ name, vcpu: 32, memory_mib: 65536, disk_gib: 500, labels: { rack: name.includes('-a') ? 'a' : 'b' } }));
+    const vms: SimVm[] = [
+      { name: 'app-front', host: 'src-a1', vcpu: 2, memory_mib: 2048, affinity: 'app' },
+      { name: 'app-db', host: 'dst-x', vcpu: 2, memory_mib: 2048, affinity: 'app' },
+      ...['src-a2', 'src-b1', 'src-b2'].map((host, i) => ({ name: `v${i}`, host, vcpu: 2, memory_mib: 2048 })),
+    ];
+    const base: EvacuationPlan = { version: 1, name: 'aff', fleet: { driver: 'sim', sim: { hosts, vms } }, sources: ['src-a1', 'src-a2', 'src-b1', 'src-b2'] };
+    const split = await cli('split', planFile(base, dir), '--by', 'rack', '--out', join(dir, 'shards'));
+    expect(split.code, split.stderr).toBe(0);
+    const index = readJson<ShardIndex>(join(dir, 'shards', 'shards.json'));
+    expect(index.shards.find((s) => s.sources.includes('src-a1'))!.destinations).toContain('dst-x');
+    // dst-x out of the destinations: app-front cannot join app-db, so it is not placed (it was moved to dst-a*).
+    const out = await cli('plan', planFile({ ...base, name: 'aff-x', destinations: { exclude: ['dst-x'] } }, dir), '--json');
+    expect(out.code).toBe(3);
+    const bp = JSON.parse(out.stdout) as { moves: { vm: string }[]; unplaced: { vm: string; reasons: { text: string }[] }[] };
+    expect(bp.moves.map((m) => m.vm)).not.toContain('app-front');
+    expect(bp.unplaced.find((u) => u.vm === 'app-front')!.reasons[0].text).toMatch(/affinity: group app is on dst-x/);
+  });
+
+  it('a label value with a line feed is shown escaped in split\'s output, never as a line of its own', async () => {
+    const dir = tempDir('evac-shards-');
+    const hosts = ['s1', 's2', 'd1', 'd2'].map((name, i) => ({ name, vcpu: 8, memory_mib: 65536, disk_gib: 100, labels: { rack: i % 2 ? 'b' : 'a\n::error::forged\nsources: [d1]' } }));
+    const p: EvacuationPlan = { version: 1, name: 'lf', fleet: { driver: 'sim', sim: { hosts, vms: [{ name: 'v', host: 's1', vcpu: 1, memory_mib: 512 }] } }, sources: ['s1', 's2'] };
+    const r = await cli('split', planFile(p, dir), '--by', 'rack', '--out', join(dir, 'shards'));
+    expect(r.code, r.stderr).toBe(0);
+    for (const line of r.stdout.split('\n')) {
+      expect(line).not.toMatch(/^\s*(::|sources: \[d1\])/);
+      expect(line).not.toMatch(/::error/);
+    }
+    expect(r.stdout).toContain('a\\x0a:\\x3aerror:\\x3aforged');
   });
 
   it('refuses an impossible split with exit 2 and writes nothing', async () => {

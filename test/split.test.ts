@@ -58,7 +58,7 @@ describe('split', () => {
       } catch (e) {
         expect(e).toBeInstanceOf(EvacError);
         expect((e as EvacError).exitCode).toBe(2);
-        expect((e as EvacError).message).toMatch(/no label 'rack'|more than the plan's|need at least|affinity group|can be separated/);
+        expect((e as EvacError).message).toMatch(/no label 'rack'|more than the plan's|need at least|affinity group|affinity partners|need a destination each|can be separated/);
         // Without affinity, N shards are refused only when N exceeds the sources or the destinations.
         if ('shards' in by && !f.vms.some((v) => v.aff)) expect(by.shards > plan.sources!.length || by.shards > pool.length).toBe(true);
         return;
@@ -78,6 +78,10 @@ describe('split', () => {
       for (const g of ['g1', 'g2']) {
         const hosts = new Set(inventory.vms.filter((v) => v.affinity === g && plan.sources!.includes(v.host)).map((v) => v.host));
         expect(new Set(shards.filter((s) => s.sources.some((h) => hosts.has(h))).map((s) => s.index)).size).toBeLessThanOrEqual(1);
+        // A partner staying on a destination: that host is in the moving members' shard, or they could not join it.
+        const shard = shards.find((s) => s.sources.some((h) => hosts.has(h)));
+        const anchors = inventory.vms.filter((v) => v.affinity === g && !plan.sources!.includes(v.host) && pool.includes(v.host)).map((v) => v.host);
+        if (shard) for (const a of anchors) expect(shard.destinations, `${g} stays on ${a}`).toContain(a);
       }
       const vmsOn = new Map<string, string[]>();
       for (const v of inventory.vms) vmsOn.set(v.host, [...vmsOn.get(v.host) ?? [], v.name]);

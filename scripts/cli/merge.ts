@@ -17,6 +17,8 @@ import type { ShardIndex } from './split.ts';
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
 export function mergeCommand(files: string[], opts: { index?: string; name?: string; reports: string }): number {
+  // With the index, no report at all is a region whose shards all failed: exit 3, each listed. Without it, nothing to merge.
+  if (files.length === 0 && opts.index === undefined) throw userError('merge needs the shard reports, or --index with the shards.json split wrote', [], 'evacuator merge --index shards/shards.json reports/<plan>-shard-*.json');
   const reports = files.map(readReport);
   const index = opts.index === undefined ? undefined : readIndex(opts.index);
   let missing: MissingShard[] = [];

@@ -18,6 +18,9 @@ import { shownLines } from './shown.ts';
 export function movebackCommand(reportFile: string, opts: { output?: string }): number {
   const hint = 'give the JSON report a run wrote (reports/<plan name>.json)';
   const report = readJson(reportFile, 'report', hint) as Report;
+  if (Array.isArray(report.shards)) {
+    throw userError(`${reportFile} is a region report merged from ${report.shards.length} shard report(s): their VMs moved under the shards' own plans and fleets`, [], 'run moveback on each shard\'s report (reports/<shard name>.json), and run the plans it writes as the shards ran');
+  }
   if (!report.vms || !report.plan?.file) throw userError(`${reportFile} is not an evacuator report`, [], 'give the JSON report a run wrote (reports/<plan name>.json)');
   const moved = report.vms.filter((v) => v.status === 'moved' && v.host && v.host !== v.source);
   if (moved.length === 0) throw userError(`no VM of plan '${report.plan.name}' moved in that run: nothing to move back`);

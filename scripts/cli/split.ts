@@ -4,8 +4,8 @@
  * (shards.json) a workflow builds its matrix from. Nothing is written unless every shard is made.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { stringify } from 'yaml';
 import { commandLine, EvacError, ExitCode, userError } from '../errors.ts';
 import { loadPlan } from '../plan/load.ts';
@@ -15,7 +15,7 @@ import { settingsOf } from '../plan/settings.ts';
 import { shardPlans } from '../shard/plans.ts';
 import { splitFleet, splitInput, type Shard, type SplitBy } from '../shard/split.ts';
 import { withDriver } from './commands.ts';
-import { shown, shownLines } from './shown.ts';
+import { shown, shownDeep } from './shown.ts';
 
 export interface SplitOptions {
   by?: string;
@@ -76,11 +76,25 @@ ${stringify(p, { lineWidth: 0 })}`;
     shards: shards.map((s, i) => ({ name: plans[i].name, file: join(opts.out, `${plans[i].name}.yaml`), digest: `sha256:${createHash('sha256').update(texts[i]).digest('hex')}`, ...s })),
   };
   mkdirSync(opts.out, { recursive: true });
-  index.shards.forEach((s, i) => writeFileSync(s.file, texts[i]));
   const indexFile = join(opts.out, INDEX_FILE);
+  // Shard plans an earlier split wrote here that this one does not: removed, so no stale shard is run by mistake.
+  const stale = earlierShards(indexFile).filter((f) => !index.shards.some((s) => s.file === f));
+  for (const f of stale) rmSync(f, { force: true });
+  index.shards.forEach((s, i) => writeFileSync(s.file, texts[i]));
   writeFileSync(indexFile, `${JSON.stringify(index, null, 2)}\n`);
   process.stdout.write(describeSplit(index, indexFile, setState));
+  if (stale.length > 0) process.stdout.write(`Removed ${stale.length} shard plan(s) an earlier split wrote in ${shown(opts.out)}: ${stale.map((f) => shown(f)).join(', ')}\n`);
   return ExitCode.ok;
+}
+
+/** The shard plan files an earlier split's index in this folder lists (none when there is no readable index). */
+function earlierShards(indexFile: string): string[] {
+  try {
+    const old = JSON.parse(readFileSync(indexFile, 'utf8')) as Partial<ShardIndex>;
+    return Array.isArray(old.shards) ? old.shards.map((s) => s?.file).filter((f): f is string => typeof f === 'string' && dirname(f) === dirname(indexFile) && /-shard-\d+\.yaml$/.test(f)) : [];
+  } catch {
+    return [];
+  }
 }
 
 function splitBy(opts: SplitOptions): SplitBy {
@@ -95,7 +109,10 @@ function splitBy(opts: SplitOptions): SplitBy {
 }
 
 /** What was written: per shard its sources, destinations, and the memory to move against the room to take it. */
-export function describeSplit(index: ShardIndex, indexFile: string, setState: boolean): string {
+export function describeSplit(given: ShardIndex, givenFile: string, setState: boolean): string {
+  // Every value made safe first (a label value may hold a line feed): the lines below are ours.
+  const index = shownDeep(given);
+  const indexFile = shown(givenFile);
   const shards = index.shards;
   const sources = shards.reduce((n, s) => n + s.sources.length, 0);
   const dests = shards.reduce((n, s) => n + s.destinations.length, 0);
@@ -115,7 +132,7 @@ export function describeSplit(index: ShardIndex, indexFile: string, setState: bo
   }
   const first = shards[0];
   lines.push(`Run each (${commandLine('evacuator', 'run', first.file)}, ...), then merge their reports: ${commandLine('evacuator', 'merge', '--index', indexFile)} reports/${first.name.replace(/-shard-\d+$/, '')}-shard-*.json`);
-  return `${shownLines(lines.join('\n'))}\n`;
+  return `${lines.join('\n')}\n`;
 }
 
 const brief = (xs: string[]) => (xs.length > 10 ? `${xs.slice(0, 10).join(', ')} and ${xs.length - 10} more` : xs.join(', '));

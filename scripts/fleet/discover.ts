@@ -74,7 +74,22 @@ export async function discover(driver: Driver, plan: EvacuationPlan): Promise<Sn
     sources,
     destinations,
     onSources: inventory.vms.filter((v) => sourceNames.has(v.host)),
-    residents: inventory.vms.filter((v) => destNames.has(v.host)),
+    residents: [...inventory.vms.filter((v) => destNames.has(v.host)), ...partnersElsewhere(plan, inventory.vms, sourceNames, destNames)],
     warnings,
   };
+}
+
+/**
+ * VMs on hosts that are neither sources nor destinations that share an affinity group with a VM on
+ * the sources: they stay where they are, so the group is anchored there, and placement must know
+ * it (a VM whose partner runs on a host out of reach cannot follow it, and is reported so rather
+ * than moved away from it).
+ */
+function partnersElsewhere(plan: EvacuationPlan, vms: Vm[], sources: Set<string>, destinations: Set<string>): Vm[] {
+  const declared = new Map<string, string>();
+  for (const g of plan.placement?.groups ?? []) if (g.policy === 'affinity') for (const m of g.members) declared.set(m, g.name);
+  const groupOf = (v: Vm) => v.affinity ?? declared.get(v.name);
+  const moving = new Set(vms.filter((v) => sources.has(v.host)).map(groupOf).filter((g): g is string => g !== undefined));
+  if (moving.size === 0) return [];
+  return vms.filter((v) => !sources.has(v.host) && !destinations.has(v.host) && moving.has(groupOf(v) ?? ''));
 }

@@ -256,7 +256,12 @@ async function evacuateOnce(loaded: LoadedPlan, open: DriverOpener | Driver, sin
       ? await fromSaved(opts.blueprint.saved, opts.blueprint.file, { ...seen, onSources: seen.onSources.filter((v) => !unsettled.has(v.name)) }, loaded, settings, driver, done)
       : await prepare(loaded, settings, seen, driver, emit, unsettled);
     const destinations = seen.destinations.map((h) => h.name);
-    // A signal while the run read and planned (placement of a region takes seconds): it ends here, having changed nothing.
+    // A signal while the run read and planned (placement of a region takes seconds): it ends here,
+    // having changed nothing. Placement and a simulated preflight never leave the microtask queue,
+    // so the signal is only seen once the event loop turns: a timer and an immediate (an immediate
+    // alone was measured not to let a signal that came during placement through).
+    await new Promise((r) => setTimeout(r, 0));
+    await new Promise((r) => setImmediate(r));
     if (stop.aborted) throw new EvacError('interrupted before the run changed anything: no host was fenced and no VM moved', 'interrupted', [], 'run it again when you are ready');
     releaseRun = holding(who.run);
     journal.commit();

@@ -4,7 +4,7 @@
  * any moment can be resumed. It is the event stream plus what a resume needs to know: which run
  * wrote it, what was planned, and how each run ended.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { userError } from '../errors.ts';
 import { readInput } from '../files.ts';
@@ -47,6 +47,9 @@ export class Journal {
 
   private open(): void {
     mkdirSync(dirname(this.path), { recursive: true });
+    // A last line cut short by a kill (a long line takes a while to write) is not a step that
+    // happened (readJournal drops it): cut it off, so this run's first line starts a line.
+    cutTornTail(this.path);
     this.fd = openSync(this.path, 'a');
   }
 
@@ -74,7 +77,9 @@ export class Journal {
   }
 
   private put(line: Line): void {
-    writeSync(this.fd!, `${JSON.stringify(line)}\n`);
+    const bytes = Buffer.from(`${JSON.stringify(line)}\n`);
+    // A write may take less than all of a long line: go on until it is all there.
+    for (let off = 0; off < bytes.length;) off += writeSync(this.fd!, bytes, off, bytes.length - off);
     if (this.durable) fsyncSync(this.fd!);
     if (this.killAfter > 0 && line.seq >= this.killAfter) process.kill(process.pid, 'SIGKILL');
   }
@@ -82,6 +87,30 @@ export class Journal {
   close(): void {
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
+  }
+}
+
+/** Cut a file back to its last newline (reading backwards, so a long journal is not read whole). */
+export function cutTornTail(path: string): void {
+  if (!existsSync(path)) return;
+  const fd = openSync(path, 'r+');
+  try {
+    const size = fstatSync(fd).size;
+    const chunk = Buffer.alloc(64 * 1024);
+    let end = size;
+    while (end > 0) {
+      const start = Math.max(0, end - chunk.length);
+      readSync(fd, chunk, 0, end - start, start);
+      const at = chunk.subarray(0, end - start).lastIndexOf(0x0a);
+      if (at >= 0) {
+        if (start + at + 1 < size) ftruncateSync(fd, start + at + 1);
+        return;
+      }
+      end = start;
+    }
+    if (size > 0) ftruncateSync(fd, 0);
+  } finally {
+    closeSync(fd);
   }
 }
 

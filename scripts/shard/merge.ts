@@ -62,9 +62,11 @@ export function checkShards(reports: ShardReport[]): void {
 /** The region report. Call checkShards first. */
 export function mergeReports(region: Region): Report {
   const reports = [...region.reports].sort((a, b) => Date.parse(a.report.startedAt) - Date.parse(b.report.startedAt) || (a.report.plan.name < b.report.plan.name ? -1 : 1));
-  if (reports.length === 0) throw userError('no shard report to merge');
-  const start = Math.min(...reports.map((r) => Date.parse(r.report.startedAt)));
-  const end = Math.max(...reports.map((r) => Date.parse(r.report.endedAt)));
+  // No report at all is a region whose every shard is missing (the index says which): reported so, not refused.
+  if (reports.length === 0 && region.missing.length === 0) throw userError('no shard report to merge', [], 'give the shards\' JSON reports, or --index with the shards.json split wrote');
+  const now = Date.now();
+  const start = reports.reduce((m, r) => Math.min(m, Date.parse(r.report.startedAt)), reports.length ? Infinity : now);
+  const end = reports.reduce((m, r) => Math.max(m, Date.parse(r.report.endedAt)), reports.length ? -Infinity : now);
   const offsetOf = (r: Report) => round((Date.parse(r.startedAt) - start) / 1000);
   const vms: ReportVm[] = reports.flatMap(({ report }) => {
     const dt = offsetOf(report);
@@ -90,7 +92,7 @@ export function mergeReports(region: Region): Report {
   return {
     version: 1,
     plan: region.plan,
-    driver: reports[0].report.driver,
+    driver: reports[0]?.report.driver ?? 'unknown (no shard report)',
     startedAt: new Date(start).toISOString(),
     endedAt: new Date(end).toISOString(),
     result: interrupted ? 'interrupted' : code === 0 && region.missing.length === 0 ? 'complete' : 'incomplete',
@@ -98,8 +100,8 @@ export function mergeReports(region: Region): Report {
     totals: {
       ...vmTotals(vms),
       // The shards run on disjoint hosts: the region ends when its last shard does, and no link is shared, so its bound is theirs.
-      makespanS: round(Math.max(...reports.map(({ report: r }) => offsetOf(r) + r.totals.makespanS))),
-      lowerBoundS: Math.max(...reports.map((r) => r.report.totals.lowerBoundS)),
+      makespanS: round(reports.reduce((m, { report: r }) => Math.max(m, offsetOf(r) + r.totals.makespanS), 0)),
+      lowerBoundS: reports.reduce((m, r) => Math.max(m, r.report.totals.lowerBoundS), 0),
       sourcesEmpty: proofs.filter((p) => p.empty).length,
       sources: proofs.length,
     },

@@ -76,12 +76,30 @@ export function splitInput(plan: EvacuationPlan, settings: Settings, inventory: 
     for (const m of g.members) if (isSource.has(hostOf.get(m) ?? '')) join(`plan:${g.name}`, hostOf.get(m)!);
   }
   const assigned = new Map<string, string>();
+  const goesWith = (host: string, from: string) => {
+    const other = assigned.get(host);
+    if (other !== undefined && other !== from && !other.split('\n').includes(from)) assigned.set(host, `${other}\n${from}`);
+    else if (other === undefined) assigned.set(host, from);
+  };
   for (const [vm, host] of Object.entries(settings.assign)) {
     const from = hostOf.get(vm);
     if (from === undefined || !isSource.has(from)) continue;
-    const other = assigned.get(host);
-    if (other !== undefined && other !== from) assigned.set(host, `${other}\n${from}`);
-    else assigned.set(host, from);
+    goesWith(host, from);
+  }
+  // A member of an affinity group that stays on a destination anchors the group there: that host
+  // goes with the shard of the group's moving members, or they could never join it.
+  const declared = new Map<string, string>();
+  for (const g of settings.groups.filter((x) => x.policy === 'affinity')) for (const m of g.members) declared.set(m, `plan:${g.name}`);
+  const groupOf = (v: { name: string; affinity?: string }) => (v.affinity ? `vm:${v.affinity}` : declared.get(v.name));
+  const movingFrom = new Map<string, string>();
+  for (const v of inventory.vms) {
+    const g = groupOf(v);
+    if (g && isSource.has(v.host)) movingFrom.set(g, v.host);
+  }
+  for (const v of inventory.vms) {
+    const g = groupOf(v);
+    const from = g ? movingFrom.get(g) : undefined;
+    if (from !== undefined && !isSource.has(v.host)) goesWith(v.host, from);
   }
   return {
     sources: sourceNames.map((s) => ({ name: s, labels: byName.get(s)!.labels, mib: demand.get(s) ?? 0 })),
@@ -130,12 +148,12 @@ export function splitFleet(input: SplitInput, by: SplitBy): Shard[] {
   };
   const roomiest = (a: SplitHost, b: SplitHost) => b.mib - a.mib || compare(a.name, b.name);
   let free = [...input.destinations].sort(roomiest);
-  // A destination a VM is assigned to goes with that VM's source.
+  // A destination a VM is assigned to, or where its affinity partner stays, goes with that VM's source.
   for (const d of free) {
     const from = input.assigned.get(d.name);
     if (from === undefined) continue;
     const shards = [...new Set(from.split('\n').map((s) => shardOfSource.get(s)!))];
-    if (shards.length > 1) throw userError(`destination ${d.name} is assigned VMs of sources in different shards (${list(from.split('\n'))})`, [], 'assign those VMs to hosts of their own shard, or split so their sources share a shard');
+    if (shards.length > 1) throw userError(`destination ${d.name} is assigned VMs, or holds affinity partners of VMs, of sources in different shards (${list(from.split('\n'))})`, [], 'assign those VMs to hosts of their own shard, or split so their sources share a shard');
     give(shards[0], d);
   }
   free = free.filter((d) => !input.assigned.has(d.name));
@@ -157,10 +175,16 @@ export function splitFleet(input: SplitInput, by: SplitBy): Shard[] {
     give(best, d);
   }
   // A shard its label's hosts left with none takes the least roomy host of the shard that has most.
+  // Never one that must stay with its shard's VMs (assigned, or an affinity partner's host).
+  const movable = (k: number) => pools[k].filter((d) => !input.assigned.has(d.name));
   for (let i = 0; i < groups.length; i++) {
     if (pools[i].length > 0) continue;
-    const donor = pools.reduce((best, p, k) => (p.length > pools[best].length ? k : best), 0);
-    const d = [...pools[donor]].sort(roomiest).at(-1)!;
+    const donors = pools.map((_, k) => k).filter((k) => pools[k].length > 1 && movable(k).length > 0);
+    if (donors.length === 0) {
+      throw userError(`${groups.length} shards need a destination each besides the hosts that must stay with their VMs (${list([...input.assigned.keys()])}); the plan has too few`, [], 'give fewer shards, or more destinations');
+    }
+    const donor = donors.reduce((best, k) => (pools[k].length > pools[best].length ? k : best), donors[0]);
+    const d = [...movable(donor)].sort(roomiest).at(-1)!;
     pools[donor] = pools[donor].filter((x) => x !== d);
     room[donor] -= d.mib;
     give(i, d);
