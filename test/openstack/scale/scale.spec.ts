@@ -59,9 +59,12 @@ describe('a 200-server cloud', () => {
     const rebuilt = JSON.parse(JSON.stringify(buildReport(reportFromJournal(lines, r.journal))));
     expect(rebuilt).toEqual(JSON.parse(JSON.stringify(r.report)));
 
-    // The waits listed: no server, and no migration of one server, was read on its own.
-    const perServer = Object.entries(r.requests.routes).filter(([k]) => /^GET \S*\/servers\/\{id\}$|instance_uuid|^GET \S*\/servers\/\{id\}\/migrations$/.test(k));
+    // The waits listed: no migration of one server was read on its own, and a server only once, by
+    // the runner's look-up after its migration (outcomes are classified from where it is).
+    const perServer = Object.entries(r.requests.routes).filter(([k]) => /instance_uuid|^GET \S*\/servers\/\{id\}\/migrations$/.test(k));
     expect(perServer).toEqual([]);
+    const reads = Object.entries(r.requests.routes).find(([k]) => /^GET \S*\/servers\/\{id\}$/.test(k))?.[1] ?? 0;
+    expect(reads).toBeLessThanOrEqual(onSources.length);
     expect(r.requests.routes[Object.keys(r.requests.routes).find((k) => k.startsWith('POST') && k.endsWith('/servers/{id}/action'))!]).toBe(onSources.length);
   });
 });
