@@ -66,6 +66,7 @@ const READERS: Record<string, ((s: Seen) => unknown) | { scanOnly: string }> = {
   'fleet.libvirt.connect_timeout_s': { scanOnly: 'only shows on an SSH connection' },
   'fleet.libvirt.hosts[].port': { scanOnly: 'only shows on an SSH connection' },
   'fleet.openstack.request_timeout_s': { scanOnly: 'only shows on an API request' },
+  'fleet.openstack.requests_per_second': { scanOnly: 'only shows on the pace of API requests' },
   'placement.policy': (s) => s.settings.policy,
   'placement.seed': (s) => s.settings.seed,
   'placement.effort': (s) => s.settings.effort,

@@ -282,6 +282,10 @@ export interface OpenStackFleet {
    */
   request_timeout_s?: number;
   /**
+   * The driver's request budget: at most this many API requests (keystone, Nova, placement; retries and pages included) per second on average, with bursts of as many; requests beyond it wait their turn. Waits on migrations poll Nova by listing (os-migrations and servers changed since the last poll, once per second for every migration in flight), so the budget does not grow with the number of migrations.
+   */
+  requests_per_second?: number;
+  /**
    * Force a live migration still running after this long to complete (Nova pauses the guest to finish, or switches to post-copy where enabled). Without it, the deadline aborts it instead.
    */
   force_complete_after_s?: number;

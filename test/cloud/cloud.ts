@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { $, sleep } from 'zx';
 import { credentialsFor, OpenStack } from '../../scripts/fleet/openstack/client.ts';
-import { COMPUTES, DIR, PORTS, computeConf, glanceConf, keystoneConf, neutronConf, novaConf, novaDbConf, paths, placementConf, type Secrets } from './config.ts';
+import { DIR, PORTS, SMALL, computeConf, glanceConf, keystoneConf, neutronConf, novaConf, novaDbConf, paths, placementConf, spread, type Secrets, type Shape } from './config.ts';
 
 $.verbose = false;
 const PY = '/usr/bin/python3';
@@ -64,21 +64,28 @@ export function secrets(): Secrets {
   return JSON.parse(readFileSync(paths.secrets, 'utf8')) as Secrets;
 }
 
-export async function up(): Promise<void> {
+/** The shape of the cloud that is up (the small one when it says nothing). */
+export function shapeOf(): Shape {
+  return existsSync(paths.shape) ? JSON.parse(readFileSync(paths.shape, 'utf8')) as Shape : SMALL;
+}
+
+export async function up(shape: Shape = SMALL): Promise<void> {
   const t0 = Date.now();
+  const computes = shape.computes;
   await down();
   for (const d of [paths.etc, paths.logs, paths.state, paths.pids, paths.rabbit, join(paths.etc, 'keystone'), join(paths.etc, 'placement'), join(paths.state, 'images')]) mkdirSync(d, { recursive: true });
   const s: Secrets = { db: hex(), rabbit: hex(), admin: hex(), service: hex() };
   writeFileSync(paths.secrets, JSON.stringify(s), { mode: 0o600 });
+  writeFileSync(paths.shape, JSON.stringify(shape));
   await pasteFiles();
   const etc = (f: string) => join(paths.etc, f);
   writeFileSync(etc('keystone/keystone.conf'), keystoneConf(s));
   writeFileSync(etc('placement/placement.conf'), placementConf(s));
   writeFileSync(etc('glance-api.conf'), glanceConf(s));
   writeFileSync(etc('neutron.conf'), neutronConf(s));
-  writeFileSync(etc('nova.conf'), novaConf(s));
+  writeFileSync(etc('nova.conf'), novaConf(s, shape.page));
   writeFileSync(etc('nova-db.conf'), novaDbConf(s));
-  for (const c of COMPUTES) writeFileSync(etc(`${c}.conf`), computeConf(c));
+  for (const c of computes) writeFileSync(etc(`${c}.conf`), computeConf(c, shape.scale));
 
   // 1. mariadb
   await $`mariadb-install-db --no-defaults --user=root --datadir=${paths.mysqlData} --auth-root-authentication-method=socket --skip-test-db`;
@@ -149,15 +156,17 @@ export async function up(): Promise<void> {
   // 5. conductor, scheduler, computes
   start('nova-conductor', [...pyMain('nova.cmd.conductor'), ...nova, '--log-file', join(paths.logs, 'nova-conductor.log')]);
   start('nova-scheduler', [...pyMain('nova.cmd.scheduler'), ...nova, '--log-file', join(paths.logs, 'nova-scheduler.log')]);
-  for (const c of COMPUTES) startComputeProcess(c);
+  for (const c of computes) startComputeProcess(c);
   await until('nova-compute services', async () => {
     const r = await admin.request<{ services: { host: string; state: string }[] }>('compute', 'GET', '/os-services?binary=nova-compute', { microversion: '2.53' });
-    return COMPUTES.every((c) => r.body.services.some((x) => x.host === c && x.state === 'up'));
+    return computes.every((c) => r.body.services.some((x) => x.host === c && x.state === 'up'));
   });
   await $`${pyMain('nova.cmd.manage')} ${nova} cell_v2 discover_hosts`;
-  await until('hypervisors', async () => (await admin.list<{ id: string }>('compute', '/os-hypervisors', 'hypervisors', { microversion: '2.53', marker: (h) => h.id })).length === COMPUTES.length);
-  await bootServers(admin);
-  console.log(`cloud up: keystone, placement, glance, neutron, nova (api, conductor, scheduler), ${COMPUTES.join(', ')} on 127.0.0.1, servers booted, in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  await until('hypervisors', async () => (await admin.list<{ id: string }>('compute', '/os-hypervisors', 'hypervisors', { microversion: '2.53', marker: (h) => h.id })).length === computes.length);
+  const t1 = Date.now();
+  if (shape.scale) await bootBatches(admin, shape);
+  else await bootServers(admin);
+  console.log(`cloud up: keystone, placement, glance, neutron, nova (api, conductor, scheduler), ${computes.join(', ')} on 127.0.0.1, ${shape.scale ? `${shape.servers} ` : ''}servers booted (${((Date.now() - t1) / 1000).toFixed(1)} s), in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   console.log(`clouds.yaml: ${paths.clouds} (cloud evacuator-test); plan: plans/openstack.yaml`);
 }
 
@@ -206,10 +215,43 @@ export const SERVERS = [
   { name: 's5', host: 'cmp2', group: 'ag' },
 ];
 
-async function bootServers(admin: OpenStack): Promise<void> {
+/** The flavor m1.test and the image blank every server boots from. */
+async function flavorAndImage(admin: OpenStack): Promise<{ flavor: string; image: string }> {
   const flavor = (await admin.request<{ flavor: { id: string } }>('compute', 'POST', '/flavors', { body: { flavor: { name: 'm1.test', ram: 512, vcpus: 1, disk: 1 } } })).body.flavor.id;
   const image = (await admin.request<{ id: string }>('image', 'POST', '/v2/images', { body: { name: 'blank', disk_format: 'raw', container_format: 'bare', visibility: 'public' } })).body.id;
   await admin.request('image', 'PUT', `/v2/images/${image}/file`, { raw: Buffer.alloc(1024 * 1024) });
+  return { flavor, image };
+}
+
+/**
+ * A scale cloud's servers: the admin project's quotas lifted (instances 10, cores 20 and RAM
+ * 50 GiB by default), then one POST per compute with min_count = max_count (Nova names them
+ * on-cmpN-1, on-cmpN-2, ...), all ACTIVE. The fake driver holds no guests: a server costs Nova's
+ * bookkeeping only.
+ */
+async function bootBatches(admin: OpenStack, shape: Shape): Promise<void> {
+  const { flavor, image } = await flavorAndImage(admin);
+  const project = (await admin.request<{ projects: { id: string }[] }>('identity', 'GET', '/projects?name=admin')).body.projects[0]!.id;
+  await admin.request('compute', 'PUT', `/os-quota-sets/${project}`, { microversion: '2.84', body: { quota_set: { instances: -1, cores: -1, ram: -1, server_groups: -1, server_group_members: -1 } } });
+  const counts = [...spread(shape)].filter(([, n]) => n > 0);
+  for (const [host, n] of counts) {
+    await admin.request('compute', 'POST', '/servers', {
+      microversion: '2.74',
+      body: { server: { name: `on-${host}`, imageRef: image, flavorRef: flavor, networks: 'none', host, min_count: n, max_count: n } },
+    });
+  }
+  const total = counts.reduce((a, [, n]) => a + n, 0);
+  await until(`${total} servers ACTIVE`, async () => {
+    // A full listing is pages of shape.page: not four times a second.
+    await sleep(3000);
+    const all = await admin.list<{ id: string; status: string }>('compute', '/servers/detail?all_tenants=1', 'servers', { microversion: '2.84', marker: (x) => x.id });
+    if (all.some((x) => x.status === 'ERROR')) throw new Error(`cloud up: a server went to ERROR (logs in ${paths.logs})`);
+    return all.length === total && all.every((x) => x.status === 'ACTIVE');
+  }, 600_000);
+}
+
+async function bootServers(admin: OpenStack): Promise<void> {
+  const { flavor, image } = await flavorAndImage(admin);
   const group = (await admin.request<{ server_group: { id: string } }>('compute', 'POST', '/os-server-groups', { body: { server_group: { name: 'ag', policy: 'anti-affinity' } }, microversion: '2.64' })).body.server_group.id;
   const ids: string[] = [];
   for (const s of SERVERS) {

@@ -9,6 +9,30 @@ export const TOKEN_LIFETIME_S = 3600;
 /** Nova's page size in the test cloud ([api] max_limit). */
 export const NOVA_PAGE = 2;
 export const COMPUTES = ['cmp1', 'cmp2', 'cmp3'];
+
+/**
+ * The cloud's shape. The default is the small cloud the OpenStack tier's files share (three
+ * computes, s1..s5, two items a page); `up --computes N --servers M [--page P]` builds a scale
+ * cloud: N computes, M servers booted in batches (min_count/max_count, one POST per compute),
+ * cmp1 and cmp2 holding 60+ each (about a third of M each) and the rest spread over cmp3..cmpN,
+ * P items a page, and no limit on live migrations at once per compute.
+ */
+export interface Shape { computes: string[]; servers?: number; page: number; scale: boolean }
+export const SMALL: Shape = { computes: COMPUTES, page: 2, scale: false };
+export function scaleShape(computes: number, servers: number, page = 20): Shape {
+  return { computes: Array.from({ length: computes }, (_, i) => `cmp${i + 1}`), servers, page, scale: true };
+}
+
+/** How many servers each compute gets in a scale cloud: cmp1 and cmp2 about a third each (60 at least), the rest evenly. */
+export function spread(shape: Shape): Map<string, number> {
+  const total = shape.servers ?? 0;
+  const big = Math.min(Math.floor(total / 2), Math.max(60, Math.floor(total * 0.325)));
+  const rest = shape.computes.slice(2);
+  const left = total - 2 * big;
+  const out = new Map<string, number>([['cmp1', big], ['cmp2', big]]);
+  rest.forEach((c, i) => out.set(c, Math.floor(left / rest.length) + (i < left % rest.length ? 1 : 0)));
+  return out;
+}
 export const paths = {
   etc: join(DIR, 'etc'),
   logs: join(DIR, 'logs'),
@@ -20,6 +44,8 @@ export const paths = {
   /** clouds.yaml for the admin and for evacuator (cloud name evacuator-test). */
   clouds: join(DIR, 'clouds.yaml'),
   secrets: join(DIR, 'secrets.json'),
+  /** The cloud's Shape, written by up. */
+  shape: join(DIR, 'shape.json'),
 };
 
 export interface Secrets {
@@ -125,7 +151,7 @@ ${authtoken(s, 'neutron')}`;
 }
 
 /** Shared by every nova service; the database sections are in novaDbConf, for api, conductor and scheduler only. */
-export function novaConf(s: Secrets): string {
+export function novaConf(s: Secrets, page = NOVA_PAGE): string {
   return `[DEFAULT]
 transport_url = ${rabbit(s)}
 my_ip = 127.0.0.1
@@ -139,8 +165,9 @@ rpc_response_timeout = 10
 state_path = ${paths.state}/nova
 [api]
 auth_strategy = keystone
-# Two items a page (the default is 1000), so that every listing the driver reads is paginated.
-max_limit = ${NOVA_PAGE}
+# Two items a page in the small cloud (the default is 1000), so that every listing the driver reads
+# is paginated; more in a scale cloud (a listing of 200 servers would take 100 pages).
+max_limit = ${page}
 [wsgi]
 api_paste_config = ${paths.etc}/nova-api-paste.ini
 [oslo_concurrency]
@@ -170,10 +197,10 @@ connection = ${db(s, 'nova')}
 `;
 }
 
-export function computeConf(host: string): string {
+export function computeConf(host: string, scale = false): string {
   return `[DEFAULT]
 host = ${host}
 compute_driver = fake.FakeLiveMigrateDriver
 state_path = ${paths.state}/${host}
-`;
+${scale ? '# A scale cloud: the plan bounds live migrations at once, not Nova (its default is 1 per compute).\nmax_concurrent_live_migrations = 0\n' : ''}`;
 }

@@ -22,8 +22,8 @@ export interface Fault {
 }
 
 interface Svc { id: string; host: string; state: 'up' | 'down'; status: 'enabled' | 'disabled'; disabled_reason: string | null; updated_at: string; alive: boolean }
-interface Srv { id: string; name: string; status: string; host: string; task: string | null; was: string }
-interface Mig { id: number; instance: string; type: 'live-migration' | 'migration'; status: string; source: string; dest: string; updated_at: string; steps: number }
+interface Srv { id: string; name: string; status: string; host: string; task: string | null; was: string; updated_at: string; seen: string }
+interface Mig { id: number; instance: string; type: 'live-migration' | 'migration'; status: string; source: string; dest: string; created_at: string; updated_at: string; steps: number }
 interface Agg { id: number; name: string; hosts: string[]; metadata: Record<string, string>; availability_zone: null }
 
 const ts = () => new Date().toISOString().replace('Z', '');
@@ -51,7 +51,7 @@ export class FakeNova {
 
   addServer(name: string, host: string, status = 'ACTIVE'): string {
     const id = `00000000-0000-4000-8000-${String(this.servers.size + 1).padStart(12, '0')}`;
-    this.servers.set(id, { id, name, status, host, task: null, was: status });
+    this.servers.set(id, { id, name, status, host, task: null, was: status, updated_at: ts(), seen: '' });
     return id;
   }
 
@@ -116,6 +116,7 @@ export class FakeNova {
       return;
     }
     const [status, out] = this.route(method, url, body);
+    this.stamp();
     res.writeHead(status, { 'content-type': 'application/json' }).end(out === undefined ? '' : JSON.stringify(out));
   }
 
@@ -130,7 +131,25 @@ export class FakeNova {
   }
 
   private view(s: Srv) {
-    return { id: s.id, name: s.name, status: s.status, 'OS-EXT-SRV-ATTR:host': s.host, 'OS-EXT-STS:task_state': s.task, flavor: { vcpus: 1, ram: 512, disk: 1 } };
+    return { id: s.id, name: s.name, status: s.status, 'OS-EXT-SRV-ATTR:host': s.host, 'OS-EXT-STS:task_state': s.task, flavor: { vcpus: 1, ram: 512, disk: 1 }, updated_at: s.updated_at };
+  }
+
+  /** A server whose status, host or task changed gets a new updated_at, as Nova's database row does. */
+  private stamp(): void {
+    for (const s of this.servers.values()) {
+      const now = `${s.status}|${s.host}|${s.task}`;
+      if (now !== s.seen) [s.seen, s.updated_at] = [now, ts()];
+    }
+  }
+
+  /** Every migration in progress takes a step: a listing reads them all. */
+  private advanceAll(): void {
+    for (const id of new Set(this.migrations.map((m) => m.instance))) if (this.servers.has(id)) this.advance(id);
+    this.stamp();
+  }
+
+  private migrationView(x: Mig) {
+    return { id: x.id, uuid: `mig-${x.id}`, instance_uuid: x.instance, migration_type: x.type, status: x.status, dest_compute: x.dest, source_compute: x.source, created_at: x.created_at, updated_at: x.updated_at };
   }
 
   /** A migration in progress takes one step on each read of it or its server. */
@@ -168,17 +187,29 @@ export class FakeNova {
       const { alive: _, ...view } = s;
       return [200, { service: view }];
     }
+    if (method === 'GET' && p === '/servers/detail') {
+      this.advanceAll();
+      const since = Date.parse(q.get('changes-since') ?? '1970-01-01T00:00:00Z');
+      return [200, { servers: [...this.servers.values()].filter((s) => Date.parse(`${s.updated_at}Z`) >= since && (!q.has('host') || s.host === q.get('host'))).map((s) => this.view(s)) }];
+    }
     if (method === 'GET' && (m = p.match(/^\/servers\/([^/]+)$/))) {
       const s = this.servers.get(m[1]!);
       if (!s) return [404, {}];
       this.advance(s.id);
       return [200, { server: this.view(s) }];
     }
+    if (method === 'GET' && p === '/os-migrations' && !q.has('instance_uuid')) {
+      // The poller's listing (2.59+): everything changed since, newest first, unpaged here.
+      this.advanceAll();
+      const since = Date.parse(q.get('changes-since') ?? '1970-01-01T00:00:00Z');
+      const list = this.migrations.filter((x) => Date.parse(`${x.updated_at}Z`) >= since && (!q.has('migration_type') || x.type === q.get('migration_type')));
+      return [200, { migrations: list.reverse().map((x) => this.migrationView(x)) }];
+    }
     if (method === 'GET' && p === '/os-migrations') {
       const id = q.get('instance_uuid')!;
       if (this.servers.has(id)) this.advance(id);
       const list = this.migrations.filter((x) => x.instance === id && x.type === q.get('migration_type'));
-      return [200, { migrations: list.map((x) => ({ id: x.id, status: x.status, dest_compute: x.dest, source_compute: x.source, updated_at: x.updated_at })) }];
+      return [200, { migrations: list.map((x) => this.migrationView(x)) }];
     }
     if (method === 'GET' && (m = p.match(/^\/servers\/([^/]+)\/migrations$/))) {
       return [200, { migrations: this.migrations.filter((x) => x.instance === m![1] && x.type === 'live-migration' && ['queued', 'preparing', 'running'].includes(x.status)).map((x) => ({ id: x.id, status: x.status })) }];
@@ -231,7 +262,7 @@ export class FakeNova {
     const s = this.servers.get(id);
     if (!s) return [404, {}];
     const mig = (type: Mig['type'], dest: string) => {
-      this.migrations.push({ id: this.nextId++, instance: id, type, status: type === 'migration' ? 'pre-migrating' : 'queued', source: s.host, dest, updated_at: ts(), steps: 0 });
+      this.migrations.push({ id: this.nextId++, instance: id, type, status: type === 'migration' ? 'pre-migrating' : 'queued', source: s.host, dest, created_at: ts(), updated_at: ts(), steps: 0 });
     };
     if (body['os-migrateLive']) {
       if (s.task || !['ACTIVE', 'PAUSED'].includes(s.status)) return [409, {}];

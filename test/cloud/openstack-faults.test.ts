@@ -298,3 +298,58 @@ describe('destination leases (host aggregates)', () => {
     expect(nova.services.get('cmp1')).toMatchObject({ status: 'disabled', disabled_reason: expect.stringMatching(/^evacuator:.*plan-a/) });
   });
 });
+
+describe('polling by list, and the request budget', () => {
+  const many = (polling: 'list' | 'per-server') => new OpenStackDriver({ cloud: 'fake', clouds_file: clouds, request_timeout_s: 1, requests_per_second: 1000 }, undefined, { ...TIMING, retry: FAST_RETRY, polling });
+  const PER_SERVER_READS = /^\/(servers\/[^/?]+|os-migrations\?instance_uuid=.*|servers\/[^/]+\/migrations)$/;
+
+  it('30 live migrations at once wait on one poller: its two listings a poll serve them all, and no server or migration is read on its own', async () => {
+    const counts: Record<string, { total: number; perServer: number; polls: number }> = {};
+    for (const polling of ['per-server', 'list'] as const) {
+      nova.log = [];
+      const ids = Array.from({ length: 30 }, (_, i) => nova.addServer(`${polling}-${i}`, 'cmp1'));
+      const d = many(polling);
+      const out = await Promise.all(ids.map((id, i) => d.liveMigrate(live(vmOn(id, 'cmp1'), i % 2 ? 'cmp2' : 'cmp3'))));
+      expect(out.filter((o) => !o.ok)).toEqual([]);
+      for (const [i, id] of ids.entries()) expect(nova.servers.get(id)).toMatchObject({ host: i % 2 ? 'cmp2' : 'cmp3', status: 'ACTIVE' });
+      const r = d.requests();
+      counts[polling] = { total: r.total, perServer: nova.log.filter((l) => l.method === 'GET' && PER_SERVER_READS.test(l.path)).length, polls: r.polls };
+      expect(nova.count('POST', /\/action$/)).toBe(30);
+      // Every request the fake saw was counted (plus keystone's token, which the fake does not log).
+      expect(r.total).toBe(nova.log.length + 1);
+    }
+    expect(counts['list']!.perServer).toBe(0);
+    expect(nova.count('GET', /^\/servers\/detail\?all_tenants=1&changes-since=/)).toBe(counts['list']!.polls);
+    expect(counts['per-server']!.perServer).toBeGreaterThanOrEqual(30 * 3);
+    expect(counts['list']!.total).toBeLessThan(counts['per-server']!.total / 2);
+  });
+
+  it('a retry of the same server after a failed live migration does not take the failed record for its own', async () => {
+    const id = nova.addServer('web-1', 'cmp1');
+    const d = many('list');
+    nova.refusesLive.add('cmp3');
+    expect(await d.liveMigrate(live(vmOn(id, 'cmp1'), 'cmp3'))).toMatchObject({ ok: false, reason: 'error' });
+    expect(await d.liveMigrate(live(vmOn(id, 'cmp1'), 'cmp2'))).toMatchObject({ ok: true });
+    expect(nova.servers.get(id)).toMatchObject({ host: 'cmp2', status: 'ACTIVE' });
+  });
+
+  it('a cold migration waits on the poller too: migrate, VERIFY_RESIZE, confirm, with no read of the server on its own', async () => {
+    const id = nova.addServer('db-1', 'cmp1');
+    nova.log = [];
+    const out = await many('list').coldMigrate(cold(vmOn(id, 'cmp1'), 'cmp2'));
+    expect(out.ok, JSON.stringify(out)).toBe(true);
+    expect(nova.servers.get(id)).toMatchObject({ host: 'cmp2', status: 'ACTIVE' });
+    expect(nova.log.filter((l) => l.method === 'GET' && PER_SERVER_READS.test(l.path))).toEqual([]);
+  });
+
+  it('the budget holds every request of a client to its rate: 60 reads at 50 a second take at least 0.2 s', async () => {
+    const c = new OpenStack(credentialsFor('fake', clouds), { timeoutMs: 1000, retry: FAST_RETRY, requestsPerSecond: 50 });
+    const t0 = Date.now();
+    await Promise.all(Array.from({ length: 59 }, () => c.request('compute', 'GET', '/os-services?binary=nova-compute')));
+    // 60 with keystone's token; a burst of 50, then 10 at 50 a second.
+    expect(c.sent).toBe(60);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(180);
+    expect(c.budget.waitedMs).toBeGreaterThan(0);
+    expect([...c.routes]).toEqual([['POST /identity/v3/auth/tokens', 1], ['GET /compute/os-services?binary', 59]]);
+  });
+});

@@ -10,6 +10,11 @@
  * write (POST, PUT, DELETE, PATCH) is re-sent only when its connection was refused, so Nova never
  * saw it. Any other failed write is thrown as it is: whether Nova took it is for the caller to
  * decide from Nova's state (see isTransient).
+ *
+ * Every request, keystone's and retries included, first takes a token from the client's budget
+ * (a token bucket: `requestsPerSecond` on average, bursts of as many), so a run never sends Nova
+ * more than it was given. Requests are counted per method and path template (ids and query values
+ * left out), so a test or a benchmark can say how many calls a migration cost.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -108,7 +113,58 @@ interface CatalogEntry {
   endpoints: { interface: string; region_id?: string; url: string }[];
 }
 
+/** How many requests per second a client sends at most, on average (fleet.openstack.requests_per_second's default). */
+export const REQUESTS_PER_SECOND = 20;
+
+/**
+ * A token bucket: `rate` tokens a second, holding at most `burst`. take() resolves when a token
+ * is had; callers are served in order.
+ */
+export class Budget {
+  private tokens: number;
+  private last = Date.now();
+  private queue: Promise<void> = Promise.resolve();
+  /** Time spent waiting for a token, ms, all callers together. */
+  waitedMs = 0;
+
+  constructor(readonly rate: number, readonly burst = Math.max(1, rate)) {
+    this.tokens = this.burst;
+  }
+
+  take(): Promise<void> {
+    const turn = this.queue.then(async () => {
+      for (;;) {
+        const now = Date.now();
+        this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.rate) / 1000);
+        this.last = now;
+        if (this.tokens >= 1) {
+          this.tokens -= 1;
+          return;
+        }
+        const wait = Math.ceil(((1 - this.tokens) * 1000) / this.rate);
+        this.waitedMs += wait;
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    });
+    this.queue = turn;
+    return turn;
+  }
+}
+
+/**
+ * A request's path as a template, for counting: ids (UUIDs, numbers, hex tokens) as {id}, query
+ * values left out (`GET /servers/{id}`, `GET /os-migrations?changes-since&marker`).
+ */
+export function routeOf(method: string, url: string): string {
+  const u = new URL(url, 'http://x');
+  const path = u.pathname.split('/').map((seg) => (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(seg) || /^\d+$/.test(seg) || /^[0-9a-f]{32}$/i.test(seg) ? '{id}' : seg)).join('/');
+  const keys = [...new Set([...u.searchParams.keys()])].sort();
+  return `${method} ${path}${keys.length ? `?${keys.join('&')}` : ''}`;
+}
+
 export interface ClientOptions {
+  /** The request budget: at most this many requests a second on average (default REQUESTS_PER_SECOND). */
+  requestsPerSecond?: number;
   /** Longest wait for one request, ms. */
   timeoutMs?: number;
   /** Authenticate again when the token has less than this left, ms. */
@@ -126,11 +182,17 @@ export class OpenStack {
   private readonly retry: typeof RETRY;
   /** Requests sent, retries included (tests read it). */
   sent = 0;
+  /** Requests sent per route (routeOf), retries included. */
+  readonly routes = new Map<string, number>();
+  readonly budget: Budget;
+  /** The newest Date header a compute answer carried (Nova's clock, whole seconds), epoch ms. */
+  novaDate?: number;
 
   constructor(private readonly creds: Credentials, opts: ClientOptions = {}) {
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.renewBeforeMs = opts.renewBeforeMs ?? 5 * 60_000;
     this.retry = { ...RETRY, ...opts.retry };
+    this.budget = new Budget(opts.requestsPerSecond ?? REQUESTS_PER_SECOND);
   }
 
   /** call, again after a transient fault while retry(e) says so, with backoff; the last fault is thrown. */
@@ -140,7 +202,10 @@ export class OpenStack {
 
   /** One HTTP exchange: the answer, or a TransportError. */
   private async send(url: string, init: RequestInit & { method: string }): Promise<{ r: Response; text: string }> {
+    await this.budget.take();
     this.sent++;
+    const route = routeOf(init.method, url);
+    this.routes.set(route, (this.routes.get(route) ?? 0) + 1);
     try {
       const r = await fetch(url, { ...init, signal: AbortSignal.timeout(this.timeoutMs) });
       return { r, text: await r.text() };
@@ -167,8 +232,16 @@ export class OpenStack {
     return this.token;
   }
 
+  /** The token being asked for, shared by every request that needs one meanwhile (one POST, not one per request). */
+  private authenticating?: Promise<NonNullable<OpenStack['token']>>;
+
   private async current() {
-    if (!this.token || this.token.expires - Date.now() < this.renewBeforeMs) return this.authenticate();
+    if (!this.token || this.token.expires - Date.now() < this.renewBeforeMs) {
+      this.authenticating ??= this.authenticate().finally(() => {
+        this.authenticating = undefined;
+      });
+      return this.authenticating;
+    }
     return this.token;
   }
 
@@ -237,6 +310,8 @@ export class OpenStack {
         headers['content-type'] = 'application/json';
       }
       const { r, text } = await this.send(url, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
+      const date = service === 'compute' ? Date.parse(r.headers.get('date') ?? '') : NaN;
+      if (!Number.isNaN(date)) this.novaDate = Math.max(this.novaDate ?? 0, date);
       if (r.status === 401 && attempt === 0) {
         this.token = undefined;
         continue;

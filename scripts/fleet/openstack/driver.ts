@@ -13,6 +13,12 @@
  * aggregate (lease.ts). Outcomes are decided from where Nova says the server is, never from an
  * error text; a write whose answer was lost is judged from Nova's state (write.ts); every wait
  * has a bound.
+ *
+ * Waits poll by listing (poll.ts): one poller per driver lists the migrations and servers Nova
+ * changed since its last poll, once a poll interval, for every migration in flight; the compute
+ * services are listed at most once a poll interval too. All requests share the client's budget
+ * (fleet.openstack.requests_per_second). `polling: 'per-server'` (a driver option for benchmarks,
+ * not in plans) keeps the older loop, each migration reading its own server and migration.
  */
 import { messageOf, userError } from '../../errors.ts';
 import { withDefaults } from '../../plan/defaults.ts';
@@ -25,6 +31,7 @@ import {
 import type { Fence, Inventory, Resources, Vm, VmState } from '../types.ts';
 import { credentialsFor, HttpError, isTransient, OpenStack, type RETRY } from './client.ts';
 import { leasesByHost, liftLease, takeLease, type Aggregate, type LeaseNova } from './lease.ts';
+import { Watch } from './poll.ts';
 import { writeOnce, type Written } from './write.ts';
 
 
@@ -64,6 +71,7 @@ interface Server {
 }
 interface Migration {
   id: number; status: string; dest_compute: string; source_compute: string; updated_at?: string | null;
+  created_at?: string; instance_uuid?: string; migration_type?: string; uuid?: string;
   memory_processed_bytes?: number; memory_remaining_bytes?: number; memory_total_bytes?: number; disk_processed_bytes?: number;
 }
 interface Hypervisor { id: string; hypervisor_hostname: string; hypervisor_version: number; hypervisor_type: string; service: { host: string } }
@@ -86,6 +94,12 @@ const when = (t: string | null | undefined) => (t ? Date.parse(/Z$|[+-]\d\d:?\d\
 /** Where the server is, for a person. */
 const at = (vm: Vm, s: Server) => `${vm.name} is ${s.status}${s['OS-EXT-STS:task_state'] ? ` (task ${s['OS-EXT-STS:task_state']})` : ''} on ${s['OS-EXT-SRV-ATTR:host']}`;
 
+/** How a migration's wait reads Nova: the shared poller's listings (the default), or its own server and migration each poll. */
+export type Polling = 'list' | 'per-server';
+
+/** Tells a migration this run asked for from older records of the same server. */
+type Fresh = (m: Migration) => boolean;
+
 export class OpenStackDriver implements Driver {
   readonly name = 'openstack';
   readonly clock: Clock;
@@ -98,12 +112,19 @@ export class OpenStackDriver implements Driver {
   /** The migration whose cancellation Nova took, per server id. */
   private cancelled = new Map<string, number>();
   private readonly timing: Timing;
+  private readonly polling: Polling;
+  private readonly watch: Watch<Migration & { instance_uuid: string }, Server>;
+  /** Every compute service, as last listed (servicesNow), and when. */
+  private listedServices?: { at: number; read: Promise<Service[]> };
 
   private readonly config: OpenStackFleet;
 
-  /** Defaults from the schema (withDefaults): each `!` is a field that has one. tuning: shorter bounds and retries, for tests. */
-  constructor(given: OpenStackFleet, origin?: number, tuning: Partial<Timing> & { retry?: Partial<typeof RETRY> } = {}) {
-    const { retry, ...timing } = tuning;
+  /**
+   * Defaults from the schema (withDefaults): each `!` is a field that has one. tuning: shorter
+   * bounds and retries, for tests; polling: per-server for the benchmark's baseline.
+   */
+  constructor(given: OpenStackFleet, origin?: number, tuning: Partial<Timing> & { retry?: Partial<typeof RETRY>; polling?: Polling } = {}) {
+    const { retry, polling, ...timing } = tuning;
     const config = withDefaults(given, 'OpenStackFleet');
     this.config = config;
     this.clock = wallClock(origin);
@@ -115,7 +136,18 @@ export class OpenStackDriver implements Driver {
       throw userError(`OpenStack credentials: ${messageOf(e)}`, [],
         'name an entry of clouds.yaml in fleet.openstack.cloud, or export OS_AUTH_URL, OS_USERNAME, OS_PASSWORD and OS_PROJECT_NAME');
     }
-    this.os = new OpenStack(creds, { timeoutMs: config.request_timeout_s! * 1000, ...(retry ? { retry } : {}) });
+    this.os = new OpenStack(creds, { timeoutMs: config.request_timeout_s! * 1000, requestsPerSecond: config.requests_per_second!, ...(retry ? { retry } : {}) });
+    this.polling = polling ?? 'list';
+    const byMarker = <T>(marker: (x: T) => string) => ({ microversion: MICROVERSION, marker });
+    this.watch = new Watch({
+      migrations: (since) => this.os.list<Migration & { instance_uuid: string }>('compute', `/os-migrations?changes-since=${encodeURIComponent(since)}`, 'migrations', byMarker((m) => m.uuid ?? String(m.id))),
+      servers: (since) => this.os.list<Server>('compute', `/servers/detail?all_tenants=1&changes-since=${encodeURIComponent(since)}`, 'servers', byMarker((x) => x.id)),
+    }, this.clock, this.timing.pollMs, () => this.os.novaDate);
+  }
+
+  /** Requests sent so far: in all, per route (method and path template), and the time spent waiting for the budget. */
+  requests(): { total: number; routes: Record<string, number>; waitedMs: number; polls: number } {
+    return { total: this.os.sent, routes: Object.fromEntries([...this.os.routes].sort((a, b) => b[1] - a[1])), waitedMs: this.os.budget.waitedMs, polls: this.watch.polls };
   }
 
   private nova<T>(method: string, path: string, body?: unknown) {
@@ -273,9 +305,28 @@ export class OpenStackDriver implements Driver {
     return svc;
   }
 
+  /**
+   * Every nova-compute, listed at most once a poll interval however many migrations ask (one
+   * listing in flight at a time); a failed listing is not kept.
+   */
+  private servicesNow(): Promise<Service[]> {
+    const l = this.listedServices;
+    if (l && this.clock.now() - l.at < this.timing.pollMs) return l.read;
+    const read = this.nova<{ services: Service[] }>('GET', '/os-services?binary=nova-compute').then((r) => {
+      for (const svc of r.body.services) this.services.set(svc.host, svc);
+      return r.body.services;
+    });
+    const entry = { at: this.clock.now(), read };
+    this.listedServices = entry;
+    read.catch(() => {
+      if (this.listedServices === entry) this.listedServices = undefined;
+    });
+    return read;
+  }
+
   /** Why the host cannot take a migration now (its nova-compute down, disabled or missing), or undefined when it can. */
   private async unusable(host: string): Promise<string | undefined> {
-    const svc = await this.service(host);
+    const svc = this.polling === 'list' ? (await this.servicesNow()).find((x) => x.host === host) : await this.service(host);
     if (!svc) return `no nova-compute on ${host} is known to Nova`;
     if (svc.state !== 'up' || svc.forced_down) return `nova-compute on ${host} is down`;
     if (svc.status !== 'enabled') return `nova-compute on ${host} is disabled (${svc.disabled_reason ?? 'no reason'})`;
@@ -303,22 +354,70 @@ export class OpenStackDriver implements Driver {
     return r.body.migrations.sort((a, b) => b.id - a.id)[0];
   }
 
+  /**
+   * What tells this run's new migration of vm from older ones, taken before it is asked for:
+   * listing, a record newer than any the poller saw of it and made after now on Nova's clock;
+   * per server, a record newer than the newest Nova has of it now (a read).
+   */
+  private async fresh(vm: Vm, type: 'live-migration' | 'migration'): Promise<Fresh> {
+    if (this.polling === 'list') {
+      const { since, after } = this.watch.mark(this.id(vm));
+      return (m) => m.id > after && !(when(m.created_at) < since);
+    }
+    const before = (await this.lastMigration(vm, type))?.id ?? 0;
+    return (m) => m.id > before;
+  }
+
+  /** The newest migration of vm of the type that fresh accepts, as the poller saw it. */
+  private watched(vm: Vm, type: 'live-migration' | 'migration', fresh: Fresh): Migration | undefined {
+    return this.watch.migrationsOf(this.id(vm)).filter((m) => m.migration_type === type && fresh(m)).sort((a, b) => b.id - a.id)[0];
+  }
+
   /** A failure for Nova not answering reads (after the client's retries). */
   private novaDown(vm: Vm, e: unknown, doing: string): MigrationOutcome {
     return failure('unreachable', `Nova did not answer ${doing} ${vm.name} (${messageOf(e)}); look at where it is before running it again`);
   }
 
   async liveMigrate(req: LiveRequest): Promise<MigrationOutcome> {
+    const id = this.id(req.vm);
+    const release = this.polling === 'list' ? this.watch.watch(id) : undefined;
+    try {
+      return await this.liveMigrateWatched(req);
+    } finally {
+      release?.();
+    }
+  }
+
+  /**
+   * One poll's look at a migration in flight: listing, after the poller's next poll, what it saw
+   * (the server read on its own only when the poller never saw it change and `needServer`);
+   * per server, after a pause, the migration and (when it has no record yet) the server.
+   */
+  private async look(vm: Vm, type: 'live-migration' | 'migration', fresh: Fresh, needServer: boolean): Promise<{ m?: Migration; s?: Server }> {
+    if (this.polling === 'list' && this.watch.watching(this.id(vm))) {
+      await this.watch.next();
+      const m = this.watched(vm, type, fresh);
+      const s = this.watch.serverOf(this.id(vm)) ?? (needServer ? await this.server(vm) : undefined);
+      return { ...(m ? { m } : {}), ...(s ? { s } : {}) };
+    }
+    await this.clock.sleep(this.timing.pollMs);
+    const last = await this.lastMigration(vm, type);
+    const m = last && fresh(last) ? last : undefined;
+    const s = !m ? await this.server(vm) : undefined;
+    return { ...(m ? { m } : {}), ...(s ? { s } : {}) };
+  }
+
+  private async liveMigrateWatched(req: LiveRequest): Promise<MigrationOutcome> {
     const { vm, destination } = req;
     const id = this.id(vm);
     this.aborting.delete(id);
     this.cancelled.delete(id);
-    let before: number;
+    let fresh: Fresh;
     try {
       // A destination whose nova-compute is down or disabled is not tried: Nova would fail the migration.
       const bad = await this.patient(() => this.unusable(destination));
       if (bad) return failure('unreachable', `${bad}: not migrated; ${vm.name} stays on ${vm.host}`, destination);
-      before = (await this.patient(() => this.lastMigration(vm, 'live-migration')))?.id ?? 0;
+      fresh = await this.patient(() => this.fresh(vm, 'live-migration'));
     } catch (e) {
       return this.novaDown(vm, e, 'before the live migration of');
     }
@@ -326,7 +425,7 @@ export class OpenStackDriver implements Driver {
     if (this.aborting.has(id)) return failure('aborted', `asked to abort before os-migrateLive was sent: not sent; ${vm.name} stays on ${vm.host}`);
     const sent = await this.write('os-migrateLive', 'POST', `/servers/${id}/action`, { 'os-migrateLive': { host: destination, block_migration: 'auto' } }, async () => {
       const [m, s] = [await this.lastMigration(vm, 'live-migration'), await this.server(vm)];
-      return (m?.id ?? 0) > before || s['OS-EXT-STS:task_state'] === 'migrating' || s.status === 'MIGRATING';
+      return (m !== undefined && fresh(m)) || s['OS-EXT-STS:task_state'] === 'migrating' || s.status === 'MIGRATING';
     });
     if (!sent.ok) {
       const refused = sent.error instanceof HttpError && sent.error.status === 409;
@@ -337,20 +436,19 @@ export class OpenStackDriver implements Driver {
     let asked = false;
     let forced: number | undefined;
     for (;;) {
-      await this.clock.sleep(this.timing.pollMs);
       let m: Migration | undefined;
       let s: Server | undefined;
       try {
-        m = await this.lastMigration(vm, 'live-migration');
-        if (!(m && m.id > before)) s = await this.server(vm);
+        // Without a record for a while, the server itself says whether the request died before one was made.
+        ({ m, s } = await this.look(vm, 'live-migration', fresh, this.clock.now() - started > 30_000));
         lastRead = this.clock.now();
       } catch (e) {
         if (this.clock.now() - lastRead > this.timing.outageMs) return this.novaDown(vm, e, `for ${Math.round(this.timing.outageMs / 1000)} s during the live migration of`);
         continue;
       }
       const abortedAt = this.aborting.get(id);
-      if (m && m.id > before) {
-        if (['completed', 'error', 'failed', 'cancelled'].includes(m.status)) return this.settleLive(vm, destination, m, forced);
+      if (m) {
+        if (['completed', 'error', 'failed', 'cancelled'].includes(m.status)) return this.settleLive(vm, destination, m, forced, s);
         // An abort asked for before Nova had this migration to cancel: cancel it now.
         if (abortedAt !== undefined && this.cancelled.get(id) !== m.id) await this.cancel(vm, m);
         if (abortedAt !== undefined && this.clock.now() - abortedAt > this.timing.abortGraceMs) {
@@ -382,11 +480,16 @@ export class OpenStackDriver implements Driver {
     return r.ok ? atS : undefined;
   }
 
-  /** forcedAfterS: when force-complete was asked for, seconds into the migration. */
-  private async settleLive(vm: Vm, destination: string, m: Migration | undefined, forcedAfterS?: number): Promise<MigrationOutcome> {
+  /**
+   * forcedAfterS: when force-complete was asked for, seconds into the migration. seen: the server
+   * as the poller listed it after the migration's record; it is read again unless it shows the
+   * move done.
+   */
+  private async settleLive(vm: Vm, destination: string, m: Migration | undefined, forcedAfterS?: number, seen?: Server): Promise<MigrationOutcome> {
     let s: Server;
     try {
-      s = await this.patient(() => this.server(vm));
+      const done = seen && m?.status === 'completed' && seen['OS-EXT-SRV-ATTR:host'] === destination && !seen['OS-EXT-STS:task_state'];
+      s = done ? seen : await this.patient(() => this.server(vm));
     } catch (e) {
       return this.novaDown(vm, e, 'after the live migration of');
     }
@@ -462,22 +565,43 @@ export class OpenStackDriver implements Driver {
    * finish_migration powers on only what was running), so SHUTOFF arrives SHUTOFF.
    */
   async coldMigrate(req: ColdRequest): Promise<MigrationOutcome> {
+    const release = this.polling === 'list' ? this.watch.watch(this.id(req.vm)) : undefined;
+    try {
+      return await this.coldMigrateWatched(req);
+    } finally {
+      release?.();
+    }
+  }
+
+  /** The server after a pause: listing, as the poller last saw it change (read on its own when it never did, or `after` ms passed); per server, read. */
+  private async serverAfterPause(vm: Vm, pauseMs: number, readAfterMs = 30_000, since = this.clock.now()): Promise<Server> {
+    if (this.polling === 'list' && this.watch.watching(this.id(vm))) {
+      await this.watch.next();
+      const s = this.watch.serverOf(this.id(vm));
+      if (s || this.clock.now() - since < readAfterMs) return s ?? Promise.reject(new Error('not seen yet'));
+      return this.server(vm);
+    }
+    await this.clock.sleep(pauseMs);
+    return this.server(vm);
+  }
+
+  private async coldMigrateWatched(req: ColdRequest): Promise<MigrationOutcome> {
     const { vm, destination } = req;
     const id = this.id(vm);
     const t0 = this.clock.now();
     const deadline = t0 + req.deadlineMs;
-    let before: number;
+    let fresh: Fresh;
     try {
       const bad = await this.patient(() => this.unusable(destination));
       if (bad) return failure('unreachable', `${bad}: not migrated, and ${vm.name} was not shut down; it stays on ${vm.host}`, destination);
-      before = (await this.patient(() => this.lastMigration(vm, 'migration')))?.id ?? 0;
+      fresh = await this.patient(() => this.fresh(vm, 'migration'));
     } catch (e) {
       return this.novaDown(vm, e, 'before the cold migration of');
     }
     req.onProgress({ vm: vm.name, phase: 'copy', sentBytes: 0, remainingBytes: 0, rateBps: 0 });
     const sent = await this.write('migrate', 'POST', `/servers/${id}/action`, { migrate: { host: destination } }, async () => {
       const [m, s] = [await this.lastMigration(vm, 'migration'), await this.server(vm)];
-      return (m?.id ?? 0) > before || ['RESIZE', 'VERIFY_RESIZE'].includes(s.status) || (s['OS-EXT-STS:task_state'] ?? '').startsWith('resize');
+      return (m !== undefined && fresh(m)) || ['RESIZE', 'VERIFY_RESIZE'].includes(s.status) || (s['OS-EXT-STS:task_state'] ?? '').startsWith('resize');
     });
     if (!sent.ok) {
       const refused = sent.error instanceof HttpError && sent.error.status === 409;
@@ -486,15 +610,14 @@ export class OpenStackDriver implements Driver {
     let lastCheck = this.clock.now();
     for (;;) {
       if (this.clock.now() >= deadline) return this.coldStuck(vm, destination, req.deadlineMs);
-      await this.clock.sleep(Math.min(this.timing.pollMs, Math.max(0, deadline - this.clock.now())));
-      const s = await this.server(vm).catch(() => undefined);
+      const s = await this.serverAfterPause(vm, Math.min(this.timing.pollMs, Math.max(0, deadline - this.clock.now())), 30_000, t0).catch(() => undefined);
       if (!s) continue;
       if (s.status === 'VERIFY_RESIZE') break;
       if (s.status === 'ERROR' || (!s['OS-EXT-STS:task_state'] && ['ACTIVE', 'SHUTOFF'].includes(s.status) && this.clock.now() - t0 > 5000)) {
         const m = await this.lastMigration(vm, 'migration').catch(() => undefined);
         if (s['OS-EXT-SRV-ATTR:host'] === destination && m?.status !== 'error') break;
         const why = await this.whyFailed(vm);
-        if (m && m.id > before && m.status === 'error' && await this.destinationFate(destination, when(m.updated_at)) === 'down') {
+        if (m && fresh(m) && m.status === 'error' && await this.destinationFate(destination, when(m.updated_at)) === 'down') {
           return failure('unreachable', `cold migration error (${why}) and nova-compute on ${destination} is down; ${at(vm, s)}`, destination);
         }
         return failure('error', `cold migration ${m?.status ?? 'failed'}: ${why}; ${at(vm, s)}`, destination);
@@ -508,8 +631,9 @@ export class OpenStackDriver implements Driver {
     }
     req.onProgress({ vm: vm.name, phase: 'cleanup', sentBytes: 0, remainingBytes: 0, rateBps: 0 });
     const confirmed = await this.confirm(vm, Math.max(this.timing.confirmMs, deadline - this.clock.now()));
-    if (confirmed) return failure('timeout', confirmed, destination);
-    const after = await this.patient(() => this.server(vm)).catch(() => undefined);
+    if (confirmed.left) return failure('timeout', confirmed.left, destination);
+    // Listing, the confirm's wait ended on the poller's fresh look at the server.
+    const after = this.polling === 'list' && confirmed.seen ? confirmed.seen : await this.patient(() => this.server(vm)).catch(() => undefined);
     if (!after) return failure('unreachable', `Nova did not answer after confirming ${vm.name}'s cold migration: look at it on ${destination}`);
     if (after['OS-EXT-SRV-ATTR:host'] !== destination) return failure('error', `after the cold migration ${at(vm, after)}`, destination);
     return { ok: true, bytes: 0, downtimeMs: this.clock.now() - t0 };
@@ -528,8 +652,8 @@ export class OpenStackDriver implements Driver {
     return failure('timeout', `the cold migration did not finish within its deadline of ${Math.round(deadlineMs / 1000)} s; ${where}${stuck}`, destination);
   }
 
-  /** Confirm the resize and wait until it settles, at most withinMs; undefined when done, else what is left and where. */
-  private async confirm(vm: Vm, withinMs: number): Promise<string | undefined> {
+  /** Confirm the resize and wait until it settles, at most withinMs; left: what is left and where, when not done; seen: the server settled. */
+  private async confirm(vm: Vm, withinMs: number): Promise<{ left?: string; seen?: Server }> {
     const until = this.clock.now() + withinMs;
     const sent = await this.write('confirmResize', 'POST', `/servers/${this.id(vm)}/action`, { confirmResize: null }, async () => {
       const s = await this.server(vm);
@@ -538,13 +662,15 @@ export class OpenStackDriver implements Driver {
       return m !== undefined && ['confirming', 'confirmed'].includes(m.status);
     });
     // 409: no longer VERIFY_RESIZE (confirmed meanwhile); what the server shows below decides.
-    if (!sent.ok && !(sent.error instanceof HttpError && sent.error.status === 409)) return `${sent.detail}; ${vm.name} is left to confirm (openstack server resize confirm)`;
+    if (!sent.ok && !(sent.error instanceof HttpError && sent.error.status === 409)) return { left: `${sent.detail}; ${vm.name} is left to confirm (openstack server resize confirm)` };
+    const listing = this.polling === 'list' && this.watch.watching(this.id(vm));
+    const t0 = this.clock.now();
     let s: Server | undefined;
     for (;;) {
-      s = await this.server(vm).catch(() => s);
-      if (s && s.status !== 'VERIFY_RESIZE' && !s['OS-EXT-STS:task_state']) return undefined;
-      if (this.clock.now() >= until) return `the resize was not confirmed within ${Math.round(withinMs / 1000)} s; ${s ? at(vm, s) : `${vm.name} could not be read`}: confirm it (openstack server resize confirm)`;
-      await this.clock.sleep(this.timing.pollMs);
+      s = await (listing ? this.serverAfterPause(vm, this.timing.pollMs, 30_000, t0) : this.server(vm)).catch(() => s);
+      if (s && s.status !== 'VERIFY_RESIZE' && !s['OS-EXT-STS:task_state']) return { seen: s };
+      if (this.clock.now() >= until) return { left: `the resize was not confirmed within ${Math.round(withinMs / 1000)} s; ${s ? at(vm, s) : `${vm.name} could not be read`}: confirm it (openstack server resize confirm)` };
+      if (!listing) await this.clock.sleep(this.timing.pollMs);
     }
   }
 
@@ -566,7 +692,7 @@ export class OpenStackDriver implements Driver {
       const s = await this.server(req.vm).catch(() => undefined);
       if (!s) return { host: null, action: `${req.vm.name} could not be read from Nova` };
       if (s.status === 'VERIFY_RESIZE' && s['OS-EXT-SRV-ATTR:host'] === req.destination) {
-        const left = await this.confirm(req.vm, this.timing.confirmMs);
+        const { left } = await this.confirm(req.vm, this.timing.confirmMs);
         return left ? { host: req.destination, action: left } : { host: req.destination, action: `completed: the cold migration was confirmed on ${req.destination}` };
       }
       if (!s['OS-EXT-STS:task_state'] || this.clock.now() >= until) {
