@@ -168,7 +168,7 @@ describe('the libvirt driver under attack (testbed)', () => {
       await ssh(h, 'virsh', 'destroy', name).nothrow();
       await ssh(h, 'virsh', 'undefine', name, '--managed-save', '--remove-all-storage').nothrow();
     }
-  });
+  }, 240_000);
 
   it('a live migration aborted at its deadline, the destination reachable: the destination keeps nothing of it (no file, no pool entry, no definition)', async () => {
     const file = planWith('abort-clean', (p) => {
