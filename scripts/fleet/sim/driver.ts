@@ -102,7 +102,7 @@ export class SimDriver implements Driver {
       if (f.kind === 'migration_error' && f.vm) this.failing.add(f.vm);
       if (f.kind === 'crash' && f.host && (f.at_s ?? 0) * 1000 >= this.clock.now()) {
         const host = f.host;
-        this.clock.at((f.at_s ?? 0) * 1000, () => this.crash(host));
+        this.clock.at((f.at_s ?? 0) * 1000, () => this.crash(host), true);
       }
     }
     // Written at the first change, not here: a run refused before it changed anything leaves no file.

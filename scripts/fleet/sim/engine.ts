@@ -9,6 +9,8 @@ interface Timer {
   at: number;
   fire: () => void;
   cancelled: boolean;
+  /** Fires when time gets there, but is no reason for time to go on (a fault scheduled in the fleet). */
+  passive?: boolean;
 }
 
 export interface Flow {
@@ -59,9 +61,13 @@ export class Engine implements Clock {
     });
   }
 
-  /** Call fire at virtual time `at` (ms). */
-  at(at: number, fire: () => void): Timer {
-    const timer = { at, fire, cancelled: false };
+  /**
+   * Call fire at virtual time `at` (ms). A passive timer (a fault the fleet has scheduled) fires
+   * when time reaches it but does not by itself move time on: time moves only while someone waits
+   * (a sleep, a transfer), as a real clock would for the run that watches it.
+   */
+  at(at: number, fire: () => void, passive = false): Timer {
+    const timer = { at, fire, cancelled: false, passive };
     this.timers.push(timer);
     this.kick();
     return timer;
@@ -106,7 +112,9 @@ export class Engine implements Clock {
     if (this.ratesStale) this.shareBandwidth();
     this.timers = this.timers.filter((x) => !x.cancelled);
     let next = Infinity;
-    for (const x of this.timers) next = Math.min(next, x.at);
+    for (const x of this.timers) if (!x.passive) next = Math.min(next, x.at);
+    // A passive timer due before the next event fires on the way.
+    if (next !== Infinity || this.flows.size > 0) for (const x of this.timers) if (x.passive) next = Math.min(next, x.at);
     for (const f of this.flows) if (f.rate > 0) next = Math.min(next, this.t + (f.remaining / f.rate) * 1000);
     if (next === Infinity) return; // idle until someone starts something
     const dt = (next - this.t) / 1000;
