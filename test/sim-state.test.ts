@@ -4,7 +4,7 @@
  * middle of a write), compactions at random moments, and files that are not states; and its cost:
  * a change adds a line the size of what it touched, not a copy of the fleet.
  */
-import { appendFileSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -134,5 +134,19 @@ describe('the simulated fleet state file: a snapshot and a line per change', () 
     // Closing compacts: one line again, holding the fence.
     expect(readFileSync(state, 'utf8').trimEnd().split('\n')).toHaveLength(1);
     expect(readState(state).saved.hosts.find((h) => h.name === 'hv-003')!.fence).toMatchObject({ plan: 'other' });
+  });
+
+  it('a snapshot a killed writer left under its temporary name is removed by the next process that holds the state', async () => {
+    const dir = tempDir('evac-state-');
+    const state = join(dir, 'fleet.json');
+    const dead = join(dir, 'fleet.json.4194000.0badf00d.tmp');
+    const mine = join(dir, `fleet.json.${process.pid}.0badf00d.tmp`);
+    const other = join(dir, 'other.json.4194000.0badf00d.tmp');
+    for (const f of [dead, mine, other]) writeFileSync(f, '{"half":');
+    const driver = new SimDriver({ hosts: [{ name: 'a', vcpu: 1, memory_mib: 1024, disk_gib: 1 }] }, { path: state, restore: true });
+    await driver.close();
+    expect(existsSync(dead)).toBe(false);
+    expect(existsSync(mine)).toBe(true);
+    expect(existsSync(other)).toBe(true);
   });
 });

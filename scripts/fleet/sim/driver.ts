@@ -22,7 +22,7 @@ import { MiB, GiB } from '../precopy.ts';
 import type { Fence, Host, Inventory, Vm } from '../types.ts';
 import { Engine, type Flow } from './engine.ts';
 import { simFleet } from './fleet.ts';
-import { readState, StateWriter, type Change, type SavedFleet, type SimDomain } from './state.ts';
+import { readState, removeDeadTemporaries, StateWriter, type Change, type SavedFleet, type SimDomain } from './state.ts';
 
 /** A VM whose host is not in the fleet (a plan built in code) gets the default host CPU. */
 const HOST_CPU_MODEL = schemaDefault<string>('/definitions/SimHost/properties/cpu_model');
@@ -89,6 +89,8 @@ export class SimDriver implements Driver {
       mkdirSync(dirname(state.path), { recursive: true });
       this.unlock = lockFile(`${state.path}.lock`, (h) => new EvacError(`the simulated fleet's state file ${state.path} is in use by pid ${h.pid} on ${h.controller} (since ${h.at})`, 'held', [],
         `let that run end (or stop it) before another plan changes the same fleet`), `another process is opening the simulated fleet ${state.path} at the same time`);
+      // Holding the lock: a snapshot a killed process left half-written under its temporary name is debris.
+      removeDeadTemporaries(state.path);
     }
     try {
       if (state?.restore && existsSync(state.path)) this.load(state.path);
