@@ -26,6 +26,7 @@ import {
 } from '../driver.ts';
 import type { Fence, Host, Inventory, Vm } from '../types.ts';
 import { SshPool } from './ssh.ts';
+import { batchCommand, eachCommand, parseBatch, parseEach, UUID, type DomainRead } from './inventory.ts';
 import { existing, foldersOf, probeSharing, separator, type Sharing } from './storage.ts';
 import * as virsh from './virsh.ts';
 
@@ -48,8 +49,6 @@ const LOCATE_TIMEOUT_MS = 10_000;
 const SHUTDOWN_RETRY_MS = 10_000;
 /** Where a host's fence is kept: it survives reboots until `evacuator clear` lifts it. */
 const FENCE_FILE = '/var/lib/evacuator/fence.json';
-/** What `virsh list --uuid` prints for a domain. */
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** The copy plan in a sentence. */
 function describePlan(plan: CopyPlan, destination: string): string {
@@ -89,6 +88,12 @@ interface CopyPlan {
   targets: string[];
 }
 
+/** Not plan settings: ways to run the driver for measuring it. */
+export interface DriverOptions {
+  /** Read each domain alone (three virsh calls each) instead of the per-host batch: the path the batch replaced. */
+  perDomain?: boolean;
+}
+
 export class LibvirtDriver implements Driver {
   readonly name = 'libvirt';
   readonly clock: Clock;
@@ -111,7 +116,7 @@ export class LibvirtDriver implements Driver {
    * not answer is recorded; every later inventory that reaches that host removes it (only files no
    * domain there uses, a definition only of a guest that runs elsewhere) and drops the record.
    */
-  constructor(given: LibvirtFleet, origin?: number, private readonly leftoversFile?: string) {
+  constructor(given: LibvirtFleet, origin?: number, private readonly leftoversFile?: string, private readonly options: DriverOptions = {}) {
     const config = withDefaults(given, 'LibvirtFleet');
     this.config = config;
     const knownHosts = config.known_hosts ?? join(homedir(), '.ssh', 'known_hosts');
@@ -160,10 +165,9 @@ export class LibvirtDriver implements Driver {
     const found: { vm: Vm; disks: virsh.DomainDisk[] }[] = [];
     await Promise.all(this.config.hosts.map(async ({ name }) => {
       try {
-        const [node, caps, ver, pool, list, fence] = await Promise.all([
+        const [node, caps, ver, pool, fence] = await Promise.all([
           this.out(name, [...VIRSH, 'nodeinfo']), this.out(name, [...VIRSH, 'capabilities']), this.out(name, [...VIRSH, 'version']),
-          this.run(name, [...VIRSH, 'pool-info', '--bytes', 'default']), this.out(name, [...VIRSH, 'list', '--all', '--uuid']),
-          this.readFence(name),
+          this.run(name, [...VIRSH, 'pool-info', '--bytes', 'default']), this.readFence(name),
         ]);
         const n = virsh.fields(node);
         const c = virsh.capabilities(caps);
@@ -178,8 +182,7 @@ export class LibvirtDriver implements Driver {
           },
           ...(fence ? { fence } : {}),
         };
-        const uuids = list.split('\n').map((l) => l.trim()).filter((u) => UUID.test(u));
-        const domains = await this.domains(name, uuids, c.cpuModel);
+        const domains = await this.domains(name, c.cpuModel);
         inv.hosts.push(host);
         found.push(...domains);
       } catch (e) {
@@ -205,47 +208,24 @@ export class LibvirtDriver implements Driver {
   }
 
   /**
-   * Every domain of a host in one remote command (a shell loop over the UUIDs, passed as
-   * arguments): dominfo, domblkinfo --all and the XML, each section after a random separator.
+   * Every domain of a host: one batched remote command (inventory.ts), then the domains it could
+   * not read whole, alone; with `perDomain`, every domain alone (three virsh calls each: the
+   * path the batch replaced, kept for domains the batch misses and for measuring against).
    */
-  private async domains(host: string, uuids: string[], hostCpuModel: string): Promise<{ vm: Vm; disks: virsh.DomainDisk[] }[]> {
-    if (uuids.length === 0) return [];
+  private async domains(host: string, hostCpuModel: string): Promise<DomainRead[]> {
     const sep = separator();
-    const script = 's=$1; shift; for u do printf "\\n%s dom %s\\n" "$s" "$u"; virsh -c qemu:///system dominfo --domain "$u" 2>/dev/null; '
-      + 'printf "%s blk\\n" "$s"; virsh -c qemu:///system domblkinfo --domain "$u" --all 2>/dev/null; '
-      + 'printf "%s xml\\n" "$s"; virsh -c qemu:///system dumpxml --domain "$u" 2>/dev/null; done; exit 0';
-    const out = await this.out(host, ['sh', '-c', script, 'sh', sep, ...uuids]);
-    const result: { vm: Vm; disks: virsh.DomainDisk[] }[] = [];
-    for (const part of out.split(`\n${sep} dom `).slice(1)) {
-      const uuid = part.slice(0, part.indexOf('\n'));
-      const [info, rest = ''] = part.slice(uuid.length + 1).split(`\n${sep} blk\n`);
-      const [blk, xml = ''] = rest.split(`\n${sep} xml\n`);
-      const f = virsh.fields(info);
-      if (!f.get('State') || !xml.trim()) continue; // gone between the list and now
-      let d: virsh.DomainXml;
-      try {
-        d = virsh.domainXml(xml);
-      } catch {
-        continue;
-      }
-      const caps = virsh.blockCapacities(blk);
-      const files = d.disks.filter(virsh.copyable);
-      const diskBytes = files.reduce((a, x) => a + (caps.get(x.target) ?? 0), 0);
-      this.known.set(uuid, { host, disks: d.disks, virtType: d.virtType, ...(d.cpu ? { cpu: d.cpu } : {}) });
-      let state = virsh.stateOf(f.get('State') ?? '');
-      // A shut-off domain with a managed save image holds a guest's memory: moving its definition would lose it.
-      if (state === 'shutoff' && f.get('Managed save') === 'yes') state = 'suspended';
-      const cpuModel = !d.cpu ? 'qemu64' : d.cpu.mode === 'custom' ? d.cpu.model ?? 'qemu64' : hostCpuModel;
-      result.push({
-        disks: d.disks,
-        vm: {
-          name: d.name || (f.get('Name') ?? uuid), uuid, host, state,
-          resources: { vcpu: Number(f.get('CPU(s)') ?? 1), memory_mib: virsh.bytesOf(f.get('Max memory')) / 2 ** 20, disk_gib: diskBytes / 2 ** 30 },
-          storage: 'local', cpuModel,
-        },
-      });
+    let read: DomainRead[] = [];
+    let again: string[];
+    if (this.options.perDomain) {
+      again = (await this.out(host, [...VIRSH, 'list', '--all', '--uuid'])).split('\n').map((l) => l.trim()).filter((u) => UUID.test(u));
+    } else {
+      ({ read, again } = parseBatch(await this.out(host, batchCommand(sep)), sep, host, hostCpuModel));
     }
-    return result;
+    if (again.length > 0) read = [...read, ...parseEach(await this.out(host, eachCommand(sep, again)), sep, host, hostCpuModel)];
+    for (const r of read) {
+      if (r.xml) this.known.set(r.vm.uuid, { host, disks: r.xml.disks, virtType: r.xml.virtType, ...(r.xml.cpu ? { cpu: r.xml.cpu } : {}) });
+    }
+    return read;
   }
 
   /**
