@@ -79,3 +79,41 @@ export function domainXml(name: string, memoryMib: number, opts: { ignoreShutdow
 </domain>
 `;
 }
+
+/**
+ * The density guest: no kernel at all, a 1 MiB raw disk whose boot sector halts the CPU (cli;
+ * hlt), 16 MiB of RAM. It costs no CPU and about 40 MiB of RSS, so a host carries 50 of them on
+ * this machine. Its disk sits in a folder every testbed host sees, with cache='none' so that
+ * libvirt lets it migrate live without copying it.
+ */
+export const TINY_DISKS = join(dirname(paths.guest), 'density');
+
+/** The boot sector: cli; hlt; jmp back to hlt, then the boot signature, in a 1 MiB raw image. */
+export function tinyDisk(): Buffer {
+  const img = Buffer.alloc(2 ** 20);
+  Buffer.from([0xfa, 0xf4, 0xeb, 0xfd]).copy(img, 0);
+  img[510] = 0x55;
+  img[511] = 0xaa;
+  return img;
+}
+
+export function tinyDomainXml(name: string): string {
+  return `<domain type='qemu'>
+  <name>${name}</name>
+  <memory unit='MiB'>16</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <boot dev='hd'/>
+  </os>
+  <on_poweroff>destroy</on_poweroff>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw' cache='none'/>
+      <source file='${TINY_DISKS}/${name}.img'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+  </devices>
+</domain>
+`;
+}

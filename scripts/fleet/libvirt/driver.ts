@@ -43,6 +43,8 @@ const JOB_WAIT_MS = 90_000;
 const PROBE_EVERY_MS = 5_000;
 /** How long a live migration's destination may stay silent before the job is aborted and it counts as unreachable. */
 const DEST_SILENT_MS = 30_000;
+/** How long a pair of hosts seen reaching each other's libvirtd counts as reaching without asking again. */
+const PEER_FRESH_MS = 30_000;
 /** How long a host may take to say where a domain is. */
 const LOCATE_TIMEOUT_MS = 10_000;
 /** How often a shutdown request is repeated while the guest has not stopped (Nova: 10 s). */
@@ -77,6 +79,12 @@ interface Known {
   virtType: string;
 }
 
+/** Which disk paths exist on a move's two hosts (undefined: the host did not say). */
+interface StorageFacts {
+  onSource: Set<string> | undefined;
+  there: Set<string> | undefined;
+}
+
 /** A domain's disks as one move sees them: what it copies, and what the destination already shares. */
 interface CopyPlan {
   copy: string[];
@@ -107,6 +115,8 @@ export class LibvirtDriver implements Driver {
   private aborting = new Map<string, number>();
   /** Migrations (uuid>destination) aborted because the destination stopped answering. */
   private silentDestinations = new Set<string>();
+  /** When each pair of hosts (source>destination) last showed the source reaching the destination's libvirtd. */
+  private peersSeen = new Map<string, number>();
 
   private readonly config: LibvirtFleet;
 
@@ -248,33 +258,60 @@ export class LibvirtDriver implements Driver {
       }
       return p;
     };
-    const plans = new Map<string, Promise<Map<string, CopyPlan> | string>>();
+    // Per pair of hosts, for all its guests at once: the copy plans (marker files), then which paths exist on each end.
+    const plans = new Map<string, Promise<{ plans: Map<string, CopyPlan>; facts: StorageFacts } | string>>();
     const storage = async (vm: Vm, destination: string): Promise<CheckResult> => {
       const key = `${vm.host}\n${destination}`;
       let p = plans.get(key);
       if (!p) {
         const same = items.filter((i) => i.vm.host === vm.host && i.destination === destination).map((i) => i.vm);
-        p = this.copyPlans(same, destination);
+        p = this.copyPlans(same, destination).then(async (got) => {
+          if (typeof got === 'string') return got;
+          const copy = same.flatMap((v) => got.get(v.uuid)!.copy);
+          const kept = same.flatMap((v) => this.keptFiles(v, got.get(v.uuid)!).map((k) => k.path));
+          return { plans: got, facts: await this.storageFacts(vm.host, destination, copy, kept) };
+        });
         plans.set(key, p);
       }
       const got = await p;
       if (typeof got === 'string') return { check: 'storage', ok: false, detail: got };
-      const plan = got.get(vm.uuid)!;
+      const plan = got.plans.get(vm.uuid)!;
       // A guest that may fall back to cold is checked for a cold copy too (its backing chain).
-      const problem = await this.storageProblem(vm, destination, plan, vm.state === 'running' || vm.state === 'paused' ? 'preflight' : 'cold');
+      const problem = await this.storageProblem(vm, destination, plan, vm.state === 'running' || vm.state === 'paused' ? 'preflight' : 'cold', got.facts);
       if (problem) return { check: 'storage', ok: false, detail: problem.text };
       return { check: 'storage', ok: true, detail: describePlan(plan, destination) };
     };
+    // libvirt's CPU answer depends only on the CPU asked for and the destination (and, for
+    // host-passthrough, the source host): asked once per distinct question, not per guest.
+    const cpus = new Map<string, Promise<CheckResult | undefined>>();
+    const cpuOf = (vm: Vm, destination: string) => {
+      const k = this.known.get(vm.uuid);
+      const running = vm.state === 'running' || vm.state === 'paused';
+      const key = JSON.stringify([destination, k?.virtType, k?.cpu, running, k?.cpu?.mode === 'custom' ? '' : vm.host]);
+      let p = cpus.get(key);
+      if (!p) cpus.set(key, (p = this.compareCpu(vm, destination)));
+      return p;
+    };
     return Promise.all(items.map(async ({ vm, destination }) => {
-      const [p, cpu, st] = await Promise.all([peer(vm.host, destination), this.compareCpu(vm, destination), storage(vm, destination)]);
+      const [p, cpu, st] = await Promise.all([peer(vm.host, destination), cpuOf(vm, destination), storage(vm, destination)]);
       return cpu ? [p, cpu, st] : [p, st];
     }));
   }
 
-  /** Whether source reaches destination's libvirtd itself (as peer-to-peer migration and disk copies need), within 20 s. */
+  /**
+   * Whether source reaches destination's libvirtd itself (as peer-to-peer migration and disk
+   * copies need), within 20 s. A pair seen reaching within PEER_FRESH_MS is not asked again (each
+   * ask is an SSH login from source to destination: at 50 guests, 50 of them before the moves); a
+   * pair that failed is always asked again.
+   */
   private async peer(source: string, destination: string): Promise<{ ok: boolean; detail: string }> {
+    const key = `${source}>${destination}`;
+    const seen = this.peersSeen.get(key);
+    if (seen !== undefined && this.clock.now() - seen < PEER_FRESH_MS) return { ok: true, detail: '' };
     const r = await this.runWithin(source, ['timeout', '20', 'virsh', '-c', `qemu+ssh://${destination}/system`, 'hostname'], 30_000)
       .catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
+    if (r.code === 0) this.peersSeen.set(key, this.clock.now());
+    else this.peersSeen.delete(key);
     return { ok: r.code === 0, detail: r.code === 0 ? '' : r.code === 124 ? 'no answer within 20 s' : r.stderr.trim().split('\n').at(-1) ?? `exit ${r.code}` };
   }
 
@@ -327,7 +364,7 @@ export class LibvirtDriver implements Driver {
       const r = await this.run(destination, [...VIRSH, 'hypervisor-cpu-compare', '--virttype', k.virtType, '/dev/stdin'], cpu.element);
       const said = (r.stdout.trim() || r.stderr.trim()).split('\n').at(-1) ?? '';
       const ok = r.code === 0 && /identical|superset/.test(said);
-      return { check: 'cpu', ok, detail: `libvirt on ${destination}: ${said.replace(/\/dev\/stdin/g, `${vm.name}'s CPU (${cpu.model})`)}` };
+      return { check: 'cpu', ok, detail: `libvirt on ${destination}: ${said.replace(/\/dev\/stdin/g, `the guest's CPU (${cpu.model})`)}` };
     }
     if (!running) return { check: 'cpu', ok: true, detail: `CPU mode ${cpu.mode}: the guest is ${vm.state}; libvirt fits its CPU to the host it starts on` };
     if (cpu.mode === 'host-passthrough' || cpu.mode === 'maximum') {
@@ -434,16 +471,13 @@ export class LibvirtDriver implements Driver {
    * storage or of unknown sharing) missing on the destination, where the guest could not start;
    * for a cold copy, a backing file the copy would not carry that the destination lacks.
    */
-  private async storageProblem(vm: Vm, destination: string, plan: CopyPlan, method: 'live' | 'cold' | 'preflight'): Promise<{ text: string; unanswered?: string; onSource?: boolean } | undefined> {
-    const exec = (h: string, a: string[]) => this.run(h, a);
-    const files = this.disksOf(vm).filter((d) => d.type === 'file' && d.path).map((d) => ({ path: d.path!, kind: d.device === 'cdrom' || d.device === 'floppy' ? `a ${d.device}` : d.readonly ? 'read-only' : d.shareable ? 'shareable' : plan.shared.includes(d.path!) ? 'on storage both hosts share' : 'of unknown sharing' }));
-    const kept = files.filter((f) => !plan.copy.includes(f.path));
-    const onSource = await existing(exec, vm.host, plan.copy);
+  private async storageProblem(vm: Vm, destination: string, plan: CopyPlan, method: 'live' | 'cold' | 'preflight', facts?: StorageFacts): Promise<{ text: string; unanswered?: string; onSource?: boolean } | undefined> {
+    const kept = this.keptFiles(vm, plan);
+    const folders = foldersOf(plan.copy);
+    const { onSource, there } = facts ?? await this.storageFacts(vm.host, destination, plan.copy, kept.map((k) => k.path));
     if (!onSource) return { text: `${vm.host} did not say whether its disk files exist`, unanswered: vm.host };
     const gone = plan.copy.filter((p) => !onSource.has(p));
     if (gone.length > 0) return { text: `${gone.join(', ')} of ${vm.name} does not exist on ${vm.host}: nothing to copy`, onSource: true };
-    const folders = foldersOf(plan.copy);
-    const there = await existing(exec, destination, [...plan.copy, ...kept.map((k) => k.path), ...folders]);
     if (!there) return { text: `${destination} did not say whether the disk paths exist`, unanswered: destination };
     const clash = plan.copy.filter((p) => there.has(p));
     if (clash.length > 0) return { text: `${clash.join(', ')} already exists on ${destination} (another guest's disk?); evacuator never overwrites a file a guest may use` };
@@ -466,6 +500,21 @@ export class LibvirtDriver implements Driver {
       }
     }
     return undefined;
+  }
+
+  /** The guest's files a move does not copy (CDs, read-only, shareable, shared or of unknown sharing), each with why. */
+  private keptFiles(vm: Vm, plan: CopyPlan): { path: string; kind: string }[] {
+    return this.disksOf(vm).filter((d) => d.type === 'file' && d.path && !plan.copy.includes(d.path)).map((d) => ({
+      path: d.path!,
+      kind: d.device === 'cdrom' || d.device === 'floppy' ? `a ${d.device}` : d.readonly ? 'read-only' : d.shareable ? 'shareable' : plan.shared.includes(d.path!) ? 'on storage both hosts share' : 'of unknown sharing',
+    }));
+  }
+
+  /** Which of these paths exist on source (files to copy) and on destination (those, the files kept, and the copies' folders): one command on each, for any number of guests. */
+  private async storageFacts(source: string, destination: string, copy: string[], kept: string[]): Promise<StorageFacts> {
+    const exec = (h: string, a: string[]) => this.run(h, a);
+    const [onSource, there] = await Promise.all([existing(exec, source, copy), existing(exec, destination, [...new Set([...copy, ...kept, ...foldersOf(copy)])])]);
+    return { onSource, there };
   }
 
   /** Decide a live migration's outcome from where the domain is now; clean what a failed one left. */
