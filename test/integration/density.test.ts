@@ -1,6 +1,6 @@
 /**
  * libvirt at density: hv1 carries 50 tiny guests (`testbed up 3 --guests 50`: no kernel, a
- * halting boot sector, 16 MiB, disks on a folder every host sees with cache='none'), and
+ * halting boot sector, 16 MiB, read-only disks on a folder every host sees), and
  * evacuator empties it live onto hv2 and hv3. Every guest ends on exactly one destination,
  * running, hv1 holds no domain, the disks are the same files, and the journal agrees with the
  * fleet: one planned move and one moved result per guest, every migration ended, the run ended

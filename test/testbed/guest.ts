@@ -83,8 +83,9 @@ export function domainXml(name: string, memoryMib: number, opts: { ignoreShutdow
 /**
  * The density guest: no kernel at all, a 1 MiB raw disk whose boot sector halts the CPU (cli;
  * hlt), 16 MiB of RAM. It costs no CPU and about 40 MiB of RSS, so a host carries 50 of them on
- * this machine. Its disk sits in a folder every testbed host sees, with cache='none' so that
- * libvirt lets it migrate live without copying it.
+ * this machine. Its disk is read-only in a folder every testbed host sees: libvirt migrates it
+ * live without a copy (a writable disk on a filesystem libvirt does not know as shared, such as
+ * this one, is "unsafe" to it whatever its cache mode), and evacuator never copies or deletes it.
  */
 export const TINY_DISKS = join(dirname(paths.guest), 'density');
 
@@ -109,9 +110,10 @@ export function tinyDomainXml(name: string): string {
   <on_poweroff>destroy</on_poweroff>
   <devices>
     <disk type='file' device='disk'>
-      <driver name='qemu' type='raw' cache='none'/>
+      <driver name='qemu' type='raw'/>
       <source file='${TINY_DISKS}/${name}.img'/>
       <target dev='vda' bus='virtio'/>
+      <readonly/>
     </disk>
   </devices>
 </domain>
