@@ -89,6 +89,8 @@ function planFile(name: string): string {
   const plan = parse(readFileSync('plans/testbed.yaml', 'utf8'));
   plan.name = name;
   plan.migration = { ...plan.migration, mode: 'live', concurrency: { total: 4, per_source: 4, per_destination: 2 } };
+  // 61 one-vCPU guests on hosts of 2 cores: room for them all (the default 4 per core would hold 16).
+  plan.placement = { ...plan.placement, overcommit: { vcpu: 32 } };
   const file = `${DIR}/${name}.yaml`;
   writeFileSync(file, stringify(plan));
   return file;

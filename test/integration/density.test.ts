@@ -32,6 +32,8 @@ describe(`a host of ${COUNT} guests (testbed)`, () => {
     const inodes = (await $`stat -c %n:%i ${names.map((n) => `${TINY_DISKS}/${n}.img`)}`).stdout;
     const file = planWith('density', (p) => {
       p.migration = { ...p.migration, mode: 'live', concurrency: { total: 4, per_source: 4, per_destination: 2 } };
+      // 50 one-vCPU guests onto two hosts of 2 cores: the default 4 vCPUs per core would hold 16.
+      p.placement = { ...p.placement, overcommit: { vcpu: 32 } };
     });
     const t0 = Date.now();
     const r = await run(file);
