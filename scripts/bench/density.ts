@@ -62,19 +62,22 @@ async function discovery(make: (f: LibvirtFleet) => Inventorying, host: string):
 }
 
 /** Seconds from starting `evacuator run` to its first move-start event; interrupted there when asked. */
-async function firstMigration(cli: string, plan: string, interrupt: boolean): Promise<{ firstS: number; wallS: number; exit: number | null }> {
+async function firstMigration(cli: string, plan: string, interrupt: boolean): Promise<{ firstS: number; wallS: number; exit: number | null; stages: string }> {
   const t0 = performance.now();
   const child = spawn('node', [cli, 'run', plan, '--reports', `${DIR}/reports`, '--events', '-'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let firstS = NaN;
+  const stages: string[] = [];
   const lines = createInterface({ input: child.stdout });
   lines.on('line', (l) => {
+    const stage = /"kind":"stage".*?"stage":"(\w+)"/.exec(l)?.[1];
+    if (stage && Number.isNaN(firstS)) stages.push(`${stage} ${((performance.now() - t0) / 1000).toFixed(1)}`);
     if (!Number.isNaN(firstS) || !l.includes('"move-start"')) return;
     firstS = (performance.now() - t0) / 1000;
     if (interrupt) child.kill('SIGINT');
   });
   child.stderr.resume();
   const exit = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-  return { firstS, wallS: (performance.now() - t0) / 1000, exit };
+  return { firstS, wallS: (performance.now() - t0) / 1000, exit, stages: stages.join(', ') };
 }
 
 /** Send every tiny guest of hv1 that a run moved back to hv1 (shared storage: no copy). */
@@ -122,6 +125,7 @@ try {
   const b = await firstMigration(`${BASE}/${BASELINE_REV}/dist/evacuator.js`, basePlan, true);
   const baseReport = JSON.parse(readFileSync(`${DIR}/reports/density-baseline.json`, 'utf8'));
   console.log(`baseline: ${b.firstS.toFixed(1)} s (interrupted there; exit ${b.exit} after ${b.wallS.toFixed(1)} s, ${baseReport.vms.filter((v: { status: string }) => v.status === 'moved').length} moved meanwhile, sent back)`);
+  console.log(`  stages began at (s): ${b.stages}`);
   await $`node ${`${BASE}/${BASELINE_REV}/dist/evacuator.js`} clear ${basePlan} --reports ${`${DIR}/reports`}`.nothrow();
   await sendBack(hv1);
   const onHv1 = (await $`ssh -F ${paths.sshConfig} hv1 virsh list --name`).stdout.split('\n').filter(Boolean).length;
@@ -130,6 +134,7 @@ try {
   const notMoved = report.vms.filter((v: { status: string }) => v.status !== 'moved');
   if (notMoved.length > 0) console.log(`this run left ${notMoved.length} guests, first: ${notMoved[0].vm}: ${notMoved[0].reason}`);
   console.log(`this:     ${ours.firstS.toFixed(1)} s (${onHv1} guests on hv1; the run went on: exit ${ours.exit}, ${ours.wallS.toFixed(1)} s start to exit, makespan ${report.totals.makespanS} s, ${report.vms.filter((v: { status: string }) => v.status === 'moved').length} moved)`);
+  console.log(`  stages began at (s): ${ours.stages}`);
 } finally {
   await down();
 }

@@ -302,12 +302,14 @@ export class LibvirtDriver implements Driver {
    * Whether source reaches destination's libvirtd itself (as peer-to-peer migration and disk
    * copies need), within 20 s. A pair seen reaching within PEER_FRESH_MS is not asked again (each
    * ask is an SSH login from source to destination: at 50 guests, 50 of them before the moves); a
-   * pair that failed is always asked again.
+   * pair that failed is always asked again, and so is every pair when `now` (before a cold move
+   * shuts its guest down: a live move that fails leaves its guest running, a cold one would have
+   * stopped it for nothing).
    */
-  private async peer(source: string, destination: string): Promise<{ ok: boolean; detail: string }> {
+  private async peer(source: string, destination: string, now = false): Promise<{ ok: boolean; detail: string }> {
     const key = `${source}>${destination}`;
     const seen = this.peersSeen.get(key);
-    if (seen !== undefined && this.clock.now() - seen < PEER_FRESH_MS) return { ok: true, detail: '' };
+    if (!now && seen !== undefined && this.clock.now() - seen < PEER_FRESH_MS) return { ok: true, detail: '' };
     const r = await this.runWithin(source, ['timeout', '20', 'virsh', '-c', `qemu+ssh://${destination}/system`, 'hostname'], 30_000)
       .catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
     if (r.code === 0) this.peersSeen.set(key, this.clock.now());
@@ -445,7 +447,7 @@ export class LibvirtDriver implements Driver {
     if (here.unreachable.includes(vm.host)) return failure('unreachable', `${vm.host} does not answer; nothing was changed`, vm.host);
     if (!here.found.some((f) => f.host === vm.host)) return failure('not-found', `${vm.name} (${vm.uuid}) is not on ${vm.host}`, vm.host);
     if (here.found.some((f) => f.host === destination)) return failure('refused', `${destination} already has a domain with ${vm.name}'s UUID ${vm.uuid}; nothing was changed`, destination);
-    const peer = await this.peer(vm.host, destination);
+    const peer = await this.peer(vm.host, destination, method === 'cold');
     if (!peer.ok) return failure('unreachable', `${vm.host} cannot reach ${destination}'s libvirtd (${peer.detail}); nothing was changed`, destination);
     // An earlier job of this domain (a migration aborted towards a host that stopped answering)
     // holds it until libvirt gives up on that peer: wait for it rather than fail, or shut it down, beside it.
