@@ -20,9 +20,10 @@ const fleetOf = (file: string) => readState(file).saved;
 function bigPlan(name: string, extra: Partial<EvacuationPlan> = {}): EvacuationPlan {
   return {
     version: 1, name,
-    // 200 moves two at a time: a few seconds of wall time, so a signal lands in the middle.
-    fleet: { driver: 'sim', sim: { seed: 5, generate: { hosts: 400, vms: 4000 } } },
-    sources: Array.from({ length: 20 }, (_, i) => `hv-${String(i + 1).padStart(3, '0')}`) as [string, ...string[]],
+    // 5,000 moves two at a time: seconds of wall time even on an idle machine (200 took 0.14 s,
+    // and a CI run's signal came after the end), so the signal lands in the middle.
+    fleet: { driver: 'sim', sim: { seed: 5, generate: { hosts: 2000, vms: 20000 } } },
+    sources: Array.from({ length: 500 }, (_, i) => `hv-${String(i + 1).padStart(4, '0')}`) as [string, ...string[]],
     migration: { concurrency: { total: 2, per_source: 1, per_destination: 1 } },
     ...extra,
   };
@@ -53,7 +54,7 @@ describe('signals and resume through the CLI', () => {
     expect(chainOf(lines)!.inFlight).toEqual([]);
     // Every VM on exactly one host, running.
     const fleet = fleetOf(join(dir, 'sigint.fleet.json'));
-    expect(new Set(fleet.domains.map((d) => d.vm.name)).size).toBe(4000);
+    expect(new Set(fleet.domains.map((d) => d.vm.name)).size).toBe(20000);
     expect(fleet.domains.every((d) => d.vm.state === 'running')).toBe(true);
 
     // evacuator report rebuilds the same report from the journal.
