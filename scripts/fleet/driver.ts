@@ -138,12 +138,6 @@ export interface Driver {
   preflight(items: PreflightItem[]): Promise<CheckResult[][]>;
   /** Live-migrate; resolves when the migration ends, however it ends. */
   liveMigrate(req: LiveRequest): Promise<MigrationOutcome>;
-  /**
-   * Optional: wait (within the driver's own bound) until no earlier job of the VM runs on its host
-   * (a migration aborted towards a host that went silent ends only when the hypervisor gives up on
-   * it). The runner calls it before an attempt's deadline starts. True: none runs.
-   */
-  jobEnded?(vm: Vm): Promise<boolean>;
   /** Abort the live migration of vm in flight; its liveMigrate then resolves as aborted. */
   abort(vm: Vm): Promise<Outcome<object>>;
   /**

@@ -66,7 +66,6 @@ export function guardDriver(inner: Driver, limits: GuardLimits): Driver {
     },
     liveMigrate: (req) => shield(clock, limits.migrationMs(req.vm, 'live'), `live migration of ${req.vm.name}`, () => inner.liveMigrate(req),
       (detail) => settle(req.vm, req.destination, 'live', detail)),
-    ...(inner.jobEnded ? { jobEnded: (vm: Vm) => shield(clock, limits.callMs, `waiting for ${vm.name}'s earlier job`, () => inner.jobEnded!(vm), () => false) } : {}),
     abort: (vm) => shield(clock, limits.callMs, `abort of ${vm.name}'s migration`, () => inner.abort(vm), (detail) => failed(detail)),
     coldMigrate: (req) => shield(clock, limits.migrationMs(req.vm, 'cold'), `cold migration of ${req.vm.name}`, () => inner.coldMigrate(req),
       (detail) => settle(req.vm, req.destination, 'cold', detail)),

@@ -30,9 +30,6 @@ export function coldDeadlineMs(vm: Vm, settings: Settings): number {
 export async function attempt(ctx: AttemptContext, vm: Vm, destination: string, method: Method, n: number): Promise<Attempt> {
   const { driver, settings, emit } = ctx;
   const clock = driver.clock;
-  // An earlier job still ending (an attempt aborted towards a host that went silent) is waited for
-  // before this attempt and its deadline start; the driver refuses the move if it never ends.
-  if (driver.jobEnded) await driver.jobEnded(vm);
   const start = clock.now();
   emit({ kind: 'move-start', t: start, vm: vm.name, source: vm.host, destination, method, attempt: n });
   const onProgress = (progress: Progress) =>

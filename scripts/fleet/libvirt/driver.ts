@@ -361,22 +361,6 @@ export class LibvirtDriver implements Driver {
     return { check: 'cpu', ok: true, detail: `CPU mode ${cpu.mode}: libvirt fits it to ${destination}` };
   }
 
-  /** Wait (up to JOB_WAIT_MS) for an earlier job of the domain to end: undefined when none runs, else its type. */
-  private async earlierJob(vm: Vm): Promise<string | undefined> {
-    for (const until = this.clock.now() + JOB_WAIT_MS; ;) {
-      const job = await this.runWithin(vm.host, [...VIRSH, 'domjobinfo', ...this.dom(vm)], LOCATE_TIMEOUT_MS).catch(() => undefined);
-      const type = job?.code === 0 ? virsh.fields(job.stdout).get('Job type') : 'None';
-      if (!type || type === 'None' || type === 'Completed' || type === 'Failed' || type === 'Cancelled') return undefined;
-      if (this.clock.now() > until) return type;
-      await this.clock.sleep(POLL_MS);
-    }
-  }
-
-  /** The runner waits on this before an attempt's deadline starts: a job still ending (an abort towards a silent peer) is not the next attempt's time. */
-  async jobEnded(vm: Vm): Promise<boolean> {
-    return (await this.earlierJob(vm)) === undefined;
-  }
-
   async liveMigrate(req: LiveRequest): Promise<MigrationOutcome> {
     const { vm, destination } = req;
     const got = await this.prepareCopy(vm, destination, 'live');
@@ -448,8 +432,13 @@ export class LibvirtDriver implements Driver {
     if (!peer.ok) return failure('unreachable', `${vm.host} cannot reach ${destination}'s libvirtd (${peer.detail}); nothing was changed`, destination);
     // An earlier job of this domain (a migration aborted towards a host that stopped answering)
     // holds it until libvirt gives up on that peer: wait for it rather than fail, or shut it down, beside it.
-    const busy = await this.earlierJob(vm);
-    if (busy) return failure('refused', `an earlier job of ${vm.name} (${busy}) still runs on ${vm.host} after ${JOB_WAIT_MS / 1000} s; nothing was changed`, vm.host);
+    for (const until = this.clock.now() + JOB_WAIT_MS; ;) {
+      const job = await this.runWithin(vm.host, [...VIRSH, 'domjobinfo', ...this.dom(vm)], LOCATE_TIMEOUT_MS).catch(() => undefined);
+      const type = job?.code === 0 ? virsh.fields(job.stdout).get('Job type') : 'None';
+      if (!type || type === 'None' || type === 'Completed' || type === 'Failed' || type === 'Cancelled') break;
+      if (this.clock.now() > until) return failure('refused', `an earlier job of ${vm.name} (${type}) still runs on ${vm.host} after ${JOB_WAIT_MS / 1000} s; nothing was changed`, vm.host);
+      await this.clock.sleep(POLL_MS);
+    }
     const plans = await this.copyPlans([vm], destination);
     if (typeof plans === 'string') return failure('unreachable', plans, destination);
     const plan = plans.get(vm.uuid)!;
