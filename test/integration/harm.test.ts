@@ -192,8 +192,11 @@ describe('the libvirt driver under attack (testbed)', () => {
     // Which destination placement picks for g1, so that one is cut.
     const file = planWith('partition-redirect', (p) => {
       p.placement.pinned = ['g2', 'g3'];
-      // 8 MiB/s: the migration lasts long enough to be cut; a 40 s deadline bounds the attempt towards the cut host.
-      p.migration = { ...p.migration, mode: 'live-then-cold', bandwidth_mibps: 8, completion_timeout_s_per_gib: 40, cold: { allow: ['*'], shutdown_timeout_s: 10, force_off: true } };
+      // 8 MiB/s: the migration lasts long enough to be cut. The cut attempt ends by the driver's
+      // watch on the silent destination (30 s), not by its deadline; the next destination's attempt
+      // first waits (up to 90 s) for the job towards the cut host to end, which took over 40 s on
+      // some runs: a 120 s deadline leaves it that wait.
+      p.migration = { ...p.migration, mode: 'live-then-cold', bandwidth_mibps: 8, completion_timeout_s_per_gib: 120, cold: { allow: ['*'], shutdown_timeout_s: 10, force_off: true } };
     });
     const planned = JSON.parse((await $`node dist/evacuator.js plan ${file} --json`.nothrow()).stdout);
     const target: string = JSON.stringify(planned).match(/"vm":"g1","source":"hv1","destination":"(hv[23])"/)![1];
