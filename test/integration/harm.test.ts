@@ -213,10 +213,19 @@ describe('the libvirt driver under attack (testbed)', () => {
     await $`ip link set ${hostAt(target === 'hv2' ? 1 : 2).veth} up`;
     const g1 = vmOf('partition-redirect', 'g1');
     expect(g1.attempts[0].outcome, JSON.stringify(g1)).toBe('unreachable');
-    expect(g1.attempts.map((a: { method: string; destination: string }) => `${a.method} ${a.destination}`), JSON.stringify(g1.attempts)).toEqual([`live ${target}`, `live ${other}`]);
-    expect([g1.status, g1.host], r.stdout + r.stderr).toEqual(['moved', other]);
+    const tried = g1.attempts.map((a: { method: string; destination: string }) => `${a.method} ${a.destination}`);
+    // Redirected, live, to the other destination. The job towards the cut host holds g1 until
+    // libvirt gives up on that peer, which took from seconds to over 5 minutes on this testbed:
+    // when it outlasts the waits, the VM is left running on its source (a cold attempt, if one
+    // follows, is refused before any shutdown), never stopped.
+    expect(tried.slice(0, 2), JSON.stringify(g1.attempts)).toEqual([`live ${target}`, `live ${other}`]);
+    if (g1.status === 'moved') expect([tried.length, g1.host], JSON.stringify(g1.attempts)).toEqual([2, other]);
+    else {
+      expect([g1.status, g1.host], r.stdout + r.stderr).toEqual(['left', 'hv1']);
+      for (const a of g1.attempts.slice(2)) expect(a.detail, JSON.stringify(a)).toMatch(/nothing was changed/);
+    }
     // Never shut down: its tick counter went on (a reboot starts it again from 0).
-    expect(await lastTick(other, 'g1')).toBeGreaterThan(tick0);
+    expect(await lastTick(g1.host, 'g1')).toBeGreaterThan(tick0);
     expect(readFileSync(`${DIR}/reports/partition-redirect.json`, 'utf8')).toMatch(/stopped answering|does not answer/);
     // What the cut host may still hold of g1 was recorded; the next run that reaches it removes what no domain uses.
     const recorded = JSON.parse(readFileSync(`${DIR}/reports/libvirt-leftovers.json`, 'utf8'));
