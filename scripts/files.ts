@@ -1,5 +1,5 @@
 /** Reading what a person names on the command line: a regular file of a sane size, or a clear refusal (exit 2). */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, writeSync } from 'node:fs';
 import { userError } from './errors.ts';
 
 /** A plan of the schema's largest fleet, a journal of a region-scale run or a blueprint stays far under this. */
@@ -27,4 +27,9 @@ export function readJson(file: string, what: string, hint: string): unknown {
   } catch (e) {
     throw userError(`${what} ${file} is not JSON: ${(e as Error).message}`, [], hint);
   }
+}
+
+/** Write all of bytes to fd: a write may take less than all of a long line (a journal's, a state file's). */
+export function writeAll(fd: number, bytes: Buffer): void {
+  for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off, bytes.length - off);
 }

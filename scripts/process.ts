@@ -40,13 +40,19 @@ export function processStart(pid: number): string | undefined {
   }
 }
 
+/** Whether a process with this pid exists on this machine (it may be another's: see stillRunning). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export function stillRunning(run: { controller: string; pid: number; pidStart?: string; ended: boolean }): boolean {
   if (run.ended || run.controller !== controller() || run.pid === process.pid) return false;
-  try {
-    process.kill(run.pid, 0);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
+  if (!pidAlive(run.pid)) return false;
   // The pid is taken; by the same process only if it started when the run's did.
   const started = run.pidStart === undefined ? undefined : processStart(run.pid);
   return started === undefined || started === run.pidStart;

@@ -4,10 +4,10 @@
  * any moment can be resumed. It is the event stream plus what a resume needs to know: which run
  * wrote it, what was planned, and how each run ended.
  */
-import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { userError } from '../errors.ts';
-import { readInput } from '../files.ts';
+import { readInput, writeAll } from '../files.ts';
 import type { EvacEvent, Planned, RunEnd, RunStart } from '../events.ts';
 import type { Inventory, Vm } from '../fleet/types.ts';
 import type { Attempt, VmResult } from '../model.ts';
@@ -77,9 +77,7 @@ export class Journal {
   }
 
   private put(line: Line): void {
-    const bytes = Buffer.from(`${JSON.stringify(line)}\n`);
-    // A write may take less than all of a long line: go on until it is all there.
-    for (let off = 0; off < bytes.length;) off += writeSync(this.fd!, bytes, off, bytes.length - off);
+    writeAll(this.fd!, Buffer.from(`${JSON.stringify(line)}\n`));
     if (this.durable) fsyncSync(this.fd!);
     if (this.killAfter > 0 && line.seq >= this.killAfter) process.kill(process.pid, 'SIGKILL');
   }

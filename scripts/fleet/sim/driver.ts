@@ -140,16 +140,10 @@ export class SimDriver implements Driver {
    */
   private save(touched: Omit<Change, 't'> = {}): void {
     if (!this.state || this.state.readOnly) return;
-    if (!this.writer) this.writer = new StateWriter(this.state.path);
-    if (!this.writer.open) {
-      mkdirSync(dirname(this.state.path), { recursive: true });
-      this.changedAt = this.clock.now();
-      this.writer.snapshot(this.snapshot());
-      return;
-    }
+    this.writer ??= new StateWriter(this.state.path);
     this.changedAt = this.clock.now();
-    const change: Change = { t: this.changedAt, ...touched };
-    if (this.writer.append(change)) this.writer.snapshot(this.snapshot());
+    // The first change (or one on a file of the first format) writes the whole fleet; later ones add a line, and the file is rewritten whole when its lines outgrow its snapshot.
+    if (!this.writer.open || this.writer.append({ t: this.changedAt, ...touched })) this.writer.snapshot(this.snapshot());
   }
 
   private domain(v: SimVm): SimDomain {

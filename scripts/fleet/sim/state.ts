@@ -10,10 +10,11 @@
  * without its newline: readers ignore it, and the next writer cuts it off before it appends.
  */
 import { randomUUID } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { userError } from '../../errors.ts';
-import { readInput } from '../../files.ts';
+import { readInput, writeAll } from '../../files.ts';
+import { pidAlive } from '../../process.ts';
 import type { Host, Vm } from '../types.ts';
 
 export interface SimDomain {
@@ -131,8 +132,7 @@ export class StateWriter {
   append(change: Change): boolean {
     if (this.fd === undefined) throw new Error('state file not open');
     const line = Buffer.from(`${JSON.stringify(change)}\n`);
-    let off = 0;
-    while (off < line.length) off += writeSync(this.fd, line, off, line.length - off);
+    writeAll(this.fd, line);
     this.appended += line.length;
     return this.appended > Math.max(this.snapshotBytes, 1 << 20);
   }
@@ -155,16 +155,7 @@ export function removeDeadTemporaries(path: string): void {
   }
   for (const name of names) {
     const m = name.startsWith(prefix) ? /^(\d+)\.[0-9a-f]{8}\.tmp$/.exec(name.slice(prefix.length)) : null;
-    if (!m || Number(m[1]) === process.pid || alive(Number(m[1]))) continue;
+    if (!m || Number(m[1]) === process.pid || pidAlive(Number(m[1]))) continue;
     rmSync(join(dir, name), { force: true });
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
