@@ -230,8 +230,10 @@ describe('the libvirt driver under attack (testbed)', () => {
     // What the cut host may still hold of g1 was recorded; the next run that reaches it removes what no domain uses.
     const recorded = JSON.parse(readFileSync(`${DIR}/reports/libvirt-leftovers.json`, 'utf8'));
     expect(recorded).toEqual([expect.objectContaining({ host: target, vm: 'g1', paths: [`${IMAGES}/g1.qcow2`] })]);
+    // g1 pinned too: when it was left on hv1, this run must not move it (onto the cut host, where
+    // its new disk would be the file this test expects gone).
     const next = planWith('after-partition', (p) => {
-      p.placement.pinned = ['g2', 'g3'];
+      p.placement.pinned = ['g1', 'g2', 'g3'];
       p.sources = ['hv1'];
     });
     const again = await run(next);
