@@ -78,7 +78,7 @@ describe('GitHub Actions', () => {
     } as unknown as Report;
     expect(annotations(report)).toEqual(['::error title=a<b>|c left on s::50%25 done:%0Athen, it failed']);
     const md = stepSummary(report, { json: 'r.json', html: 'r.html' });
-    expect(md).toContain('| a&lt;b&gt;\\|c | left | s | 50% done: then, it failed |');
+    expect(md).toContain('| a&lt;b&gt;\\|c | left | s | 50% done\\: then, it failed |');
     const title = annotations({ ...report, vms: [{ ...vm, vm: 'x:y,z' }] } as unknown as Report)[0];
     expect(title.startsWith('::error title=x%3Ay%2Cz left on s::')).toBe(true);
   });

@@ -11,6 +11,7 @@ import { describeBlueprint } from '../scripts/cli/commands.ts';
 import { consoleSink, paint } from '../scripts/cli/console.ts';
 import { annotations, groupSink, stepSummary } from '../scripts/cli/github.ts';
 import { shownDeep } from '../scripts/cli/shown.ts';
+import { marked } from 'marked';
 import type { EvacEvent } from '../scripts/events.ts';
 import type { Blueprint } from '../scripts/preflight/blueprint.ts';
 import type { Report } from '../scripts/report/build.ts';
@@ -20,7 +21,7 @@ import { evacuate } from '../scripts/runner/evacuate.ts';
 import { tempDir } from './helpers.ts';
 
 const PIECES = ['\x1b[2J', '\x1b]0;owned\x07', '\x07', '\r', '\n', '\r\n', '\x9b31m', '\u202e', '\u2066', '\u200f', '\u2028', '::', '::error::pwned', '::set-env name=X::1',
-  '[click](https://evil.example)', '![img](https://evil.example/x.png)', '%0A::warning::x', '`code`', '*bold*', '|', '\t', 'a', 'vm-1', ' ', 'é'];
+  '[click](https://evil.example)', '![img](https://evil.example/x.png)', 'https://evil.example/p', 'www.evil.example', 'ops@evil.example', '<https://evil.example>', '%0A::warning::x', '`code`', '*bold*', '|', '\t', 'a', 'vm-1', ' ', 'é'];
 const hostile = fc.array(fc.constantFrom(...PIECES), { minLength: 1, maxLength: 6 }).map((p) => p.join(''));
 /** What must never reach an output raw (our own colours are off here). */
 const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069\ufeff]/;
@@ -94,6 +95,9 @@ describe('hostile names in every output', () => {
       expect(md).not.toMatch(RAW);
       // Links and images from names are inert: every [ and ! a name brought is escaped.
       expect(md.replace(/\\[[\]!]/g, '')).not.toMatch(/!?\[[^\]]*\]\([^)]*\)/);
+      // Rendered as GitHub does (GFM, autolinks included): no link, no image at all.
+      const html = marked.parse(md, { gfm: true, async: false });
+      expect(html).not.toMatch(/<a\b|<img\b/);
       const rows = md.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| VMs'));
       const notMoved = r.vms.filter((v) => v.status !== 'moved' && v.status !== 'pinned').length;
       expect(rows.length).toBeGreaterThanOrEqual(notMoved);

@@ -56,11 +56,13 @@ export function annotations(r: Report): string[] {
 
 /**
  * Markdown table cell: no HTML, no pipe, one line (CR and LF folded), no control character, and
- * every markdown punctuation a name could use for a link, an image, emphasis or code escaped.
+ * every markdown punctuation a name could use for a link, an image, emphasis or code escaped;
+ * ':', '.' and '@' too, so that GitHub's autolinks (`https://…`, `www.…`, `a@b.c`) never form
+ * from a name: an escaped character ends the text a renderer looks for a link in.
  */
 const cell = (v: unknown) => shown(String(v).replace(/\s*[\r\n]+\s*/g, ' '))
   .replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c]!)
-  .replace(/[\\`*_[\]!|~]/g, (c) => `\\${c}`);
+  .replace(/[\\`*_[\]!|~:.@]/g, (c) => `\\${c}`);
 
 export function stepSummary(r: Report, paths: { json: string; html: string }): string {
   const t = r.totals;
