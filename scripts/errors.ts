@@ -18,7 +18,8 @@ export const ExitCode = {
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
 /** Where a problem comes from: the user (fix your input) or evacuator itself (a bug). */
-export type ErrorSource = 'user' | 'fleet' | 'held' | 'interrupted' | 'internal';
+/** incomplete: the work cannot be done as planned (a roll whose host cannot be emptied): exit 3, nothing touched. */
+export type ErrorSource = 'user' | 'fleet' | 'held' | 'interrupted' | 'incomplete' | 'internal';
 
 /** A located problem in an input file. */
 export interface Problem {
@@ -51,6 +52,7 @@ export class EvacError extends Error {
     if (this.source === 'fleet') return ExitCode.fleet;
     if (this.source === 'held') return ExitCode.held;
     if (this.source === 'interrupted') return ExitCode.interrupted;
+    if (this.source === 'incomplete') return ExitCode.incomplete;
     return ExitCode.internal;
   }
 }

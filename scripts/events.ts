@@ -9,7 +9,7 @@ import type { Unplaced } from './placement/place.ts';
 import type { RebalanceSummary } from './preflight/blueprint.ts';
 
 export type { Method };
-export type StageName = 'plan' | 'recover' | 'discover' | 'place' | 'preflight' | 'migrate' | 'verify' | 'report';
+export type StageName = 'plan' | 'recover' | 'discover' | 'place' | 'preflight' | 'migrate' | 'verify' | 'report' | 'wave';
 
 /** Who runs: the plan, the run's id, and the process (a resume checks whether it is still alive). */
 export interface RunStart {

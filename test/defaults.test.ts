@@ -12,6 +12,7 @@ import type { Host, Vm } from '../scripts/fleet/types.ts';
 import { withDefaults } from '../scripts/plan/defaults.ts';
 import type { EvacuationPlan, SimFleet } from '../scripts/plan/plan-types.ts';
 import { PLAN_SCHEMA } from '../scripts/plan/schema.ts';
+import { rollingOf, type RollSettings } from '../scripts/rolling/roll.ts';
 import { settingsOf, type Settings } from '../scripts/plan/settings.ts';
 import { ROOT } from './helpers.ts';
 
@@ -39,7 +40,7 @@ const minimal: EvacuationPlan = { version: 1, name: 'minimal', fleet: { driver: 
 const minimalSim: SimFleet = { hosts: [{ name: 'a', vcpu: 8, memory_mib: 8192, disk_gib: 10 }], vms: [{ name: 'v', host: 'a', vcpu: 1, memory_mib: 512 }] };
 
 /** What the code made of a minimal plan, where each default shows. */
-interface Seen { settings: Settings; host: Host; vm: Vm; generated: ReturnType<typeof simFleet>; explicit: (path: string, value: unknown) => unknown }
+interface Seen { settings: Settings; rolling: RollSettings; host: Host; vm: Vm; generated: ReturnType<typeof simFleet>; explicit: (path: string, value: unknown) => unknown }
 
 /**
  * How code shows each default: the value it uses for a minimal plan, or, where only an outcome
@@ -87,6 +88,16 @@ const READERS: Record<string, ((s: Seen) => unknown) | { scanOnly: string }> = {
   'migration.cold.allow': (s) => s.settings.cold.allow,
   'migration.cold.shutdown_timeout_s': (s) => s.settings.cold.shutdownTimeoutS,
   'migration.cold.force_off': (s) => s.settings.cold.forceOff,
+  'rolling.wave': (s) => s.rolling.wave,
+  'rolling.max_wave': (s) => s.rolling.max_wave,
+  'rolling.order': (s) => s.rolling.order,
+  'rolling.on_failure': (s) => s.rolling.on_failure,
+  'rolling.return': (s) => s.rolling.return,
+  'rolling.checks.timeout_s': (s) => s.rolling.checks.timeout_s,
+  'rolling.checks.interval_s': (s) => s.rolling.checks.interval_s,
+  'rolling.hooks.timeout_s': (s) => s.rolling.hooks.timeout_s,
+  'rolling.maintenance.timeout_s': (s) => s.rolling.maintenance?.timeout_s,
+  'rolling.maintenance.simulate.duration_s': (s) => s.rolling.maintenance?.simulate?.duration_s,
 };
 
 /** Outcomes (the generated fleet) compared with the plan giving the default explicitly. */
@@ -98,6 +109,7 @@ async function seen(): Promise<Seen> {
   if (!inv.ok) throw new Error('the simulated fleet did not answer');
   return {
     settings: settingsOf(minimal),
+    rolling: rollingOf({ ...minimal, kind: 'rolling', rolling: { maintenance: { simulate: {} } } }),
     host: inv.inventory.hosts[0],
     vm: inv.inventory.vms[0],
     generated: simFleet({ generate }),

@@ -46,7 +46,7 @@ describe('GitHub Actions', () => {
     expect(md.startsWith('# earlier step\n## Evacuation rack-a-firmware: ❌ 2 of 2 source hosts are not empty')).toBe(true);
     expect(md).toContain('| 30 | 27 | 1 | 1 | 1 | 1 | 0 |');
     expect(md).toContain('| hv-a2 | **no** | legacy-erp (running) |');
-    expect(md).toMatch(/\| ml-train-1 \| unplaced \| hv-a1 \| gpu: needs 2/);
+    expect(md).toMatch(/\| ml-train-1 \| unplaced \| hv-a1 \| gpu\\: needs 2/);
   });
 
   it('--events writes the event stream as JSON lines, one per state change, agreeing with the report', async () => {

@@ -35,6 +35,7 @@ export async function withDriver<T>(loaded: LoadedPlan, opts: OpenOptions, body:
 export async function planCommand(file: string, opts: { json?: boolean; out?: string }): Promise<number> {
   const log = consoleSink({ ...consoleOptions(process.stderr), live: false });
   const loaded = loadPlan(file);
+  if (loaded.plan.kind === 'rolling') return (await import('./roll.ts')).rollPlanCommand(loaded, opts);
   const { bp, snap } = await withDriver(loaded, { readOnly: true }, (driver) => preview(loaded, driver, opts.json ? () => {} : log));
   if (opts.out) saveBlueprint(opts.out, bp, snap);
   if (opts.json) process.stdout.write(`${JSON.stringify(bp, null, 2)}\n`);
@@ -99,6 +100,7 @@ export interface RunOptions {
 /** run: the evacuation with the terminal, CI and --events wired to its event stream, signals to its abort signals. */
 export async function runCommand(file: string, opts: RunOptions): Promise<number> {
   const loaded = loadPlan(file);
+  if (loaded.plan.kind === 'rolling') return (await import('./roll.ts')).rollRunCommand(loaded, opts);
   const blueprint = opts.blueprint ? { saved: loadBlueprint(opts.blueprint, loaded), file: opts.blueprint } : undefined;
   // With the events on stdout, the lines for people go to stderr, so stdout stays JSON lines.
   const out = opts.events === '-' ? process.stderr : process.stdout;

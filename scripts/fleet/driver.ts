@@ -129,6 +129,12 @@ export interface Recovery {
   action: string;
 }
 
+export interface MaintainStep {
+  durationMs: number;
+  version?: string;
+  fail: boolean;
+}
+
 export interface Driver {
   readonly name: string;
   readonly clock: Clock;
@@ -159,6 +165,12 @@ export interface Driver {
   fence(host: string, fence: Fence | null, force?: boolean): Promise<Outcome<object> & { holder?: Fence }>;
   /** Look the VM up on the given hosts. */
   locate(vm: Vm, hosts: string[]): Promise<Location>;
+  /**
+   * A simulated maintenance (the simulated fleet only; real fleets run the plan's command): the
+   * host stops answering for durationMs, then comes back with its hypervisor at version, or,
+   * with fail, does not come back.
+   */
+  maintain?(host: string, step: MaintainStep): Promise<Outcome<object>>;
   /** Release connections. */
   close(): Promise<void>;
 }

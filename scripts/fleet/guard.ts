@@ -7,7 +7,7 @@
  */
 import { messageOf } from '../errors.ts';
 import type { Method } from '../model.ts';
-import type { CheckResult, Clock, Driver, Failure, Location, MigrationOutcome, Recovery } from './driver.ts';
+import type { CheckResult, Clock, Driver, Failure, Location, MaintainStep, MigrationOutcome, Recovery } from './driver.ts';
 import type { Vm } from './types.ts';
 
 /** How long each kind of call may take before it counts as hung (the run derives them from the plan: runner/evacuate.ts guardLimits). */
@@ -76,6 +76,9 @@ export function guardDriver(inner: Driver, limits: GuardLimits): Driver {
     locate: (vm, hosts) => shield(clock, limits.callMs, `looking up ${vm.name}`, () => inner.locate(vm, hosts),
       (): Location => ({ vm: vm.name, found: [], unreachable: [...hosts] })),
     close: () => shield(clock, limits.callMs, `closing ${inner.name}`, () => inner.close(), () => undefined),
+    ...(inner.maintain ? {
+      maintain: (host: string, step: MaintainStep) => shield(clock, step.durationMs + limits.callMs, `maintenance of ${host}`, () => inner.maintain!(host, step), (detail) => failed(detail)),
+    } : {}),
   };
   /**
    * A migration call that threw or hung may have left a job running or a guest shut down: the

@@ -158,3 +158,23 @@ function unitsOf(vms: Vm[], ledger: Ledger): Vm[][] {
   }
   return units;
 }
+
+/**
+ * Placement with preferred destinations (placement.prefer): a first placement onto those alone,
+ * then what they could not take onto every destination, with the first pass's VMs counted where
+ * they landed. A VM goes to a host outside prefer only when the preferred ones cannot take it
+ * under every rule; the reasons of one left unplaced are those of the second pass (all hosts).
+ */
+export function placePreferring(input: PlacementInput, prefer: readonly string[]): PlacementResult {
+  const wanted = new Set(prefer);
+  const first = input.destinations.filter((h) => wanted.has(h.name));
+  if (first.length === 0 || first.length === input.destinations.length) return place(input);
+  const a = place({ ...input, destinations: first, avoid: (input.avoid ?? []).filter((x) => wanted.has(x.host)) });
+  if (a.unplaced.length === 0) return a;
+  const left = new Set(a.unplaced.map((u) => u.vm));
+  const byName = new Map(input.vms.map((v) => [v.name, v]));
+  const landed = a.assignments.map((x) => ({ ...byName.get(x.vm)!, host: x.destination }));
+  const b = place({ ...input, vms: input.vms.filter((v) => left.has(v.name)), residents: [...input.residents, ...landed] });
+  const assignments = [...a.assignments, ...b.assignments].sort((x, y) => x.vm.localeCompare(y.vm));
+  return { assignments, unplaced: b.unplaced, destinationsUsed: new Set(assignments.map((x) => x.destination)).size };
+}

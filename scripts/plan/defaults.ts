@@ -9,7 +9,7 @@ import type { EvacuationPlan } from './plan-types.ts';
 import { PLAN_SCHEMA, planAjv, validatePlanSchema } from './schema.ts';
 
 /** Definitions a driver or the simulator fills on its own section of the plan. */
-export type Definition = 'SimFleet' | 'SimHost' | 'SimVm' | 'LibvirtFleet' | 'OpenStackFleet';
+export type Definition = 'SimFleet' | 'SimHost' | 'SimVm' | 'LibvirtFleet' | 'OpenStackFleet' | 'Rolling';
 
 const ajv = planAjv;
 const schema = PLAN_SCHEMA as { $id: string };

@@ -7,6 +7,16 @@
  * via the `definition` "Name".
  */
 export type Name = string;
+/**
+ * A command as its argument list: the program, then each argument (no shell: a value is never read as shell syntax). The environment gives it EVAC_HOST (the host's name), EVAC_HOST_ADDRESS (its address, libvirt), EVAC_PLAN and EVAC_WAVE (1-based); a hook of the whole roll gets EVAC_HOSTS (space-separated).
+ *
+ * @minItems 1
+ * @maxItems 1000
+ *
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * via the `definition` "Command".
+ */
+export type Command = [string, ...string[]];
 
 /**
  * An evacuator plan: which hosts to empty, where their VMs may go, how to place them and how to migrate them.
@@ -25,12 +35,12 @@ export interface EvacuationPlan {
    */
   description?: string;
   /**
-   * evacuate (the default): empty the sources. rebalance: move as few bytes as possible so that the hosts in scope (destinations) reach the target in rebalance.
+   * evacuate (the default): empty the sources. rebalance: move as few bytes as possible so that the hosts in scope (destinations) reach the target in rebalance. rolling: maintain the sources (and rolling.selector's hosts) in waves: empty a wave, run the maintenance step on each of its hosts, check them, put them back in service, then the next wave (section rolling).
    */
-  kind?: "evacuate" | "rebalance";
+  kind?: "evacuate" | "rebalance" | "rolling";
   fleet: Fleet;
   /**
-   * Hosts to empty (under maintenance). Required for kind evacuate; a rebalance has none (its scope is destinations).
+   * Hosts to empty (under maintenance). Required for kind evacuate; a rebalance has none (its scope is destinations); a rolling plan's hosts to maintain are these and the hosts rolling.selector matches.
    *
    * @minItems 1
    */
@@ -43,6 +53,7 @@ export interface EvacuationPlan {
   vms?: [string, ...string[]];
   destinations?: Destinations;
   rebalance?: Rebalance;
+  rolling?: Rolling;
   placement?: Placement;
   migration?: Migration;
 }
@@ -344,6 +355,111 @@ export interface Rebalance {
   };
 }
 /**
+ * A rolling maintenance (kind: rolling): the hosts to maintain (sources, and selector's) go through in waves; each wave is proven to fit on the rest, emptied (the same evacuation as run), maintained (step), checked, and put back in service before the next; VMs go to hosts already maintained (or outside the roll) whenever room allows, so that each moves once.
+ *
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * via the `definition` "Rolling".
+ */
+export interface Rolling {
+  selector?: Labels2;
+  /**
+   * Hosts maintained at once: a number (refused, with the reason, when a wave of that size cannot be emptied onto the rest or would put two hosts of one failure domain or two holders of one anti-affinity group together), or auto: the largest size for which every wave holds (at most max_wave).
+   */
+  wave?: number | "auto";
+  /**
+   * With wave: auto, the largest wave allowed.
+   */
+  max_wave?: number;
+  /**
+   * A host label (for example rack): never two hosts with the same value of it in one wave.
+   */
+  failure_domain?: string;
+  /**
+   * Which hosts go first: least-loaded (the default: the fewest VMs to move first, so that the VMs that must land on hosts not yet maintained are few), or listed (the order of sources, then the selector's hosts by name).
+   */
+  order?: "least-loaded" | "listed";
+  maintenance?: MaintenanceStep;
+  checks?: RollChecks;
+  /**
+   * Commands around the roll and around each host (silence alerts, set Ceph noout, turn HA off and on). A failing before_roll or before_host stops before anything of the roll or of that host changed; a failing after_* is said (a warning).
+   */
+  hooks?: {
+    before_roll?: Command;
+    after_roll?: Command;
+    before_host?: Command;
+    after_host?: Command;
+    /**
+     * How long a hook may run before it is killed (and counts as failed).
+     */
+    timeout_s?: number;
+  };
+  /**
+   * When a host's evacuation leaves VMs on it, its maintenance step fails or its checks do not pass: stop (the default) ends the roll there, the host stays fenced; skip leaves that host fenced and goes on with the others.
+   */
+  on_failure?: "stop" | "skip";
+  /**
+   * stay (the default): VMs stay where they landed (each moved once where room allows). origin: after the roll, every VM that moved goes back to the host it started on (what peers do; twice the moves).
+   */
+  return?: "stay" | "origin";
+  /**
+   * Names of environment variables whose values are masked (***) in every output of the steps and hooks the journal and the report keep.
+   *
+   * @maxItems 1000
+   */
+  secret_env?: string[];
+}
+/**
+ * Host labels, key: value.
+ */
+export interface Labels2 {
+  [k: string]: string;
+}
+/**
+ * What maintains a host once it is empty: a command run on this machine (the host's name and address in its environment), or on the simulated fleet a simulated step.
+ *
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * via the `definition` "MaintenanceStep".
+ */
+export interface MaintenanceStep {
+  command?: Command;
+  /**
+   * How long the step may run before it is killed and counts as failed.
+   */
+  timeout_s?: number;
+  /**
+   * Simulated fleet only: the host goes down for duration_s (virtual time) and comes back with hypervisor_version; hosts listed in fail do not come back.
+   */
+  simulate?: {
+    duration_s?: number;
+    hypervisor_version?: string;
+    /**
+     * @maxItems 100000
+     */
+    fail?: Name[];
+  };
+}
+/**
+ * What a maintained host must show before it takes VMs again: it answers, its hypervisor answers, its capacity and CPU model are as before, and the optional version and command.
+ *
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * via the `definition` "RollChecks".
+ */
+export interface RollChecks {
+  /**
+   * How long to wait for the host to come back and pass.
+   */
+  timeout_s?: number;
+  /**
+   * How often to look.
+   */
+  interval_s?: number;
+  /**
+   * The version the hypervisor must report afterwards (the patch landed).
+   */
+  hypervisor_version?: string;
+  command?: Command;
+}
+/**
  * This interface was referenced by `EvacuationPlan`'s JSON-Schema
  * via the `definition` "Placement".
  */
@@ -352,6 +468,12 @@ export interface Placement {
    * pack: use the fewest destination hosts; spread: lowest highest utilization.
    */
   policy?: "pack" | "spread";
+  /**
+   * Destinations filled first: a VM goes to another destination only when these cannot take it under every rule (a rolling plan prefers the hosts already maintained, so that a VM moves once).
+   *
+   * @maxItems 100000
+   */
+  prefer?: Name[];
   /**
    * Seed for tie-breaking; the same plan and fleet give the same placement.
    */

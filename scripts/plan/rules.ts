@@ -88,16 +88,21 @@ export function checkRules(plan: EvacuationPlan): RuleProblem[] {
   if (plan.kind === 'rebalance') {
     if (!plan.rebalance) error(['kind'], "a rebalance needs a 'rebalance' section with its target");
     if (plan.sources) error(['sources'], 'a rebalance has no sources: its scope is destinations (hosts, selector, exclude)');
+  } else if (plan.kind === 'rolling') {
+    if (plan.rebalance) error(['rebalance'], "'rebalance' applies only to kind: rebalance");
+    checkRolling(plan, fleet, error, warn, knownHost);
   } else {
     if (!plan.sources) error([], "missing 'sources': the hosts to empty (or kind: rebalance)");
     if (plan.rebalance) error(['rebalance'], "'rebalance' applies only to kind: rebalance");
   }
+  if (plan.rolling && plan.kind !== 'rolling') error(['rolling'], "'rolling' applies only to kind: rolling");
+  plan.placement?.prefer?.forEach((h, i) => knownHost(['placement', 'prefer', i], h));
   duplicates(sources, (i, n) => error(['sources', i], `source '${n}' is listed twice`));
   sources.forEach((s, i) => knownHost(['sources', i], s));
   const dest = plan.destinations;
   dest?.hosts?.forEach((h, i) => {
     knownHost(['destinations', 'hosts', i], h);
-    if (sources.includes(h)) error(['destinations', 'hosts', i], `'${h}' is both a source and a destination; a host under maintenance cannot receive VMs`);
+    if (sources.includes(h) && plan.kind !== 'rolling') error(['destinations', 'hosts', i], `'${h}' is both a source and a destination; a host under maintenance cannot receive VMs`);
   });
   duplicates(dest?.hosts ?? [], (i, n) => error(['destinations', 'hosts', i], `destination '${n}' is listed twice`));
   dest?.exclude?.forEach((h, i) => knownHost(['destinations', 'exclude', i], h));
@@ -130,10 +135,32 @@ export function checkRules(plan: EvacuationPlan): RuleProblem[] {
   return out;
 }
 
+/** A rolling plan's own rules: hosts to maintain, a step that fits the driver, names that exist. */
+function checkRolling(plan: EvacuationPlan, fleet: Declared | undefined, error: (p: FieldPath, m: string) => void, warn: (p: FieldPath, m: string) => void, knownHost: (p: FieldPath, n: string) => void): void {
+  const r = plan.rolling;
+  if (!r) return error(['kind'], "a rolling plan needs a 'rolling' section with its maintenance step");
+  if (!plan.sources && !r.selector) error(['rolling'], "no hosts to maintain: list them in 'sources', or give rolling.selector");
+  if (fleet && r.selector && !fleet.hosts.some((h) => labelsMatch(h.labels, r.selector!))) error(['rolling', 'selector'], `selector ${JSON.stringify(r.selector)} matches no host`);
+  const m = r.maintenance;
+  if (!m) error(['rolling'], "missing 'maintenance': the step that maintains each host (command, or simulate on the simulated fleet)");
+  else {
+    const sim = plan.fleet.driver === 'sim';
+    if (!m.command && !m.simulate) error(['rolling', 'maintenance'], sim ? 'give command (run per host) or simulate' : 'give command: the program and its arguments, run per host');
+    if (m.command && m.simulate) error(['rolling', 'maintenance'], 'give command or simulate, not both');
+    if (m.simulate && !sim) error(['rolling', 'maintenance', 'simulate'], "simulate is for the simulated fleet (driver: sim); give command");
+    m.simulate?.fail?.forEach((h, i) => knownHost(['rolling', 'maintenance', 'simulate', 'fail', i], h));
+  }
+  if (r.failure_domain && fleet && !fleet.hosts.some((h) => r.failure_domain! in h.labels)) {
+    warn(['rolling', 'failure_domain'], `no host has the label '${r.failure_domain}': every host counts as its own failure domain`);
+  }
+  if (typeof r.wave === 'number' && r.max_wave !== undefined) warn(['rolling', 'max_wave'], 'max_wave applies only to wave: auto');
+}
+
 /** Whether a host is an allowed destination by the plan's list, selector and exclusions. */
 export function matchesDestinations(plan: EvacuationPlan, host: string, labels: Record<string, string>): boolean {
   const d = plan.destinations;
-  if (plan.sources?.includes(host) || d?.exclude?.includes(host)) return false;
+  // A rolling plan's hosts take VMs too, in the waves they are not in (the roll passes each wave its destinations).
+  if ((plan.kind !== 'rolling' && plan.sources?.includes(host)) || d?.exclude?.includes(host)) return false;
   if (!d?.hosts && !d?.selector) return true;
   return (d.hosts?.includes(host) ?? false) || (d.selector !== undefined && labelsMatch(labels, d.selector));
 }

@@ -13,11 +13,13 @@ export interface Group {
 
 export interface Settings {
   name: string;
-  kind: 'evacuate' | 'rebalance';
+  kind: 'evacuate' | 'rebalance' | 'rolling';
   /** A rebalance's target and budget (bytes). */
   rebalance?: { target: { ceiling?: Resources; spread?: Resources; freeHosts?: number }; budget: { migrations?: number; bytes?: number } };
   sources: string[];
   policy: 'pack' | 'spread';
+  /** Destinations filled first (placement.prefer): the others take only what these cannot. */
+  prefer: string[];
   seed: number;
   /** Placement search effort (work units, see placement/place.ts). */
   effort: number;
@@ -76,6 +78,7 @@ export function settingsOf(given: EvacuationPlan): Settings {
     // A rebalance has no sources.
     sources: plan.sources ?? [],
     policy: p.policy!,
+    prefer: p.prefer ?? [],
     seed: p.seed!,
     effort: p.effort!,
     overcommit: { ...schemaDefault<Resources>(OVERCOMMIT), ...p.overcommit },

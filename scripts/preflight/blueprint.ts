@@ -11,7 +11,7 @@ import type { HostUtilization } from '../placement/rebalance.ts';
 import type { Method, Move } from '../model.ts';
 import type { LoadedPlan } from '../plan/load.ts';
 import { coldAllowed, type Settings } from '../plan/settings.ts';
-import { place, type Unplaced } from '../placement/place.ts';
+import { placePreferring, type Unplaced } from '../placement/place.ts';
 import { checkMoves } from './checks.ts';
 
 export interface Blueprint {
@@ -113,14 +113,14 @@ export async function makeBlueprint(loaded: LoadedPlan, settings: Settings, snap
   });
 
   function placeWith(avoidNow: typeof avoid) {
-    return place({
+    return placePreferring({
       vms: movable,
       destinations: snap.destinations,
       sources: snap.sources,
       residents: [...snap.residents, ...pinned],
       settings,
       avoid: avoidNow,
-    });
+    }, settings.prefer);
   }
 }
 

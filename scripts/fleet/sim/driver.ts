@@ -16,7 +16,7 @@ import { lockFile } from '../../process.ts';
 import { schemaDefault, withDefaults } from '../../plan/defaults.ts';
 import type { SimFleet, SimVm } from '../../plan/plan-types.ts';
 import type {
-  CheckResult, ColdRequest, Driver, Failure, LiveRequest, Location, MigrationOutcome, Outcome, PreflightItem, RecoverRequest, Recovery,
+  CheckResult, ColdRequest, Driver, Failure, LiveRequest, MaintainStep, Location, MigrationOutcome, Outcome, PreflightItem, RecoverRequest, Recovery,
 } from '../driver.ts';
 import { MiB, GiB } from '../precopy.ts';
 import type { Fence, Host, Inventory, Vm } from '../types.ts';
@@ -382,6 +382,20 @@ export class SimDriver implements Driver {
     if (fence) h.fence = fence;
     else delete h.fence;
     this.save({ hosts: [h] });
+    return { ok: true };
+  }
+
+  async maintain(host: string, step: MaintainStep): Promise<Outcome<object>> {
+    const h = this.hosts.get(host);
+    if (!h || this.down.has(host)) return this.unreachable(host, 0);
+    // Down for the step: its guests (there should be none: the roll emptied it) are gone with it.
+    this.crash(host);
+    await this.clock.sleep(step.durationMs);
+    if (step.fail) return { ok: true };
+    this.down.delete(host);
+    if (step.version) h.hypervisor = { ...h.hypervisor, version: step.version };
+    for (const d of this.domains.values()) if (d.vm.host === host && d.vm.state === 'crashed') d.vm.state = 'shutoff';
+    this.save({ hosts: [h], domains: [...this.domains.values()].filter((d) => d.vm.host === host), down: [...this.down] });
     return { ok: true };
   }
 

@@ -1,0 +1,97 @@
+/** plan and run for a rolling plan (kind: rolling): the waves it would take, and the roll itself. */
+import { setMaxListeners } from 'node:events';
+import { ExitCode, userError } from '../errors.ts';
+import type { EventSink } from '../events.ts';
+import { openDriver } from '../fleet/open.ts';
+import { guardDriver } from '../fleet/guard.ts';
+import { guardLimits } from '../runner/evacuate.ts';
+import type { LoadedPlan } from '../plan/load.ts';
+import { estimateSeconds } from '../preflight/blueprint.ts';
+import { settingsOf } from '../plan/settings.ts';
+import { takeSignals } from '../process.ts';
+import { planRoll, roll, rollingOf } from '../rolling/roll.ts';
+import { consoleOptions, consoleSink, paint } from './console.ts';
+import { groupSink, inActions } from './github.ts';
+import { shownDeep, shownLines } from './shown.ts';
+
+const GiB = 2 ** 30;
+
+/** plan: the waves, the moves of each, how many land on hosts not yet maintained, and an estimate of each wave's time. */
+export async function rollPlanCommand(loaded: LoadedPlan, opts: { json?: boolean; out?: string }): Promise<number> {
+  if (opts.out) throw userError('--out saves an evacuation blueprint; a rolling plan places each wave on the fleet as it is then', [], 'use plan --json to keep the waves');
+  const plan = loaded.plan;
+  const r = rollingOf(plan);
+  const settings = settingsOf(plan);
+  const driver = guardDriver(await openDriver(plan, { readOnly: true }), guardLimits(settingsOf(plan)));
+  const got = await driver.inventory().finally(() => driver.close());
+  if (!got.ok) throw userError(`cannot read the fleet: ${got.detail}`, [], 'check that the hosts answer');
+  const inv = got.inventory;
+  const rp = planRoll(plan, inv);
+  const byName = new Map(inv.vms.map((v) => [v.name, v]));
+  const stepS = r.maintenance?.simulate?.duration_s;
+  const waves = rp.waves.map((w, i) => {
+    const est = w.moves.map((m) => estimateSeconds(byName.get(m.vm)!, settings, { sources: inv.hosts }) ?? 0);
+    const evacS = est.length === 0 ? 0 : Math.max(Math.max(...est), est.reduce((a, b) => a + b, 0) / Math.max(1, Math.min(settings.concurrency.total, settings.concurrency.perSource * w.hosts.length)));
+    return { wave: i + 1, hosts: w.hosts, moves: w.moves.length, landOnNotMaintained: w.moves.filter((m) => !m.final).length, estimatedEvacuationS: Math.round(evacS), ...(stepS !== undefined ? { estimatedMaintenanceS: stepS } : {}), notes: w.notes };
+  });
+  const out = { plan: plan.name, wave: r.wave, waves, blocked: rp.blocked, moves: rp.moves, movedAgain: rp.again, vmsMoved: rp.vmsMoved, moveBackBaseline: 2 * rp.vmsMoved };
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+  } else {
+    const c = paint(consoleOptions(process.stdout).color);
+    const s = shownDeep(out);
+    const lines = [c.bold(`Roll ${s.plan}: ${waves.length} waves (wave: ${r.wave}), ${rp.moves} moves for ${rp.vmsMoved} VMs (${rp.again} of them a second move); evacuate-then-move-back: ${2 * rp.vmsMoved}`)];
+    for (const w of s.waves) {
+      lines.push(`  wave ${w.wave}: ${w.hosts.join(', ')}: ${w.moves} moves${w.landOnNotMaintained ? ` (${w.landOnNotMaintained} onto hosts not yet maintained)` : ''}, about ${w.estimatedEvacuationS} s to empty${w.estimatedMaintenanceS !== undefined ? ` + ${w.estimatedMaintenanceS} s maintenance` : ''}`);
+      for (const n of w.notes.slice(0, 5)) lines.push(c.dim(`      ${n}`));
+      if (w.notes.length > 5) lines.push(c.dim(`      … ${w.notes.length - 5} more`));
+    }
+    for (const b of s.blocked) lines.push(c.red(`  ${b.host} cannot be emptied: ${b.why}`));
+    process.stdout.write(`${lines.join('\n')}\n`);
+  }
+  return rp.blocked.length > 0 ? ExitCode.incomplete : ExitCode.ok;
+}
+
+/** run on a rolling plan: the roll with the console, CI groups and signals wired. */
+/** The run options a roll takes (the CLI's run options; --blueprint is refused). */
+export interface RollRunOptions { reports: string; resume?: boolean; events?: string; blueprint?: string }
+
+export async function rollRunCommand(loaded: LoadedPlan, opts: RollRunOptions): Promise<number> {
+  if (opts.blueprint) throw userError('--blueprint applies to an evacuation plan, not a rolling one', [], 'run the rolling plan without --blueprint: each wave is placed on the fleet as it is then');
+  if (opts.events) throw userError('--events is not available for a rolling plan yet', [], "each wave's journal (reports/<plan>.roll/wave-N/) and the roll's journal (reports/<plan>.roll.jsonl) hold every event as JSON lines");
+  const out = process.stdout;
+  const sink = consoleSink(consoleOptions(out));
+  const groups = inActions() ? groupSink(out) : undefined;
+  const emit: EventSink = (e) => {
+    groups?.(e);
+    sink(e);
+  };
+  const stop = new AbortController();
+  const halt = new AbortController();
+  setMaxListeners(0, stop.signal, halt.signal);
+  let signals = 0;
+  const onSignal = (sig: string) => {
+    signals++;
+    if (signals === 1) {
+      emit({ kind: 'warning', t: 0, message: `${sig}: the roll stops after the steps in flight (no new wave, no new migration); resume it with --resume` });
+      stop.abort();
+    } else {
+      emit({ kind: 'warning', t: 0, message: `${sig} again: cancelling live migrations in flight (their guests stay on their sources)` });
+      halt.abort();
+    }
+  };
+  process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+  takeSignals();
+  try {
+    const done = await roll(loaded, (o) => openDriver(loaded.plan, o), emit, { reportsDir: opts.reports, ...(opts.resume ? { resume: true } : {}), stop: stop.signal, halt: halt.signal });
+    sink.close();
+    groups?.close();
+    const t = done.report.totals;
+    const col = paint(consoleOptions(out).color);
+    out.write(`\n${col.bold(`${t.maintained} of ${t.hosts} hosts maintained${t.failed + t.skipped + t.blocked > 0 ? ` (${t.failed} failed, ${t.skipped} skipped, ${t.blocked} could not be emptied)` : ''}; ${t.migrations} migrations for ${t.vmsMoved} VMs, ${(t.bytes / GiB).toFixed(1)} GiB (evacuate-then-move-back: ${t.moveBack.migrations} migrations, ${(t.moveBack.bytes / GiB).toFixed(1)} GiB).`)}\n`);
+    out.write(shownLines(`Reports: ${done.paths.json ?? done.paths.journal}\n`));
+    return done.exitCode;
+  } finally {
+    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+  }
+}

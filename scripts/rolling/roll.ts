@@ -1,0 +1,615 @@
+/**
+ * roll(): a rolling maintenance (kind: rolling) as one resumable run. For each wave: prove it can
+ * be emptied (waves.ts), run before_host, empty it with the same evacuation as `run` (evacuate(),
+ * in process, on the same driver, its own journal under reports/<plan>.roll/), maintain each host
+ * that is empty (command, or the simulator's step), wait until it is back and passes its checks,
+ * lift its fence, run after_host; then the next wave, planned again on the fleet as it is.
+ *
+ * The roll's own journal (reports/<plan>.roll.jsonl) has a line per step of each host; a killed
+ * roll resumed (`run PLAN --resume`) skips the hosts done, resumes the wave's evacuation from its
+ * journal, runs a maintenance step that started but did not end again (steps must be
+ * idempotent: the README says so), and checks again.
+ */
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { commandLine, EvacError, messageOf } from '../errors.ts';
+import type { EventSink } from '../events.ts';
+import type { Driver } from '../fleet/driver.ts';
+import { guardDriver } from '../fleet/guard.ts';
+import type { OpenOptions } from '../fleet/open.ts';
+import type { Host, Inventory } from '../fleet/types.ts';
+import { writeAll, readInput } from '../files.ts';
+import { withDefaults } from '../plan/defaults.ts';
+import type { LoadedPlan } from '../plan/load.ts';
+import type { EvacuationPlan, Rolling } from '../plan/plan-types.ts';
+import { labelsMatch, matchesDestinations } from '../plan/rules.ts';
+import { exactPattern, settingsOf } from '../plan/settings.ts';
+import { controller, lockFile, processStart, stillRunning } from '../process.ts';
+import { evacuate, guardLimits, type Evacuation } from '../runner/evacuate.ts';
+import { chainOf, cutTornTail, journalPath, readJournal } from '../runner/journal.ts';
+import { masker, runCommand, type CommandResult } from './steps.ts';
+import { planWaves, type RollPlan } from './waves.ts';
+import type { HostStatus, RollHost, RollReport, RollVm } from './report.ts';
+
+export type { HostStatus, RollHost, RollReport, RollVm } from './report.ts';
+
+export const rollJournalPath = (reportsDir: string, name: string) => join(reportsDir, `${name}.roll.jsonl`);
+export const waveDir = (reportsDir: string, name: string, wave: number) => join(reportsDir, `${name}.roll`, `wave-${wave}`);
+/** The crash tests' kill point in the roll's own journal (the waves' journals use EVACUATOR_KILL_AFTER). */
+export const ROLL_KILL_AFTER_ENV = 'EVACUATOR_ROLL_KILL_AFTER';
+
+
+export type RollLine = { seq: number; at: string; t: number } & (
+  | { kind: 'roll-start'; run: string; controller: string; pid: number; pidStart?: string; plan: { name: string; file: string; digest: string }; resumed: boolean }
+  | { kind: 'roll-planned'; waves: { hosts: string[]; moves: number; again: number }[]; blocked: { host: string; why: string }[] }
+  | { kind: 'hook'; hook: string; host?: string; result: CommandResult }
+  | { kind: 'wave-start'; wave: number; hosts: string[] }
+  | { kind: 'wave-evacuated'; wave: number; exitCode: number; empty: string[]; notEmpty: { host: string; left: string[] }[]; moves: { vm: string; from: string; to: string; bytes: number; method: string }[]; report?: string }
+  | { kind: 'step-start'; host: string; step: 'maintain' | 'check' }
+  | { kind: 'step-end'; host: string; step: 'maintain' | 'check'; ok: boolean; detail: string; output?: string; durationMs: number }
+  | { kind: 'host-done'; host: string; wave: number; status: HostStatus; why: string }
+  | { kind: 'wave-end'; wave: number }
+  | { kind: 'return'; moved: number; exitCode: number }
+  | { kind: 'roll-end'; exitCode: number; error?: string; interrupted: boolean }
+);
+type Entry = RollLine extends infer L ? L extends RollLine ? Omit<L, 'seq' | 'at'> : never : never;
+
+/** The roll's journal: one JSON line per step, fsynced on real fleets; torn last line cut. */
+class RollJournal {
+  private fd: number;
+  private seq: number;
+  private readonly killAfter = Number(process.env[ROLL_KILL_AFTER_ENV] ?? 0);
+  constructor(readonly path: string, previous: RollLine[], private readonly durable: boolean) {
+    mkdirSync(dirname(path), { recursive: true });
+    cutTornTail(path);
+    this.fd = openSync(path, 'a');
+    this.seq = previous.at(-1)?.seq ?? 0;
+  }
+  write(e: Entry): RollLine {
+    const line = { ...e, seq: ++this.seq, at: new Date().toISOString() } as RollLine;
+    writeAll(this.fd, Buffer.from(`${JSON.stringify(line)}\n`));
+    if (this.durable) fsyncSync(this.fd);
+    if (this.killAfter > 0 && line.seq >= this.killAfter) process.kill(process.pid, 'SIGKILL');
+    return line;
+  }
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
+export function readRollJournal(path: string): RollLine[] {
+  if (!existsSync(path)) return [];
+  const text = readInput(path, 'roll journal', 'give the roll journal a run wrote: reports/<plan name>.roll.jsonl');
+  const out: RollLine[] = [];
+  const lines = text.split('\n');
+  lines.forEach((l, i) => {
+    if (!l.trim()) return;
+    try {
+      out.push(JSON.parse(l) as RollLine);
+    } catch {
+      // A last line cut short by a kill is not a step that happened; one in the middle is damage.
+      if (lines.slice(i + 1).some((x) => x.trim())) throw new EvacError(`${path} is damaged at line ${i + 1}`, 'user', [], 'give the roll journal a run wrote, unedited');
+    }
+  });
+  return out;
+}
+
+/** What the roll's journal says so far: hosts done, the wave in progress and how far each of its hosts got. */
+export interface RollState {
+  lines: RollLine[];
+  status: Map<string, { status: HostStatus; why: string; wave: number }>;
+  /** The last wave started and not ended. */
+  open?: { wave: number; hosts: string[]; evacuated?: Extract<RollLine, { kind: 'wave-evacuated' }> };
+  /** Last step line per host of the open wave. */
+  steps: Map<string, Extract<RollLine, { kind: 'step-start' | 'step-end' }>>;
+  waves: number;
+  ended: boolean;
+  last?: Extract<RollLine, { kind: 'roll-start' }>;
+  returned: boolean;
+  beforeRollDone: boolean;
+}
+
+export function rollState(lines: RollLine[]): RollState {
+  const s: RollState = { lines, status: new Map(), steps: new Map(), waves: 0, ended: false, returned: false, beforeRollDone: false };
+  for (const l of lines) {
+    if (l.kind === 'roll-start') {
+      s.last = l;
+      s.ended = false;
+    } else if (l.kind === 'roll-end') s.ended = true;
+    else if (l.kind === 'hook' && l.hook === 'before_roll' && l.result.ok) s.beforeRollDone = true;
+    else if (l.kind === 'wave-start') {
+      s.open = { wave: l.wave, hosts: l.hosts };
+      s.waves = Math.max(s.waves, l.wave);
+      s.steps = new Map();
+    } else if (l.kind === 'wave-evacuated' && s.open?.wave === l.wave) s.open.evacuated = l;
+    else if (l.kind === 'step-start' || l.kind === 'step-end') s.steps.set(l.host, l);
+    else if (l.kind === 'host-done') s.status.set(l.host, { status: l.status, why: l.why, wave: l.wave });
+    else if (l.kind === 'wave-end' && s.open?.wave === l.wave) s.open = undefined;
+    else if (l.kind === 'return') s.returned = true;
+  }
+  return s;
+}
+
+export interface RollOptions {
+  reportsDir: string;
+  resume?: boolean;
+  stop?: AbortSignal;
+  halt?: AbortSignal;
+  /** Console sink of the waves' evacuations and the roll's own stages. */
+  writeReports?: boolean;
+}
+
+/** The hosts to maintain: sources in their order, then the selector's hosts by name. */
+export function rollHosts(plan: EvacuationPlan, hosts: Pick<Host, 'name' | 'labels'>[]): string[] {
+  const out = [...plan.sources ?? []];
+  const sel = plan.rolling?.selector;
+  if (sel) for (const h of [...hosts].sort((a, b) => a.name.localeCompare(b.name))) if (labelsMatch(h.labels, sel) && !out.includes(h.name)) out.push(h.name);
+  return out;
+}
+
+type Filled<T, K extends keyof T> = T & Required<Pick<T, K>>;
+/** The roll's settings with the schema's defaults, its sections' too (checks and hooks are there even when the plan has none). */
+export type RollSettings = Filled<Rolling, 'wave' | 'max_wave' | 'order' | 'on_failure' | 'return'> & {
+  checks: Filled<NonNullable<Rolling['checks']>, 'timeout_s' | 'interval_s'>;
+  hooks: Filled<NonNullable<Rolling['hooks']>, 'timeout_s'>;
+  maintenance?: Filled<NonNullable<Rolling['maintenance']>, 'timeout_s'> & { simulate?: Filled<NonNullable<NonNullable<Rolling['maintenance']>['simulate']>, 'duration_s'> };
+};
+export function rollingOf(plan: EvacuationPlan): RollSettings {
+  const r = plan.rolling ?? {};
+  return withDefaults({ ...r, checks: r.checks ?? {}, hooks: r.hooks ?? {} }, 'Rolling') as RollSettings;
+}
+
+/** Plan the waves on an inventory (plan output and each wave of a run). */
+export function planRoll(plan: EvacuationPlan, inventory: Inventory, done: string[] = [], out: string[] = []): RollPlan {
+  const r = rollingOf(plan);
+  const settings = settingsOf(plan);
+  const gone = new Set(out);
+  const hosts = inventory.hosts;
+  return planWaves({
+    hosts, vms: inventory.vms,
+    roll: rollHosts(plan, hosts).filter((h) => !gone.has(h)),
+    pool: hosts.filter((h) => !gone.has(h.name) && matchesDestinations(plan, h.name, h.labels) && !(h.fence && h.fence.plan !== plan.name)).map((h) => h.name),
+    settings, wave: r.wave, maxWave: r.max_wave, ...(r.failure_domain ? { failureDomain: r.failure_domain } : {}), order: r.order, done,
+  });
+}
+
+/** The evacuation plan of one wave: the roll's plan with these hosts as sources, final hosts preferred. */
+function wavePlan(plan: EvacuationPlan, wave: string[], pool: string[], prefer: string[]): EvacuationPlan {
+  const { rolling: _r, kind: _k, vms: _v, ...rest } = plan;
+  return {
+    ...rest,
+    kind: 'evacuate',
+    sources: wave as [string, ...string[]],
+    destinations: { hosts: pool },
+    placement: { ...plan.placement, prefer },
+  };
+}
+
+export interface RollDone {
+  exitCode: number;
+  report: RollReport;
+  paths: { journal: string; json?: string };
+}
+
+/** Run (or resume) the roll. Refusals before anything changed throw EvacError. */
+export async function roll(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Driver>, sink: EventSink, opts: RollOptions): Promise<RollDone> {
+  const plan = loaded.plan;
+  const name = plan.name;
+  const r = rollingOf(plan);
+  const jpath = rollJournalPath(opts.reportsDir, name);
+  mkdirSync(opts.reportsDir, { recursive: true });
+  const unlock = lockFile(`${jpath}.lock`, (h) => new EvacError(`the roll '${name}' is being run by pid ${h.pid} on ${h.controller} (since ${h.at})`, 'held', [], `wait for it, or stop it (kill -INT ${h.pid}) and resume it`),
+    `another run of the roll '${name}' is starting at the same time`);
+  try {
+    return await rollOnce(loaded, open, sink, opts, r, jpath);
+  } finally {
+    unlock();
+  }
+}
+
+async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Driver>, sink: EventSink, opts: RollOptions, r: ReturnType<typeof rollingOf>, jpath: string): Promise<RollDone> {
+  const plan = loaded.plan;
+  const name = plan.name;
+  const before = rollState(readRollJournal(jpath));
+  const resumeWith = commandLine('evacuator', 'run', loaded.file, ...(opts.reportsDir === 'reports' ? [] : ['--reports', opts.reportsDir]), '--resume');
+  if (before.last && !before.ended) {
+    if (stillRunning({ ...before.last, ended: false })) throw new EvacError(`the roll '${name}' is still running (pid ${before.last.pid})`, 'held', [], `wait for it, or stop it (kill -INT ${before.last.pid}) and resume with: ${resumeWith}`);
+    if (!opts.resume) throw new EvacError(`the last run of the roll '${name}' (started ${before.last.at}) did not finish; its journal is ${jpath}`, 'held', [], `resume it: ${resumeWith}`);
+  }
+  const resuming = opts.resume === true && before.last !== undefined && !before.ended;
+  const state = resuming ? before : rollState([]);
+  if (resuming && before.lines.find((l) => l.kind === 'roll-start')?.kind === 'roll-start') {
+    const first = before.lines.find((l): l is Extract<RollLine, { kind: 'roll-start' }> => l.kind === 'roll-start')!;
+    if (first.plan.digest !== loaded.digest) throw new EvacError(`${loaded.file} changed since the roll it would resume began`, 'user', [], 'restore the plan as it was to resume that roll');
+  }
+  const settings = settingsOf(plan);
+  const inner = await open({ reportsDir: opts.reportsDir, resume: resuming });
+  const driver = guardDriver(inner, guardLimits(settings));
+  const stop = opts.stop ?? new AbortController().signal;
+  const journal = new RollJournal(jpath, resuming ? before.lines : [], driver.name !== 'sim');
+  const lines: RollLine[] = resuming ? [...before.lines] : [];
+  const log = (e: Entry) => {
+    const l = journal.write(e);
+    lines.push(l);
+    return l;
+  };
+  const say = (message: string) => {
+    try {
+      sink({ kind: 'warning', t: driver.clock.now(), message });
+    } catch {
+      // Output never ends a run.
+    }
+  };
+  const stage = (detail: string) => {
+    try {
+      sink({ kind: 'stage', t: driver.clock.now(), stage: 'wave', detail });
+    } catch {
+      // idem
+    }
+  };
+  const mask = masker(r.secret_env ?? []);
+  const hookTimeoutMs = r.hooks.timeout_s * 1000;
+  const addressOf = (host: string) => plan.fleet.libvirt?.hosts.find((h) => h.name === host)?.address ?? host;
+  const hook = async (which: 'before_roll' | 'after_roll' | 'before_host' | 'after_host', env: Record<string, string>, host?: string) => {
+    const argv = r.hooks[which];
+    if (!argv) return true;
+    const res = await runCommand(argv, { EVAC_PLAN: name, EVAC_HOOK: which, ...env }, hookTimeoutMs, mask, stop);
+    log({ kind: 'hook', t: driver.clock.now(), hook: which, ...(host ? { host } : {}), result: res });
+    if (!res.ok) say(`hook ${which}${host ? ` of ${host}` : ''} failed: ${res.detail}`);
+    return res.ok;
+  };
+  const pidStart = processStart(process.pid);
+  log({ kind: 'roll-start', t: driver.clock.now(), run: randomUUID().slice(0, 8), controller: controller(), pid: process.pid, ...(pidStart ? { pidStart } : {}), plan: { name, file: loaded.file, digest: loaded.digest }, resumed: resuming });
+  let exitCode = 0;
+  let error: string | undefined;
+  let interrupted = false;
+  try {
+    const seen = await driver.inventory();
+    if (!seen.ok) throw new EvacError(`cannot read the fleet: ${seen.detail}`, 'fleet', [], 'check that the hosts answer, then run again');
+    const all = rollHosts(plan, seen.inventory.hosts);
+    for (const h of all) {
+      if (!seen.inventory.hosts.some((x) => x.name === h) && !seen.inventory.unreachable.some((u) => u.host === h) && !state.status.has(h)) {
+        throw new EvacError(`host ${h} to maintain is not in the fleet`, 'user', [], 'check the host names in sources against the fleet');
+      }
+    }
+    const finished = (h: string) => state.status.has(h) && state.status.get(h)!.status !== 'pending';
+    const baseline = new Map(seen.inventory.hosts.map((h) => [h.name, h]));
+    const whole = planRoll(plan, seen.inventory, [...state.status].filter(([, s]) => s.status === 'maintained').map(([h]) => h),
+      [...state.status].filter(([, s]) => s.status !== 'maintained').map(([h]) => h));
+    if (!resuming) {
+      log({ kind: 'roll-planned', t: driver.clock.now(), waves: whole.waves.map((w) => ({ hosts: w.hosts, moves: w.moves.length, again: w.moves.filter((m) => !m.final).length })), blocked: whole.blocked });
+      for (const b of whole.blocked) {
+        if (r.on_failure === 'stop') {
+          throw new EvacError(`the roll cannot maintain ${whole.blocked.map((x) => x.host).join(', ')}: ${whole.blocked.map((x) => `${x.host}: ${x.why}`).join(' | ')}`, 'incomplete', [],
+            'make room (or allow it: overcommit, max_utilization, destinations), or set rolling.on_failure: skip to maintain the other hosts');
+        }
+        log({ kind: 'host-done', t: driver.clock.now(), host: b.host, wave: 0, status: 'blocked', why: b.why });
+        state.status.set(b.host, { status: 'blocked', why: b.why, wave: 0 });
+      }
+    }
+    if (!state.beforeRollDone && !(await hook('before_roll', { EVAC_HOSTS: all.join(' ') }))) {
+      throw new EvacError('the before_roll hook failed: nothing of the roll was done', 'incomplete', [], 'see its output in the roll report; fix it and run again');
+    }
+    let waveNo = state.waves;
+    let stopped = false;
+    const learnedMs: number[] = [];
+    while (!stopped) {
+      if (stop.aborted) {
+        interrupted = true;
+        break;
+      }
+      // The wave in progress (a resume), else the next one planned on the fleet as it is now.
+      let wave: string[];
+      let resumingWave = false;
+      if (state.open) {
+        wave = state.open.hosts;
+        waveNo = state.open.wave;
+        resumingWave = true;
+      } else {
+        const inv = await driver.inventory();
+        if (!inv.ok) throw new EvacError(`cannot read the fleet: ${inv.detail}`, 'fleet', [], 'check that the hosts answer, then resume');
+        const maintained = [...state.status].filter(([, s]) => s.status === 'maintained').map(([h]) => h);
+        const out = [...state.status].filter(([, s]) => s.status !== 'maintained').map(([h]) => h);
+        const next = planRoll(plan, inv.inventory, maintained, out);
+        for (const b of next.blocked.filter((x) => !finished(x.host))) {
+          log({ kind: 'host-done', t: driver.clock.now(), host: b.host, wave: 0, status: 'blocked', why: b.why });
+          state.status.set(b.host, { status: 'blocked', why: b.why, wave: 0 });
+          say(`${b.host} cannot be emptied now: ${b.why}`);
+          if (r.on_failure === 'stop') stopped = true;
+        }
+        if (stopped || next.waves.length === 0) break;
+        wave = next.waves[0].hosts;
+        // The window: no wave starts that cannot end before it closes (estimates learned from earlier hosts).
+        if (settings.windowEnd !== undefined && learnedMs.length > 0) {
+          const need = Math.max(...learnedMs);
+          if (Date.now() + need > settings.windowEnd) {
+            say(`the next wave (${wave.join(', ')}) would take about ${Math.round(need / 1000)} s, past the window's end: stopping here`);
+            exitCode = 3;
+            break;
+          }
+        }
+        waveNo++;
+        log({ kind: 'wave-start', t: driver.clock.now(), wave: waveNo, hosts: wave });
+        state.open = { wave: waveNo, hosts: wave };
+      }
+      stage(`wave ${waveNo}: ${wave.join(', ')}`);
+      const waveT0 = Date.now();
+      // Evacuation (resumed from its own journal when it was in progress).
+      let evacuated = state.open!.evacuated;
+      if (!evacuated) {
+        for (const h of wave) {
+          if (resumingWave && state.steps.has(h)) continue;
+          if (!(await hook('before_host', { EVAC_HOST: h, EVAC_HOST_ADDRESS: addressOf(h), EVAC_WAVE: String(waveNo) }, h))) {
+            // Nothing of this host changed yet.
+            failHost(h, 'its before_host hook failed');
+          }
+        }
+        const live = wave.filter((h) => !state.status.has(h));
+        const inv = await driver.inventory();
+        if (!inv.ok) throw new EvacError(`cannot read the fleet: ${inv.detail}`, 'fleet', [], 'check that the hosts answer, then resume');
+        const maintained = new Set([...state.status].filter(([, s]) => s.status === 'maintained').map(([h]) => h));
+        const out = new Set([...state.status].filter(([, s]) => s.status !== 'maintained').map(([h]) => h));
+        const rolled = new Set(all);
+        const pool = inv.inventory.hosts.filter((h) => !wave.includes(h.name) && !out.has(h.name) && matchesDestinations(plan, h.name, h.labels) && !(h.fence && h.fence.plan !== name)).map((h) => h.name);
+        const prefer = pool.filter((h) => maintained.has(h) || !rolled.has(h));
+        let ev: Evacuation | undefined;
+        if (live.length > 0) {
+          const wp = wavePlan(plan, live, pool, prefer);
+          const dir = waveDir(opts.reportsDir, name, waveNo);
+          const unfinished = (() => {
+            const c = chainOf(readJournal(journalPath(dir, name)));
+            return c !== undefined && !c.runs.at(-1)!.ended;
+          })();
+          try {
+            ev = await evacuate({ ...loaded, plan: wp }, driver, sink, { reportsDir: dir, ...(unfinished ? { resume: true, acceptChangedPlan: true } : {}), stop, ...(opts.halt ? { halt: opts.halt } : {}) });
+          } catch (e) {
+            if (e instanceof EvacError && e.source === 'interrupted') {
+              interrupted = true;
+              break;
+            }
+            throw e;
+          }
+        }
+        const proofs = ev?.report.proofs ?? [];
+        evacuated = log({
+          kind: 'wave-evacuated', t: driver.clock.now(), wave: waveNo, exitCode: ev?.exitCode ?? 0,
+          empty: proofs.filter((p) => p.empty).map((p) => p.host),
+          notEmpty: proofs.filter((p) => !p.empty).map((p) => ({ host: p.host, left: p.left.map((l) => l.vm) })),
+          moves: (ev?.report.vms ?? []).filter((v) => v.status === 'moved').map((v) => ({ vm: v.vm, from: v.source, to: v.host!, bytes: v.bytes, method: v.method })),
+          ...(ev?.paths.json ? { report: ev.paths.json } : {}),
+        }) as Extract<RollLine, { kind: 'wave-evacuated' }>;
+        state.open!.evacuated = evacuated;
+        if (ev?.result.interrupted) {
+          interrupted = true;
+          break;
+        }
+      }
+      for (const n of evacuated.notEmpty) if (!state.status.has(n.host)) failHost(n.host, `its evacuation left ${n.left.join(', ')} on it: a host that still holds VMs is never maintained`);
+      // Maintenance and checks, the wave's hosts at once.
+      const ready = wave.filter((h) => !state.status.has(h) && evacuated!.empty.includes(h));
+      await Promise.all(ready.map((h) => maintainHost(h, waveNo, baseline.get(h))));
+      for (const h of wave) {
+        const s = state.status.get(h);
+        if (s && s.status !== 'maintained' && r.on_failure === 'stop') stopped = true;
+      }
+      // return: origin, as peers do: a host back in service gets its own VMs back before the next wave.
+      const home = wave.filter((h) => state.status.get(h)?.status === 'maintained');
+      if (r.return === 'origin' && home.length > 0 && !interrupted) {
+        const back = await returnHome(home, waveNo);
+        if (back === 130) interrupted = true;
+        else if (back !== 0 && exitCode === 0) exitCode = back;
+      }
+      learnedMs.push(Date.now() - waveT0);
+      log({ kind: 'wave-end', t: driver.clock.now(), wave: waveNo });
+      state.open = undefined;
+      state.steps = new Map();
+      if (interrupted) break;
+    }
+    if (!interrupted) await hook('after_roll', { EVAC_HOSTS: all.join(' ') });
+    const notDone = all.filter((h) => state.status.get(h)?.status !== 'maintained');
+    if (interrupted) exitCode = 130;
+    else if (notDone.length > 0 && exitCode === 0) exitCode = 3;
+  } catch (e) {
+    exitCode = e instanceof EvacError ? e.exitCode : 1;
+    error = messageOf(e);
+    log({ kind: 'roll-end', t: driver.clock.now(), exitCode, error, interrupted: false });
+    journal.close();
+    await driver.close();
+    throw e;
+  }
+  log({ kind: 'roll-end', t: driver.clock.now(), exitCode, interrupted, ...(error ? { error } : {}) });
+  journal.close();
+  await driver.close();
+  const report = rollReport(lines, loaded, plan.fleet.driver);
+  const paths: { journal: string; json?: string } = { journal: jpath };
+  if (opts.writeReports !== false) {
+    const { writeRollReports } = await import('./report.ts');
+    Object.assign(paths, writeRollReports(opts.reportsDir, report));
+  }
+  return { exitCode, report, paths };
+
+  function failHost(h: string, why: string, wave = state.open?.wave ?? 0) {
+    log({ kind: 'host-done', t: driver.clock.now(), host: h, wave, status: r.on_failure === 'skip' ? 'skipped' : 'failed', why });
+    state.status.set(h, { status: r.on_failure === 'skip' ? 'skipped' : 'failed', why, wave });
+    say(`${h} is not maintained: ${why}; it stays fenced${r.on_failure === 'stop' ? ' and the roll stops after this wave' : ''}`);
+  }
+
+  async function maintainHost(h: string, wave: number, was: Host | undefined): Promise<void> {
+    const last = state.steps.get(h);
+    const env = { EVAC_HOST: h, EVAC_HOST_ADDRESS: addressOf(h), EVAC_PLAN: name, EVAC_WAVE: String(wave) };
+    // A step that ended ok is not run again; one that started and did not end is (steps are idempotent).
+    const maintainedOk = last !== undefined && (last.step === 'check' || (last.kind === 'step-end' && last.ok));
+    if (!maintainedOk) {
+      log({ kind: 'step-start', t: driver.clock.now(), host: h, step: 'maintain' });
+      const res = await maintainStep(h, env);
+      log({ kind: 'step-end', t: driver.clock.now(), host: h, step: 'maintain', ok: res.ok, detail: res.detail, ...(res.output ? { output: res.output } : {}), durationMs: res.durationMs });
+      if (!res.ok) return failHost(h, `its maintenance step failed: ${res.detail}`, wave);
+    }
+    log({ kind: 'step-start', t: driver.clock.now(), host: h, step: 'check' });
+    const t0 = Date.now();
+    const c = await checkHost(h, was, env);
+    log({ kind: 'step-end', t: driver.clock.now(), host: h, step: 'check', ok: c.ok, detail: c.detail, durationMs: Date.now() - t0 });
+    if (!c.ok) return failHost(h, `its checks did not pass: ${c.detail}`, wave);
+    const lifted = await driver.fence(h, null, true);
+    if (!lifted.ok) return failHost(h, `its fence could not be lifted: ${lifted.detail}`, wave);
+    await hook('after_host', env, h);
+    log({ kind: 'host-done', t: driver.clock.now(), host: h, wave, status: 'maintained', why: '' });
+    state.status.set(h, { status: 'maintained', why: '', wave });
+  }
+
+  async function maintainStep(h: string, env: Record<string, string>): Promise<CommandResult> {
+    const m = r.maintenance!;
+    const timeoutMs = m.timeout_s * 1000;
+    if (m.simulate) {
+      const t0 = driver.clock.now();
+      const got = driver.maintain
+        ? await driver.maintain(h, { durationMs: m.simulate.duration_s * 1000, ...(m.simulate.hypervisor_version ? { version: m.simulate.hypervisor_version } : {}), fail: (m.simulate.fail ?? []).includes(h) })
+        : { ok: false as const, detail: `the ${driver.name} driver has no simulated maintenance` };
+      return { ok: got.ok, code: got.ok ? 0 : null, detail: got.ok ? '' : (got as { detail: string }).detail, output: '', durationMs: driver.clock.now() - t0 };
+    }
+    return runCommand(m.command!, env, timeoutMs, mask, stop);
+  }
+
+  /** Wait until the host answers and passes: capacity and CPU as before, the expected version, the check command. */
+  async function checkHost(h: string, was: Host | undefined, env: Record<string, string>): Promise<{ ok: boolean; detail: string }> {
+    const c = r.checks;
+    const timeoutMs = c.timeout_s * 1000;
+    const every = c.interval_s * 1000;
+    const until = driver.clock.now() + timeoutMs;
+    let why = 'not looked at yet';
+    for (;;) {
+      if (stop.aborted) return { ok: false, detail: `interrupted while waiting (${why})` };
+      const got = await driver.inventory();
+      const now = got.ok ? got.inventory.hosts.find((x) => x.name === h) : undefined;
+      if (!got.ok) why = `the fleet could not be read: ${got.detail}`;
+      else if (!now) why = `${h} does not answer${got.inventory.unreachable.find((u) => u.host === h) ? ` (${got.inventory.unreachable.find((u) => u.host === h)!.detail})` : ''}`;
+      else if (was && JSON.stringify(now.capacity) !== JSON.stringify(was.capacity)) why = `its capacity changed: ${JSON.stringify(now.capacity)}, was ${JSON.stringify(was.capacity)}`;
+      else if (was && now.cpuModel !== was.cpuModel) why = `its CPU model is ${now.cpuModel}, was ${was.cpuModel}`;
+      else if (c.hypervisor_version && now.hypervisor.version !== c.hypervisor_version) why = `its hypervisor reports ${now.hypervisor.version}, expected ${c.hypervisor_version}`;
+      else if (c.command) {
+        const res = await runCommand(c.command, env, Math.max(1000, Math.min(timeoutMs, until - driver.clock.now())), mask, stop);
+        if (res.ok) return { ok: true, detail: `${h} answers and passes its checks` };
+        why = `its check command failed: ${res.detail}${res.output ? `: ${res.output.split('\n').slice(-3).join(' / ')}` : ''}`;
+      } else return { ok: true, detail: `${h} answers${c.hypervisor_version ? ` with ${c.hypervisor_version}` : ''}, capacity and CPU as before` };
+      if (driver.clock.now() + every > until) return { ok: false, detail: `after ${Math.round(timeoutMs / 1000)} s: ${why}` };
+      await driver.clock.sleep(every, stop);
+    }
+  }
+
+  /** return: origin: the VMs that started on these hosts (now back in service) go back to them from wherever they are. */
+  async function returnHome(hosts: string[], wave: number): Promise<number> {
+    const home = new Set(hosts);
+    const vms = rollVms(lines).filter((v) => home.has(v.origin) && v.host !== v.origin);
+    if (vms.length === 0) return 0;
+    stage(`wave ${wave}: ${vms.length} VM(s) back to ${hosts.join(', ')}`);
+    const { rolling: _r, kind: _k, ...rest } = plan;
+    const back: EvacuationPlan = {
+      ...rest, kind: 'evacuate',
+      sources: [...new Set(vms.map((v) => v.host))].sort() as [string, ...string[]],
+      // Exact names: a VM named like a pattern must not pull in others.
+      vms: vms.map((v) => exactPattern(v.vm)) as [string, ...string[]],
+      destinations: { hosts: [...home].sort() },
+      placement: { ...plan.placement, assign: Object.fromEntries(vms.map((v) => [v.vm, v.origin])) },
+    };
+    const dir = join(opts.reportsDir, `${name}.roll`, `return-${wave}`);
+    const c = chainOf(readJournal(journalPath(dir, name)));
+    let ev: Evacuation;
+    try {
+      ev = await evacuate({ ...loaded, plan: back }, driver, sink, { reportsDir: dir, ...(c && !c.runs.at(-1)!.ended ? { resume: true, acceptChangedPlan: true } : {}), stop, ...(opts.halt ? { halt: opts.halt } : {}) });
+    } catch (e) {
+      if (e instanceof EvacError && e.source === 'interrupted') return 130;
+      throw e;
+    }
+    log({
+      kind: 'wave-evacuated', t: driver.clock.now(), wave: -wave, exitCode: ev.exitCode, empty: [], notEmpty: [],
+      moves: ev.report.vms.filter((v) => v.status === 'moved').map((v) => ({ vm: v.vm, from: v.source, to: v.host!, bytes: v.bytes, method: v.method })),
+      ...(ev.paths.json ? { report: ev.paths.json } : {}),
+    });
+    log({ kind: 'return', t: driver.clock.now(), moved: ev.report.totals.moved, exitCode: ev.exitCode });
+    if (ev.result.interrupted) return 130;
+    return ev.exitCode;
+  }
+}
+
+/** Each VM's moves over the roll, from its journal. */
+export function rollVms(lines: RollLine[]): RollVm[] {
+  const vms = new Map<string, RollVm>();
+  for (const l of lines) {
+    if (l.kind !== 'wave-evacuated') continue;
+    for (const m of l.moves) {
+      const v = vms.get(m.vm) ?? { vm: m.vm, origin: m.from, host: m.from, moves: [] };
+      v.moves.push({ wave: l.wave, from: m.from, to: m.to, method: m.method, bytes: m.bytes });
+      v.host = m.to;
+      vms.set(m.vm, v);
+    }
+  }
+  return [...vms.values()].sort((a, b) => a.vm.localeCompare(b.vm));
+}
+
+/** The roll's report from its journal (a killed roll's too). */
+export function rollReport(lines: RollLine[], loaded: Pick<LoadedPlan, 'file' | 'digest'> & { plan: Pick<EvacuationPlan, 'name'> }, driver: string): RollReport {
+  const first = lines.find((l) => l.kind === 'roll-start');
+  const end = [...lines].reverse().find((l): l is Extract<RollLine, { kind: 'roll-end' }> => l.kind === 'roll-end');
+  const planned = [...lines].reverse().find((l): l is Extract<RollLine, { kind: 'roll-planned' }> => l.kind === 'roll-planned');
+  const t0 = first?.t ?? 0;
+  const sec = (t: number) => Math.round((t - t0) / 100) / 10;
+  const hosts = new Map<string, RollHost>();
+  const hostOf = (h: string) => {
+    let x = hosts.get(h);
+    if (!x) hosts.set(h, (x = { host: h, wave: null, status: 'pending', why: '' }));
+    return x;
+  };
+  for (const w of planned?.waves ?? []) for (const h of w.hosts) hostOf(h);
+  for (const b of planned?.blocked ?? []) hostOf(b.host);
+  const waves: RollReport['waves'] = [];
+  const waveStart = new Map<number, number>();
+  const steps = new Map<string, number>();
+  for (const l of lines) {
+    if (l.kind === 'wave-start') {
+      waveStart.set(l.wave, l.t);
+      for (const h of l.hosts) hostOf(h).wave = l.wave;
+      waves.push({ wave: l.wave, hosts: l.hosts, exitCode: null, moves: 0, bytes: 0 });
+    } else if (l.kind === 'wave-evacuated' && l.wave > 0) {
+      const w = waves.find((x) => x.wave === l.wave);
+      if (w) Object.assign(w, { exitCode: l.exitCode, moves: l.moves.length, bytes: l.moves.reduce((a, m) => a + m.bytes, 0), ...(l.report ? { report: l.report } : {}) });
+      for (const h of w?.hosts ?? []) hostOf(h).evacuated = { startS: sec(waveStart.get(l.wave) ?? l.t), endS: sec(l.t) };
+    } else if (l.kind === 'step-start') steps.set(`${l.host}:${l.step}`, l.t);
+    else if (l.kind === 'step-end') {
+      const startS = sec(steps.get(`${l.host}:${l.step}`) ?? l.t);
+      if (l.step === 'maintain') hostOf(l.host).maintained = { startS, endS: sec(l.t), ok: l.ok, ...(l.output ? { output: l.output } : {}) };
+      else hostOf(l.host).checked = { startS, endS: sec(l.t), ok: l.ok, detail: l.detail };
+    } else if (l.kind === 'host-done') {
+      const x = hostOf(l.host);
+      x.status = l.status;
+      x.why = l.why;
+      if (l.status === 'maintained') x.inServiceS = sec(l.t);
+    }
+  }
+  const vms = rollVms(lines);
+  const all = vms.flatMap((v) => v.moves);
+  const returned = lines.filter((l) => l.kind === 'return').reduce((a, l) => a + (l.kind === 'return' ? l.moved : 0), 0);
+  const hooks = lines.filter((l): l is Extract<RollLine, { kind: 'hook' }> => l.kind === 'hook')
+    .map((l) => ({ hook: l.hook, ...(l.host ? { host: l.host } : {}), ok: l.result.ok, detail: l.result.detail, output: l.result.output }));
+  const list = [...hosts.values()];
+  const count = (st: HostStatus) => list.filter((h) => h.status === st).length;
+  const exitCode = end?.exitCode ?? 130;
+  return {
+    version: 1, kind: 'rolling',
+    plan: { name: loaded.plan.name, file: loaded.file, digest: loaded.digest },
+    driver,
+    startedAt: first?.at ?? '',
+    endedAt: end?.at ?? lines.at(-1)?.at ?? '',
+    result: !end ? 'interrupted' : end.error ? 'refused' : end.interrupted ? 'interrupted' : exitCode === 0 ? 'complete' : 'incomplete',
+    exitCode,
+    ...(end?.error ? { error: end.error } : {}),
+    waves, hosts: list, vms, hooks, warnings: [],
+    totals: {
+      hosts: list.length, maintained: count('maintained'), failed: count('failed'), skipped: count('skipped'), blocked: count('blocked'),
+      migrations: all.length, bytes: all.reduce((a, m) => a + m.bytes, 0),
+      vmsMoved: vms.length, movedAgain: all.length - vms.length - returned,
+      moveBack: { migrations: 2 * vms.length, bytes: 2 * vms.reduce((a, v) => a + (v.moves[0]?.bytes ?? 0), 0) },
+      returned,
+    },
+  };
+}

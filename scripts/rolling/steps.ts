@@ -1,0 +1,77 @@
+/**
+ * The roll's commands (maintenance step, checks, hooks): an argument list run without a shell
+ * (a plan value is never read as shell syntax), with the host in its environment, a timeout
+ * (SIGTERM, then SIGKILL 10 s later), its output kept (the last 16 KiB of each stream) with the
+ * values of the plan's secret environment variables masked.
+ */
+import { spawn } from 'node:child_process';
+
+export interface CommandResult {
+  ok: boolean;
+  /** Exit code, or null when it was killed or could not start. */
+  code: number | null;
+  /** What went wrong, in a sentence (empty when ok). */
+  detail: string;
+  /** stdout then stderr, the tail of each, secrets masked. */
+  output: string;
+  durationMs: number;
+}
+
+const KEEP = 16 * 1024;
+
+/** Mask every value of these environment variables (of 4 characters or more: shorter ones would mask half the text). */
+export function masker(names: readonly string[], env: NodeJS.ProcessEnv = process.env): (text: string) => string {
+  const values = names.map((n) => env[n]).filter((v): v is string => typeof v === 'string' && v.length >= 4).sort((a, b) => b.length - a.length);
+  if (values.length === 0) return (t) => t;
+  return (t) => values.reduce((acc, v) => acc.split(v).join('***'), t);
+}
+
+/** Run argv with extra environment; never throws (a program that cannot start is a failed result). */
+export function runCommand(argv: readonly string[], extraEnv: Record<string, string>, timeoutMs: number, mask: (t: string) => string, signal?: AbortSignal): Promise<CommandResult> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    let out = '';
+    let err = '';
+    let timedOut = false;
+    let settled = false;
+    const keep = (acc: string, d: Buffer) => (acc + d.toString()).slice(-KEEP * 2);
+    // Its own process group, so a timeout stops what it started too (a shell's children hold its output open).
+    const child = spawn(argv[0], argv.slice(1), { env: { ...process.env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'], shell: false, detached: true });
+    const finish = (code: number | null, detail: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      clearTimeout(kill);
+      signal?.removeEventListener('abort', onAbort);
+      const text = [out.slice(-KEEP), err.slice(-KEEP)].filter((x) => x.length > 0).join(out && err ? '\n--- stderr ---\n' : '');
+      resolve({ ok: code === 0 && !detail, code, detail: mask(detail), output: mask(text), durationMs: Date.now() - t0 });
+    };
+    let kill: NodeJS.Timeout | undefined;
+    const signal_ = (sig: NodeJS.Signals) => {
+      try {
+        if (child.pid) process.kill(-child.pid, sig);
+      } catch {
+        // Already gone.
+      }
+    };
+    const stopIt = () => {
+      signal_('SIGTERM');
+      kill = setTimeout(() => signal_('SIGKILL'), 10_000);
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      stopIt();
+    }, timeoutMs);
+    const onAbort = () => stopIt();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    child.stdout.on('data', (d: Buffer) => (out = keep(out, d)));
+    child.stderr.on('data', (d: Buffer) => (err = keep(err, d)));
+    child.on('error', (e: NodeJS.ErrnoException) => finish(null, `${argv[0]} could not start: ${e.code ?? e.message}`));
+    child.on('close', (code, sig) => {
+      if (timedOut) return finish(code, `killed after its timeout of ${Math.round(timeoutMs / 1000)} s`);
+      if (signal?.aborted) return finish(code, 'stopped: the roll was interrupted');
+      if (sig) return finish(null, `killed by ${sig}`);
+      finish(code, code === 0 ? '' : `exit ${code}`);
+    });
+  });
+}

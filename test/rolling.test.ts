@@ -1,0 +1,251 @@
+/**
+ * Rolling maintenance on the simulated fleet: the waves' rules over generated clusters (fast-check),
+ * whole rolls through the CLI (every host maintained once, every VM on one host, each moved at most
+ * once but for the first wave's, bytes against the move-back baseline), failures (a host that does
+ * not come back, stop and skip), commands (argv, environment, timeout, secrets masked), return:
+ * origin, bad plans, and rolls killed at random steps and resumed.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { SimDriver } from '../scripts/fleet/sim/driver.ts';
+import { readState } from '../scripts/fleet/sim/state.ts';
+import type { EvacuationPlan } from '../scripts/plan/plan-types.ts';
+import { planRoll, readRollJournal, type RollReport } from '../scripts/rolling/roll.ts';
+import { readJournal } from '../scripts/runner/journal.ts';
+import { cli, planFile, tempDir } from './helpers.ts';
+
+function cluster(hosts: number, vms: number, groups: number, seed: number, rolling: Record<string, unknown> = {}): EvacuationPlan {
+  return {
+    version: 1, name: 'roll', kind: 'rolling',
+    fleet: { driver: 'sim', sim: { seed, generate: { hosts, vms, anti_affinity_groups: groups } } },
+    rolling: { selector: {}, failure_domain: 'rack', maintenance: { simulate: { duration_s: 600, hypervisor_version: '9.9.0' } }, checks: { hypervisor_version: '9.9.0' }, ...rolling },
+    placement: { max_utilization: 0.9 },
+    migration: { mode: 'live', concurrency: { total: 8, per_source: 2, per_destination: 2 } },
+  } as EvacuationPlan;
+}
+
+/** Every live migration the waves' journals say ended well, per VM (the driver-level record, not the roll's report). */
+function movesByVm(reports: string): Map<string, number> {
+  const out = new Map<string, number>();
+  const root = join(reports, 'roll.roll');
+  if (!existsSync(root)) return out;
+  for (const w of readdirSync(root)) {
+    const j = join(root, w, 'roll.journal.jsonl');
+    if (!existsSync(j)) continue;
+    for (const l of readJournal(j)) if (l.kind === 'move-end' && l.outcome === 'ok') out.set(l.vm, (out.get(l.vm) ?? 0) + 1);
+  }
+  return out;
+}
+
+/** The simulated fleet as the roll left it: each VM's host, each host's version and fence. */
+function fleetAfter(reports: string) {
+  const { saved } = readState(join(reports, 'roll.fleet.json'));
+  return saved;
+}
+
+describe('rolling maintenance: the waves', () => {
+  it('never two hosts of one rack nor two holders of one anti-affinity group in a wave; every VM placed; only VMs landing on hosts not yet maintained move twice (fast-check over clusters of 10-200 hosts)', async () => {
+    await fc.assert(fc.asyncProperty(
+      fc.integer({ min: 10, max: 200 }), fc.integer({ min: 3, max: 12 }), fc.integer({ min: 0, max: 8 }), fc.integer({ min: 0, max: 1000 }), fc.constantFrom<number | 'auto'>(1, 2, 3, 'auto'),
+      async (hosts, perHost, groups, seed, wave) => {
+        const plan = cluster(hosts, hosts * perHost, groups, seed, { wave, max_wave: 6 });
+        const inv = await new SimDriver(plan.fleet.sim!).inventory();
+        if (!inv.ok) throw new Error(inv.detail);
+        const rp = planRoll(plan, inv.inventory);
+        const where = new Map(inv.inventory.vms.map((v) => [v.name, v.host]));
+        const rack = new Map(inv.inventory.hosts.map((h) => [h.name, h.labels.rack]));
+        const maintained = new Set<string>();
+        const count = new Map<string, number>();
+        for (const w of rp.waves) {
+          if (typeof wave === 'number') expect(w.hosts.length).toBeLessThanOrEqual(wave);
+          // Failure domains and anti-affinity groups, on the fleet as it is when the wave starts.
+          expect(new Set(w.hosts.map((h) => rack.get(h))).size, JSON.stringify(w.hosts)).toBe(w.hosts.length);
+          const groupsOf = (h: string) => new Set(inv.inventory.vms.filter((v) => where.get(v.name) === h && v.antiAffinity).map((v) => v.antiAffinity));
+          for (let i = 0; i < w.hosts.length; i++) for (let j = i + 1; j < w.hosts.length; j++) {
+            const a = groupsOf(w.hosts[i]);
+            expect([...groupsOf(w.hosts[j])].filter((g) => a.has(g)), `${w.hosts[i]} ${w.hosts[j]}`).toEqual([]);
+          }
+          // Every VM of the wave's hosts moves, onto a host outside the wave.
+          const on = inv.inventory.vms.filter((v) => w.hosts.includes(where.get(v.name)!)).map((v) => v.name).sort();
+          expect(w.moves.map((m) => m.vm).sort()).toEqual(on);
+          for (const m of w.moves) {
+            expect(w.hosts).not.toContain(m.to);
+            expect(m.final).toBe(maintained.has(m.to));
+            where.set(m.vm, m.to);
+            count.set(m.vm, (count.get(m.vm) ?? 0) + 1);
+          }
+          for (const h of w.hosts) maintained.add(h);
+        }
+        // A host is blocked only when no placement can take its VMs (an anti-affinity group on every other host, or no room).
+        for (const b of rp.blocked) expect(b.why).toMatch(/anti-affinity|needs|free|fits|room/);
+        expect(maintained.size + rp.blocked.length).toBe(hosts);
+        // A VM moves a second time only when it had landed on a host not yet maintained.
+        const again = rp.waves.flatMap((w) => w.moves).filter((m) => !m.final).length;
+        expect([...count.values()].filter((c) => c > 1).length).toBeLessThanOrEqual(again);
+        expect(rp.again).toBeLessThanOrEqual(again);
+      },
+    ), { numRuns: 25 });
+  }, 240_000);
+});
+
+describe('rolling maintenance: whole rolls (CLI, simulated fleet)', () => {
+  it('maintains every host once, leaves every VM on exactly one host, moves each at most once but for the first wave\'s, at most 0.55x the move-back bytes, no fence left', async () => {
+    const dir = tempDir();
+    const file = planFile(cluster(30, 300, 4, 11, { wave: 'auto', max_wave: 4 }), dir);
+    const reports = join(dir, 'reports');
+    const r = await cli('run', file, '--reports', reports);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const report = JSON.parse(readFileSync(join(reports, 'roll.json'), 'utf8')) as RollReport;
+    expect(report.totals.maintained).toBe(30);
+    const fleet = fleetAfter(reports);
+    expect(fleet.domains).toHaveLength(300);
+    expect(new Set(fleet.domains.map((d) => d.vm.name)).size).toBe(300);
+    for (const d of fleet.domains) expect(d.vm.state).toBe('running');
+    for (const h of fleet.hosts) {
+      expect(h.hypervisor.version, h.name).toBe('9.9.0');
+      expect(h.fence, h.name).toBeUndefined();
+    }
+    expect(fleet.down).toEqual([]);
+    // Counted from the waves' journals, not from the roll's report.
+    const moves = movesByVm(reports);
+    const firstWave = new Set(report.waves[0].hosts);
+    const lines = readRollJournal(join(reports, 'roll.roll.jsonl'));
+    const done = lines.filter((l) => l.kind === 'host-done');
+    expect(done.map((l) => (l.kind === 'host-done' ? l.host : '')).sort()).toEqual(fleet.hosts.map((h) => h.name).sort());
+    const maintainedOnce = lines.filter((l) => l.kind === 'step-end' && l.step === 'maintain' && l.ok);
+    expect(maintainedOnce).toHaveLength(30);
+    const twice = [...moves].filter(([, n]) => n > 1).map(([vm]) => vm);
+    const origin = new Map(report.vms.map((v) => [v.vm, v.origin]));
+    for (const vm of twice) expect(firstWave.has(origin.get(vm)!), vm).toBe(true);
+    expect([...moves.values()].every((n) => n <= 2)).toBe(true);
+    expect(report.totals.migrations).toBe([...moves.values()].reduce((a, b) => a + b, 0));
+    expect(report.totals.bytes / report.totals.moveBack.bytes).toBeLessThanOrEqual(0.55);
+    const html = readFileSync(join(reports, 'roll.html'), 'utf8');
+    expect(html).toContain('All 30 hosts maintained');
+  }, 120_000);
+
+  it('a host that does not come back: stop ends the roll after its wave with exit 3, the host fenced and no later wave started; skip maintains the others', async () => {
+    for (const policy of ['stop', 'skip'] as const) {
+      const dir = tempDir();
+      const base = cluster(12, 60, 0, 3, { wave: 1, order: 'listed', on_failure: policy, checks: { hypervisor_version: '9.9.0', timeout_s: 300 } });
+      const rolling = base.rolling!;
+      base.sources = ['hv-002', 'hv-001'];
+      rolling.selector = undefined;
+      rolling.maintenance = { simulate: { duration_s: 60, hypervisor_version: '9.9.0', fail: ['hv-002'] } };
+      const file = planFile(base, dir);
+      const reports = join(dir, 'reports');
+      const r = await cli('run', file, '--reports', reports);
+      expect(r.code, r.stdout + r.stderr).toBe(3);
+      const report = JSON.parse(readFileSync(join(reports, 'roll.json'), 'utf8')) as RollReport;
+      const hv2 = report.hosts.find((h) => h.host === 'hv-002')!;
+      expect(hv2.status).toBe(policy === 'stop' ? 'failed' : 'skipped');
+      expect(hv2.why).toMatch(/does not answer/);
+      const hv1 = report.hosts.find((h) => h.host === 'hv-001')!;
+      expect(hv1.status).toBe(policy === 'stop' ? 'pending' : 'maintained');
+      expect(report.waves).toHaveLength(policy === 'stop' ? 1 : 2);
+      const fleet = fleetAfter(reports);
+      // The failed host is still down; nothing of a guest was on it.
+      expect(fleet.down).toEqual(['hv-002']);
+      expect(fleet.domains.filter((d) => d.vm.host === 'hv-002')).toEqual([]);
+      expect(fleet.hosts.find((h) => h.name === 'hv-001')!.fence).toBeUndefined();
+      expect(r.stdout).toMatch(/hv-002 is not maintained/);
+    }
+  }, 120_000);
+
+  it('return: origin brings every moved VM back to the host it started on', async () => {
+    const dir = tempDir();
+    const plan = cluster(8, 40, 0, 5, { wave: 1, return: 'origin' });
+    const file = planFile(plan, dir);
+    const reports = join(dir, 'reports');
+    const r = await cli('run', file, '--reports', reports);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const inv = await new SimDriver(plan.fleet.sim!).inventory();
+    if (!inv.ok) throw new Error(inv.detail);
+    const start = new Map(inv.inventory.vms.map((v) => [v.name, v.host]));
+    for (const d of fleetAfter(reports).domains) expect(d.vm.host, d.vm.name).toBe(start.get(d.vm.name));
+    const report = JSON.parse(readFileSync(join(reports, 'roll.json'), 'utf8')) as RollReport;
+    expect(report.totals.returned).toBeGreaterThan(0);
+  }, 120_000);
+
+  it('commands: argv without a shell, the host in the environment, secrets masked, a timeout kills; a failing step leaves its host fenced', async () => {
+    const dir = tempDir();
+    const plan = cluster(4, 12, 0, 2, { wave: 1, order: 'listed', secret_env: ['EVAC_TEST_TOKEN'], on_failure: 'skip' });
+    plan.sources = ['hv-001', 'hv-002', 'hv-003'];
+    plan.rolling!.selector = undefined;
+    plan.rolling!.checks = { timeout_s: 60 };
+    // A value that would be shell syntax is an argument like any other.
+    plan.rolling!.maintenance = { command: ['sh', '-c', 'echo "host=$EVAC_HOST wave=$EVAC_WAVE token=$EVAC_TEST_TOKEN arg=$1"; [ "$EVAC_HOST" != hv-002 ] || exit 7', 'step', '$(touch /tmp/evac-pwned); `id`'], timeout_s: 20 };
+    plan.rolling!.hooks = { before_host: ['sh', '-c', '[ "$EVAC_HOST" != hv-003 ] || sleep 30'], timeout_s: 1 };
+    const file = planFile(plan, dir);
+    const reports = join(dir, 'reports');
+    const { $ } = await import('zx');
+    const out = await $({ nothrow: true, quiet: true, env: { ...process.env, EVAC_TEST_TOKEN: 's3cr3t-token-value', NO_COLOR: '1' } })`node dist/evacuator.js run ${file} --reports ${reports}`;
+    expect(out.exitCode, out.stdout + out.stderr).toBe(3);
+    expect(existsSync('/tmp/evac-pwned')).toBe(false);
+    const report = JSON.parse(readFileSync(join(reports, 'roll.json'), 'utf8')) as RollReport;
+    const status = Object.fromEntries(report.hosts.map((h) => [h.host, h.status]));
+    expect(status).toMatchObject({ 'hv-001': 'maintained', 'hv-002': 'skipped', 'hv-003': 'skipped' });
+    const h1 = report.hosts.find((h) => h.host === 'hv-001')!;
+    expect(h1.maintained!.output).toContain('host=hv-001 wave=1 token=*** arg=$(touch /tmp/evac-pwned); `id`');
+    expect(report.hosts.find((h) => h.host === 'hv-002')!.why).toMatch(/exit 7/);
+    expect(report.hosts.find((h) => h.host === 'hv-003')!.why).toMatch(/before_host/);
+    expect(report.hooks.find((h) => h.host === 'hv-003')!.detail).toMatch(/timeout of 1 s/);
+    const all = readFileSync(join(reports, 'roll.roll.jsonl'), 'utf8') + readFileSync(join(reports, 'roll.json'), 'utf8') + readFileSync(join(reports, 'roll.html'), 'utf8') + out.stdout + out.stderr;
+    expect(all).not.toContain('s3cr3t-token-value');
+    const fleet = fleetAfter(reports);
+    // hv-002 was emptied and its step failed: fenced, never given VMs back; hv-003 was never touched.
+    expect(fleet.hosts.find((h) => h.name === 'hv-002')!.fence).toBeDefined();
+    expect(fleet.domains.filter((d) => d.vm.host === 'hv-002')).toEqual([]);
+    expect(fleet.hosts.find((h) => h.name === 'hv-003')!.fence).toBeUndefined();
+    expect(fleet.domains.filter((d) => d.vm.host === 'hv-003').length).toBeGreaterThan(0);
+  }, 120_000);
+
+  it('bad rolling plans: exit 2 at file:line:col, nothing written', async () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ maintenance: undefined }, /missing 'maintenance'/],
+      [{ maintenance: { command: [] } }, /rolling\.maintenance\.command/],
+      [{ wave: 0 }, /rolling\.wave/],
+      [{ maintenance: { simulate: { duration_s: 1, fail: ['hv-999'] } } }, /unknown host 'hv-999'/],
+      [{ selector: { rack: 'nowhere' } }, /matches no host/],
+      [{ hooks: { before_roll: 'rm -rf /' } }, /rolling\.hooks\.before_roll/],
+    ];
+    for (const [change, message] of cases) {
+      const dir = tempDir();
+      const plan = cluster(4, 8, 0, 1);
+      Object.assign(plan.rolling!, change);
+      const file = planFile(JSON.parse(JSON.stringify(plan)), dir);
+      const r = await cli('run', file, '--reports', join(dir, 'reports'));
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).toMatch(/roll\.yaml:\d+:\d+/);
+      expect(existsSync(join(dir, 'reports'))).toBe(false);
+    }
+  }, 120_000);
+});
+
+describe('rolling maintenance: killed and resumed', () => {
+  it('a roll killed at random steps (its own journal and the waves\') resumes to the end: every host maintained, every VM once, none lost or doubled', async () => {
+    const { $ } = await import('zx');
+    const runs = Number(process.env.EVAC_ROLL_KILL_RUNS ?? 6);
+    const rng = fc.sample(fc.tuple(fc.boolean(), fc.integer({ min: 1, max: 60 })), { numRuns: runs, seed: 42 });
+    for (const [inRoll, at] of rng) {
+      const dir = tempDir();
+      const file = planFile(cluster(10, 60, 2, 9, { wave: 'auto', max_wave: 3 }), dir);
+      const reports = join(dir, 'reports');
+      const killed = await $({ nothrow: true, quiet: true, env: { ...process.env, [inRoll ? 'EVACUATOR_ROLL_KILL_AFTER' : 'EVACUATOR_KILL_AFTER']: String(at) } })`node dist/evacuator.js run ${file} --reports ${reports}`;
+      let code = killed.exitCode;
+      for (let i = 0; i < 3 && code !== 0; i++) code = (await cli('run', file, '--reports', reports, '--resume')).code;
+      expect(code, `killed at ${inRoll ? 'roll' : 'wave'} line ${at}`).toBe(0);
+      const fleet = fleetAfter(reports);
+      expect(fleet.domains).toHaveLength(60);
+      expect(new Set(fleet.domains.map((d) => d.vm.name)).size).toBe(60);
+      for (const d of fleet.domains) expect(d.vm.state).toBe('running');
+      for (const h of fleet.hosts) expect([h.name, h.hypervisor.version, h.fence]).toEqual([h.name, '9.9.0', undefined]);
+      const report = JSON.parse(readFileSync(join(reports, 'roll.json'), 'utf8')) as RollReport;
+      expect(report.totals.maintained).toBe(10);
+      for (const n of movesByVm(reports).values()) expect(n).toBeLessThanOrEqual(2);
+    }
+  }, 300_000);
+});
