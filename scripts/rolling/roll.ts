@@ -13,6 +13,7 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { commandLine, EvacError, messageOf } from '../errors.ts';
 import type { EventSink } from '../events.ts';
 import type { Driver } from '../fleet/driver.ts';
@@ -161,7 +162,7 @@ export function rollingOf(plan: EvacuationPlan): RollSettings {
 }
 
 /** Plan the waves on an inventory (plan output and each wave of a run). */
-export function planRoll(plan: EvacuationPlan, inventory: Inventory, done: string[] = [], out: string[] = []): RollPlan {
+export function planRoll(plan: EvacuationPlan, inventory: Inventory, done: string[] = [], out: string[] = [], next = false): RollPlan {
   const r = rollingOf(plan);
   const settings = settingsOf(plan);
   const gone = new Set(out);
@@ -170,7 +171,7 @@ export function planRoll(plan: EvacuationPlan, inventory: Inventory, done: strin
     hosts, vms: inventory.vms,
     roll: rollHosts(plan, hosts).filter((h) => !gone.has(h)),
     pool: hosts.filter((h) => !gone.has(h.name) && matchesDestinations(plan, h.name, h.labels) && !(h.fence && h.fence.plan !== plan.name)).map((h) => h.name),
-    settings, wave: r.wave, maxWave: r.max_wave, ...(r.failure_domain ? { failureDomain: r.failure_domain } : {}), order: r.order, done,
+    settings, wave: r.wave, maxWave: r.max_wave, ...(r.failure_domain ? { failureDomain: r.failure_domain } : {}), order: r.order, done, next,
   });
 }
 
@@ -227,6 +228,8 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
   const inner = await open({ reportsDir: opts.reportsDir, resume: resuming });
   const driver = guardDriver(inner, guardLimits(settings));
   const stop = opts.stop ?? new AbortController().signal;
+  // Every migration in flight of every wave listens to it: not a leak.
+  setMaxListeners(0, stop, ...(opts.halt ? [opts.halt] : []));
   const journal = new RollJournal(jpath, resuming ? before.lines : [], driver.name !== 'sim');
   const lines: RollLine[] = resuming ? [...before.lines] : [];
   const log = (e: Entry) => {
@@ -311,7 +314,7 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
         if (!inv.ok) throw new EvacError(`cannot read the fleet: ${inv.detail}`, 'fleet', [], 'check that the hosts answer, then resume');
         const maintained = [...state.status].filter(([, s]) => s.status === 'maintained').map(([h]) => h);
         const out = [...state.status].filter(([, s]) => s.status !== 'maintained').map(([h]) => h);
-        const next = planRoll(plan, inv.inventory, maintained, out);
+        const next = planRoll(plan, inv.inventory, maintained, out, true);
         for (const b of next.blocked.filter((x) => !finished(x.host))) {
           log({ kind: 'host-done', t: driver.clock.now(), host: b.host, wave: 0, status: 'blocked', why: b.why });
           state.status.set(b.host, { status: 'blocked', why: b.why, wave: 0 });

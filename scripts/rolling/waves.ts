@@ -32,6 +32,8 @@ export interface WaveInput {
   order: 'least-loaded' | 'listed';
   /** Hosts already maintained (a resumed roll). */
   done?: string[];
+  /** Plan only the next wave (a run plans each wave on the fleet as it is then). */
+  next?: boolean;
 }
 
 export interface PlannedWave {
@@ -166,6 +168,7 @@ export function planWaves(input: WaveInput): RollPlan {
     regroup();
     left = left.filter((h) => !wave.includes(h));
     waves.push({ hosts: wave, moves: best!.moves, notes });
+    if (input.next) break;
   }
   const moves = waves.reduce((a, w) => a + w.moves.length, 0);
   return { waves, blocked, moves, again: moves - moveCount.size, vmsMoved: moveCount.size };
