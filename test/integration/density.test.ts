@@ -6,7 +6,7 @@
  * fleet: one planned move and one moved result per guest, every migration ended, the run ended
  * with 0, and the report rebuilt from the journal equals the one the run wrote.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { $ } from 'zx';
 import { readJournal } from '../../scripts/runner/journal.ts';
@@ -36,7 +36,8 @@ describe(`a host of ${COUNT} guests (testbed)`, () => {
       p.placement = { ...p.placement, overcommit: { vcpu: 32 } };
     });
     const t0 = Date.now();
-    const r = await run(file);
+    const r = await run(file, 420_000);
+    if (process.env.EVAC_DEBUG_LOG) writeFileSync(process.env.EVAC_DEBUG_LOG, r.stdout + r.stderr);
     const wallS = (Date.now() - t0) / 1000;
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
 
