@@ -44,8 +44,10 @@ export function planWith(name: string, change: (plan: Record<string, any>) => vo
  * Each test is a maintenance window of its own: the fences the run leaves are lifted after it
  * (evacuator clear), so the next test's plan may use those hosts.
  */
-export async function run(file: string) {
-  const out = await $`node dist/evacuator.js run ${file} --reports ${`${DIR}/reports`}`.nothrow();
+export async function run(file: string, limitMs?: number) {
+  // With a limit, a run that outlasts it gets SIGTERM (evacuator stops cleanly and prints what it did), so a
+  // test sees the run's output instead of its own timeout.
+  const out = await $({ ...(limitMs ? { timeout: limitMs, timeoutSignal: 'SIGTERM' as const } : {}) })`node dist/evacuator.js run ${file} --reports ${`${DIR}/reports`}`.nothrow();
   await $`node dist/evacuator.js clear ${file} --reports ${`${DIR}/reports`}`.nothrow();
   return out;
 }

@@ -79,3 +79,43 @@ export function domainXml(name: string, memoryMib: number, opts: { ignoreShutdow
 </domain>
 `;
 }
+
+/**
+ * The density guest: no kernel at all, a 1 MiB raw disk whose boot sector halts the CPU (cli;
+ * hlt), 16 MiB of RAM. It costs no CPU and about 40 MiB of RSS, so a host carries 50 of them on
+ * this machine. Its disk is read-only in a folder every testbed host sees: libvirt migrates it
+ * live without a copy (a writable disk on a filesystem libvirt does not know as shared, such as
+ * this one, is "unsafe" to it whatever its cache mode), and evacuator never copies or deletes it.
+ */
+export const TINY_DISKS = join(dirname(paths.guest), 'density');
+
+/** The boot sector: cli; hlt; jmp back to hlt, then the boot signature, in a 1 MiB raw image. */
+export function tinyDisk(): Buffer {
+  const img = Buffer.alloc(2 ** 20);
+  Buffer.from([0xfa, 0xf4, 0xeb, 0xfd]).copy(img, 0);
+  img[510] = 0x55;
+  img[511] = 0xaa;
+  return img;
+}
+
+export function tinyDomainXml(name: string): string {
+  return `<domain type='qemu'>
+  <name>${name}</name>
+  <memory unit='MiB'>16</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <boot dev='hd'/>
+  </os>
+  <on_poweroff>destroy</on_poweroff>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='${TINY_DISKS}/${name}.img'/>
+      <target dev='vda' bus='virtio'/>
+      <readonly/>
+    </disk>
+  </devices>
+</domain>
+`;
+}

@@ -11,7 +11,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { $, sleep } from 'zx';
-import { buildGuest, domainXml } from './guest.ts';
+import { buildGuest, domainXml, TINY_DISKS, tinyDisk, tinyDomainXml } from './guest.ts';
 import { BRIDGE, CONTROLLER, DIR, hostAt, paths, PREFIX, type TestbedHost } from './layout.ts';
 
 $.verbose = false;
@@ -37,7 +37,16 @@ export function inHost(anchor: number, cmd: string[]) {
   return $({ env: { ...process.env, LIBVIRT_DEFAULT_URI: 'qemu:///system' } })`nsenter -t ${anchor} -m -u -n -- ${cmd}`;
 }
 
-export async function up(n: number, guestCount = GUESTS.length): Promise<TestbedState> {
+/** The density guests `up --guests G` makes on hv1: d1, d2, ... (see tinyDomainXml). */
+export function tinyGuests(count: number, from = 1): string[] {
+  return Array.from({ length: count }, (_, i) => `d${from + i}`);
+}
+
+/**
+ * Bring the testbed up: n hosts, guestCount kernel guests (g1..) on hv1, and tiny density guests
+ * (d1..) on hv1. Without tiny guests there are three kernel guests by default; with them, none.
+ */
+export async function up(n: number, guestCount?: number, tiny = 0): Promise<TestbedState> {
   if (process.getuid?.() !== 0) throw new Error('the testbed needs root (network namespaces, mounts); run it as root');
   await down();
   const t0 = Date.now();
@@ -76,7 +85,7 @@ export async function up(n: number, guestCount = GUESTS.length): Promise<Testbed
   const state: TestbedState = { hosts: hosts.map((h) => ({ ...h, anchor: anchors.get(h.name)! })), controllerKey: paths.controllerKey, knownHosts: paths.knownHosts, sshConfig: paths.sshConfig };
   await writeFile(paths.state, JSON.stringify(state, null, 2));
   const hv1 = state.hosts[0].anchor;
-  const made = guests(guestCount);
+  const made = guests(guestCount ?? (tiny > 0 ? 0 : GUESTS.length));
   for (const g of made) {
     await inHost(hv1, ['virsh', '-q', 'vol-create-as', 'default', `${g.name}.qcow2`, '16M', '--format', 'qcow2']);
     // 1 MiB of a pattern of its own, so a checksum of the contents tells the disks (and a lost write) apart.
@@ -85,9 +94,24 @@ export async function up(n: number, guestCount = GUESTS.length): Promise<Testbed
     await inHost(hv1, ['virsh', '-q', 'define', join(DIR, `${g.name}.xml`)]);
     await inHost(hv1, ['virsh', '-q', 'start', g.name]);
   }
-  console.log(`testbed up: ${n} hosts (${hosts.map((h) => `${h.name} ${h.address}`).join(', ')}), guests ${made.map((g) => g.name).join(', ')} on hv1, in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  if (tiny > 0) await addTinyGuests(state, 'hv1', tinyGuests(tiny));
+  const names = [...made.map((g) => g.name), ...(tiny > 0 ? [tiny > 3 ? `d1..d${tiny}` : tinyGuests(tiny).join(', ')] : [])];
+  console.log(`testbed up: ${n} hosts (${hosts.map((h) => `${h.name} ${h.address}`).join(', ')}), guests ${names.join(', ') || 'none'} on hv1, in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   console.log(`ssh -F ${paths.sshConfig} hv1 virsh list --all`);
   return state;
+}
+
+/** Define and start tiny density guests (tinyDomainXml) of these names on a host, in one command inside it. */
+export async function addTinyGuests(state: TestbedState, host: string, names: string[]): Promise<void> {
+  const h = state.hosts.find((x) => x.name === host);
+  if (!h) throw new Error(`no testbed host ${host}`);
+  await mkdir(TINY_DISKS, { recursive: true });
+  const disk = tinyDisk();
+  for (const name of names) {
+    await writeFile(join(TINY_DISKS, `${name}.img`), disk);
+    await writeFile(join(TINY_DISKS, `${name}.xml`), tinyDomainXml(name));
+  }
+  await inHost(h.anchor, ['sh', '-c', 'd=$1; shift; for n do virsh -q define "$d/$n.xml" >/dev/null && virsh -q start --domain "$n" >/dev/null || exit 1; done', 'sh', TINY_DISKS, ...names]);
 }
 
 /** Start a host's anchor: a process in fresh namespaces that sets the host up and then sleeps. */

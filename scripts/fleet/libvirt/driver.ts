@@ -26,6 +26,7 @@ import {
 } from '../driver.ts';
 import type { Fence, Host, Inventory, Vm } from '../types.ts';
 import { SshPool } from './ssh.ts';
+import { batchCommand, eachCommand, parseBatch, parseEach, UUID, type DomainRead } from './inventory.ts';
 import { existing, foldersOf, probeSharing, separator, type Sharing } from './storage.ts';
 import * as virsh from './virsh.ts';
 
@@ -42,14 +43,14 @@ const JOB_WAIT_MS = 90_000;
 const PROBE_EVERY_MS = 5_000;
 /** How long a live migration's destination may stay silent before the job is aborted and it counts as unreachable. */
 const DEST_SILENT_MS = 30_000;
+/** How long a pair of hosts seen reaching each other's libvirtd counts as reaching without asking again. */
+const PEER_FRESH_MS = 30_000;
 /** How long a host may take to say where a domain is. */
 const LOCATE_TIMEOUT_MS = 10_000;
 /** How often a shutdown request is repeated while the guest has not stopped (Nova: 10 s). */
 const SHUTDOWN_RETRY_MS = 10_000;
 /** Where a host's fence is kept: it survives reboots until `evacuator clear` lifts it. */
 const FENCE_FILE = '/var/lib/evacuator/fence.json';
-/** What `virsh list --uuid` prints for a domain. */
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** The copy plan in a sentence. */
 function describePlan(plan: CopyPlan, destination: string): string {
@@ -78,6 +79,12 @@ interface Known {
   virtType: string;
 }
 
+/** Which disk paths exist on a move's two hosts (undefined: the host did not say). */
+interface StorageFacts {
+  onSource: Set<string> | undefined;
+  there: Set<string> | undefined;
+}
+
 /** A domain's disks as one move sees them: what it copies, and what the destination already shares. */
 interface CopyPlan {
   copy: string[];
@@ -87,6 +94,12 @@ interface CopyPlan {
   unknown: string[];
   /** Targets (vda, ...) of the disks to copy, for --migrate-disks. */
   targets: string[];
+}
+
+/** Not plan settings: ways to run the driver for measuring it. */
+export interface DriverOptions {
+  /** Read each domain alone (three virsh calls each) instead of the per-host batch: the path the batch replaced. */
+  perDomain?: boolean;
 }
 
 export class LibvirtDriver implements Driver {
@@ -102,6 +115,8 @@ export class LibvirtDriver implements Driver {
   private aborting = new Map<string, number>();
   /** Migrations (uuid>destination) aborted because the destination stopped answering. */
   private silentDestinations = new Set<string>();
+  /** When each pair of hosts (source>destination) last showed the source reaching the destination's libvirtd. */
+  private peersSeen = new Map<string, number>();
 
   private readonly config: LibvirtFleet;
 
@@ -111,7 +126,7 @@ export class LibvirtDriver implements Driver {
    * not answer is recorded; every later inventory that reaches that host removes it (only files no
    * domain there uses, a definition only of a guest that runs elsewhere) and drops the record.
    */
-  constructor(given: LibvirtFleet, origin?: number, private readonly leftoversFile?: string) {
+  constructor(given: LibvirtFleet, origin?: number, private readonly leftoversFile?: string, private readonly options: DriverOptions = {}) {
     const config = withDefaults(given, 'LibvirtFleet');
     this.config = config;
     const knownHosts = config.known_hosts ?? join(homedir(), '.ssh', 'known_hosts');
@@ -160,10 +175,9 @@ export class LibvirtDriver implements Driver {
     const found: { vm: Vm; disks: virsh.DomainDisk[] }[] = [];
     await Promise.all(this.config.hosts.map(async ({ name }) => {
       try {
-        const [node, caps, ver, pool, list, fence] = await Promise.all([
+        const [node, caps, ver, pool, fence] = await Promise.all([
           this.out(name, [...VIRSH, 'nodeinfo']), this.out(name, [...VIRSH, 'capabilities']), this.out(name, [...VIRSH, 'version']),
-          this.run(name, [...VIRSH, 'pool-info', '--bytes', 'default']), this.out(name, [...VIRSH, 'list', '--all', '--uuid']),
-          this.readFence(name),
+          this.run(name, [...VIRSH, 'pool-info', '--bytes', 'default']), this.readFence(name),
         ]);
         const n = virsh.fields(node);
         const c = virsh.capabilities(caps);
@@ -178,8 +192,7 @@ export class LibvirtDriver implements Driver {
           },
           ...(fence ? { fence } : {}),
         };
-        const uuids = list.split('\n').map((l) => l.trim()).filter((u) => UUID.test(u));
-        const domains = await this.domains(name, uuids, c.cpuModel);
+        const domains = await this.domains(name, c.cpuModel);
         inv.hosts.push(host);
         found.push(...domains);
       } catch (e) {
@@ -205,47 +218,24 @@ export class LibvirtDriver implements Driver {
   }
 
   /**
-   * Every domain of a host in one remote command (a shell loop over the UUIDs, passed as
-   * arguments): dominfo, domblkinfo --all and the XML, each section after a random separator.
+   * Every domain of a host: one batched remote command (inventory.ts), then the domains it could
+   * not read whole, alone; with `perDomain`, every domain alone (three virsh calls each: the
+   * path the batch replaced, kept for domains the batch misses and for measuring against).
    */
-  private async domains(host: string, uuids: string[], hostCpuModel: string): Promise<{ vm: Vm; disks: virsh.DomainDisk[] }[]> {
-    if (uuids.length === 0) return [];
+  private async domains(host: string, hostCpuModel: string): Promise<DomainRead[]> {
     const sep = separator();
-    const script = 's=$1; shift; for u do printf "\\n%s dom %s\\n" "$s" "$u"; virsh -c qemu:///system dominfo --domain "$u" 2>/dev/null; '
-      + 'printf "%s blk\\n" "$s"; virsh -c qemu:///system domblkinfo --domain "$u" --all 2>/dev/null; '
-      + 'printf "%s xml\\n" "$s"; virsh -c qemu:///system dumpxml --domain "$u" 2>/dev/null; done; exit 0';
-    const out = await this.out(host, ['sh', '-c', script, 'sh', sep, ...uuids]);
-    const result: { vm: Vm; disks: virsh.DomainDisk[] }[] = [];
-    for (const part of out.split(`\n${sep} dom `).slice(1)) {
-      const uuid = part.slice(0, part.indexOf('\n'));
-      const [info, rest = ''] = part.slice(uuid.length + 1).split(`\n${sep} blk\n`);
-      const [blk, xml = ''] = rest.split(`\n${sep} xml\n`);
-      const f = virsh.fields(info);
-      if (!f.get('State') || !xml.trim()) continue; // gone between the list and now
-      let d: virsh.DomainXml;
-      try {
-        d = virsh.domainXml(xml);
-      } catch {
-        continue;
-      }
-      const caps = virsh.blockCapacities(blk);
-      const files = d.disks.filter(virsh.copyable);
-      const diskBytes = files.reduce((a, x) => a + (caps.get(x.target) ?? 0), 0);
-      this.known.set(uuid, { host, disks: d.disks, virtType: d.virtType, ...(d.cpu ? { cpu: d.cpu } : {}) });
-      let state = virsh.stateOf(f.get('State') ?? '');
-      // A shut-off domain with a managed save image holds a guest's memory: moving its definition would lose it.
-      if (state === 'shutoff' && f.get('Managed save') === 'yes') state = 'suspended';
-      const cpuModel = !d.cpu ? 'qemu64' : d.cpu.mode === 'custom' ? d.cpu.model ?? 'qemu64' : hostCpuModel;
-      result.push({
-        disks: d.disks,
-        vm: {
-          name: d.name || (f.get('Name') ?? uuid), uuid, host, state,
-          resources: { vcpu: Number(f.get('CPU(s)') ?? 1), memory_mib: virsh.bytesOf(f.get('Max memory')) / 2 ** 20, disk_gib: diskBytes / 2 ** 30 },
-          storage: 'local', cpuModel,
-        },
-      });
+    let read: DomainRead[] = [];
+    let again: string[];
+    if (this.options.perDomain) {
+      again = (await this.out(host, [...VIRSH, 'list', '--all', '--uuid'])).split('\n').map((l) => l.trim()).filter((u) => UUID.test(u));
+    } else {
+      ({ read, again } = parseBatch(await this.out(host, batchCommand(sep)), sep, host, hostCpuModel));
     }
-    return result;
+    if (again.length > 0) read = [...read, ...parseEach(await this.out(host, eachCommand(sep, again)), sep, host, hostCpuModel)];
+    for (const r of read) {
+      if (r.xml) this.known.set(r.vm.uuid, { host, disks: r.xml.disks, virtType: r.xml.virtType, ...(r.xml.cpu ? { cpu: r.xml.cpu } : {}) });
+    }
+    return read;
   }
 
   /**
@@ -268,33 +258,62 @@ export class LibvirtDriver implements Driver {
       }
       return p;
     };
-    const plans = new Map<string, Promise<Map<string, CopyPlan> | string>>();
+    // Per pair of hosts, for all its guests at once: the copy plans (marker files), then which paths exist on each end.
+    const plans = new Map<string, Promise<{ plans: Map<string, CopyPlan>; facts: StorageFacts } | string>>();
     const storage = async (vm: Vm, destination: string): Promise<CheckResult> => {
       const key = `${vm.host}\n${destination}`;
       let p = plans.get(key);
       if (!p) {
         const same = items.filter((i) => i.vm.host === vm.host && i.destination === destination).map((i) => i.vm);
-        p = this.copyPlans(same, destination);
+        p = this.copyPlans(same, destination).then(async (got) => {
+          if (typeof got === 'string') return got;
+          const copy = same.flatMap((v) => got.get(v.uuid)!.copy);
+          const kept = same.flatMap((v) => this.keptFiles(v, got.get(v.uuid)!).map((k) => k.path));
+          return { plans: got, facts: await this.storageFacts(vm.host, destination, copy, kept) };
+        });
         plans.set(key, p);
       }
       const got = await p;
       if (typeof got === 'string') return { check: 'storage', ok: false, detail: got };
-      const plan = got.get(vm.uuid)!;
+      const plan = got.plans.get(vm.uuid)!;
       // A guest that may fall back to cold is checked for a cold copy too (its backing chain).
-      const problem = await this.storageProblem(vm, destination, plan, vm.state === 'running' || vm.state === 'paused' ? 'preflight' : 'cold');
+      const problem = await this.storageProblem(vm, destination, plan, vm.state === 'running' || vm.state === 'paused' ? 'preflight' : 'cold', got.facts);
       if (problem) return { check: 'storage', ok: false, detail: problem.text };
       return { check: 'storage', ok: true, detail: describePlan(plan, destination) };
     };
+    // libvirt's CPU answer depends only on the CPU asked for and the destination (and, for
+    // host-passthrough, the source host): asked once per distinct question, not per guest.
+    const cpus = new Map<string, Promise<CheckResult | undefined>>();
+    const cpuOf = (vm: Vm, destination: string) => {
+      const k = this.known.get(vm.uuid);
+      const running = vm.state === 'running' || vm.state === 'paused';
+      const key = JSON.stringify([destination, k?.virtType, k?.cpu, running, k?.cpu?.mode === 'custom' ? '' : vm.host]);
+      let p = cpus.get(key);
+      if (!p) cpus.set(key, (p = this.compareCpu(vm, destination)));
+      return p;
+    };
     return Promise.all(items.map(async ({ vm, destination }) => {
-      const [p, cpu, st] = await Promise.all([peer(vm.host, destination), this.compareCpu(vm, destination), storage(vm, destination)]);
+      const [p, cpu, st] = await Promise.all([peer(vm.host, destination), cpuOf(vm, destination), storage(vm, destination)]);
       return cpu ? [p, cpu, st] : [p, st];
     }));
   }
 
-  /** Whether source reaches destination's libvirtd itself (as peer-to-peer migration and disk copies need), within 20 s. */
-  private async peer(source: string, destination: string): Promise<{ ok: boolean; detail: string }> {
+  /**
+   * Whether source reaches destination's libvirtd itself (as peer-to-peer migration and disk
+   * copies need), within 20 s. A pair seen reaching within PEER_FRESH_MS is not asked again (each
+   * ask is an SSH login from source to destination: at 50 guests, 50 of them before the moves); a
+   * pair that failed is always asked again, and so is every pair when `now` (before a cold move
+   * shuts its guest down: a live move that fails leaves its guest running, a cold one would have
+   * stopped it for nothing).
+   */
+  private async peer(source: string, destination: string, now = false): Promise<{ ok: boolean; detail: string }> {
+    const key = `${source}>${destination}`;
+    const seen = this.peersSeen.get(key);
+    if (!now && seen !== undefined && this.clock.now() - seen < PEER_FRESH_MS) return { ok: true, detail: '' };
     const r = await this.runWithin(source, ['timeout', '20', 'virsh', '-c', `qemu+ssh://${destination}/system`, 'hostname'], 30_000)
       .catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
+    if (r.code === 0) this.peersSeen.set(key, this.clock.now());
+    else this.peersSeen.delete(key);
     return { ok: r.code === 0, detail: r.code === 0 ? '' : r.code === 124 ? 'no answer within 20 s' : r.stderr.trim().split('\n').at(-1) ?? `exit ${r.code}` };
   }
 
@@ -347,7 +366,7 @@ export class LibvirtDriver implements Driver {
       const r = await this.run(destination, [...VIRSH, 'hypervisor-cpu-compare', '--virttype', k.virtType, '/dev/stdin'], cpu.element);
       const said = (r.stdout.trim() || r.stderr.trim()).split('\n').at(-1) ?? '';
       const ok = r.code === 0 && /identical|superset/.test(said);
-      return { check: 'cpu', ok, detail: `libvirt on ${destination}: ${said.replace(/\/dev\/stdin/g, `${vm.name}'s CPU (${cpu.model})`)}` };
+      return { check: 'cpu', ok, detail: `libvirt on ${destination}: ${said.replace(/\/dev\/stdin/g, `the guest's CPU (${cpu.model})`)}` };
     }
     if (!running) return { check: 'cpu', ok: true, detail: `CPU mode ${cpu.mode}: the guest is ${vm.state}; libvirt fits its CPU to the host it starts on` };
     if (cpu.mode === 'host-passthrough' || cpu.mode === 'maximum') {
@@ -428,7 +447,7 @@ export class LibvirtDriver implements Driver {
     if (here.unreachable.includes(vm.host)) return failure('unreachable', `${vm.host} does not answer; nothing was changed`, vm.host);
     if (!here.found.some((f) => f.host === vm.host)) return failure('not-found', `${vm.name} (${vm.uuid}) is not on ${vm.host}`, vm.host);
     if (here.found.some((f) => f.host === destination)) return failure('refused', `${destination} already has a domain with ${vm.name}'s UUID ${vm.uuid}; nothing was changed`, destination);
-    const peer = await this.peer(vm.host, destination);
+    const peer = await this.peer(vm.host, destination, method === 'cold');
     if (!peer.ok) return failure('unreachable', `${vm.host} cannot reach ${destination}'s libvirtd (${peer.detail}); nothing was changed`, destination);
     // An earlier job of this domain (a migration aborted towards a host that stopped answering)
     // holds it until libvirt gives up on that peer: wait for it rather than fail, or shut it down, beside it.
@@ -454,16 +473,13 @@ export class LibvirtDriver implements Driver {
    * storage or of unknown sharing) missing on the destination, where the guest could not start;
    * for a cold copy, a backing file the copy would not carry that the destination lacks.
    */
-  private async storageProblem(vm: Vm, destination: string, plan: CopyPlan, method: 'live' | 'cold' | 'preflight'): Promise<{ text: string; unanswered?: string; onSource?: boolean } | undefined> {
-    const exec = (h: string, a: string[]) => this.run(h, a);
-    const files = this.disksOf(vm).filter((d) => d.type === 'file' && d.path).map((d) => ({ path: d.path!, kind: d.device === 'cdrom' || d.device === 'floppy' ? `a ${d.device}` : d.readonly ? 'read-only' : d.shareable ? 'shareable' : plan.shared.includes(d.path!) ? 'on storage both hosts share' : 'of unknown sharing' }));
-    const kept = files.filter((f) => !plan.copy.includes(f.path));
-    const onSource = await existing(exec, vm.host, plan.copy);
+  private async storageProblem(vm: Vm, destination: string, plan: CopyPlan, method: 'live' | 'cold' | 'preflight', facts?: StorageFacts): Promise<{ text: string; unanswered?: string; onSource?: boolean } | undefined> {
+    const kept = this.keptFiles(vm, plan);
+    const folders = foldersOf(plan.copy);
+    const { onSource, there } = facts ?? await this.storageFacts(vm.host, destination, plan.copy, kept.map((k) => k.path));
     if (!onSource) return { text: `${vm.host} did not say whether its disk files exist`, unanswered: vm.host };
     const gone = plan.copy.filter((p) => !onSource.has(p));
     if (gone.length > 0) return { text: `${gone.join(', ')} of ${vm.name} does not exist on ${vm.host}: nothing to copy`, onSource: true };
-    const folders = foldersOf(plan.copy);
-    const there = await existing(exec, destination, [...plan.copy, ...kept.map((k) => k.path), ...folders]);
     if (!there) return { text: `${destination} did not say whether the disk paths exist`, unanswered: destination };
     const clash = plan.copy.filter((p) => there.has(p));
     if (clash.length > 0) return { text: `${clash.join(', ')} already exists on ${destination} (another guest's disk?); evacuator never overwrites a file a guest may use` };
@@ -486,6 +502,21 @@ export class LibvirtDriver implements Driver {
       }
     }
     return undefined;
+  }
+
+  /** The guest's files a move does not copy (CDs, read-only, shareable, shared or of unknown sharing), each with why. */
+  private keptFiles(vm: Vm, plan: CopyPlan): { path: string; kind: string }[] {
+    return this.disksOf(vm).filter((d) => d.type === 'file' && d.path && !plan.copy.includes(d.path)).map((d) => ({
+      path: d.path!,
+      kind: d.device === 'cdrom' || d.device === 'floppy' ? `a ${d.device}` : d.readonly ? 'read-only' : d.shareable ? 'shareable' : plan.shared.includes(d.path!) ? 'on storage both hosts share' : 'of unknown sharing',
+    }));
+  }
+
+  /** Which of these paths exist on source (files to copy) and on destination (those, the files kept, and the copies' folders): one command on each, for any number of guests. */
+  private async storageFacts(source: string, destination: string, copy: string[], kept: string[]): Promise<StorageFacts> {
+    const exec = (h: string, a: string[]) => this.run(h, a);
+    const [onSource, there] = await Promise.all([existing(exec, source, copy), existing(exec, destination, [...new Set([...copy, ...kept, ...foldersOf(copy)])])]);
+    return { onSource, there };
   }
 
   /** Decide a live migration's outcome from where the domain is now; clean what a failed one left. */

@@ -107,11 +107,12 @@ export class SshPool {
           this.drop(host, client);
           return reject(new NotStarted(err.message));
         }
-        let stdout = '';
-        let stderr = '';
-        stream.on('data', (d: Buffer) => (stdout += d.toString()));
-        stream.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-        stream.on('close', (code: number | null) => resolve({ code: code ?? -1, stdout, stderr }));
+        // Chunks are decoded once, whole: a character split between two chunks (a name in UTF-8) stays one character.
+        const stdout: Buffer[] = [];
+        const stderr: Buffer[] = [];
+        stream.on('data', (d: Buffer) => stdout.push(d));
+        stream.stderr.on('data', (d: Buffer) => stderr.push(d));
+        stream.on('close', (code: number | null) => resolve({ code: code ?? -1, stdout: Buffer.concat(stdout).toString(), stderr: Buffer.concat(stderr).toString() }));
         if (stdin !== undefined) stream.end(stdin);
         else stream.end();
       }));

@@ -75,6 +75,10 @@ export interface DomainXml {
   virtType: string;
   cpu?: GuestCpu;
   disks: DomainDisk[];
+  /** vCPUs online (the `current` attribute, else the count), as dominfo's CPU(s). */
+  vcpu: number;
+  /** The memory ceiling (`<memory>`) in MiB, as dominfo's Max memory. */
+  memoryMib: number;
 }
 
 const ARRAYS = new Set(['disk', 'feature']);
@@ -123,7 +127,59 @@ export function domainXml(xml: string): DomainXml {
     const mode = String(node['@mode'] ?? (model ? 'custom' : 'host-model'));
     cpu = { mode, ...(model ? { model } : {}), ...(mode === 'custom' && model ? { element: builder.build({ cpu: node }) as string } : {}) };
   }
-  return { name: text(dom.name), uuid: text(dom.uuid), virtType: String(dom['@type'] ?? 'kvm'), ...(cpu ? { cpu } : {}), disks };
+  const vcpuNode = dom.vcpu as Node | string | undefined;
+  const vcpu = Number((typeof vcpuNode === 'object' ? vcpuNode?.['@current'] : undefined) ?? text(vcpuNode)) || 1;
+  const mem = dom.memory as Node | string | undefined;
+  const memoryMib = Number(text(mem)) * (MEMORY_UNITS[String((typeof mem === 'object' ? mem?.['@unit'] : undefined) ?? 'KiB')] ?? NaN) / 2 ** 20;
+  return { name: text(dom.name), uuid: text(dom.uuid), virtType: String(dom['@type'] ?? 'kvm'), ...(cpu ? { cpu } : {}), disks, vcpu, memoryMib };
+}
+
+/** libvirt's memory units (scaled integers), in bytes. */
+const MEMORY_UNITS: Record<string, number> = {
+  b: 1, bytes: 1, KB: 1e3, k: 2 ** 10, KiB: 2 ** 10, MB: 1e6, M: 2 ** 20, MiB: 2 ** 20, GB: 1e9, G: 2 ** 30, GiB: 2 ** 30, TB: 1e12, T: 2 ** 40, TiB: 2 ** 40,
+};
+
+/** `virsh domstats --raw` state.state numbers, as dominfo names them (stateOf reads either). */
+const STATES = ['no state', 'running', 'blocked', 'paused', 'in shutdown', 'shut off', 'crashed', 'pmsuspended'];
+
+/** One domain's `virsh domstats --raw --state --block`: its state as dominfo names it, and capacity per disk target. */
+export interface DomainStats {
+  state: string;
+  capacities: Map<string, number>;
+}
+
+/**
+ * `virsh domstats --raw` output, by domain name (domstats prints names, not UUIDs). A name that
+ * appears twice (a name that smuggles a line feed and a fake header, on a libvirt that allowed
+ * one) is left out, so its stats are never given to another domain: that domain is read alone.
+ */
+export function domstats(textOut: string): Map<string, DomainStats> {
+  const raw = new Map<string, Map<string, string>>();
+  const twice = new Set<string>();
+  let cur: Map<string, string> | undefined;
+  for (const line of textOut.split('\n')) {
+    const head = /^Domain: '(.*)'$/.exec(line);
+    if (head) {
+      if (raw.has(head[1])) twice.add(head[1]);
+      raw.set(head[1], (cur = new Map()));
+      continue;
+    }
+    const kv = /^ {2}([\w.]+)=(.*)$/.exec(line);
+    if (kv && cur) cur.set(kv[1], kv[2]);
+  }
+  const out = new Map<string, DomainStats>();
+  for (const [name, f] of raw) {
+    const state = STATES[Number(f.get('state.state'))];
+    if (twice.has(name) || state === undefined) continue;
+    const capacities = new Map<string, number>();
+    for (let i = 0, n = Number(f.get('block.count') ?? 0); i < n; i++) {
+      const target = f.get(`block.${i}.name`);
+      const cap = f.get(`block.${i}.capacity`);
+      if (target && cap !== undefined && /^\d+$/.test(cap)) capacities.set(target, Number(cap));
+    }
+    out.set(name, { state, capacities });
+  }
+  return out;
 }
 
 /** `virsh domblkinfo --all` (bytes): capacity per target. */
