@@ -249,3 +249,29 @@ describe('rolling maintenance: killed and resumed', () => {
     }
   }, 300_000);
 });
+
+describe('rolling maintenance: CI output', () => {
+  it('annotations and the step summary neutralise hostile host names and reasons', async () => {
+    const { rollAnnotations, rollSummary } = await import('../scripts/cli/github.ts');
+    const { marked } = await import('marked');
+    const hostile = ['::error::pwned\r\n::warning::x', '\x1b]0;t\x07[a](https://evil.example)', 'https://evil.example/p www.evil.example', '\u202egnp.exe|x'];
+    const report = {
+      version: 1, kind: 'rolling', plan: { name: 'p', file: 'p.yaml', digest: 'sha256:0' }, driver: 'sim', startedAt: '', endedAt: '', result: 'incomplete', exitCode: 3,
+      waves: [{ wave: 1, hosts: hostile, exitCode: 3, moves: 1, bytes: 1 }],
+      hosts: hostile.map((h, i) => ({ host: h, wave: 1, status: i % 2 ? 'failed' : 'skipped', why: hostile[(i + 1) % hostile.length] })),
+      vms: [], hooks: [], warnings: [],
+      totals: { hosts: 4, maintained: 0, failed: 2, skipped: 2, blocked: 0, migrations: 1, bytes: 1, vmsMoved: 1, movedAgain: 0, moveBack: { migrations: 2, bytes: 2 }, returned: 0 },
+    } as unknown as RollReport;
+    const lines = rollAnnotations(report);
+    expect(lines).toHaveLength(4);
+    for (const l of lines) {
+      expect(l).toMatch(/^::error title=[^\n\r]*::[^\n\r]*$/);
+      expect(l).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e]/);
+      expect(l.slice(l.indexOf(' title=') + 7, l.indexOf('::', 2))).not.toMatch(/[:,]/);
+    }
+    const md = rollSummary(report);
+    expect(md).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e]/);
+    for (const line of md.split('\n')) expect(line.trimStart().startsWith('::')).toBe(false);
+    expect(marked.parse(md, { gfm: true, async: false })).not.toMatch(/<a\b|<img\b/);
+  });
+});

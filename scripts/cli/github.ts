@@ -8,6 +8,7 @@ import { appendFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import type { EvacEvent } from '../events.ts';
 import type { Report, ReportVm } from '../report/build.ts';
+import type { RollReport } from '../rolling/report.ts';
 import { duration } from '../report/html.ts';
 import { shown, shownLines } from './shown.ts';
 
@@ -109,6 +110,47 @@ export function appendSummary(out: Writable, r: Report, paths: { json: string; h
     appendFileSync(env.GITHUB_STEP_SUMMARY, stepSummary(r, paths));
   } catch (e) {
     // The run is over and its reports are written: a summary that cannot be appended is said, never the run's end.
+    out.write(`warning: cannot append the step summary to ${shown(env.GITHUB_STEP_SUMMARY)}: ${shown((e as NodeJS.ErrnoException).code ?? String(e))}\n`);
+  }
+}
+
+/** A roll's annotations: an error per host not maintained (failed, skipped, could not be emptied). */
+export function rollAnnotations(r: RollReport): string[] {
+  return r.hosts.filter((h) => h.status !== 'maintained' && h.status !== 'pending')
+    .map((h) => `::error title=${property(`${h.host} not maintained (${h.status})`)}::${data(h.why)}`);
+}
+
+/** A roll's step summary: the verdict, totals against evacuate-then-move-back, the waves, the hosts not maintained. */
+export function rollSummary(r: RollReport): string {
+  const t = r.totals;
+  const gib = (b: number) => (b / 2 ** 30).toFixed(1);
+  const out = [
+    `## Rolling maintenance ${cell(r.plan.name)}: ${r.result === 'complete' ? `✅ all ${t.hosts} hosts maintained` : `❌ ${t.maintained} of ${t.hosts} hosts maintained (${r.result})`}`,
+    '',
+    `Exit code ${r.exitCode} · driver ${cell(r.driver)} · ${cell(r.plan.file)}`,
+    '',
+    '| | migrations | GiB |',
+    '|---|---:|---:|',
+    `| this roll | ${t.migrations} | ${gib(t.bytes)} |`,
+    `| evacuate then move back | ${t.moveBack.migrations} | ${gib(t.moveBack.bytes)} |`,
+    '',
+    '| wave | hosts | moves | exit code |',
+    '|---:|---|---:|---:|',
+    ...r.waves.map((w) => `| ${w.wave} | ${cell(w.hosts.join(', '))} | ${w.moves} | ${w.exitCode ?? ''} |`),
+  ];
+  const bad = r.hosts.filter((h) => h.status !== 'maintained');
+  if (bad.length > 0) out.push('', '### Not maintained', '', '| host | status | why |', '|---|---|---|', ...bad.map((h) => `| ${cell(h.host)} | ${h.status} | ${cell(h.why)} |`));
+  out.push('');
+  return out.join('\n');
+}
+
+/** After a roll in Actions: the annotations, and the summary appended when GITHUB_STEP_SUMMARY is set. */
+export function finishRollInActions(out: Writable, r: RollReport, env: NodeJS.ProcessEnv = process.env): void {
+  for (const line of rollAnnotations(r)) out.write(`${line}\n`);
+  if (!env.GITHUB_STEP_SUMMARY) return;
+  try {
+    appendFileSync(env.GITHUB_STEP_SUMMARY, rollSummary(r));
+  } catch (e) {
     out.write(`warning: cannot append the step summary to ${shown(env.GITHUB_STEP_SUMMARY)}: ${shown((e as NodeJS.ErrnoException).code ?? String(e))}\n`);
   }
 }

@@ -11,7 +11,7 @@ import { settingsOf } from '../plan/settings.ts';
 import { takeSignals } from '../process.ts';
 import { planRoll, roll, rollingOf } from '../rolling/roll.ts';
 import { consoleOptions, consoleSink, paint } from './console.ts';
-import { groupSink, inActions } from './github.ts';
+import { finishRollInActions, groupSink, inActions } from './github.ts';
 import { shownDeep, shownLines } from './shown.ts';
 
 const GiB = 2 ** 30;
@@ -85,7 +85,10 @@ export async function rollRunCommand(loaded: LoadedPlan, opts: RollRunOptions): 
   try {
     const done = await roll(loaded, (o) => openDriver(loaded.plan, o), emit, { reportsDir: opts.reports, ...(opts.resume ? { resume: true } : {}), stop: stop.signal, halt: halt.signal });
     sink.close();
-    groups?.close();
+    if (groups) {
+      groups.close();
+      finishRollInActions(out, done.report);
+    }
     const t = done.report.totals;
     const col = paint(consoleOptions(out).color);
     out.write(`\n${col.bold(`${t.maintained} of ${t.hosts} hosts maintained${t.failed + t.skipped + t.blocked > 0 ? ` (${t.failed} failed, ${t.skipped} skipped, ${t.blocked} could not be emptied)` : ''}; ${t.migrations} migrations for ${t.vmsMoved} VMs, ${(t.bytes / GiB).toFixed(1)} GiB (evacuate-then-move-back: ${t.moveBack.migrations} migrations, ${(t.moveBack.bytes / GiB).toFixed(1)} GiB).`)}\n`);

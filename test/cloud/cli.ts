@@ -1,14 +1,17 @@
 /**
- * npm run cloud -- up [--computes N --servers M [--page P]] | down | status (root): the OpenStack
- * test cloud. Without options, up builds the small cloud the OpenStack tier uses (cmp1..cmp3,
+ * npm run cloud -- up [--computes N --servers M [--page P]] | down | status | restart-compute HOST
+ * (root): the OpenStack test cloud. restart-compute stops a compute's nova-compute, starts it again
+ * and waits until Nova sees it up (a rolling maintenance's step in the tests); it prints the new pid. Without options, up builds the small cloud the OpenStack tier uses (cmp1..cmp3,
  * s1..s5); with them, a scale cloud (config.ts, Shape).
  */
 import { parseArgs } from 'node:util';
 import { messageOf } from '../../scripts/errors.ts';
-import { down, status, up } from './cloud.ts';
-import { scaleShape, SMALL } from './config.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { down, startCompute, status, stopCompute, up } from './cloud.ts';
+import { paths, scaleShape, SMALL } from './config.ts';
 
-const USAGE = 'usage: npm run cloud -- up [--computes N --servers M [--page P]] | down | status';
+const USAGE = 'usage: npm run cloud -- up [--computes N --servers M [--page P]] | down | status | restart-compute HOST';
 try {
   const { positionals, values } = parseArgs({ allowPositionals: true, options: { computes: { type: 'string' }, servers: { type: 'string' }, page: { type: 'string' } } });
   const [command] = positionals;
@@ -21,6 +24,14 @@ try {
   const run = {
     up: () => up(scale ? scaleShape(num(values.computes ?? '6', 'computes', 3), num(values.servers ?? '200', 'servers', 2), values.page === undefined ? undefined : num(values.page, 'page', 1)) : SMALL),
     down, status,
+    'restart-compute': async () => {
+      const host = positionals[1];
+      if (!host || !/^cmp\d+$/.test(host)) throw new Error(`restart-compute takes a compute's name (cmp1, cmp2, ...), not '${host}'`);
+      stopCompute(host);
+      await new Promise((r) => setTimeout(r, 1000));
+      await startCompute(host);
+      console.log(readFileSync(join(paths.pids, `nova-compute-${host}`), 'utf8').trim());
+    },
   }[command ?? ''];
   if (!run) {
     console.error(USAGE);

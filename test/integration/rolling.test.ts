@@ -1,0 +1,69 @@
+/**
+ * A rolling maintenance on the real testbed: hv1, hv2 and hv3 rolled one at a time, the
+ * maintenance step restarting the host's libvirtd (a command run on this machine, reaching the
+ * host over SSH as an operator's script would), the checks asking the new libvirtd for its
+ * version. Counted from the hosts themselves, not from the report: each libvirtd restarted exactly
+ * once (its pid changed, the step's own log), every guest on exactly one host, running, its tick
+ * counter never reset, moved at most once (the waves' journals), and no fence left.
+ */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { $ } from 'zx';
+import { readJournal } from '../../scripts/runner/journal.ts';
+import { DIR, paths } from '../testbed/layout.ts';
+import { GUESTS } from '../testbed/testbed.ts';
+import { lastTick, planWith, reportOf, ssh, useTestbed } from './helpers.ts';
+
+const HOSTS = ['hv1', 'hv2', 'hv3'];
+const pidOf = async (h: string) => (await ssh(h, 'cat', '/run/libvirtd.pid')).stdout.trim();
+const names = async (h: string, all = true) => (await ssh(h, 'virsh', 'list', ...(all ? ['--all'] : []), '--name')).stdout.split('\n').filter(Boolean);
+
+describe('a rolling maintenance on the testbed', () => {
+  useTestbed();
+
+  it('k = 1 over hv1-hv3: each libvirtd restarted exactly once, every guest moved at most once and never rebooted, no fence left', async () => {
+    const before = Object.fromEntries(await Promise.all(HOSTS.map(async (h) => [h, await pidOf(h)] as const)));
+    const ticks = Object.fromEntries(await Promise.all(GUESTS.map(async (g) => [g.name, await lastTick('hv1', g.name)] as const)));
+    const log = `${DIR}/restarts.log`;
+    // The step: stop the host's libvirtd (by its pid file: the hosts share one PID namespace), wait
+    // until it is gone, start it again; then note the host in the step's own log.
+    const restart = 'ssh -F "$1" "$EVAC_HOST" \'p=$(cat /run/libvirtd.pid) && kill "$p" && while kill -0 "$p" 2>/dev/null; do sleep 0.2; done; libvirtd --daemon --config /etc/libvirt/libvirtd.conf\' && echo "$EVAC_HOST" >> "$2"';
+    const file = planWith('roll', (p) => {
+      p.kind = 'rolling';
+      delete p.sources;
+      delete p.destinations;
+      p.rolling = {
+        selector: {},
+        wave: 1,
+        maintenance: { command: ['sh', '-c', restart, 'step', paths.sshConfig, log], timeout_s: 120 },
+        checks: { interval_s: 2, timeout_s: 120, command: ['sh', '-c', 'ssh -F "$1" "$EVAC_HOST" virsh -c qemu:///system version', 'check', paths.sshConfig] },
+      };
+    });
+    const r = await $`node dist/evacuator.js run ${file} --reports ${`${DIR}/reports`}`.nothrow();
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    // Each host's libvirtd restarted exactly once.
+    expect(readFileSync(log, 'utf8').split('\n').filter(Boolean).sort()).toEqual(HOSTS);
+    for (const h of HOSTS) expect(await pidOf(h), h).not.toBe(before[h]);
+    // Every guest on exactly one host, running, never rebooted.
+    const on = new Map<string, string[]>();
+    for (const h of HOSTS) for (const n of await names(h)) on.set(n, [...on.get(n) ?? [], h]);
+    for (const g of GUESTS) {
+      expect(on.get(g.name), g.name).toHaveLength(1);
+      const h = on.get(g.name)![0];
+      expect(await names(h, false), g.name).toContain(g.name);
+      expect(await lastTick(h, g.name), g.name).toBeGreaterThan(ticks[g.name]);
+    }
+    // Moved at most once: every migration the waves' journals say ended well.
+    const moves = new Map<string, number>();
+    for (const w of (await $`ls ${`${DIR}/reports/roll.roll`}`).stdout.split('\n').filter(Boolean)) {
+      for (const l of readJournal(`${DIR}/reports/roll.roll/${w}/roll.journal.jsonl`)) if (l.kind === 'move-end' && l.outcome === 'ok') moves.set(l.vm, (moves.get(l.vm) ?? 0) + 1);
+    }
+    for (const g of GUESTS) expect(moves.get(g.name) ?? 0, g.name).toBeLessThanOrEqual(1);
+    const report = reportOf('roll');
+    expect(report.totals.maintained).toBe(3);
+    expect(report.hosts.map((h: { host: string; status: string }) => [h.host, h.status]).sort()).toEqual(HOSTS.map((h) => [h, 'maintained']));
+    // No fence left: clear finds none.
+    const cleared = await $`node dist/evacuator.js clear ${file} --reports ${`${DIR}/reports`}`.nothrow();
+    expect(cleared.stdout).toMatch(/no host is fenced by plan 'roll'/);
+  }, 480_000);
+});
