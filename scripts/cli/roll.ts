@@ -9,7 +9,7 @@ import type { LoadedPlan } from '../plan/load.ts';
 import { estimateSeconds } from '../preflight/blueprint.ts';
 import { settingsOf } from '../plan/settings.ts';
 import { takeSignals } from '../process.ts';
-import { planRoll, roll, rollingOf } from '../rolling/roll.ts';
+import { planRoll, roll, rollingOf, waveShortfall } from '../rolling/roll.ts';
 import { consoleOptions, consoleSink, paint } from './console.ts';
 import { finishRollInActions, groupSink, inActions } from './github.ts';
 import { shownDeep, shownLines } from './shown.ts';
@@ -47,9 +47,11 @@ export async function rollPlanCommand(loaded: LoadedPlan, opts: { json?: boolean
       if (w.notes.length > 5) lines.push(c.dim(`      … ${w.notes.length - 5} more`));
     }
     for (const b of s.blocked) lines.push(c.red(`  ${b.host} cannot be emptied: ${b.why}`));
+    const short = waveShortfall(rp, r.wave);
+    if (short) lines.push(c.red(`  ${shownDeep(short)}; run refuses it: use wave: auto or a smaller wave`));
     process.stdout.write(`${lines.join('\n')}\n`);
   }
-  return rp.blocked.length > 0 ? ExitCode.incomplete : ExitCode.ok;
+  return rp.blocked.length > 0 || waveShortfall(rp, r.wave) ? ExitCode.incomplete : ExitCode.ok;
 }
 
 /** run on a rolling plan: the roll with the console, CI groups and signals wired. */

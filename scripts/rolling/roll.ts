@@ -58,24 +58,40 @@ type Entry = RollLine extends infer L ? L extends RollLine ? Omit<L, 'seq' | 'at
 
 /** The roll's journal: one JSON line per step, fsynced on real fleets; torn last line cut. */
 class RollJournal {
-  private fd: number;
+  private fd: number | undefined;
   private seq: number;
   private readonly killAfter = Number(process.env[ROLL_KILL_AFTER_ENV] ?? 0);
+  /** Lines held until the roll first does something (a hook, a wave): a roll refused before writes nothing. */
+  private pending: RollLine[] | undefined = [];
   constructor(readonly path: string, previous: RollLine[], private readonly durable: boolean) {
-    mkdirSync(dirname(path), { recursive: true });
-    cutTornTail(path);
-    this.fd = openSync(path, 'a');
     this.seq = previous.at(-1)?.seq ?? 0;
+  }
+  commit(): void {
+    if (!this.pending) return;
+    const held = this.pending;
+    this.pending = undefined;
+    mkdirSync(dirname(this.path), { recursive: true });
+    cutTornTail(this.path);
+    this.fd = openSync(this.path, 'a');
+    for (const l of held) this.put(l);
   }
   write(e: Entry): RollLine {
     const line = { ...e, seq: ++this.seq, at: new Date().toISOString() } as RollLine;
-    writeAll(this.fd, Buffer.from(`${JSON.stringify(line)}\n`));
-    if (this.durable) fsyncSync(this.fd);
-    if (this.killAfter > 0 && line.seq >= this.killAfter) process.kill(process.pid, 'SIGKILL');
+    if (this.pending) this.pending.push(line);
+    else this.put(line);
     return line;
   }
+  private put(line: RollLine): void {
+    writeAll(this.fd!, Buffer.from(`${JSON.stringify(line)}\n`));
+    if (this.durable) fsyncSync(this.fd!);
+    if (this.killAfter > 0 && line.seq >= this.killAfter) process.kill(process.pid, 'SIGKILL');
+  }
+  get committed(): boolean {
+    return this.pending === undefined;
+  }
   close(): void {
-    closeSync(this.fd);
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
   }
 }
 
@@ -139,6 +155,15 @@ export interface RollOptions {
   halt?: AbortSignal;
   /** Console sink of the waves' evacuations and the roll's own stages. */
   writeReports?: boolean;
+}
+
+/** wave: N that cannot hold: a wave before the last smaller than N (conflicts or room), with why; undefined when it holds. */
+export function waveShortfall(rp: RollPlan, wave: number | 'auto'): string | undefined {
+  if (wave === 'auto' || wave < 2) return undefined;
+  const i = rp.waves.findIndex((w, k) => k < rp.waves.length - 1 && w.hosts.length < wave);
+  if (i < 0) return undefined;
+  const w = rp.waves[i];
+  return `wave: ${wave} cannot hold: wave ${i + 1} takes ${w.hosts.length} host(s) (${w.hosts.join(', ')})${w.notes.length ? `: ${w.notes.slice(0, 3).join('; ')}` : ''}`;
 }
 
 /** The hosts to maintain: sources in their order, then the selector's hosts by name. */
@@ -290,7 +315,11 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
         log({ kind: 'host-done', t: driver.clock.now(), host: b.host, wave: 0, status: 'blocked', why: b.why });
         state.status.set(b.host, { status: 'blocked', why: b.why, wave: 0 });
       }
+      const short = waveShortfall(whole, r.wave);
+      if (short) throw new EvacError(short, 'incomplete', [], 'use wave: auto (each wave as large as the rules allow), or a smaller wave');
     }
+    // From here the roll acts (a hook, a wave): its journal is written.
+    journal.commit();
     if (!state.beforeRollDone && !(await hook('before_roll', { EVAC_HOSTS: all.join(' ') }))) {
       throw new EvacError('the before_roll hook failed: nothing of the roll was done', 'incomplete', [], 'see its output in the roll report; fix it and run again');
     }
@@ -416,11 +445,13 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
   } catch (e) {
     exitCode = e instanceof EvacError ? e.exitCode : 1;
     error = messageOf(e);
-    log({ kind: 'roll-end', t: driver.clock.now(), exitCode, error, interrupted: false });
+    // A roll refused before it did anything leaves no journal (nothing to resume).
+    if (journal.committed) log({ kind: 'roll-end', t: driver.clock.now(), exitCode, error, interrupted: false });
     journal.close();
     await driver.close();
     throw e;
   }
+  journal.commit();
   log({ kind: 'roll-end', t: driver.clock.now(), exitCode, interrupted, ...(error ? { error } : {}) });
   journal.close();
   await driver.close();
