@@ -287,5 +287,10 @@ describe('rolling maintenance: CI output', () => {
     expect(md).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e]/);
     for (const line of md.split('\n')) expect(line.trimStart().startsWith('::')).toBe(false);
     expect(marked.parse(md, { gfm: true, async: false })).not.toMatch(/<a\b|<img\b/);
+    // The HTML pages (the roll's, and esc() every report uses) show them as visible escapes.
+    const { renderRollHtml } = await import('../scripts/rolling/report.ts');
+    const html = renderRollHtml({ ...report, hooks: [{ hook: 'before_host', host: hostile[1], ok: false, detail: hostile[0], output: `out\x1b[31mred\u202e\r\n` }] });
+    expect(html).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2028\u2029]/);
+    expect(html).toContain('\\u202egnp.exe|x');
   });
 });

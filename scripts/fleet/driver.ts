@@ -97,7 +97,7 @@ export interface PreflightItem {
 }
 
 export type CheckName =
-  | 'state' | 'reachable' | 'same-host' | 'memory' | 'disk' | 'cpu' | 'hypervisor' | 'storage' | 'peer';
+  | 'state' | 'reachable' | 'same-host' | 'memory' | 'disk' | 'cpu' | 'hypervisor' | 'storage' | 'peer' | 'name';
 
 export interface CheckResult {
   check: CheckName;

@@ -293,7 +293,7 @@ export interface OpenStackFleet {
    */
   request_timeout_s?: number;
   /**
-   * The driver's request budget: at most this many API requests (keystone, Nova, placement; retries and pages included) per second on average, with bursts of as many; requests beyond it wait their turn. Waits on migrations poll Nova by listing (os-migrations and servers changed since the last poll, once per second for every migration in flight), so the budget does not grow with the number of migrations.
+   * The driver's request budget: at most this many API requests (keystone, Nova, placement; retries and pages included) per second on average, with bursts of as many; requests beyond it wait their turn. At least 0.1 (one request every 10 s). Waits on migrations poll Nova by listing (os-migrations and servers changed since the last poll, once per second for every migration in flight), so the budget does not grow with the number of migrations.
    */
   requests_per_second?: number;
   /**

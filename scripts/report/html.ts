@@ -5,8 +5,16 @@
  */
 import type { Report, ReportVm } from './build.ts';
 
+/** Controls (but tab and line feed), DEL, C1, bidi controls and marks, line and paragraph separators: shown as visible escapes, as on a terminal. */
+const INVISIBLE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069\ufeff]/g;
+
 export function esc(value: unknown): string {
-  return String(value).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  return String(value)
+    .replace(INVISIBLE, (ch) => {
+      const n = ch.codePointAt(0)!;
+      return n <= 0xff ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16).padStart(4, '0')}`;
+    })
+    .replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
 const STATUS_ORDER: Record<string, number> = { left: 0, unplaced: 1, pinned: 2, moved: 3 };

@@ -131,6 +131,35 @@ describe('the libvirt driver under attack (testbed)', () => {
     await ssh('hv1', 'virsh', 'undefine', 'gcl', '--remove-all-storage');
   });
 
+  it('another domain with the guest\'s name (another UUID) on every destination: preflight refuses it by name, the guest never stops; the report names each VM once', async () => {
+    await guest('gnm', `${IMAGES}/gnm.qcow2`, { pattern: 5 });
+    for (const h of ['hv2', 'hv3']) {
+      const file = `${DIR}/def-gnm-${h}.xml`;
+      writeFileSync(file, domainXml('gnm', 64).replace(`${IMAGES}/gnm.qcow2`, `${IMAGES}/other-gnm.qcow2`));
+      await ssh(h, 'virsh', 'define', file);
+    }
+    const id0 = (await ssh('hv1', 'virsh', 'domid', 'gnm')).stdout.trim();
+    const file = planWith('same-name', (p) => {
+      p.placement.pinned = ['g1', 'g2', 'g3'];
+      p.migration = { ...p.migration, mode: 'live-then-cold', cold: { allow: ['*'], shutdown_timeout_s: 10, force_off: true } };
+    });
+    const r = await run(file);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(3);
+    const report = reportOf('same-name');
+    const names = report.vms.map((v: { vm: string }) => v.vm);
+    expect(new Set(names).size).toBe(names.length);
+    const gnm = report.vms.find((v: { vm: string }) => v.vm.startsWith('gnm@'));
+    expect(gnm.status, JSON.stringify(gnm)).not.toBe('moved');
+    expect(JSON.stringify(gnm)).toMatch(/already has another domain named gnm/);
+    expect(gnm.attempts ?? []).toEqual([]);
+    // Never stopped: the same QEMU (domain id) still runs it.
+    expect(await state('hv1', 'gnm')).toBe('running');
+    expect((await ssh('hv1', 'virsh', 'domid', 'gnm')).stdout.trim()).toBe(id0);
+    for (const h of ['hv2', 'hv3']) await ssh(h, 'virsh', 'undefine', 'gnm');
+    await ssh('hv1', 'virsh', 'destroy', 'gnm');
+    await ssh('hv1', 'virsh', 'undefine', 'gnm', '--remove-all-storage');
+  }, 240_000);
+
   it('every state on a source: shut off moves cold and stays off, paused moves live and stays paused, a saved guest stays with the reason; CPU modes host-passthrough and maximum are compared as libvirt needs them', async () => {
     await guest('goff', `${IMAGES}/goff.qcow2`, { start: false });
     await guest('gpause', `${IMAGES}/gpause.qcow2`);

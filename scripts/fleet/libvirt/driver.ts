@@ -26,6 +26,7 @@ import {
 } from '../driver.ts';
 import type { Fence, Host, Inventory, Vm } from '../types.ts';
 import { SshPool } from './ssh.ts';
+import { uniqueNames } from '../names.ts';
 import { batchCommand, eachCommand, parseBatch, parseEach, UUID, type DomainRead } from './inventory.ts';
 import { existing, foldersOf, probeSharing, separator, type Sharing } from './storage.ts';
 import * as virsh from './virsh.ts';
@@ -74,6 +75,8 @@ interface Leftover {
 /** What the last inventory read of one domain, by UUID. */
 interface Known {
   host: string;
+  /** The domain's own name (inventory may show another: names.ts). */
+  name: string;
   disks: virsh.DomainDisk[];
   cpu?: virsh.GuestCpu;
   virtType: string;
@@ -208,9 +211,11 @@ export class LibvirtDriver implements Driver {
     const folders = new Map<string, string[]>();
     for (const { vm, disks } of found) folders.set(vm.host, [...new Set([...folders.get(vm.host) ?? [], ...foldersOf(disks.filter(virsh.copyable).map((d) => d.path))])]);
     const sharing = await probeSharing((h, a) => this.run(h, a), folders, reachable);
-    for (const { vm, disks } of found) {
+    // libvirt makes names unique per host only: a name two hosts' domains share is made one per VM (names.ts; commands use the UUID).
+    const names = uniqueNames(found.map((f) => ({ name: f.vm.name, id: f.vm.uuid, host: f.vm.host, f })));
+    for (const [{ f: { vm, disks } }, name] of names) {
       const local = disks.filter(virsh.copyable).map((d) => d.path).filter((p) => [...sharing.get(vm.host)?.get(posix.dirname(p))?.values() ?? []].includes('local'));
-      inv.vms.push({ ...vm, storage: local.length > 0 ? 'local' : 'shared', disks: local });
+      inv.vms.push({ ...vm, name, storage: local.length > 0 ? 'local' : 'shared', disks: local });
     }
     inv.hosts.sort((a, b) => a.name.localeCompare(b.name));
     inv.vms.sort((a, b) => a.name.localeCompare(b.name));
@@ -233,7 +238,7 @@ export class LibvirtDriver implements Driver {
     }
     if (again.length > 0) read = [...read, ...parseEach(await this.out(host, eachCommand(sep, again)), sep, host, hostCpuModel)];
     for (const r of read) {
-      if (r.xml) this.known.set(r.vm.uuid, { host, disks: r.xml.disks, virtType: r.xml.virtType, ...(r.xml.cpu ? { cpu: r.xml.cpu } : {}) });
+      if (r.xml) this.known.set(r.vm.uuid, { host, name: r.vm.name, disks: r.xml.disks, virtType: r.xml.virtType, ...(r.xml.cpu ? { cpu: r.xml.cpu } : {}) });
     }
     return read;
   }
@@ -294,7 +299,8 @@ export class LibvirtDriver implements Driver {
     };
     return Promise.all(items.map(async ({ vm, destination }) => {
       const [p, cpu, st] = await Promise.all([peer(vm.host, destination), cpuOf(vm, destination), storage(vm, destination)]);
-      return cpu ? [p, cpu, st] : [p, st];
+      const clash = this.nameTaken(vm, destination);
+      return [p, ...(cpu ? [cpu] : []), st, ...(clash ? [{ check: 'name' as const, ok: false, detail: clash }] : [])];
     }));
   }
 
@@ -447,6 +453,12 @@ export class LibvirtDriver implements Driver {
     if (here.unreachable.includes(vm.host)) return failure('unreachable', `${vm.host} does not answer; nothing was changed`, vm.host);
     if (!here.found.some((f) => f.host === vm.host)) return failure('not-found', `${vm.name} (${vm.uuid}) is not on ${vm.host}`, vm.host);
     if (here.found.some((f) => f.host === destination)) return failure('refused', `${destination} already has a domain with ${vm.name}'s UUID ${vm.uuid}; nothing was changed`, destination);
+    // libvirt names are unique per host: another domain of this name there would make the define fail after a cold move's shutdown.
+    const own = this.known.get(vm.uuid)?.name ?? vm.name;
+    const other = await this.run(destination, [...VIRSH, 'domuuid', '--domain', own]).catch(() => undefined);
+    if (other && other.code === 0 && other.stdout.trim() && other.stdout.trim().toLowerCase() !== vm.uuid.toLowerCase()) {
+      return failure('refused', `${destination} already has another domain named ${own} (UUID ${other.stdout.trim()}); libvirt names are unique per host; nothing was changed`, destination);
+    }
     const peer = await this.peer(vm.host, destination, method === 'cold');
     if (!peer.ok) return failure('unreachable', `${vm.host} cannot reach ${destination}'s libvirtd (${peer.detail}); nothing was changed`, destination);
     // An earlier job of this domain (a migration aborted towards a host that stopped answering)
@@ -500,6 +512,15 @@ export class LibvirtDriver implements Driver {
         const lacking = needed.filter((_, i) => !a || !b || b[i] === '-' || a[i] !== b[i]);
         if (lacking.length > 0) return { text: `${vm.name}'s disks have backing files a cold copy would not carry and ${destination} lacks (or holds another of that size): ${lacking.join(', ')}; move it live (which copies the whole chain), put the base on ${destination}, or flatten the disk first` };
       }
+    }
+    return undefined;
+  }
+
+  /** Why destination cannot take vm under its own name (another domain there has it), from the inventory; undefined when it can. */
+  private nameTaken(vm: Vm, destination: string): string | undefined {
+    const own = this.known.get(vm.uuid)?.name ?? vm.name;
+    for (const [uuid, k] of this.known) {
+      if (k.host === destination && k.name === own && uuid !== vm.uuid) return `${destination} already has another domain named ${own} (UUID ${uuid}); libvirt names are unique per host`;
     }
     return undefined;
   }

@@ -66,6 +66,9 @@ export class SshPool {
   private conns = new Map<string, Promise<Client>>();
   private limits = new Map<string, LimitFunction>();
   private clients = new Map<string, Client>();
+  /** Every connection made and not yet ended, for close(). */
+  private all = new Set<Client>();
+  private closed = false;
 
   constructor(
     private readonly targets: Map<string, SshTarget>,
@@ -105,7 +108,9 @@ export class SshPool {
       started(() => client.exec(argv.map(shellQuote).join(' '), (err, stream) => {
         if (err) {
           this.drop(host, client);
-          return reject(new NotStarted(err.message));
+          // sshd refusing a session channel is no dead host: say what limits it.
+          const why = /Channel open failure/i.test(err.message) ? `${err.message} (${host}'s sshd refused a session: is its MaxSessions below ${CHANNELS_PER_HOST}, the channels evacuator opens per host?)` : err.message;
+          return reject(new NotStarted(why));
         }
         // Chunks are decoded once, whole: a character split between two chunks (a name in UTF-8) stays one character.
         const stdout: Buffer[] = [];
@@ -120,6 +125,7 @@ export class SshPool {
   }
 
   private connect(host: string): Promise<Client> {
+    if (this.closed) return Promise.reject(new Error('the SSH connections are closed'));
     const existing = this.conns.get(host);
     if (existing) return existing;
     const target = this.targets.get(host);
@@ -141,11 +147,15 @@ export class SshPool {
       };
       client.on('ready', () => resolve(client));
       this.clients.set(host, client);
+      this.all.add(client);
       client.on('error', (e) => {
         this.drop(host, client);
         reject(keys.length === 0 ? new Error(`${host} is not in ${this.opts.knownHostsFile}; add its host key (ssh-keyscan, checked out of band)`) : e);
       });
-      client.on('close', () => this.drop(host, client));
+      client.on('close', () => {
+        this.all.delete(client);
+        this.drop(host, client);
+      });
       client.connect(config);
     });
     this.conns.set(host, p);
@@ -168,9 +178,13 @@ export class SshPool {
       this.conns.delete(host);
       this.clients.delete(host);
     }
+    // Not ended here: commands may still run on it (a channel refused is no dead connection); close() ends it.
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    for (const c of this.all) c.end();
+    this.all.clear();
     for (const p of this.conns.values()) p.then((c) => c.end(), () => {});
     this.conns.clear();
     this.clients.clear();

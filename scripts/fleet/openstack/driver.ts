@@ -32,6 +32,7 @@ import type { Fence, Inventory, Resources, Vm, VmState } from '../types.ts';
 import { credentialsFor, HttpError, isTransient, OpenStack, type RETRY } from './client.ts';
 import { leasesByHost, liftLease, takeLease, type Aggregate, type LeaseNova } from './lease.ts';
 import { Watch } from './poll.ts';
+import { uniqueNames } from '../names.ts';
 import { writeOnce, type Written } from './write.ts';
 
 
@@ -220,14 +221,11 @@ export class OpenStackDriver implements Driver {
       }
       const groupOf = new Map<string, { name: string; policy: string }>();
       for (const g of groups) for (const m of g.members) groupOf.set(m, g);
-      // Nova does not make names unique (across projects least of all): a name two servers share
-      // gets the server's id prefix, so that every VM evacuator plans, moves and reports is one server.
-      const named = new Map<string, number>();
-      for (const s of servers) named.set(s.name, (named.get(s.name) ?? 0) + 1);
-      for (const s of servers) {
-        const host = s['OS-EXT-SRV-ATTR:host'];
-        if (!host) continue;
-        const name = named.get(s.name)! > 1 ? `${s.name}@${s.id.slice(0, 8)}` : s.name;
+      // Nova does not make names unique (across projects least of all): names.ts makes them so.
+      const placed = servers.filter((s) => s['OS-EXT-SRV-ATTR:host']);
+      const names = uniqueNames(placed.map((s) => ({ name: s.name, id: s.id, host: s['OS-EXT-SRV-ATTR:host']!, s })));
+      for (const [{ s }, name] of names) {
+        const host = s['OS-EXT-SRV-ATTR:host']!;
         this.ids.set(name, s.id);
         const g = groupOf.get(s.id);
         inv.vms.push({
