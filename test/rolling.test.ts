@@ -239,6 +239,75 @@ describe('rolling maintenance: whole rolls (CLI, simulated fleet)', () => {
   }, 120_000);
 });
 
+describe('rolling maintenance: interrupts, hosts that do not answer, steps that leave children', () => {
+  it('SIGINT during a maintenance step: the step finishes, exit 130, no host failed; --resume goes on without redoing any host', async () => {
+    const dir = tempDir();
+    const log = join(dir, 'steps.log');
+    const plan = cluster(5, 20, 0, 6, { wave: 1, order: 'listed' });
+    plan.rolling!.maintenance = { command: ['sh', '-c', 'echo "start $EVAC_HOST" >> "$1"; sleep 2; echo "end $EVAC_HOST" >> "$1"', 'step', log] };
+    plan.rolling!.checks = { timeout_s: 60, interval_s: 1 };
+    const file = planFile(plan, dir);
+    const reports = join(dir, 'reports');
+    // The signal to evacuator alone, as a terminal's Ctrl-C reaches it (the step runs in a process group of its own).
+    const { spawn } = await import('node:child_process');
+    const proc = spawn('node', ['dist/evacuator.js', 'run', file, '--reports', reports], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => proc.on('close', (code) => r(code)));
+    for (let i = 0; i < 300; i++) {
+      if (existsSync(log) && readFileSync(log, 'utf8').split('\n').filter((l) => l.startsWith('start')).length === 2) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    proc.kill('SIGINT');
+    expect(await exited, out).toBe(130);
+    const lines = () => readFileSync(log, 'utf8').split('\n').filter(Boolean);
+    // The step in flight finished.
+    expect(lines().filter((l) => l.startsWith('start')).length).toBe(lines().filter((l) => l.startsWith('end')).length);
+    const stopped = JSON.parse(readFileSync(join(reports, 'roll.json'), 'utf8')) as RollReport;
+    expect(stopped.hosts.filter((h) => h.status === 'failed' || h.status === 'skipped')).toEqual([]);
+    const again = await cli('run', file, '--reports', reports, '--resume');
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    const starts = lines().filter((l) => l.startsWith('start')).map((l) => l.slice(6)).sort();
+    expect(starts).toEqual(['hv-001', 'hv-002', 'hv-003', 'hv-004', 'hv-005']);
+    const report = JSON.parse(readFileSync(join(reports, 'roll.json'), 'utf8')) as RollReport;
+    expect(report.totals.maintained).toBe(5);
+  }, 120_000);
+
+  it('a host to maintain that does not answer: stop refuses before anything (exit 4, nothing written); skip says it and maintains the others', async () => {
+    for (const policy of ['stop', 'skip'] as const) {
+      const dir = tempDir();
+      const plan = cluster(5, 20, 0, 8, { wave: 1, on_failure: policy });
+      plan.fleet.sim!.faults = [{ kind: 'unreachable', host: 'hv-003' }];
+      const file = planFile(plan, dir);
+      const reports = join(dir, 'reports');
+      const r = await cli('run', file, '--reports', reports);
+      if (policy === 'stop') {
+        expect(r.code, r.stdout + r.stderr).toBe(4);
+        expect(r.stderr).toMatch(/hv-003.*does not answer|do not answer: hv-003/);
+        expect(existsSync(join(reports, 'roll.roll.jsonl'))).toBe(false);
+      } else {
+        expect(r.code, r.stdout + r.stderr).toBe(3);
+        const report = JSON.parse(readFileSync(join(reports, 'roll.json'), 'utf8')) as RollReport;
+        expect(report.hosts.find((h) => h.host === 'hv-003')).toMatchObject({ status: 'skipped', why: expect.stringMatching(/does not answer/) });
+        expect(report.totals.maintained).toBe(4);
+      }
+    }
+  }, 120_000);
+
+  it('a step that exits but leaves a child holding its output is done when it exits', async () => {
+    const dir = tempDir();
+    const plan = cluster(3, 9, 0, 2, { wave: 1 });
+    plan.rolling!.maintenance = { command: ['sh', '-c', 'setsid sleep 30 & echo patched'], timeout_s: 20 };
+    plan.rolling!.checks = { timeout_s: 60 };
+    const file = planFile(plan, dir);
+    const t0 = Date.now();
+    const r = await cli('run', file, '--reports', join(dir, 'reports'));
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(20_000);
+  }, 60_000);
+});
+
 describe('rolling maintenance: killed and resumed', () => {
   it('a roll killed at random steps (its own journal and the waves\') resumes to the end: every host maintained, every VM once, none lost or doubled', async () => {
     const { $ } = await import('zx');
@@ -259,6 +328,12 @@ describe('rolling maintenance: killed and resumed', () => {
       for (const h of fleet.hosts) expect([h.name, h.hypervisor.version, h.fence]).toEqual([h.name, '9.9.0', undefined]);
       const report = JSON.parse(readFileSync(join(reports, 'roll.json'), 'utf8')) as RollReport;
       expect(report.totals.maintained).toBe(10);
+      // Origins are where the VMs were before the roll, whatever the kill cut.
+      const inv = await new SimDriver(cluster(10, 60, 2, 9).fleet.sim!).inventory();
+      if (!inv.ok) throw new Error(inv.detail);
+      const start = new Map(inv.inventory.vms.map((v) => [v.name, v.host]));
+      for (const v of report.vms) expect([v.vm, v.origin]).toEqual([v.vm, start.get(v.vm)]);
+      expect(report.totals.migrations).toBe([...movesByVm(reports).values()].reduce((a, b) => a + b, 0));
       for (const n of movesByVm(reports).values()) expect(n).toBeLessThanOrEqual(2);
     }
   }, 300_000);

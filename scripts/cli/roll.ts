@@ -56,7 +56,7 @@ export async function rollPlanCommand(loaded: LoadedPlan, opts: { json?: boolean
 
 /** run on a rolling plan: the roll with the console, CI groups and signals wired. */
 /** The run options a roll takes (the CLI's run options; --blueprint is refused). */
-export interface RollRunOptions { reports: string; resume?: boolean; events?: string; blueprint?: string }
+export interface RollRunOptions { reports: string; resume?: boolean; acceptChangedPlan?: boolean; events?: string; blueprint?: string }
 
 export async function rollRunCommand(loaded: LoadedPlan, opts: RollRunOptions): Promise<number> {
   if (opts.blueprint) throw userError('--blueprint applies to an evacuation plan, not a rolling one', [], 'run the rolling plan without --blueprint: each wave is placed on the fleet as it is then');
@@ -85,7 +85,7 @@ export async function rollRunCommand(loaded: LoadedPlan, opts: RollRunOptions): 
   process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
   takeSignals();
   try {
-    const done = await roll(loaded, (o) => openDriver(loaded.plan, o), emit, { reportsDir: opts.reports, ...(opts.resume ? { resume: true } : {}), stop: stop.signal, halt: halt.signal });
+    const done = await roll(loaded, (o) => openDriver(loaded.plan, o), emit, { reportsDir: opts.reports, ...(opts.resume ? { resume: true } : {}), ...(opts.acceptChangedPlan ? { acceptChangedPlan: true } : {}), stop: stop.signal, halt: halt.signal });
     sink.close();
     if (groups) {
       groups.close();

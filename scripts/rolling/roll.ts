@@ -19,12 +19,12 @@ import type { EventSink } from '../events.ts';
 import type { Driver } from '../fleet/driver.ts';
 import { guardDriver } from '../fleet/guard.ts';
 import type { OpenOptions } from '../fleet/open.ts';
-import type { Host, Inventory } from '../fleet/types.ts';
+import { describeFence, type Host, type Inventory } from '../fleet/types.ts';
 import { writeAll, readInput } from '../files.ts';
 import { withDefaults } from '../plan/defaults.ts';
 import type { LoadedPlan } from '../plan/load.ts';
 import type { EvacuationPlan, Rolling } from '../plan/plan-types.ts';
-import { labelsMatch, matchesDestinations } from '../plan/rules.ts';
+import { declaredFleet, labelsMatch, matchesDestinations } from '../plan/rules.ts';
 import { exactPattern, settingsOf } from '../plan/settings.ts';
 import { controller, lockFile, processStart, stillRunning } from '../process.ts';
 import { evacuate, guardLimits, type Evacuation } from '../runner/evacuate.ts';
@@ -43,7 +43,8 @@ export const ROLL_KILL_AFTER_ENV = 'EVACUATOR_ROLL_KILL_AFTER';
 
 export type RollLine = { seq: number; at: string; t: number } & (
   | { kind: 'roll-start'; run: string; controller: string; pid: number; pidStart?: string; plan: { name: string; file: string; digest: string }; resumed: boolean }
-  | { kind: 'roll-planned'; waves: { hosts: string[]; moves: number; again: number }[]; blocked: { host: string; why: string }[] }
+  | { kind: 'roll-planned'; waves: { hosts: string[]; moves: number; again: number }[]; blocked: { host: string; why: string }[]; origins?: Record<string, string> }
+  | { kind: 'warning'; message: string }
   | { kind: 'hook'; hook: string; host?: string; result: CommandResult }
   | { kind: 'wave-start'; wave: number; hosts: string[] }
   | { kind: 'wave-evacuated'; wave: number; exitCode: number; empty: string[]; notEmpty: { host: string; left: string[] }[]; moves: { vm: string; from: string; to: string; bytes: number; method: string }[]; report?: string }
@@ -117,7 +118,7 @@ export interface RollState {
   lines: RollLine[];
   status: Map<string, { status: HostStatus; why: string; wave: number }>;
   /** The last wave started and not ended. */
-  open?: { wave: number; hosts: string[]; evacuated?: Extract<RollLine, { kind: 'wave-evacuated' }> };
+  open?: { wave: number; hosts: string[]; at: string; evacuated?: Extract<RollLine, { kind: 'wave-evacuated' }> };
   /** Last step line per host of the open wave. */
   steps: Map<string, Extract<RollLine, { kind: 'step-start' | 'step-end' }>>;
   waves: number;
@@ -133,10 +134,10 @@ export function rollState(lines: RollLine[]): RollState {
     if (l.kind === 'roll-start') {
       s.last = l;
       s.ended = false;
-    } else if (l.kind === 'roll-end') s.ended = true;
+    } else if (l.kind === 'roll-end') s.ended = !l.interrupted && l.exitCode !== 130;
     else if (l.kind === 'hook' && l.hook === 'before_roll' && l.result.ok) s.beforeRollDone = true;
     else if (l.kind === 'wave-start') {
-      s.open = { wave: l.wave, hosts: l.hosts };
+      s.open = { wave: l.wave, hosts: l.hosts, at: l.at };
       s.waves = Math.max(s.waves, l.wave);
       s.steps = new Map();
     } else if (l.kind === 'wave-evacuated' && s.open?.wave === l.wave) s.open.evacuated = l;
@@ -151,6 +152,8 @@ export function rollState(lines: RollLine[]): RollState {
 export interface RollOptions {
   reportsDir: string;
   resume?: boolean;
+  /** With resume: although the plan changed since the roll began. */
+  acceptChangedPlan?: boolean;
   stop?: AbortSignal;
   halt?: AbortSignal;
   /** Console sink of the waves' evacuations and the roll's own stages. */
@@ -247,7 +250,9 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
   const state = resuming ? before : rollState([]);
   if (resuming && before.lines.find((l) => l.kind === 'roll-start')?.kind === 'roll-start') {
     const first = before.lines.find((l): l is Extract<RollLine, { kind: 'roll-start' }> => l.kind === 'roll-start')!;
-    if (first.plan.digest !== loaded.digest) throw new EvacError(`${loaded.file} changed since the roll it would resume began`, 'user', [], 'restore the plan as it was to resume that roll');
+    if (first.plan.digest !== loaded.digest && !opts.acceptChangedPlan) {
+      throw new EvacError(`${loaded.file} changed since the roll it would resume began`, 'user', [], `restore the plan as it was to resume that roll, or resume with the edited plan on purpose: ${resumeWith} --accept-changed-plan`);
+    }
   }
   const settings = settingsOf(plan);
   const inner = await open({ reportsDir: opts.reportsDir, resume: resuming });
@@ -262,7 +267,9 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
     lines.push(l);
     return l;
   };
+  /** A warning: on the console and in the roll's journal (and so in its report). */
   const say = (message: string) => {
+    log({ kind: 'warning', t: driver.clock.now(), message });
     try {
       sink({ kind: 'warning', t: driver.clock.now(), message });
     } catch {
@@ -282,7 +289,8 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
   const hook = async (which: 'before_roll' | 'after_roll' | 'before_host' | 'after_host', env: Record<string, string>, host?: string) => {
     const argv = r.hooks[which];
     if (!argv) return true;
-    const res = await runCommand(argv, { EVAC_PLAN: name, EVAC_HOOK: which, ...env }, hookTimeoutMs, mask, stop);
+    // A first interrupt lets a hook finish (it may be silencing alerts); a second one stops it.
+    const res = await runCommand(argv, { EVAC_PLAN: name, EVAC_HOOK: which, ...env }, hookTimeoutMs, mask, opts.halt);
     log({ kind: 'hook', t: driver.clock.now(), hook: which, ...(host ? { host } : {}), result: res });
     if (!res.ok) say(`hook ${which}${host ? ` of ${host}` : ''} failed: ${res.detail}`);
     return res.ok;
@@ -295,18 +303,40 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
   try {
     const seen = await driver.inventory();
     if (!seen.ok) throw new EvacError(`cannot read the fleet: ${seen.detail}`, 'fleet', [], 'check that the hosts answer, then run again');
-    const all = rollHosts(plan, seen.inventory.hosts);
+    // The hosts the plan declares count too (a host that does not answer is still one to maintain).
+    const declared = (declaredFleet(plan)?.hosts ?? []).filter((d) => !seen.inventory.hosts.some((h) => h.name === d.name));
+    const all = rollHosts(plan, [...seen.inventory.hosts, ...declared]);
     for (const h of all) {
       if (!seen.inventory.hosts.some((x) => x.name === h) && !seen.inventory.unreachable.some((u) => u.host === h) && !state.status.has(h)) {
         throw new EvacError(`host ${h} to maintain is not in the fleet`, 'user', [], 'check the host names in sources against the fleet');
+      }
+    }
+    // Before anything: hosts that do not answer, hosts another plan holds, a window already closed.
+    const open_ = all.filter((h) => !state.status.has(h));
+    const silent = open_.filter((h) => !seen.inventory.hosts.some((x) => x.name === h));
+    const held = seen.inventory.hosts.filter((x) => open_.includes(x.name) && x.fence && x.fence.plan !== name);
+    if (settings.windowEnd !== undefined && Date.now() >= settings.windowEnd) {
+      throw new EvacError(`the maintenance window closed at ${new Date(settings.windowEnd).toISOString()}: no wave starts`, 'incomplete', [], 'set migration.window_end to the window you have');
+    }
+    if (r.on_failure === 'stop') {
+      if (silent.length > 0) {
+        const why = silent.map((h) => `${h} (${seen.inventory.unreachable.find((u) => u.host === h)?.detail ?? 'no answer'})`).join(', ');
+        throw new EvacError(`hosts to maintain do not answer: ${why}`, 'fleet', [], 'nothing was touched; bring them back, remove them from the roll, or set rolling.on_failure: skip to maintain the others');
+      }
+      if (held.length > 0) {
+        throw new EvacError(`hosts to maintain are held by other plans: ${held.map((x) => `${x.name} (${describeFence(x.fence!)})`).join(', ')}`, 'held', [], 'nothing was touched; let those plans end (evacuator clear lifts a fence left for a maintenance), or set rolling.on_failure: skip to maintain the others');
       }
     }
     const finished = (h: string) => state.status.has(h) && state.status.get(h)!.status !== 'pending';
     const baseline = new Map(seen.inventory.hosts.map((h) => [h.name, h]));
     const whole = planRoll(plan, seen.inventory, [...state.status].filter(([, s]) => s.status === 'maintained').map(([h]) => h),
       [...state.status].filter(([, s]) => s.status !== 'maintained').map(([h]) => h));
+    for (const x of seen.inventory.hosts.filter((x) => !open_.includes(x.name) && x.fence && x.fence.plan !== name && x.fence.role === 'source')) {
+      say(`${x.name} takes no VM: it is fenced by ${describeFence(x.fence!)}`);
+    }
     if (!resuming) {
-      log({ kind: 'roll-planned', t: driver.clock.now(), waves: whole.waves.map((w) => ({ hosts: w.hosts, moves: w.moves.length, again: w.moves.filter((m) => !m.final).length })), blocked: whole.blocked });
+      log({ kind: 'roll-planned', t: driver.clock.now(), waves: whole.waves.map((w) => ({ hosts: w.hosts, moves: w.moves.length, again: w.moves.filter((m) => !m.final).length })), blocked: whole.blocked,
+        origins: Object.fromEntries(seen.inventory.vms.map((v) => [v.name, v.host])) });
       for (const b of whole.blocked) {
         if (r.on_failure === 'stop') {
           throw new EvacError(`the roll cannot maintain ${whole.blocked.map((x) => x.host).join(', ')}: ${whole.blocked.map((x) => `${x.host}: ${x.why}`).join(' | ')}`, 'incomplete', [],
@@ -314,6 +344,11 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
         }
         log({ kind: 'host-done', t: driver.clock.now(), host: b.host, wave: 0, status: 'blocked', why: b.why });
         state.status.set(b.host, { status: 'blocked', why: b.why, wave: 0 });
+      }
+      for (const h of [...silent, ...held.map((x) => x.name)]) {
+        const why = silent.includes(h) ? `it does not answer (${seen.inventory.unreachable.find((u) => u.host === h)?.detail ?? 'no answer'})` : `it is held by ${describeFence(held.find((x) => x.name === h)!.fence!)}`;
+        log({ kind: 'host-done', t: driver.clock.now(), host: h, wave: 0, status: 'skipped', why });
+        state.status.set(h, { status: 'skipped', why, wave: 0 });
       }
       const short = waveShortfall(whole, r.wave);
       if (short) throw new EvacError(short, 'incomplete', [], 'use wave: auto (each wave as large as the rules allow), or a smaller wave');
@@ -341,9 +376,16 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
       } else {
         const inv = await driver.inventory();
         if (!inv.ok) throw new EvacError(`cannot read the fleet: ${inv.detail}`, 'fleet', [], 'check that the hosts answer, then resume');
-        const maintained = [...state.status].filter(([, s]) => s.status === 'maintained').map(([h]) => h);
-        const out = [...state.status].filter(([, s]) => s.status !== 'maintained').map(([h]) => h);
-        const next = planRoll(plan, inv.inventory, maintained, out, true);
+        // A host to maintain that stopped answering (it crashed) is said, and the policy applies.
+        for (const u of inv.inventory.unreachable.filter((x) => all.includes(x.host) && !state.status.has(x.host))) {
+          const why = `it does not answer (${u.detail})`;
+          log({ kind: 'host-done', t: driver.clock.now(), host: u.host, wave: 0, status: r.on_failure === 'skip' ? 'skipped' : 'failed', why });
+          state.status.set(u.host, { status: r.on_failure === 'skip' ? 'skipped' : 'failed', why, wave: 0 });
+          say(`${u.host} is not maintained: ${why}`);
+          if (r.on_failure === 'stop') stopped = true;
+        }
+        if (stopped) break;
+        const next = planRoll(plan, inv.inventory, [...state.status].filter(([, s]) => s.status === 'maintained').map(([h]) => h), [...state.status].filter(([, s]) => s.status !== 'maintained').map(([h]) => h), true);
         for (const b of next.blocked.filter((x) => !finished(x.host))) {
           log({ kind: 'host-done', t: driver.clock.now(), host: b.host, wave: 0, status: 'blocked', why: b.why });
           state.status.set(b.host, { status: 'blocked', why: b.why, wave: 0 });
@@ -362,8 +404,8 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
           }
         }
         waveNo++;
-        log({ kind: 'wave-start', t: driver.clock.now(), wave: waveNo, hosts: wave });
-        state.open = { wave: waveNo, hosts: wave };
+        const started = log({ kind: 'wave-start', t: driver.clock.now(), wave: waveNo, hosts: wave });
+        state.open = { wave: waveNo, hosts: wave, at: started.at };
       }
       stage(`wave ${waveNo}: ${wave.join(', ')}`);
       const waveT0 = Date.now();
@@ -386,15 +428,16 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
         const pool = inv.inventory.hosts.filter((h) => !wave.includes(h.name) && !out.has(h.name) && matchesDestinations(plan, h.name, h.labels) && !(h.fence && h.fence.plan !== name)).map((h) => h.name);
         const prefer = pool.filter((h) => maintained.has(h) || !rolled.has(h));
         let ev: Evacuation | undefined;
-        if (live.length > 0) {
+        const dir = waveDir(opts.reportsDir, name, waveNo);
+        // The wave's evacuation as its own journal has it since the wave began: a run that ended
+        // (the roll was killed after it) is not run again; one cut short is resumed.
+        const since = runsSince(readJournal(journalPath(dir, name)), state.open!.at);
+        const last = since.at(-1);
+        let endLine: Pick<RunEndLine, 'exitCode' | 'proofs'> | undefined = last && last.ended && last.end!.exitCode !== 130 && !last.end!.interrupted ? last.end : undefined;
+        if (live.length > 0 && !endLine) {
           const wp = wavePlan(plan, live, pool, prefer);
-          const dir = waveDir(opts.reportsDir, name, waveNo);
-          const unfinished = (() => {
-            const c = chainOf(readJournal(journalPath(dir, name)));
-            return c !== undefined && !c.runs.at(-1)!.ended;
-          })();
           try {
-            ev = await evacuate({ ...loaded, plan: wp }, driver, sink, { reportsDir: dir, ...(unfinished ? { resume: true, acceptChangedPlan: true } : {}), stop, ...(opts.halt ? { halt: opts.halt } : {}) });
+            ev = await evacuate({ ...loaded, plan: wp }, driver, sink, { reportsDir: dir, ...(last && !last.ended ? { resume: true, acceptChangedPlan: true } : {}), stop, ...(opts.halt ? { halt: opts.halt } : {}) });
           } catch (e) {
             if (e instanceof EvacError && e.source === 'interrupted') {
               interrupted = true;
@@ -402,25 +445,34 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
             }
             throw e;
           }
+          // Interrupted mid-evacuation: the wave stays open; the resume goes on from its journal.
+          if (ev.result.interrupted) {
+            interrupted = true;
+            break;
+          }
+          endLine = { exitCode: ev.exitCode, proofs: ev.result.proofs };
         }
-        const proofs = ev?.report.proofs ?? [];
+        const proofs = endLine?.proofs ?? [];
         evacuated = log({
-          kind: 'wave-evacuated', t: driver.clock.now(), wave: waveNo, exitCode: ev?.exitCode ?? 0,
+          kind: 'wave-evacuated', t: driver.clock.now(), wave: waveNo, exitCode: endLine?.exitCode ?? 0,
+          // A wave with no host left to empty (its before_host hooks failed) has no proof: nothing to maintain.
           empty: proofs.filter((p) => p.empty).map((p) => p.host),
           notEmpty: proofs.filter((p) => !p.empty).map((p) => ({ host: p.host, left: p.left.map((l) => l.vm) })),
-          moves: (ev?.report.vms ?? []).filter((v) => v.status === 'moved').map((v) => ({ vm: v.vm, from: v.source, to: v.host!, bytes: v.bytes, method: v.method })),
+          // Every migration the wave's journal says ended well since the wave began, across a kill and its resume.
+          moves: movesSince(readJournal(journalPath(dir, name)), state.open!.at),
           ...(ev?.paths.json ? { report: ev.paths.json } : {}),
         }) as Extract<RollLine, { kind: 'wave-evacuated' }>;
         state.open!.evacuated = evacuated;
-        if (ev?.result.interrupted) {
-          interrupted = true;
-          break;
-        }
       }
       for (const n of evacuated.notEmpty) if (!state.status.has(n.host)) failHost(n.host, `its evacuation left ${n.left.join(', ')} on it: a host that still holds VMs is never maintained`);
       // Maintenance and checks, the wave's hosts at once.
       const ready = wave.filter((h) => !state.status.has(h) && evacuated!.empty.includes(h));
       await Promise.all(ready.map((h) => maintainHost(h, waveNo, baseline.get(h))));
+      // Interrupted during the steps: the wave stays open (its hosts without a verdict are done again on resume).
+      if (stop.aborted && wave.some((h) => !state.status.has(h))) {
+        interrupted = true;
+        break;
+      }
       for (const h of wave) {
         const s = state.status.get(h);
         if (s && s.status !== 'maintained' && r.on_failure === 'stop') stopped = true;
@@ -445,6 +497,8 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
   } catch (e) {
     exitCode = e instanceof EvacError ? e.exitCode : 1;
     error = messageOf(e);
+    // A roll that ran its before_roll and ends on an error still runs after_roll (an alert silence is lifted).
+    if (journal.committed && lines.some((l) => l.kind === 'hook' && l.hook === 'before_roll')) await hook('after_roll', { EVAC_HOSTS: rollHosts(plan, []).join(' ') }).catch(() => false);
     // A roll refused before it did anything leaves no journal (nothing to resume).
     if (journal.committed) log({ kind: 'roll-end', t: driver.clock.now(), exitCode, error, interrupted: false });
     journal.close();
@@ -477,12 +531,16 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
     if (!maintainedOk) {
       log({ kind: 'step-start', t: driver.clock.now(), host: h, step: 'maintain' });
       const res = await maintainStep(h, env);
+      // Stopped by a second interrupt: no verdict on the host; the resume runs the step again.
+      if (!res.ok && opts.halt?.aborted) return;
       log({ kind: 'step-end', t: driver.clock.now(), host: h, step: 'maintain', ok: res.ok, detail: res.detail, ...(res.output ? { output: res.output } : {}), durationMs: res.durationMs });
       if (!res.ok) return failHost(h, `its maintenance step failed: ${res.detail}`, wave);
     }
     log({ kind: 'step-start', t: driver.clock.now(), host: h, step: 'check' });
     const t0 = Date.now();
     const c = await checkHost(h, was, env);
+    // Interrupted while waiting for the host: no verdict; a resume checks again.
+    if (c.interrupted) return;
     log({ kind: 'step-end', t: driver.clock.now(), host: h, step: 'check', ok: c.ok, detail: c.detail, durationMs: Date.now() - t0 });
     if (!c.ok) return failHost(h, `its checks did not pass: ${c.detail}`, wave);
     const lifted = await driver.fence(h, null, true);
@@ -502,18 +560,19 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
         : { ok: false as const, detail: `the ${driver.name} driver has no simulated maintenance` };
       return { ok: got.ok, code: got.ok ? 0 : null, detail: got.ok ? '' : (got as { detail: string }).detail, output: '', durationMs: driver.clock.now() - t0 };
     }
-    return runCommand(m.command!, env, timeoutMs, mask, stop);
+    // A first interrupt lets the step finish (a host half patched is worse); a second one stops it.
+    return runCommand(m.command!, env, timeoutMs, mask, opts.halt);
   }
 
   /** Wait until the host answers and passes: capacity and CPU as before, the expected version, the check command. */
-  async function checkHost(h: string, was: Host | undefined, env: Record<string, string>): Promise<{ ok: boolean; detail: string }> {
+  async function checkHost(h: string, was: Host | undefined, env: Record<string, string>): Promise<{ ok: boolean; detail: string; interrupted?: boolean }> {
     const c = r.checks;
     const timeoutMs = c.timeout_s * 1000;
     const every = c.interval_s * 1000;
     const until = driver.clock.now() + timeoutMs;
     let why = 'not looked at yet';
     for (;;) {
-      if (stop.aborted) return { ok: false, detail: `interrupted while waiting (${why})` };
+      if (stop.aborted) return { ok: false, interrupted: true, detail: `interrupted while waiting (${why})` };
       const got = await driver.inventory();
       const now = got.ok ? got.inventory.hosts.find((x) => x.name === h) : undefined;
       if (!got.ok) why = `the fleet could not be read: ${got.detail}`;
@@ -522,7 +581,7 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
       else if (was && now.cpuModel !== was.cpuModel) why = `its CPU model is ${now.cpuModel}, was ${was.cpuModel}`;
       else if (c.hypervisor_version && now.hypervisor.version !== c.hypervisor_version) why = `its hypervisor reports ${now.hypervisor.version}, expected ${c.hypervisor_version}`;
       else if (c.command) {
-        const res = await runCommand(c.command, env, Math.max(1000, Math.min(timeoutMs, until - driver.clock.now())), mask, stop);
+        const res = await runCommand(c.command, env, timeoutMs, mask, opts.halt);
         if (res.ok) return { ok: true, detail: `${h} answers and passes its checks` };
         why = `its check command failed: ${res.detail}${res.output ? `: ${res.output.split('\n').slice(-3).join(' / ')}` : ''}`;
       } else return { ok: true, detail: `${h} answers${c.hypervisor_version ? ` with ${c.hypervisor_version}` : ''}, capacity and CPU as before` };
@@ -561,18 +620,43 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
       ...(ev.paths.json ? { report: ev.paths.json } : {}),
     });
     log({ kind: 'return', t: driver.clock.now(), moved: ev.report.totals.moved, exitCode: ev.exitCode });
+    const stayed = ev.report.vms.filter((v) => v.status !== 'moved');
+    if (stayed.length > 0) say(`${stayed.length} VM(s) not back on ${hosts.join(', ')}: ${stayed.slice(0, 10).map((v) => `${v.vm} (${v.reason})`).join('; ')}${stayed.length > 10 ? '; …' : ''}`);
     if (ev.result.interrupted) return 130;
     return ev.exitCode;
   }
 }
 
+type JLine = ReturnType<typeof readJournal>[number];
+type RunEndLine = Extract<JLine, { kind: 'run-end' }>;
+
+/** The runs of a wave's journal that started at or after `since` (ISO), each with its end line if it has one. */
+function runsSince(lines: JLine[], since: string): { start: number; ended: boolean; end?: RunEndLine }[] {
+  const runs: { start: number; ended: boolean; end?: RunEndLine }[] = [];
+  lines.forEach((l, i) => {
+    if (l.kind === 'run-start' && l.at >= since) runs.push({ start: i, ended: false });
+    else if (l.kind === 'run-end' && runs.length > 0 && !runs.at(-1)!.ended) Object.assign(runs.at(-1)!, { ended: true, end: l });
+  });
+  return runs;
+}
+
+/** The migrations that ended well in a wave's journal since `since`. */
+function movesSince(lines: JLine[], since: string): { vm: string; from: string; to: string; bytes: number; method: string }[] {
+  const first = lines.findIndex((l) => l.kind === 'run-start' && l.at >= since);
+  if (first < 0) return [];
+  return lines.slice(first).filter((l): l is Extract<JLine, { kind: 'move-end' }> => l.kind === 'move-end' && l.outcome === 'ok')
+    .map((l) => ({ vm: l.vm, from: l.source, to: l.destination, bytes: l.bytes, method: l.method }));
+}
+
 /** Each VM's moves over the roll, from its journal. */
 export function rollVms(lines: RollLine[]): RollVm[] {
   const vms = new Map<string, RollVm>();
+  // Where each VM was when the roll began (the first roll-planned line), else where its first move left from.
+  const origins = lines.find((l): l is Extract<RollLine, { kind: 'roll-planned' }> => l.kind === 'roll-planned')?.origins ?? {};
   for (const l of lines) {
     if (l.kind !== 'wave-evacuated') continue;
     for (const m of l.moves) {
-      const v = vms.get(m.vm) ?? { vm: m.vm, origin: m.from, host: m.from, moves: [] };
+      const v = vms.get(m.vm) ?? { vm: m.vm, origin: origins[m.vm] ?? m.from, host: m.from, moves: [] };
       v.moves.push({ wave: l.wave, from: m.from, to: m.to, method: m.method, bytes: m.bytes });
       v.host = m.to;
       vms.set(m.vm, v);
@@ -637,7 +721,7 @@ export function rollReport(lines: RollLine[], loaded: Pick<LoadedPlan, 'file' | 
     result: !end ? 'interrupted' : end.error ? 'refused' : end.interrupted ? 'interrupted' : exitCode === 0 ? 'complete' : 'incomplete',
     exitCode,
     ...(end?.error ? { error: end.error } : {}),
-    waves, hosts: list, vms, hooks, warnings: [],
+    waves, hosts: list, vms, hooks, warnings: lines.filter((l): l is Extract<RollLine, { kind: 'warning' }> => l.kind === 'warning').map((l) => l.message),
     totals: {
       hosts: list.length, maintained: count('maintained'), failed: count('failed'), skipped: count('skipped'), blocked: count('blocked'),
       migrations: all.length, bytes: all.reduce((a, m) => a + m.bytes, 0),

@@ -67,6 +67,16 @@ export function runCommand(argv: readonly string[], extraEnv: Record<string, str
     child.stdout.on('data', (d: Buffer) => (out = keep(out, d)));
     child.stderr.on('data', (d: Buffer) => (err = keep(err, d)));
     child.on('error', (e: NodeJS.ErrnoException) => finish(null, `${argv[0]} could not start: ${e.code ?? e.message}`));
+    // A command that exits but leaves a child holding its output (a daemon, ssh's ControlPersist) is
+    // done when it exits: its output is read for one more second, then the pipes are let go.
+    child.on('exit', () => {
+      const drain = setTimeout(() => {
+        child.stdout.destroy();
+        child.stderr.destroy();
+        child.emit('close', child.exitCode, child.signalCode);
+      }, 1000);
+      drain.unref();
+    });
     child.on('close', (code, sig) => {
       if (timedOut) return finish(code, `killed after its timeout of ${Math.round(timeoutMs / 1000)} s`);
       if (signal?.aborted) return finish(code, 'stopped: the roll was interrupted');
