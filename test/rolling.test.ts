@@ -124,6 +124,13 @@ describe('rolling maintenance: whole rolls (CLI, simulated fleet)', () => {
     expect(report.totals.bytes / report.totals.moveBack.bytes).toBeLessThanOrEqual(0.55);
     const html = readFileSync(join(reports, 'roll.html'), 'utf8');
     expect(html).toContain('All 30 hosts maintained');
+    // The roll's journal gives the same report back; moveback refuses a roll's report with what to do instead.
+    const rebuilt = await cli('report', join(reports, 'roll.roll.jsonl'), '--reports', join(dir, 'again'));
+    expect(rebuilt.code, rebuilt.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(dir, 'again', 'roll.json'), 'utf8'))).toEqual(report);
+    const mb = await cli('moveback', join(reports, 'roll.json'));
+    expect(mb.code).toBe(2);
+    expect(mb.stderr).toMatch(/return: origin/);
   }, 120_000);
 
   it('a host that does not come back: stop ends the roll after its wave with exit 3, the host fenced and no later wave started; skip maintains the others', async () => {

@@ -18,6 +18,8 @@ import { guardDriver } from '../fleet/guard.ts';
 import { settingsOf } from '../plan/settings.ts';
 import { chainOf, journalPath, readJournal, stillRunning } from '../runner/journal.ts';
 import { takeSignals } from '../process.ts';
+import { readRollJournal, rollReport } from '../rolling/roll.ts';
+import { writeRollReports } from '../rolling/report.ts';
 import { consoleOptions, consoleSink, paint } from './console.ts';
 import { shownDeep, shownLines } from './shown.ts';
 import { finishInActions, groupSink, inActions } from './github.ts';
@@ -179,6 +181,7 @@ function eventStream(target: string): EventSink {
 /** Rebuild the JSON and HTML reports from a journal (also of a run that was killed). */
 export function reportCommand(journalFile: string, opts: { reports?: string }): number {
   if (!existsSync(journalFile)) throw new EvacError(`no journal at ${journalFile}`, 'user', [], 'give the journal a run wrote: reports/<plan name>.journal.jsonl');
+  if (journalFile.endsWith('.roll.jsonl')) return rollReportCommand(journalFile, opts);
   const lines = readJournal(journalFile);
   const report = buildReport(reportFromJournal(lines, journalFile));
   let paths: { json: string; html: string };
@@ -190,6 +193,24 @@ export function reportCommand(journalFile: string, opts: { reports?: string }): 
     throw new EvacError(`${journalFile} is damaged: ${messageOf(e)}`, 'user', [], 'give the journal a run wrote, unedited: reports/<plan name>.journal.jsonl');
   }
   process.stdout.write(shownLines(`${paths.json}, ${paths.html}: ${report.result}, ${report.totals.moved} of ${report.totals.vms} VMs moved, ${report.totals.sourcesEmpty} of ${report.totals.sources} sources empty\n`));
+  return ExitCode.ok;
+}
+
+/** A roll's report rebuilt from its journal (also of a roll that was killed). */
+function rollReportCommand(journalFile: string, opts: { reports?: string }): number {
+  const lines = readRollJournal(journalFile);
+  const start = lines.find((l) => l.kind === 'roll-start');
+  if (!start || start.kind !== 'roll-start') throw new EvacError(`${journalFile} holds no roll`, 'user', [], 'give the journal a roll wrote: reports/<plan name>.roll.jsonl');
+  let paths: { json: string; html: string };
+  let report: ReturnType<typeof rollReport>;
+  try {
+    report = rollReport(lines, { file: start.plan.file, digest: start.plan.digest, plan: { name: start.plan.name } }, start.driver ?? 'unknown');
+    paths = writeRollReports(opts.reports ?? dirname(journalFile), report);
+  } catch (e) {
+    // Lines that are JSON but not what a roll writes: bad input, as for a run's journal.
+    throw new EvacError(`${journalFile} is damaged: ${messageOf(e)}`, 'user', [], 'give the journal a roll wrote, unedited: reports/<plan name>.roll.jsonl');
+  }
+  process.stdout.write(shownLines(`${paths.json}, ${paths.html}: ${report.result}, ${report.totals.maintained} of ${report.totals.hosts} hosts maintained, ${report.totals.migrations} migrations\n`));
   return ExitCode.ok;
 }
 

@@ -18,6 +18,9 @@ import { shownLines } from './shown.ts';
 export function movebackCommand(reportFile: string, opts: { output?: string }): number {
   const hint = 'give the JSON report a run wrote (reports/<plan name>.json)';
   const report = readJson(reportFile, 'report', hint) as Report;
+  if ((report as unknown as { kind?: string }).kind === 'rolling') {
+    throw userError(`${reportFile} is a rolling maintenance's report: its VMs moved wave by wave onto hosts already maintained`, [], 'to have each host get its own VMs back, run the roll with rolling.return: origin');
+  }
   if (Array.isArray(report.shards)) {
     throw userError(`${reportFile} is a region report merged from ${report.shards.length} shard report(s): their VMs moved under the shards' own plans and fleets`, [], 'run moveback on each shard\'s report (reports/<shard name>.json), and run the plans it writes as the shards ran');
   }

@@ -42,7 +42,7 @@ export const ROLL_KILL_AFTER_ENV = 'EVACUATOR_ROLL_KILL_AFTER';
 
 
 export type RollLine = { seq: number; at: string; t: number } & (
-  | { kind: 'roll-start'; run: string; controller: string; pid: number; pidStart?: string; plan: { name: string; file: string; digest: string }; resumed: boolean }
+  | { kind: 'roll-start'; run: string; controller: string; pid: number; pidStart?: string; plan: { name: string; file: string; digest: string }; driver?: string; resumed: boolean }
   | { kind: 'roll-planned'; waves: { hosts: string[]; moves: number; again: number }[]; blocked: { host: string; why: string }[]; origins?: Record<string, string> }
   | { kind: 'warning'; message: string }
   | { kind: 'hook'; hook: string; host?: string; result: CommandResult }
@@ -296,7 +296,7 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
     return res.ok;
   };
   const pidStart = processStart(process.pid);
-  log({ kind: 'roll-start', t: driver.clock.now(), run: randomUUID().slice(0, 8), controller: controller(), pid: process.pid, ...(pidStart ? { pidStart } : {}), plan: { name, file: loaded.file, digest: loaded.digest }, resumed: resuming });
+  log({ kind: 'roll-start', t: driver.clock.now(), run: randomUUID().slice(0, 8), controller: controller(), pid: process.pid, ...(pidStart ? { pidStart } : {}), plan: { name, file: loaded.file, digest: loaded.digest }, driver: plan.fleet.driver, resumed: resuming });
   let exitCode = 0;
   let error: string | undefined;
   let interrupted = false;
