@@ -262,7 +262,13 @@ async function evacuateOnce(loaded: LoadedPlan, open: DriverOpener | Driver, sin
     // alone was measured not to let a signal that came during placement through).
     await new Promise((r) => setTimeout(r, 0));
     await new Promise((r) => setImmediate(r));
-    if (stop.aborted) throw new EvacError('interrupted before the run changed anything: no host was fenced and no VM moved', 'interrupted', [], 'run it again when you are ready');
+    if (stop.aborted) {
+      // A resume has settled what the killed run left in flight (each said above); nothing else moved.
+      if (chain && chain.inFlight.length > 0) {
+        throw new EvacError(`interrupted after settling the ${chain.inFlight.length} migration(s) the last run had in flight; nothing else moved, and the sources are still fenced`, 'interrupted', [], `resume it when you are ready: ${commandLine('evacuator', 'run', loaded.file, ...(opts.reportsDir === 'reports' ? [] : ['--reports', opts.reportsDir]), '--resume')}`);
+      }
+      throw new EvacError('interrupted before the run changed anything: no host was fenced and no VM moved', 'interrupted', [], 'run it again when you are ready');
+    }
     releaseRun = holding(who.run);
     journal.commit();
     await takeHosts(driver, who, loaded.plan.sources ?? [], destinations);
@@ -295,7 +301,7 @@ async function evacuateOnce(loaded: LoadedPlan, open: DriverOpener | Driver, sin
     // bug: either way this run is over, and its journal says so.
     if (!ended) {
       await lift();
-      end({ t: driver.clock.now(), exitCode: e instanceof EvacError ? e.exitCode : 1, interrupted: false, error: messageOf(e) });
+      end({ t: driver.clock.now(), exitCode: e instanceof EvacError ? e.exitCode : 1, interrupted: e instanceof EvacError && e.source === 'interrupted', error: messageOf(e) });
     }
     throw e;
   } finally {
