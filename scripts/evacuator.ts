@@ -29,7 +29,8 @@ Exit codes:
   0    every VM moved; every source host is empty
   1    internal error (a bug; please report it)
   2    bad input: invalid plan, unknown host or VM, bad arguments (nothing touched)
-  3    some VMs were left in place or cannot be placed (each reported with its reason)
+  3    some VMs were left in place or cannot be placed (each reported with its reason);
+       a rolling plan: some hosts were not maintained, or the roll cannot hold as planned
   4    the fleet could not be reached or read (nothing touched)
   5    another run holds these hosts, or this plan's last run must be resumed (nothing touched)
   130  interrupted (SIGINT/SIGTERM); reports written for what happened`);

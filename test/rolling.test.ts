@@ -174,6 +174,10 @@ describe('rolling maintenance: whole rolls (CLI, simulated fleet)', () => {
     for (const d of fleetAfter(reports).domains) expect(d.vm.host, d.vm.name).toBe(start.get(d.vm.name));
     const report = JSON.parse(readFileSync(join(reports, 'roll.json'), 'utf8')) as RollReport;
     expect(report.totals.returned).toBeGreaterThan(0);
+    // plan counts the returns too: its waves and moves are the run's.
+    const planned = JSON.parse((await cli('plan', file, '--json')).stdout) as { waves: { hosts: string[] }[]; moves: number };
+    expect(planned.waves.map((w) => w.hosts)).toEqual(report.waves.map((w) => w.hosts));
+    expect(planned.moves).toBe(report.totals.migrations);
   }, 120_000);
 
   it('commands: argv without a shell, the host in the environment, secrets masked, a timeout kills; a failing step leaves its host fenced', async () => {

@@ -32,7 +32,7 @@ export async function rollPlanCommand(loaded: LoadedPlan, opts: { json?: boolean
   const waves = rp.waves.map((w, i) => {
     const est = w.moves.map((m) => estimateSeconds(byName.get(m.vm)!, settings, { sources: inv.hosts }) ?? 0);
     const evacS = est.length === 0 ? 0 : Math.max(Math.max(...est), est.reduce((a, b) => a + b, 0) / Math.max(1, Math.min(settings.concurrency.total, settings.concurrency.perSource * w.hosts.length)));
-    return { wave: i + 1, hosts: w.hosts, moves: w.moves.length, landOnNotMaintained: w.moves.filter((m) => !m.final).length, estimatedEvacuationS: Math.round(evacS), ...(stepS !== undefined ? { estimatedMaintenanceS: stepS } : {}), notes: w.notes };
+    return { wave: i + 1, hosts: w.hosts, moves: w.moves.length, ...(w.returns.length > 0 ? { returns: w.returns.length } : {}), landOnNotMaintained: w.moves.filter((m) => !m.final).length, estimatedEvacuationS: Math.round(evacS), ...(stepS !== undefined ? { estimatedMaintenanceS: stepS } : {}), notes: w.notes };
   });
   const out = { plan: plan.name, wave: r.wave, waves, blocked: rp.blocked, moves: rp.moves, movedAgain: rp.again, vmsMoved: rp.vmsMoved, moveBackBaseline: 2 * rp.vmsMoved };
   if (opts.json) {
@@ -42,7 +42,7 @@ export async function rollPlanCommand(loaded: LoadedPlan, opts: { json?: boolean
     const s = shownDeep(out);
     const lines = [c.bold(`Roll ${s.plan}: ${waves.length} waves (wave: ${r.wave}), ${rp.moves} moves for ${rp.vmsMoved} VMs (${rp.again} of them a second move); evacuate-then-move-back: ${2 * rp.vmsMoved}`)];
     for (const w of s.waves) {
-      lines.push(`  wave ${w.wave}: ${w.hosts.join(', ')}: ${w.moves} moves${w.landOnNotMaintained ? ` (${w.landOnNotMaintained} onto hosts not yet maintained)` : ''}, about ${w.estimatedEvacuationS} s to empty${w.estimatedMaintenanceS !== undefined ? ` + ${w.estimatedMaintenanceS} s maintenance` : ''}`);
+      lines.push(`  wave ${w.wave}: ${w.hosts.join(', ')}: ${w.moves} moves${w.landOnNotMaintained ? ` (${w.landOnNotMaintained} onto hosts not yet maintained)` : ''}${w.returns ? `, then ${w.returns} back to their hosts` : ''}, about ${w.estimatedEvacuationS} s to empty${w.estimatedMaintenanceS !== undefined ? ` + ${w.estimatedMaintenanceS} s maintenance` : ''}`);
       for (const n of w.notes.slice(0, 5)) lines.push(c.dim(`      ${n}`));
       if (w.notes.length > 5) lines.push(c.dim(`      … ${w.notes.length - 5} more`));
     }

@@ -199,7 +199,7 @@ export function planRoll(plan: EvacuationPlan, inventory: Inventory, done: strin
     hosts, vms: inventory.vms,
     roll: rollHosts(plan, hosts).filter((h) => !gone.has(h)),
     pool: hosts.filter((h) => !gone.has(h.name) && matchesDestinations(plan, h.name, h.labels) && !(h.fence && h.fence.plan !== plan.name)).map((h) => h.name),
-    settings, wave: r.wave, maxWave: r.max_wave, ...(r.failure_domain ? { failureDomain: r.failure_domain } : {}), order: r.order, done, next,
+    settings, wave: r.wave, maxWave: r.max_wave, ...(r.failure_domain ? { failureDomain: r.failure_domain } : {}), order: r.order, done, next, returnToOrigin: r.return === 'origin',
   });
 }
 

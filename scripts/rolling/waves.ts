@@ -34,6 +34,8 @@ export interface WaveInput {
   done?: string[];
   /** Plan only the next wave (a run plans each wave on the fleet as it is then). */
   next?: boolean;
+  /** return: origin: once a wave is maintained, the VMs that started on its hosts go back to them. */
+  returnToOrigin?: boolean;
 }
 
 export interface PlannedWave {
@@ -42,6 +44,8 @@ export interface PlannedWave {
   moves: { vm: string; from: string; to: string; final: boolean }[];
   /** Why the wave holds fewer hosts than it could (conflicts, capacity), for plan's output. */
   notes: string[];
+  /** return: origin: the VMs that go back to this wave's hosts once they are maintained. */
+  returns: { vm: string; from: string; to: string }[];
 }
 
 export interface RollPlan {
@@ -72,6 +76,7 @@ export function planWaves(input: WaveInput): RollPlan {
   const { settings } = input;
   const hostOf = new Map(input.hosts.map((h) => [h.name, h]));
   const where = new Map(input.vms.map((v) => [v.name, v.host]));
+  const origin = new Map(where);
   const groupsOf = antiGroups(settings);
   const rolled = new Set(input.roll);
   const maintained = new Set(input.done ?? []);
@@ -165,11 +170,23 @@ export function planWaves(input: WaveInput): RollPlan {
       moveCount.set(m.vm, (moveCount.get(m.vm) ?? 0) + 1);
     }
     for (const h of wave) maintained.add(h);
+    // return: origin: the wave's own VMs come back from wherever they are.
+    const returns: PlannedWave['returns'] = [];
+    if (input.returnToOrigin) {
+      for (const v of input.vms) {
+        const home = origin.get(v.name)!;
+        if (wave.includes(home) && where.get(v.name) !== home) {
+          returns.push({ vm: v.name, from: where.get(v.name)!, to: home });
+          where.set(v.name, home);
+          moveCount.set(v.name, (moveCount.get(v.name) ?? 0) + 1);
+        }
+      }
+    }
     regroup();
     left = left.filter((h) => !wave.includes(h));
-    waves.push({ hosts: wave, moves: best!.moves, notes });
+    waves.push({ hosts: wave, moves: best!.moves, notes, returns });
     if (input.next) break;
   }
-  const moves = waves.reduce((a, w) => a + w.moves.length, 0);
+  const moves = waves.reduce((a, w) => a + w.moves.length + w.returns.length, 0);
   return { waves, blocked, moves, again: moves - moveCount.size, vmsMoved: moveCount.size };
 }
