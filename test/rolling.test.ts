@@ -285,6 +285,34 @@ describe('rolling maintenance: interrupts, hosts that do not answer, steps that 
     expect(report.totals.maintained).toBe(5);
   }, 120_000);
 
+  it('SIGKILL during a maintenance step, resumed at once: the resume waits for the step still running before running it again (never two at once on a host)', async () => {
+    const dir = tempDir();
+    const log = join(dir, 'steps.log');
+    const plan = cluster(3, 9, 0, 6, { wave: 1, order: 'listed' });
+    plan.rolling!.maintenance = { command: ['sh', '-c', 'echo "start $EVAC_HOST" >> "$1"; sleep 3; echo "end $EVAC_HOST" >> "$1"', 'step', log] };
+    plan.rolling!.checks = { timeout_s: 60, interval_s: 1 };
+    const file = planFile(plan, dir);
+    const reports = join(dir, 'reports');
+    const { spawn } = await import('node:child_process');
+    const proc = spawn('node', ['dist/evacuator.js', 'run', file, '--reports', reports], { stdio: 'ignore' });
+    const exited = new Promise((r) => proc.on('close', r));
+    for (let i = 0; i < 300; i++) {
+      if (existsSync(log) && readFileSync(log, 'utf8').includes('start')) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    proc.kill('SIGKILL');
+    await exited;
+    const again = await cli('run', file, '--reports', reports, '--resume');
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/still runs: waiting for it to end/);
+    // Per host, starts and ends alternate: no step began while another ran on that host.
+    const lines = readFileSync(log, 'utf8').split('\n').filter(Boolean);
+    for (const h of ['hv-001', 'hv-002', 'hv-003']) {
+      const mine = lines.filter((l) => l.endsWith(` ${h}`)).map((l) => l.split(' ')[0]);
+      mine.forEach((k, i) => expect(k, `${h}: ${mine.join(',')}`).toBe(i % 2 === 0 ? 'start' : 'end'));
+    }
+  }, 120_000);
+
   it('a host to maintain that does not answer: stop refuses before anything (exit 4, nothing written); skip says it and maintains the others', async () => {
     for (const policy of ['stop', 'skip'] as const) {
       const dir = tempDir();

@@ -49,6 +49,7 @@ export type RollLine = { seq: number; at: string; t: number } & (
   | { kind: 'wave-start'; wave: number; hosts: string[] }
   | { kind: 'wave-evacuated'; wave: number; exitCode: number; empty: string[]; notEmpty: { host: string; left: string[] }[]; moves: { vm: string; from: string; to: string; bytes: number; method: string }[]; report?: string }
   | { kind: 'step-start'; host: string; step: 'maintain' | 'check' }
+  | { kind: 'step-pid'; host: string; pid: number; pidStart?: string }
   | { kind: 'step-end'; host: string; step: 'maintain' | 'check'; ok: boolean; detail: string; output?: string; durationMs: number }
   | { kind: 'host-done'; host: string; wave: number; status: HostStatus; why: string }
   | { kind: 'wave-end'; wave: number }
@@ -121,6 +122,8 @@ export interface RollState {
   open?: { wave: number; hosts: string[]; at: string; evacuated?: Extract<RollLine, { kind: 'wave-evacuated' }> };
   /** Last step line per host of the open wave. */
   steps: Map<string, Extract<RollLine, { kind: 'step-start' | 'step-end' }>>;
+  /** The maintenance command's process per host, while its step has not ended. */
+  pids: Map<string, { pid: number; pidStart?: string }>;
   waves: number;
   ended: boolean;
   last?: Extract<RollLine, { kind: 'roll-start' }>;
@@ -129,7 +132,7 @@ export interface RollState {
 }
 
 export function rollState(lines: RollLine[]): RollState {
-  const s: RollState = { lines, status: new Map(), steps: new Map(), waves: 0, ended: false, returned: false, beforeRollDone: false };
+  const s: RollState = { lines, status: new Map(), steps: new Map(), pids: new Map(), waves: 0, ended: false, returned: false, beforeRollDone: false };
   for (const l of lines) {
     if (l.kind === 'roll-start') {
       s.last = l;
@@ -141,7 +144,10 @@ export function rollState(lines: RollLine[]): RollState {
       s.waves = Math.max(s.waves, l.wave);
       s.steps = new Map();
     } else if (l.kind === 'wave-evacuated' && s.open?.wave === l.wave) s.open.evacuated = l;
-    else if (l.kind === 'step-start' || l.kind === 'step-end') s.steps.set(l.host, l);
+    else if (l.kind === 'step-start' || l.kind === 'step-end') {
+      s.steps.set(l.host, l);
+      if (l.kind === 'step-end') s.pids.delete(l.host);
+    } else if (l.kind === 'step-pid') s.pids.set(l.host, { pid: l.pid, ...(l.pidStart ? { pidStart: l.pidStart } : {}) });
     else if (l.kind === 'host-done') s.status.set(l.host, { status: l.status, why: l.why, wave: l.wave });
     else if (l.kind === 'wave-end' && s.open?.wave === l.wave) s.open = undefined;
     else if (l.kind === 'return') s.returned = true;
@@ -529,6 +535,19 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
     // A step that ended ok is not run again; one that started and did not end is (steps are idempotent).
     const maintainedOk = last !== undefined && (last.step === 'check' || (last.kind === 'step-end' && last.ok));
     if (!maintainedOk) {
+      // A step the killed roll left running (its own process group survives the roll) is waited for, never run twice at once.
+      const orphan = state.pids.get(h);
+      if (orphan && stillRunning({ controller: controller(), pid: orphan.pid, ...(orphan.pidStart ? { pidStart: orphan.pidStart } : {}), ended: false })) {
+        say(`${h}: the maintenance step the killed roll started (pid ${orphan.pid}) still runs: waiting for it to end before running it again`);
+        const until = Date.now() + r.maintenance!.timeout_s * 1000;
+        while (Date.now() < until && stillRunning({ controller: controller(), pid: orphan.pid, ...(orphan.pidStart ? { pidStart: orphan.pidStart } : {}), ended: false })) {
+          if (opts.halt?.aborted) return;
+          await new Promise((res) => setTimeout(res, 500));
+        }
+        if (stillRunning({ controller: controller(), pid: orphan.pid, ...(orphan.pidStart ? { pidStart: orphan.pidStart } : {}), ended: false })) {
+          return failHost(h, `the maintenance step the killed roll started (pid ${orphan.pid}) still runs after its timeout; it was not run again`, wave);
+        }
+      }
       log({ kind: 'step-start', t: driver.clock.now(), host: h, step: 'maintain' });
       const res = await maintainStep(h, env);
       // Stopped by a second interrupt: no verdict on the host; the resume runs the step again.
@@ -561,7 +580,10 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
       return { ok: got.ok, code: got.ok ? 0 : null, detail: got.ok ? '' : (got as { detail: string }).detail, output: '', durationMs: driver.clock.now() - t0 };
     }
     // A first interrupt lets the step finish (a host half patched is worse); a second one stops it.
-    return runCommand(m.command!, env, timeoutMs, mask, opts.halt);
+    return runCommand(m.command!, env, timeoutMs, mask, opts.halt, (pid) => {
+      const pidStart = processStart(pid);
+      log({ kind: 'step-pid', t: driver.clock.now(), host: h, pid, ...(pidStart ? { pidStart } : {}) });
+    });
   }
 
   /** Wait until the host answers and passes: capacity and CPU as before, the expected version, the check command. */

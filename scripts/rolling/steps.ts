@@ -27,7 +27,7 @@ export function masker(names: readonly string[], env: NodeJS.ProcessEnv = proces
 }
 
 /** Run argv with extra environment; never throws (a program that cannot start is a failed result). */
-export function runCommand(argv: readonly string[], extraEnv: Record<string, string>, timeoutMs: number, mask: (t: string) => string, signal?: AbortSignal): Promise<CommandResult> {
+export function runCommand(argv: readonly string[], extraEnv: Record<string, string>, timeoutMs: number, mask: (t: string) => string, signal?: AbortSignal, started?: (pid: number) => void): Promise<CommandResult> {
   const t0 = Date.now();
   return new Promise((resolve) => {
     let out = '';
@@ -37,6 +37,7 @@ export function runCommand(argv: readonly string[], extraEnv: Record<string, str
     const keep = (acc: string, d: Buffer) => (acc + d.toString()).slice(-KEEP * 2);
     // Its own process group, so a timeout stops what it started too (a shell's children hold its output open).
     const child = spawn(argv[0], argv.slice(1), { env: { ...process.env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'], shell: false, detached: true });
+    if (child.pid !== undefined) started?.(child.pid);
     const finish = (code: number | null, detail: string) => {
       if (settled) return;
       settled = true;
