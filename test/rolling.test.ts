@@ -235,6 +235,7 @@ describe('rolling maintenance: whole rolls (CLI, simulated fleet)', () => {
       [{ maintenance: { simulate: { duration_s: 1, fail: ['hv-999'] } } }, /unknown host 'hv-999'/],
       [{ selector: { rack: 'nowhere' } }, /matches no host/],
       [{ hooks: { before_roll: 'rm -rf /' } }, /rolling\.hooks\.before_roll/],
+      [{ maintenance: { command: ['patch'], on: 'host' } }, /on: host runs the command over the libvirt driver/],
     ];
     for (const [change, message] of cases) {
       const dir = tempDir();

@@ -171,6 +171,8 @@ export interface Driver {
    * with fail, does not come back.
    */
   maintain?(host: string, step: MaintainStep): Promise<Outcome<object>>;
+  /** Run a command on the host itself (libvirt, over its SSH): exit code and output; rejects when the host cannot be reached. */
+  exec?(host: string, argv: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
   /** Release connections. */
   close(): Promise<void>;
 }

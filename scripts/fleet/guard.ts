@@ -76,6 +76,8 @@ export function guardDriver(inner: Driver, limits: GuardLimits): Driver {
     locate: (vm, hosts) => shield(clock, limits.callMs, `looking up ${vm.name}`, () => inner.locate(vm, hosts),
       (): Location => ({ vm: vm.name, found: [], unreachable: [...hosts] })),
     close: () => shield(clock, limits.callMs, `closing ${inner.name}`, () => inner.close(), () => undefined),
+    // A command on a host: bounded by the caller's own timeout (the roll wraps it in timeout(1)).
+    ...(inner.exec ? { exec: (host: string, argv: string[]) => inner.exec!(host, argv) } : {}),
     ...(inner.maintain ? {
       maintain: (host: string, step: MaintainStep) => shield(clock, step.durationMs + limits.callMs, `maintenance of ${host}`, () => inner.maintain!(host, step), (detail) => failed(detail)),
     } : {}),

@@ -415,13 +415,17 @@ export interface Labels2 {
   [k: string]: string;
 }
 /**
- * What maintains a host once it is empty: a command run on this machine (the host's name and address in its environment), or on the simulated fleet a simulated step.
+ * What maintains a host once it is empty: a command run on this machine (the host's name and address in its environment) or on the host over the libvirt driver's SSH (on: host), or on the simulated fleet a simulated step.
  *
  * This interface was referenced by `EvacuationPlan`'s JSON-Schema
  * via the `definition` "MaintenanceStep".
  */
 export interface MaintenanceStep {
   command?: Command;
+  /**
+   * local (the default): run the command on this machine, the host's name and address in its environment. host: run it on the host itself over the libvirt driver's SSH (the same strict host keys), as `timeout` TIMEOUT `env` EVAC_...=... COMMAND: each argument quoted, never pasted into a shell string; a second interrupt does not stop it there (it runs to its timeout).
+   */
+  on?: "local" | "host";
   /**
    * How long the step may run before it is killed and counts as failed.
    */

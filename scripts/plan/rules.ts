@@ -149,6 +149,8 @@ function checkRolling(plan: EvacuationPlan, fleet: Declared | undefined, error: 
     if (m.command && m.simulate) error(['rolling', 'maintenance'], 'give command or simulate, not both');
     if (m.simulate && !sim) error(['rolling', 'maintenance', 'simulate'], "simulate is for the simulated fleet (driver: sim); give command");
     m.simulate?.fail?.forEach((h, i) => knownHost(['rolling', 'maintenance', 'simulate', 'fail', i], h));
+    if (m.on === 'host' && plan.fleet.driver !== 'libvirt') error(['rolling', 'maintenance', 'on'], "on: host runs the command over the libvirt driver's SSH; with this driver, run it locally (on: local) and reach the host from the command");
+    if (m.on === 'host' && !m.command) error(['rolling', 'maintenance', 'on'], 'on: host needs command');
   }
   if (r.failure_domain && fleet && !fleet.hosts.some((h) => r.failure_domain! in h.labels)) {
     warn(['rolling', 'failure_domain'], `no host has the label '${r.failure_domain}': every host counts as its own failure domain`);

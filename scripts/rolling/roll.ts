@@ -579,11 +579,30 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
         : { ok: false as const, detail: `the ${driver.name} driver has no simulated maintenance` };
       return { ok: got.ok, code: got.ok ? 0 : null, detail: got.ok ? '' : (got as { detail: string }).detail, output: '', durationMs: driver.clock.now() - t0 };
     }
+    if (m.on === 'host') return onHost(h, m.command!, env, timeoutMs);
     // A first interrupt lets the step finish (a host half patched is worse); a second one stops it.
     return runCommand(m.command!, env, timeoutMs, mask, opts.halt, (pid) => {
       const pidStart = processStart(pid);
       log({ kind: 'step-pid', t: driver.clock.now(), host: h, pid, ...(pidStart ? { pidStart } : {}) });
     });
+  }
+
+  /** The step on the host itself over the driver's SSH: timeout(1) bounds it there, env(1) gives it the environment; every argument is quoted. */
+  async function onHost(h: string, argv: string[], env: Record<string, string>, timeoutMs: number): Promise<CommandResult> {
+    const t0 = Date.now();
+    if (!driver.exec) return { ok: false, code: null, detail: `the ${driver.name} driver cannot run commands on a host`, output: '', durationMs: 0 };
+    const secs = String(Math.ceil(timeoutMs / 1000));
+    const wrapped = ['timeout', '--kill-after=10', secs, 'env', '--', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...argv];
+    try {
+      const r = await driver.exec(h, wrapped);
+      const keep = (s: string) => s.slice(-16 * 1024);
+      const output = mask([keep(r.stdout), keep(r.stderr)].filter((x) => x.length > 0).join(r.stdout && r.stderr ? '\n--- stderr ---\n' : ''));
+      const detail = r.code === 0 ? '' : r.code === 124 || r.code === 137 ? `killed on ${h} after its timeout of ${secs} s` : `exit ${r.code} on ${h}`;
+      return { ok: r.code === 0, code: r.code, detail, output, durationMs: Date.now() - t0 };
+    } catch (e) {
+      // The host may reboot under its own step: the connection ends; the checks decide whether it came back.
+      return { ok: false, code: null, detail: mask(`the SSH session to ${h} ended: ${messageOf(e)}`), output: '', durationMs: Date.now() - t0 };
+    }
   }
 
   /** Wait until the host answers and passes: capacity and CPU as before, the expected version, the check command. */

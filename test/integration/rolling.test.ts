@@ -1,8 +1,7 @@
 /**
  * A rolling maintenance on the real testbed: hv1, hv2 and hv3 rolled one at a time, the
- * maintenance step restarting the host's libvirtd (a command run on this machine, reaching the
- * host over SSH as an operator's script would), the checks asking the new libvirtd for its
- * version. Counted from the hosts themselves, not from the report: each libvirtd restarted exactly
+ * maintenance step restarting the host's libvirtd (run on the host itself over the driver's SSH:
+ * on: host), the checks asking the new libvirtd for its version (a command run here, through ssh). Counted from the hosts themselves, not from the report: each libvirtd restarted exactly
  * once (its pid changed, the step's own log), every guest on exactly one host, running, its tick
  * counter never reset, moved at most once (the waves' journals), and no fence left.
  */
@@ -25,9 +24,10 @@ describe('a rolling maintenance on the testbed', () => {
     const before = Object.fromEntries(await Promise.all(HOSTS.map(async (h) => [h, await pidOf(h)] as const)));
     const ticks = Object.fromEntries(await Promise.all(GUESTS.map(async (g) => [g.name, await lastTick('hv1', g.name)] as const)));
     const log = `${DIR}/restarts.log`;
-    // The step: stop the host's libvirtd (by its pid file: the hosts share one PID namespace), wait
-    // until it is gone, start it again; then note the host in the step's own log.
-    const restart = 'ssh -F "$1" "$EVAC_HOST" \'p=$(cat /run/libvirtd.pid) && kill "$p" && while kill -0 "$p" 2>/dev/null; do sleep 0.2; done; libvirtd --daemon --config /etc/libvirt/libvirtd.conf\' && echo "$EVAC_HOST" >> "$2"';
+    // The step, run on the host itself over the driver's SSH (on: host): stop the host's libvirtd
+    // (by its pid file: the hosts share one PID namespace), wait until it is gone, start it again;
+    // then note the host (from the environment the roll gives it) in the step's own log.
+    const restart = 'p=$(cat /run/libvirtd.pid) && kill "$p" && while kill -0 "$p" 2>/dev/null; do sleep 0.2; done; libvirtd --daemon --config /etc/libvirt/libvirtd.conf && echo "$EVAC_HOST" >> "$1"';
     const file = planWith('roll', (p) => {
       p.kind = 'rolling';
       delete p.sources;
@@ -35,7 +35,7 @@ describe('a rolling maintenance on the testbed', () => {
       p.rolling = {
         selector: {},
         wave: 1,
-        maintenance: { command: ['sh', '-c', restart, 'step', paths.sshConfig, log], timeout_s: 120 },
+        maintenance: { command: ['sh', '-c', restart, 'step', log], on: 'host', timeout_s: 120 },
         checks: { interval_s: 2, timeout_s: 120, command: ['sh', '-c', 'ssh -F "$1" "$EVAC_HOST" virsh -c qemu:///system version', 'check', paths.sshConfig] },
       };
     });

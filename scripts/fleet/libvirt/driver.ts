@@ -146,6 +146,11 @@ export class LibvirtDriver implements Driver {
     this.labels = new Map(config.hosts.map((h) => [h.name, h.labels ?? {}]));
   }
 
+  /** A command on the host (a rolling maintenance's step with on: host): each argument quoted by the SSH pool. */
+  async exec(host: string, argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    return this.run(host, argv);
+  }
+
   private async run(host: string, argv: string[], stdin?: string) {
     return this.ssh.exec(host, argv, stdin);
   }
