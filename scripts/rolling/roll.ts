@@ -597,11 +597,13 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
       const r = await driver.exec(h, wrapped);
       const keep = (s: string) => s.slice(-16 * 1024);
       const output = mask([keep(r.stdout), keep(r.stderr)].filter((x) => x.length > 0).join(r.stdout && r.stderr ? '\n--- stderr ---\n' : ''));
+      // The session ending with no exit status: the host went away under its own step (a reboot): no verdict here, the checks decide.
+      if (r.code === -1) return { ok: true, code: null, detail: '', output: `${output}${output ? '\n' : ''}(the SSH session to ${h} ended under the step, as a reboot ends it: the checks decide)`, durationMs: Date.now() - t0 };
       const detail = r.code === 0 ? '' : r.code === 124 || r.code === 137 ? `killed on ${h} after its timeout of ${secs} s` : `exit ${r.code} on ${h}`;
       return { ok: r.code === 0, code: r.code, detail, output, durationMs: Date.now() - t0 };
     } catch (e) {
-      // The host may reboot under its own step: the connection ends; the checks decide whether it came back.
-      return { ok: false, code: null, detail: mask(`the SSH session to ${h} ended: ${messageOf(e)}`), output: '', durationMs: Date.now() - t0 };
+      // Not started (no connection, no channel): the step did not run.
+      return { ok: false, code: null, detail: mask(`it could not be started on ${h}: ${messageOf(e)}`), output: '', durationMs: Date.now() - t0 };
     }
   }
 
