@@ -422,7 +422,7 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
           if (resumingWave && state.steps.has(h)) continue;
           if (!(await hook('before_host', { EVAC_HOST: h, EVAC_HOST_ADDRESS: addressOf(h), EVAC_WAVE: String(waveNo) }, h))) {
             // Nothing of this host changed yet.
-            failHost(h, 'its before_host hook failed');
+            failHost(h, 'its before_host hook failed', state.open?.wave ?? 0, true);
           }
         }
         const live = wave.filter((h) => !state.status.has(h));
@@ -523,10 +523,11 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
   }
   return { exitCode, report, paths };
 
-  function failHost(h: string, why: string, wave = state.open?.wave ?? 0) {
+  /** A host not maintained; untouched: nothing of it changed yet (no fence to keep). */
+  function failHost(h: string, why: string, wave = state.open?.wave ?? 0, untouched = false) {
     log({ kind: 'host-done', t: driver.clock.now(), host: h, wave, status: r.on_failure === 'skip' ? 'skipped' : 'failed', why });
     state.status.set(h, { status: r.on_failure === 'skip' ? 'skipped' : 'failed', why, wave });
-    say(`${h} is not maintained: ${why}; it stays fenced${r.on_failure === 'stop' ? ' and the roll stops after this wave' : ''}`);
+    say(`${h} is not maintained: ${why}; ${untouched ? 'nothing of it was changed' : 'it stays fenced'}${r.on_failure === 'stop' ? ' and the roll stops after this wave' : ''}`);
   }
 
   async function maintainHost(h: string, wave: number, was: Host | undefined): Promise<void> {
