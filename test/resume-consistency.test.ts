@@ -11,6 +11,7 @@ import { $ } from 'zx';
 import type { EvacuationPlan } from '../scripts/plan/plan-types.ts';
 import type { Report } from '../scripts/report/build.ts';
 import { KILL_AFTER_ENV, readJournal } from '../scripts/runner/journal.ts';
+import { readState } from '../scripts/fleet/sim/state.ts';
 import { cli, planFile, ROOT, tempDir } from './helpers.ts';
 
 const plan = (name: string): EvacuationPlan => ({
@@ -43,6 +44,25 @@ describe('resume: consistent or refused', () => {
       for (const a of v.attempts) expect(a.endS, `${v.vm}`).toBeGreaterThanOrEqual(a.startS);
       for (let i = 1; i < v.attempts.length; i++) expect(v.attempts[i].startS, `${v.vm} attempt ${i + 1}`).toBeGreaterThanOrEqual(v.attempts[i - 1].endS);
     }
+  });
+
+  it('a VM the killed run planned, deleted before the resume: the resumed report says it is no longer in the fleet', async () => {
+    const dir = tempDir();
+    const file = planFile(plan('deleted'), dir);
+    const k = await killedAt(file, dir, 40);
+    expect(k.exitCode).not.toBe(0);
+    const lines = readJournal(join(dir, 'deleted.journal.jsonl'));
+    const planned = lines.find((l): l is Extract<typeof l, { kind: 'planned' }> => l.kind === 'planned')!;
+    const started = new Set(lines.filter((l) => l.kind === 'move-start').map((l) => (l as { vm: string }).vm));
+    const victim = planned.moves.map((m) => m.vm).find((vm) => !started.has(vm))!;
+    // The fleet without it, as a host would show it after someone deleted the guest.
+    const state = join(dir, 'deleted.fleet.json');
+    const { saved } = readState(state);
+    writeFileSync(state, `${JSON.stringify({ ...saved, domains: saved.domains.filter((d) => d.vm.name !== victim) })}\n`);
+    const r = await cli('run', file, '--reports', dir, '--resume');
+    expect([0, 3], r.stderr).toContain(r.code);
+    const report = JSON.parse(readFileSync(join(dir, 'deleted.json'), 'utf8')) as Report;
+    expect(report.warnings.join('\n')).toMatch(new RegExp(`no longer in the fleet \\(deleted\\?\\): .*${victim}`));
   });
 
   it('the simulated fleet\'s state file deleted between the kill and the resume: refused (exit 2), the journal untouched', async () => {

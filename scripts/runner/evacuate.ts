@@ -243,6 +243,14 @@ async function evacuateOnce(loaded: LoadedPlan, open: DriverOpener | Driver, sin
     }
     emit({ kind: 'stage', t: driver.clock.now(), stage: 'discover', detail: `driver ${driver.name}` });
     const seen = await discover(driver, loaded.plan);
+    if (chain) {
+      // A VM the earlier run planned to move that is nowhere now (deleted while the run was down) is said, not silently dropped.
+      const everywhere = new Set(seen.inventory.vms.map((v) => v.name));
+      const silent = new Set(seen.inventory.unreachable.map((u) => u.host));
+      const sourceOf = new Map((chain.lastPlanned?.moves ?? []).map((m) => [m.vm, m.source]));
+      const gone = [...chain.planned].filter(([vm, dest]) => !everywhere.has(vm) && !silent.has(dest) && !silent.has(sourceOf.get(vm) ?? '') && chain.results.get(vm)?.status !== 'moved').map(([vm]) => vm);
+      if (gone.length > 0) seen.warnings.push(`${gone.length} VM(s) the earlier run planned to move are no longer in the fleet (deleted?): ${gone.slice(0, 20).join(', ')}${gone.length > 20 ? ', …' : ''}`);
+    }
     if (chain && chain.runs[0].plan.digest !== loaded.digest) {
       seen.warnings.push(`resumed with ${loaded.file} changed since run ${chain.runs[0].run} began (--accept-changed-plan): the moves already made followed the plan as it was`);
     }
