@@ -5,45 +5,14 @@
  * not come back, stop and skip), commands (argv, environment, timeout, secrets masked), return:
  * origin, bad plans, and rolls killed at random steps and resumed.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { SimDriver } from '../scripts/fleet/sim/driver.ts';
-import { readState } from '../scripts/fleet/sim/state.ts';
-import type { EvacuationPlan } from '../scripts/plan/plan-types.ts';
 import { planRoll, readRollJournal, type RollReport } from '../scripts/rolling/roll.ts';
-import { readJournal } from '../scripts/runner/journal.ts';
 import { cli, planFile, tempDir } from './helpers.ts';
-
-function cluster(hosts: number, vms: number, groups: number, seed: number, rolling: Record<string, unknown> = {}): EvacuationPlan {
-  return {
-    version: 1, name: 'roll', kind: 'rolling',
-    fleet: { driver: 'sim', sim: { seed, generate: { hosts, vms, anti_affinity_groups: groups } } },
-    rolling: { selector: {}, failure_domain: 'rack', maintenance: { simulate: { duration_s: 600, hypervisor_version: '9.9.0' } }, checks: { hypervisor_version: '9.9.0' }, ...rolling },
-    placement: { max_utilization: 0.9 },
-    migration: { mode: 'live', concurrency: { total: 8, per_source: 2, per_destination: 2 } },
-  } as EvacuationPlan;
-}
-
-/** Every live migration the waves' journals say ended well, per VM (the driver-level record, not the roll's report). */
-function movesByVm(reports: string): Map<string, number> {
-  const out = new Map<string, number>();
-  const root = join(reports, 'roll.roll');
-  if (!existsSync(root)) return out;
-  for (const w of readdirSync(root)) {
-    const j = join(root, w, 'roll.journal.jsonl');
-    if (!existsSync(j)) continue;
-    for (const l of readJournal(j)) if (l.kind === 'move-end' && l.outcome === 'ok') out.set(l.vm, (out.get(l.vm) ?? 0) + 1);
-  }
-  return out;
-}
-
-/** The simulated fleet as the roll left it: each VM's host, each host's version and fence. */
-function fleetAfter(reports: string) {
-  const { saved } = readState(join(reports, 'roll.fleet.json'));
-  return saved;
-}
+import { cluster, fleetAfter, movesByVm } from './rolling-helpers.ts';
 
 describe('rolling maintenance: the waves', () => {
   it('never two hosts of one rack nor two holders of one anti-affinity group in a wave; every VM placed; only VMs landing on hosts not yet maintained move twice (fast-check over clusters of 10-150 hosts)', async () => {
@@ -346,37 +315,6 @@ describe('rolling maintenance: interrupts, hosts that do not answer, steps that 
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(Date.now() - t0).toBeLessThan(20_000);
   }, 60_000);
-});
-
-describe('rolling maintenance: killed and resumed', () => {
-  it('a roll killed at random steps (its own journal and the waves\') resumes to the end: every host maintained, every VM once, none lost or doubled', async () => {
-    const { $ } = await import('zx');
-    const runs = Number(process.env.EVAC_ROLL_KILL_RUNS ?? 6);
-    const rng = fc.sample(fc.tuple(fc.boolean(), fc.integer({ min: 1, max: 60 })), { numRuns: runs, seed: 42 });
-    for (const [inRoll, at] of rng) {
-      const dir = tempDir();
-      const file = planFile(cluster(10, 60, 2, 9, { wave: 'auto', max_wave: 3 }), dir);
-      const reports = join(dir, 'reports');
-      const killed = await $({ nothrow: true, quiet: true, env: { ...process.env, [inRoll ? 'EVACUATOR_ROLL_KILL_AFTER' : 'EVACUATOR_KILL_AFTER']: String(at) } })`node dist/evacuator.js run ${file} --reports ${reports}`;
-      let code = killed.exitCode;
-      for (let i = 0; i < 3 && code !== 0; i++) code = (await cli('run', file, '--reports', reports, '--resume')).code;
-      expect(code, `killed at ${inRoll ? 'roll' : 'wave'} line ${at}`).toBe(0);
-      const fleet = fleetAfter(reports);
-      expect(fleet.domains).toHaveLength(60);
-      expect(new Set(fleet.domains.map((d) => d.vm.name)).size).toBe(60);
-      for (const d of fleet.domains) expect(d.vm.state).toBe('running');
-      for (const h of fleet.hosts) expect([h.name, h.hypervisor.version, h.fence]).toEqual([h.name, '9.9.0', undefined]);
-      const report = JSON.parse(readFileSync(join(reports, 'roll.json'), 'utf8')) as RollReport;
-      expect(report.totals.maintained).toBe(10);
-      // Origins are where the VMs were before the roll, whatever the kill cut.
-      const inv = await new SimDriver(cluster(10, 60, 2, 9).fleet.sim!).inventory();
-      if (!inv.ok) throw new Error(inv.detail);
-      const start = new Map(inv.inventory.vms.map((v) => [v.name, v.host]));
-      for (const v of report.vms) expect([v.vm, v.origin]).toEqual([v.vm, start.get(v.vm)]);
-      expect(report.totals.migrations).toBe([...movesByVm(reports).values()].reduce((a, b) => a + b, 0));
-      for (const n of movesByVm(reports).values()) expect(n).toBeLessThanOrEqual(2);
-    }
-  }, 300_000);
 });
 
 describe('rolling maintenance: CI output', () => {
