@@ -11,12 +11,12 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { $ } from 'zx';
-import { paths } from '../cloud/config.ts';
-import { SERVERS } from '../cloud/cloud.ts';
-import { credentialsFor, OpenStack } from '../../scripts/fleet/openstack/client.ts';
+import { paths } from '../../cloud/config.ts';
+import { SERVERS } from '../../cloud/cloud.ts';
+import { credentialsFor, OpenStack } from '../../../scripts/fleet/openstack/client.ts';
 
 $.verbose = false;
-const REPORTS = join(paths.state, 'reports');
+const REPORTS = join(paths.state, 'roll-reports');
 const COMPUTES = ['cmp1', 'cmp2', 'cmp3'];
 
 function planWith(name: string, change: (p: Record<string, any>) => void): string {
