@@ -97,6 +97,7 @@ const READERS: Record<string, ((s: Seen) => unknown) | { scanOnly: string }> = {
   'rolling.checks.interval_s': (s) => s.rolling.checks.interval_s,
   'rolling.hooks.timeout_s': (s) => s.rolling.hooks.timeout_s,
   'rolling.maintenance.timeout_s': (s) => s.rolling.maintenance?.timeout_s,
+  'rolling.maintenance.on': (s) => s.rolling.maintenance?.on,
   'rolling.maintenance.simulate.duration_s': (s) => s.rolling.maintenance?.simulate?.duration_s,
 };
 
