@@ -127,12 +127,11 @@ export interface RollState {
   waves: number;
   ended: boolean;
   last?: Extract<RollLine, { kind: 'roll-start' }>;
-  returned: boolean;
   beforeRollDone: boolean;
 }
 
 export function rollState(lines: RollLine[]): RollState {
-  const s: RollState = { lines, status: new Map(), steps: new Map(), pids: new Map(), waves: 0, ended: false, returned: false, beforeRollDone: false };
+  const s: RollState = { lines, status: new Map(), steps: new Map(), pids: new Map(), waves: 0, ended: false, beforeRollDone: false };
   for (const l of lines) {
     if (l.kind === 'roll-start') {
       s.last = l;
@@ -150,7 +149,6 @@ export function rollState(lines: RollLine[]): RollState {
     } else if (l.kind === 'step-pid') s.pids.set(l.host, { pid: l.pid, ...(l.pidStart ? { pidStart: l.pidStart } : {}) });
     else if (l.kind === 'host-done') s.status.set(l.host, { status: l.status, why: l.why, wave: l.wave });
     else if (l.kind === 'wave-end' && s.open?.wave === l.wave) s.open = undefined;
-    else if (l.kind === 'return') s.returned = true;
   }
   return s;
 }
