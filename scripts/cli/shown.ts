@@ -8,7 +8,8 @@
 /** C0 and C1 controls (tab and newline too: a name has none), DEL, bidi controls and marks, line and paragraph separators. */
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069\ufeff]/g;
 
-const escape = (ch: string) => {
+/** One character as a visible escape: `\x1b`, `\u202e` (the HTML report's esc() uses it too). */
+export const escape = (ch: string) => {
   const n = ch.codePointAt(0)!;
   return n <= 0xff ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16).padStart(4, '0')}`;
 };

@@ -3,6 +3,7 @@
  * Every value from the plan or the fleet goes through esc(); the inline script only sorts and
  * filters rows that are already rendered.
  */
+import { escape } from '../cli/shown.ts';
 import type { Report, ReportVm } from './build.ts';
 
 /** Controls (but tab and line feed), DEL, C1, bidi controls and marks, line and paragraph separators: shown as visible escapes, as on a terminal. */
@@ -10,10 +11,7 @@ const INVISIBLE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2
 
 export function esc(value: unknown): string {
   return String(value)
-    .replace(INVISIBLE, (ch) => {
-      const n = ch.codePointAt(0)!;
-      return n <= 0xff ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16).padStart(4, '0')}`;
-    })
+    .replace(INVISIBLE, escape)
     .replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
