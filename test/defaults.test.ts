@@ -93,6 +93,7 @@ const READERS: Record<string, ((s: Seen) => unknown) | { scanOnly: string }> = {
   'rolling.order': (s) => s.rolling.order,
   'rolling.on_failure': (s) => s.rolling.on_failure,
   'rolling.return': (s) => s.rolling.return,
+  'rolling.pinned': (s) => s.rolling.pinned,
   'rolling.checks.timeout_s': (s) => s.rolling.checks.timeout_s,
   'rolling.checks.interval_s': (s) => s.rolling.checks.interval_s,
   'rolling.hooks.timeout_s': (s) => s.rolling.hooks.timeout_s,

@@ -182,6 +182,83 @@ describe('rolling maintenance: whole rolls (CLI, simulated fleet)', () => {
     expect(fleet.domains.filter((d) => d.vm.host === 'hv-003').length).toBeGreaterThan(0);
   }, 120_000);
 
+  it('pinned VMs: skip-host leaves their host out with the reason; shutdown-restart shuts them down just before the step and starts them on the same host after, never moved; one that ignores shutdown keeps running and its host is not maintained; killed after the shutdown, the resume starts it', async () => {
+    const host = (name: string, rack: string) => ({ name, vcpu: 16, memory_mib: 32768, disk_gib: 200, hypervisor_version: '9.0.0', labels: { rack } });
+    const vm = (name: string, on: string, extra: Record<string, unknown> = {}) => ({ name, host: on, vcpu: 2, memory_mib: 2048, ...extra });
+    const pinnedPlan = (policy: 'skip-host' | 'shutdown-restart') => ({
+      version: 1, name: 'roll', kind: 'rolling',
+      fleet: { driver: 'sim', sim: {
+        hosts: [host('h1', 'r1'), host('h2', 'r2'), host('h3', 'r3'), host('h4', 'r4')],
+        vms: [vm('p1', 'h1'), vm('v1', 'h1'), vm('v2', 'h1'), vm('p2', 'h2', { ignores_shutdown: true }), vm('v3', 'h2'), vm('v4', 'h3'), vm('v5', 'h4'), vm('p3', 'h4', { state: 'shutoff' })],
+      } },
+      sources: ['h1', 'h2', 'h3', 'h4'],
+      rolling: { wave: 1, order: 'listed', pinned: policy, on_failure: 'skip', failure_domain: 'rack', maintenance: { simulate: { duration_s: 300, hypervisor_version: '9.9.0' } }, checks: { hypervisor_version: '9.9.0' } },
+      placement: { pinned: ['p1', 'p2', 'p3'] },
+      migration: { mode: 'live', cold: { shutdown_timeout_s: 60 } },
+    });
+    // skip-host: every host holding a pinned VM is left out, said by plan and run; exit 3.
+    {
+      const dir = tempDir();
+      const file = planFile(pinnedPlan('skip-host'), dir);
+      const reports = join(dir, 'reports');
+      const p = await cli('plan', file);
+      expect(p.code, p.stdout + p.stderr).toBe(3);
+      expect(p.stdout).toMatch(/h1 is skipped: it holds pinned VMs \(p1\)/);
+      const r = await cli('run', file, '--reports', reports);
+      expect(r.code, r.stdout + r.stderr).toBe(3);
+      const report = JSON.parse(readFileSync(join(reports, 'roll.json'), 'utf8')) as RollReport;
+      expect(Object.fromEntries(report.hosts.map((h) => [h.host, h.status]))).toEqual({ h1: 'skipped', h2: 'skipped', h3: 'maintained', h4: 'skipped' });
+      const fleet = fleetAfter(reports);
+      expect(fleet.domains.find((d) => d.vm.name === 'p1')!.vm).toMatchObject({ host: 'h1', state: 'running' });
+      expect(fleet.hosts.find((h) => h.name === 'h1')!.hypervisor?.version ?? '9.0.0').toBe('9.0.0');
+    }
+    // shutdown-restart.
+    const dir = tempDir();
+    const file = planFile(pinnedPlan('shutdown-restart'), dir);
+    const reports = join(dir, 'reports');
+    const p = await cli('plan', file, '--json');
+    expect(JSON.parse(p.stdout).waves.find((w: { hosts: string[] }) => w.hosts.includes('h1')).pinnedRestarted).toEqual(['p1']);
+    const r = await cli('run', file, '--reports', reports);
+    expect(r.code, r.stdout + r.stderr).toBe(3);
+    const report = JSON.parse(readFileSync(join(reports, 'roll.json'), 'utf8')) as RollReport;
+    expect(Object.fromEntries(report.hosts.map((h) => [h.host, h.status]))).toEqual({ h1: 'maintained', h2: 'skipped', h3: 'maintained', h4: 'maintained' });
+    const h1 = report.hosts.find((h) => h.host === 'h1')!;
+    const p1 = h1.pinned!.find((x) => x.vm === 'p1')!;
+    expect(p1.running).toBe(true);
+    // Shut down after the evacuation and before the step; started after the checks passed.
+    expect(p1.stoppedS).toBeGreaterThanOrEqual(h1.evacuated?.endS ?? 0);
+    expect(p1.stoppedS).toBeLessThanOrEqual(h1.maintained!.startS);
+    expect(p1.startedS!).toBeGreaterThanOrEqual(h1.checked!.endS);
+    expect(report.hosts.find((h) => h.host === 'h2')!.why).toMatch(/p2: .*ignored shutdown/);
+    // p3 was shut off before the roll: left off, never started.
+    expect(report.hosts.find((h) => h.host === 'h4')!.pinned ?? []).toEqual([]);
+    const fleet = fleetAfter(reports);
+    const at = (n: string) => fleet.domains.find((d) => d.vm.name === n)!.vm;
+    expect(at('p1')).toMatchObject({ host: 'h1', state: 'running' });
+    expect(at('p2')).toMatchObject({ host: 'h2', state: 'running' });
+    expect(at('p3')).toMatchObject({ host: 'h4', state: 'shutoff' });
+    expect(fleet.hosts.find((h) => h.name === 'h1')!.hypervisor?.version).toBe('9.9.0');
+    const moved = movesByVm(reports);
+    for (const n of ['p1', 'p2', 'p3']) expect(moved.get(n) ?? 0, n).toBe(0);
+    expect(readFileSync(join(reports, 'roll.html'), 'utf8')).toContain('Pinned VMs shut down and started again');
+    // Killed right after p1 was shut down: the resume maintains h1 and starts p1 there.
+    const stopLine = readRollJournal(join(reports, 'roll.roll.jsonl')).find((l) => l.kind === 'pinned-done' && l.action === 'stop')!;
+    const dir2 = tempDir();
+    const file2 = planFile(pinnedPlan('shutdown-restart'), dir2);
+    const reports2 = join(dir2, 'reports');
+    const { $ } = await import('zx');
+    const killed = await $({ nothrow: true, quiet: true, env: { ...process.env, EVACUATOR_ROLL_KILL_AFTER: String(stopLine.seq) } })`node dist/evacuator.js run ${file2} --reports ${reports2}`;
+    expect(killed.signal).toBe('SIGKILL');
+    expect(fleetAfter(reports2).domains.find((d) => d.vm.name === 'p1')!.vm.state).toBe('shutoff');
+    const resumed = await cli('run', file2, '--reports', reports2, '--resume');
+    expect(resumed.code, resumed.stdout + resumed.stderr).toBe(3);
+    const after = fleetAfter(reports2);
+    expect(after.domains.find((d) => d.vm.name === 'p1')!.vm).toMatchObject({ host: 'h1', state: 'running' });
+    const report2 = JSON.parse(readFileSync(join(reports2, 'roll.json'), 'utf8')) as RollReport;
+    expect(report2.hosts.find((h) => h.host === 'h1')!.status).toBe('maintained');
+    expect(report2.hosts.find((h) => h.host === 'h1')!.pinned!.find((x) => x.vm === 'p1')!.running).toBe(true);
+  }, 180_000);
+
   it('wave: N that cannot hold (every host in one rack) is refused by plan and run with the reason, exit 3, nothing written', async () => {
     const dir = tempDir();
     const file = planFile(cluster(6, 30, 0, 4, { wave: 2 }), dir);

@@ -32,9 +32,10 @@ export async function rollPlanCommand(loaded: LoadedPlan, opts: { json?: boolean
   const waves = rp.waves.map((w, i) => {
     const est = w.moves.map((m) => estimateSeconds(byName.get(m.vm)!, settings, { sources: inv.hosts }) ?? 0);
     const evacS = est.length === 0 ? 0 : Math.max(Math.max(...est), est.reduce((a, b) => a + b, 0) / Math.max(1, Math.min(settings.concurrency.total, settings.concurrency.perSource * w.hosts.length)));
-    return { wave: i + 1, hosts: w.hosts, moves: w.moves.length, ...(w.returns.length > 0 ? { returns: w.returns.length } : {}), landOnNotMaintained: w.moves.filter((m) => !m.final).length, estimatedEvacuationS: Math.round(evacS), ...(stepS !== undefined ? { estimatedMaintenanceS: stepS } : {}), notes: w.notes };
+    const restarts = w.hosts.flatMap((h) => rp.restarted[h] ?? []);
+    return { wave: i + 1, hosts: w.hosts, moves: w.moves.length, ...(w.returns.length > 0 ? { returns: w.returns.length } : {}), ...(restarts.length > 0 ? { pinnedRestarted: restarts } : {}), landOnNotMaintained: w.moves.filter((m) => !m.final).length, estimatedEvacuationS: Math.round(evacS), ...(stepS !== undefined ? { estimatedMaintenanceS: stepS } : {}), notes: w.notes };
   });
-  const out = { plan: plan.name, wave: r.wave, waves, blocked: rp.blocked, moves: rp.moves, movedAgain: rp.again, vmsMoved: rp.vmsMoved, moveBackBaseline: 2 * rp.vmsMoved };
+  const out = { plan: plan.name, wave: r.wave, waves, blocked: rp.blocked, skipped: rp.skipped, moves: rp.moves, movedAgain: rp.again, vmsMoved: rp.vmsMoved, moveBackBaseline: 2 * rp.vmsMoved };
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
   } else {
@@ -42,16 +43,17 @@ export async function rollPlanCommand(loaded: LoadedPlan, opts: { json?: boolean
     const s = shownDeep(out);
     const lines = [c.bold(`Roll ${s.plan}: ${waves.length} waves (wave: ${r.wave}), ${rp.moves} moves for ${rp.vmsMoved} VMs (${rp.again} of them a second move); evacuate-then-move-back: ${2 * rp.vmsMoved}`)];
     for (const w of s.waves) {
-      lines.push(`  wave ${w.wave}: ${w.hosts.join(', ')}: ${w.moves} moves${w.landOnNotMaintained ? ` (${w.landOnNotMaintained} onto hosts not yet maintained)` : ''}${w.returns ? `, then ${w.returns} back to their hosts` : ''}, about ${w.estimatedEvacuationS} s to empty${w.estimatedMaintenanceS !== undefined ? ` + ${w.estimatedMaintenanceS} s maintenance` : ''}`);
+      lines.push(`  wave ${w.wave}: ${w.hosts.join(', ')}: ${w.moves} moves${w.landOnNotMaintained ? ` (${w.landOnNotMaintained} onto hosts not yet maintained)` : ''}${w.returns ? `, then ${w.returns} back to their hosts` : ''}${w.pinnedRestarted ? `; pinned ${w.pinnedRestarted.join(', ')} shut down and started again in place` : ''}, about ${w.estimatedEvacuationS} s to empty${w.estimatedMaintenanceS !== undefined ? ` + ${w.estimatedMaintenanceS} s maintenance` : ''}`);
       for (const n of w.notes.slice(0, 5)) lines.push(c.dim(`      ${n}`));
       if (w.notes.length > 5) lines.push(c.dim(`      … ${w.notes.length - 5} more`));
     }
     for (const b of s.blocked) lines.push(c.red(`  ${b.host} cannot be emptied: ${b.why}`));
+    for (const k of s.skipped) lines.push(c.yellow(`  ${k.host} is skipped: ${k.why}`));
     const short = waveShortfall(rp, r.wave);
     if (short) lines.push(c.red(`  ${shownDeep(short)}; run refuses it: use wave: auto or a smaller wave`));
     process.stdout.write(`${lines.join('\n')}\n`);
   }
-  return rp.blocked.length > 0 || waveShortfall(rp, r.wave) ? ExitCode.incomplete : ExitCode.ok;
+  return rp.blocked.length > 0 || rp.skipped.length > 0 || waveShortfall(rp, r.wave) ? ExitCode.incomplete : ExitCode.ok;
 }
 
 /** run on a rolling plan: the roll with the console, CI groups and signals wired. */

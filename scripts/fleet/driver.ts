@@ -171,6 +171,12 @@ export interface Driver {
    * with fail, does not come back.
    */
   maintain?(host: string, step: MaintainStep): Promise<Outcome<object>>;
+  /**
+   * Shut the guest down cleanly where it is (asked again while it runs; past timeoutS powered off
+   * when forceOff, else left running: 'shutdown-refused'), or start it where it is; resolves once
+   * it is shut off or running. A roll's pinned VMs (rolling.pinned: shutdown-restart) use it.
+   */
+  power?(vm: Vm, to: 'off' | 'on', opts: { timeoutS: number; forceOff: boolean }): Promise<Outcome<object>>;
   /** Run a command on the host itself (libvirt, over its SSH): exit code and output; rejects when the host cannot be reached. */
   exec?(host: string, argv: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
   /** Release connections. */

@@ -78,6 +78,9 @@ export function guardDriver(inner: Driver, limits: GuardLimits): Driver {
     close: () => shield(clock, limits.callMs, `closing ${inner.name}`, () => inner.close(), () => undefined),
     // A command on a host: bounded by the caller's own timeout (the roll wraps it in timeout(1)).
     ...(inner.exec ? { exec: (host: string, argv: string[]) => inner.exec!(host, argv) } : {}),
+    ...(inner.power ? {
+      power: (vm: Vm, to: 'off' | 'on', o: { timeoutS: number; forceOff: boolean }) => shield(clock, o.timeoutS * 1000 + 2 * limits.callMs, `${to === 'off' ? 'shutdown' : 'start'} of ${vm.name}`, () => inner.power!(vm, to, o), (detail) => failed(detail, vm.host)),
+    } : {}),
     ...(inner.maintain ? {
       maintain: (host: string, step: MaintainStep) => shield(clock, step.durationMs + limits.callMs, `maintenance of ${host}`, () => inner.maintain!(host, step), (detail) => failed(detail)),
     } : {}),

@@ -398,6 +398,10 @@ export interface Rolling {
    */
   on_failure?: "stop" | "skip";
   /**
+   * A host that holds VMs which must not move (placement.pinned): skip-host (the default) leaves that host out of the roll, with the reason; shutdown-restart empties it of every other VM, shuts those VMs down cleanly where they are (migration.cold: shutdown_timeout_s, force_off) just before its maintenance step, and starts them again on the same host once it passes its checks (a host that fails its step or checks gets them started again too when it answers). A pinned VM that will not shut down keeps running, and its host is not maintained.
+   */
+  pinned?: "skip-host" | "shutdown-restart";
+  /**
    * stay (the default): VMs stay where they landed (each moved once where room allows). origin: after the roll, every VM that moved goes back to the host it started on (what peers do; twice the moves).
    */
   return?: "stay" | "origin";

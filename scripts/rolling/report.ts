@@ -23,6 +23,8 @@ export interface RollHost {
   maintained?: { startS: number; endS: number; ok: boolean; output?: string };
   checked?: { startS: number; endS: number; ok: boolean; detail: string };
   inServiceS?: number;
+  /** rolling.pinned: shutdown-restart: the pinned VMs shut down on this host for its maintenance, and whether each runs again. */
+  pinned?: { vm: string; stoppedS: number; startedS?: number; running: boolean; detail: string }[];
 }
 
 export interface RollVm {
@@ -89,6 +91,7 @@ export function renderRollHtml(r: RollReport): string {
   const waveRows = r.waves.map((w) => `<tr><td>${w.wave}</td><td class="name">${esc(w.hosts.join(', '))}</td><td>${w.moves}</td><td>${gib(w.bytes)}</td><td>${w.exitCode ?? ''}</td></tr>`).join('\n');
   const vmRows = r.vms.map((v) => `<tr><td class="name">${esc(v.vm)}</td><td class="name">${esc(v.origin)}</td><td class="name">${esc(v.host)}</td><td>${v.moves.length}</td><td class="name">${esc(v.moves.map((m) => `w${m.wave}: ${m.from} → ${m.to} (${m.method})`).join('; '))}</td></tr>`).join('\n');
   const hooks = r.hooks.map((h) => `<details><summary>${esc(h.hook)}${h.host ? ` ${esc(h.host)}` : ''}: ${h.ok ? 'ok' : esc(h.detail)}</summary><pre>${esc(h.output)}</pre></details>`).join('\n');
+  const pinned = r.hosts.flatMap((h) => (h.pinned ?? []).map((p) => `<tr class="${p.running ? '' : 'failed'}"><td class="name">${esc(p.vm)}</td><td class="name">${esc(h.host)}</td><td>${duration(p.stoppedS)}</td><td>${p.startedS !== undefined ? duration(p.startedS) : ''}</td><td>${p.startedS !== undefined ? duration(p.startedS - p.stoppedS) : ''}</td><td class="why">${esc(p.running ? p.detail : `NOT RUNNING: ${p.detail}`)}</td></tr>`)).join('\n');
   const outputs = r.hosts.filter((h) => h.maintained?.output).map((h) => `<details><summary>${esc(h.host)}: maintenance output</summary><pre>${esc(h.maintained!.output)}</pre></details>`).join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -124,6 +127,10 @@ ${waveRows}
 <table><thead><tr><th style="width:14rem">host</th><th style="width:4rem">wave</th><th style="width:7rem">status</th><th>timeline (0 – ${duration(end)})</th><th style="width:7rem">in service</th><th>why</th></tr></thead><tbody>
 ${hostRows}
 </tbody></table>
+${pinned ? `<h2>Pinned VMs shut down and started again on their host</h2>
+<table><thead><tr><th>VM</th><th>host</th><th style="width:7rem">shut down at</th><th style="width:7rem">started at</th><th style="width:7rem">down for</th><th>result</th></tr></thead><tbody>
+${pinned}
+</tbody></table>` : ''}
 <h2>VMs that moved</h2>
 <table><thead><tr><th>VM</th><th>started on</th><th>now on</th><th style="width:5rem">moves</th><th>moves</th></tr></thead><tbody>
 ${vmRows}

@@ -52,6 +52,9 @@ export type RollLine = { seq: number; at: string; t: number } & (
   | { kind: 'step-pid'; host: string; pid: number; pidStart?: string }
   | { kind: 'step-end'; host: string; step: 'maintain' | 'check'; ok: boolean; detail: string; output?: string; durationMs: number }
   | { kind: 'host-done'; host: string; wave: number; status: HostStatus; why: string }
+  /** Pinned VMs about to be shut down on their host (written before the first request: a resume starts them again). */
+  | { kind: 'pinned-stop'; host: string; vms: string[] }
+  | { kind: 'pinned-done'; host: string; action: 'stop' | 'start'; results: { vm: string; ok: boolean; detail: string }[] }
   | { kind: 'wave-end'; wave: number }
   | { kind: 'return'; moved: number; exitCode: number }
   | { kind: 'roll-end'; exitCode: number; error?: string; interrupted: boolean }
@@ -128,10 +131,12 @@ export interface RollState {
   ended: boolean;
   last?: Extract<RollLine, { kind: 'roll-start' }>;
   beforeRollDone: boolean;
+  /** Pinned VMs the roll shut down and has not started again, by host. */
+  pinnedDown: Map<string, string[]>;
 }
 
 export function rollState(lines: RollLine[]): RollState {
-  const s: RollState = { lines, status: new Map(), steps: new Map(), pids: new Map(), waves: 0, ended: false, beforeRollDone: false };
+  const s: RollState = { lines, status: new Map(), steps: new Map(), pids: new Map(), waves: 0, ended: false, beforeRollDone: false, pinnedDown: new Map() };
   for (const l of lines) {
     if (l.kind === 'roll-start') {
       s.last = l;
@@ -149,6 +154,8 @@ export function rollState(lines: RollLine[]): RollState {
     } else if (l.kind === 'step-pid') s.pids.set(l.host, { pid: l.pid, ...(l.pidStart ? { pidStart: l.pidStart } : {}) });
     else if (l.kind === 'host-done') s.status.set(l.host, { status: l.status, why: l.why, wave: l.wave });
     else if (l.kind === 'wave-end' && s.open?.wave === l.wave) s.open = undefined;
+    else if (l.kind === 'pinned-stop') s.pinnedDown.set(l.host, [...new Set([...s.pinnedDown.get(l.host) ?? [], ...l.vms])]);
+    else if (l.kind === 'pinned-done' && l.action === 'start') s.pinnedDown.set(l.host, (s.pinnedDown.get(l.host) ?? []).filter((v) => !l.results.some((x) => x.vm === v && x.ok)));
   }
   return s;
 }
@@ -183,7 +190,7 @@ export function rollHosts(plan: EvacuationPlan, hosts: Pick<Host, 'name' | 'labe
 
 type Filled<T, K extends keyof T> = T & Required<Pick<T, K>>;
 /** The roll's settings with the schema's defaults, its sections' too (checks and hooks are there even when the plan has none). */
-export type RollSettings = Filled<Rolling, 'wave' | 'max_wave' | 'order' | 'on_failure' | 'return'> & {
+export type RollSettings = Filled<Rolling, 'wave' | 'max_wave' | 'order' | 'on_failure' | 'return' | 'pinned'> & {
   checks: Filled<NonNullable<Rolling['checks']>, 'timeout_s' | 'interval_s'>;
   hooks: Filled<NonNullable<Rolling['hooks']>, 'timeout_s'>;
   maintenance?: Filled<NonNullable<Rolling['maintenance']>, 'timeout_s'> & { simulate?: Filled<NonNullable<NonNullable<Rolling['maintenance']>['simulate']>, 'duration_s'> };
@@ -194,16 +201,23 @@ export function rollingOf(plan: EvacuationPlan): RollSettings {
 }
 
 /** Plan the waves on an inventory (plan output and each wave of a run). */
-export function planRoll(plan: EvacuationPlan, inventory: Inventory, done: string[] = [], out: string[] = [], next = false): RollPlan {
+/**
+ * Plan the waves on an inventory (plan output and each wave of a run). done: hosts maintained;
+ * out: hosts with another verdict (not rolled again); fenced: those of them the roll fenced
+ * (never destinations; a host left out before any wave, for example for its pinned VMs, still is).
+ */
+export function planRoll(plan: EvacuationPlan, inventory: Inventory, done: string[] = [], out: string[] = [], next = false, fenced: string[] = out): RollPlan {
   const r = rollingOf(plan);
   const settings = settingsOf(plan);
   const gone = new Set(out);
+  const closed = new Set(fenced);
   const hosts = inventory.hosts;
   return planWaves({
     hosts, vms: inventory.vms,
     roll: rollHosts(plan, hosts).filter((h) => !gone.has(h)),
-    pool: hosts.filter((h) => !gone.has(h.name) && matchesDestinations(plan, h.name, h.labels) && !(h.fence && h.fence.plan !== plan.name)).map((h) => h.name),
+    pool: hosts.filter((h) => !closed.has(h.name) && matchesDestinations(plan, h.name, h.labels) && !(h.fence && h.fence.plan !== plan.name)).map((h) => h.name),
     settings, wave: r.wave, maxWave: r.max_wave, ...(r.failure_domain ? { failureDomain: r.failure_domain } : {}), order: r.order, done, next, returnToOrigin: r.return === 'origin',
+    pinned: new Set(settings.pinned), pinnedPolicy: r.pinned,
   });
 }
 
@@ -334,7 +348,7 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
     const finished = (h: string) => state.status.has(h) && state.status.get(h)!.status !== 'pending';
     const baseline = new Map(seen.inventory.hosts.map((h) => [h.name, h]));
     const whole = planRoll(plan, seen.inventory, [...state.status].filter(([, s]) => s.status === 'maintained').map(([h]) => h),
-      [...state.status].filter(([, s]) => s.status !== 'maintained').map(([h]) => h));
+      [...state.status].filter(([, s]) => s.status !== 'maintained').map(([h]) => h), false, fencedByRoll());
     for (const x of seen.inventory.hosts.filter((x) => !open_.includes(x.name) && x.fence && x.fence.plan !== name && x.fence.role === 'source')) {
       say(`${x.name} takes no VM: it is fenced by ${describeFence(x.fence!)}`);
     }
@@ -353,6 +367,14 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
         const why = silent.includes(h) ? `it does not answer (${seen.inventory.unreachable.find((u) => u.host === h)?.detail ?? 'no answer'})` : `it is held by ${describeFence(held.find((x) => x.name === h)!.fence!)}`;
         log({ kind: 'host-done', t: driver.clock.now(), host: h, wave: 0, status: 'skipped', why });
         state.status.set(h, { status: 'skipped', why, wave: 0 });
+      }
+      for (const k of whole.skipped) {
+        log({ kind: 'host-done', t: driver.clock.now(), host: k.host, wave: 0, status: 'skipped', why: k.why });
+        state.status.set(k.host, { status: 'skipped', why: k.why, wave: 0 });
+        say(`${k.host} is not maintained: ${k.why}`);
+      }
+      if (Object.keys(whole.restarted).length > 0 && !driver.power) {
+        throw new EvacError(`the ${driver.name} driver cannot shut down and start a guest, which rolling.pinned: shutdown-restart needs (pinned VMs on ${Object.keys(whole.restarted).join(', ')})`, 'user', [], 'nothing was touched; use rolling.pinned: skip-host');
       }
       const short = waveShortfall(whole, r.wave);
       if (short) throw new EvacError(short, 'incomplete', [], 'use wave: auto (each wave as large as the rules allow), or a smaller wave');
@@ -389,7 +411,12 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
           if (r.on_failure === 'stop') stopped = true;
         }
         if (stopped) break;
-        const next = planRoll(plan, inv.inventory, [...state.status].filter(([, s]) => s.status === 'maintained').map(([h]) => h), [...state.status].filter(([, s]) => s.status !== 'maintained').map(([h]) => h), true);
+        const next = planRoll(plan, inv.inventory, [...state.status].filter(([, s]) => s.status === 'maintained').map(([h]) => h), [...state.status].filter(([, s]) => s.status !== 'maintained').map(([h]) => h), true, fencedByRoll());
+        for (const k of next.skipped.filter((x) => !finished(x.host))) {
+          log({ kind: 'host-done', t: driver.clock.now(), host: k.host, wave: 0, status: 'skipped', why: k.why });
+          state.status.set(k.host, { status: 'skipped', why: k.why, wave: 0 });
+          say(`${k.host} is not maintained: ${k.why}`);
+        }
         for (const b of next.blocked.filter((x) => !finished(x.host))) {
           log({ kind: 'host-done', t: driver.clock.now(), host: b.host, wave: 0, status: 'blocked', why: b.why });
           state.status.set(b.host, { status: 'blocked', why: b.why, wave: 0 });
@@ -427,7 +454,7 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
         const inv = await driver.inventory();
         if (!inv.ok) throw new EvacError(`cannot read the fleet: ${inv.detail}`, 'fleet', [], 'check that the hosts answer, then resume');
         const maintained = new Set([...state.status].filter(([, s]) => s.status === 'maintained').map(([h]) => h));
-        const out = new Set([...state.status].filter(([, s]) => s.status !== 'maintained').map(([h]) => h));
+        const out = new Set(fencedByRoll());
         const rolled = new Set(all);
         const pool = inv.inventory.hosts.filter((h) => !wave.includes(h.name) && !out.has(h.name) && matchesDestinations(plan, h.name, h.labels) && !(h.fence && h.fence.plan !== name)).map((h) => h.name);
         const prefer = pool.filter((h) => maintained.has(h) || !rolled.has(h));
@@ -468,9 +495,11 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
         }) as Extract<RollLine, { kind: 'wave-evacuated' }>;
         state.open!.evacuated = evacuated;
       }
-      for (const n of evacuated.notEmpty) if (!state.status.has(n.host)) failHost(n.host, `its evacuation left ${n.left.join(', ')} on it: a host that still holds VMs is never maintained`);
+      // shutdown-restart: a host that holds only pinned VMs is maintained with them shut down.
+      const pinnedOnly = (n: { left: string[] }) => r.pinned === 'shutdown-restart' && n.left.every((v) => settings.pinned.includes(v));
+      for (const n of evacuated.notEmpty) if (!state.status.has(n.host) && !pinnedOnly(n)) failHost(n.host, `its evacuation left ${n.left.join(', ')} on it: a host that still holds VMs is never maintained`);
       // Maintenance and checks, the wave's hosts at once.
-      const ready = wave.filter((h) => !state.status.has(h) && evacuated!.empty.includes(h));
+      const ready = wave.filter((h) => !state.status.has(h) && (evacuated!.empty.includes(h) || evacuated!.notEmpty.some((n) => n.host === h && pinnedOnly(n))));
       await Promise.all(ready.map((h) => maintainHost(h, waveNo, baseline.get(h))));
       // Interrupted during the steps: the wave stays open (its hosts without a verdict are done again on resume).
       if (stop.aborted && wave.some((h) => !state.status.has(h))) {
@@ -521,6 +550,11 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
   }
   return { exitCode, report, paths };
 
+  /** Hosts the roll took out of service and did not put back (a verdict in a wave); those left out before any wave still take VMs. */
+  function fencedByRoll(): string[] {
+    return [...state.status].filter(([, s]) => s.status !== 'maintained' && s.wave > 0).map(([h]) => h);
+  }
+
   /** A host not maintained; untouched: nothing of it changed yet (no fence to keep). */
   function failHost(h: string, why: string, wave = state.open?.wave ?? 0, untouched = false) {
     log({ kind: 'host-done', t: driver.clock.now(), host: h, wave, status: r.on_failure === 'skip' ? 'skipped' : 'failed', why });
@@ -547,12 +581,14 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
           return failHost(h, `the maintenance step the killed roll started (pid ${orphan.pid}) still runs after its timeout; it was not run again`, wave);
         }
       }
+      const stopped_ = await pinnedStop(h);
+      if (stopped_) return failHost(h, stopped_, wave);
       log({ kind: 'step-start', t: driver.clock.now(), host: h, step: 'maintain' });
       const res = await maintainStep(h, env);
       // Stopped by a second interrupt: no verdict on the host; the resume runs the step again.
       if (!res.ok && opts.halt?.aborted) return;
       log({ kind: 'step-end', t: driver.clock.now(), host: h, step: 'maintain', ok: res.ok, detail: res.detail, ...(res.output ? { output: res.output } : {}), durationMs: res.durationMs });
-      if (!res.ok) return failHost(h, `its maintenance step failed: ${res.detail}`, wave);
+      if (!res.ok) return failHost(h, `its maintenance step failed: ${res.detail}${await pinnedStart(h)}`, wave);
     }
     log({ kind: 'step-start', t: driver.clock.now(), host: h, step: 'check' });
     const t0 = Date.now();
@@ -560,12 +596,57 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
     // Interrupted while waiting for the host: no verdict; a resume checks again.
     if (c.interrupted) return;
     log({ kind: 'step-end', t: driver.clock.now(), host: h, step: 'check', ok: c.ok, detail: c.detail, durationMs: Date.now() - t0 });
-    if (!c.ok) return failHost(h, `its checks did not pass: ${c.detail}`, wave);
+    if (!c.ok) return failHost(h, `its checks did not pass: ${c.detail}${await pinnedStart(h)}`, wave);
+    const notUp = await pinnedStart(h);
+    if (notUp) return failHost(h, `it passed its checks, but${notUp.replace(/^;/, '')}`, wave);
     const lifted = await driver.fence(h, null, true);
     if (!lifted.ok) return failHost(h, `its fence could not be lifted: ${lifted.detail}`, wave);
     await hook('after_host', env, h);
     log({ kind: 'host-done', t: driver.clock.now(), host: h, wave, status: 'maintained', why: '' });
     state.status.set(h, { status: 'maintained', why: '', wave });
+  }
+
+  /**
+   * shutdown-restart: shut the host's running pinned VMs down where they are, just before its step.
+   * The intent is journaled first (a killed roll's resume starts them again). Undefined when all
+   * are off; else why not, with the ones shut down started again (the host is not maintained).
+   */
+  async function pinnedStop(h: string): Promise<string | undefined> {
+    if (r.pinned !== 'shutdown-restart' || settings.pinned.length === 0) return undefined;
+    const inv = await driver.inventory();
+    if (!inv.ok) return `its pinned VMs could not be looked at: ${inv.detail}`;
+    const vms = inv.inventory.vms.filter((v) => v.host === h && settings.pinned.includes(v.name) && (v.state === 'running' || v.state === 'paused'));
+    if (vms.length === 0) return undefined;
+    log({ kind: 'pinned-stop', t: driver.clock.now(), host: h, vms: vms.map((v) => v.name) });
+    state.pinnedDown.set(h, [...new Set([...state.pinnedDown.get(h) ?? [], ...vms.map((v) => v.name)])]);
+    stage(`${h}: shutting down pinned ${vms.map((v) => v.name).join(', ')}`);
+    const results = await Promise.all(vms.map(async (vm) => {
+      const got = await driver.power!(vm, 'off', { timeoutS: settings.cold.shutdownTimeoutS, forceOff: settings.cold.forceOff });
+      return { vm: vm.name, ok: got.ok, detail: got.ok ? 'shut down' : got.detail };
+    }));
+    log({ kind: 'pinned-done', t: driver.clock.now(), host: h, action: 'stop', results });
+    const bad = results.filter((x) => !x.ok);
+    if (bad.length === 0) return undefined;
+    return `pinned VMs did not shut down (${bad.map((x) => `${x.vm}: ${x.detail}`).join('; ')}), so its step was not run${await pinnedStart(h)}`;
+  }
+
+  /** Start the host's pinned VMs the roll shut down; '' when all run (or there were none), else '; ' and what is still off. */
+  async function pinnedStart(h: string): Promise<string> {
+    const names = state.pinnedDown.get(h) ?? [];
+    if (names.length === 0 || !driver.power) return '';
+    const inv = await driver.inventory();
+    const results = await Promise.all(names.map(async (n) => {
+      const vm = inv.ok ? inv.inventory.vms.find((v) => v.name === n && v.host === h) : undefined;
+      if (!vm) return { vm: n, ok: false, detail: inv.ok ? `not found on ${h}` : `the fleet could not be read: ${inv.detail}` };
+      const got = await driver.power!(vm, 'on', { timeoutS: settings.cold.shutdownTimeoutS, forceOff: false });
+      return { vm: n, ok: got.ok, detail: got.ok ? 'started' : got.detail };
+    }));
+    log({ kind: 'pinned-done', t: driver.clock.now(), host: h, action: 'start', results });
+    const off = results.filter((x) => !x.ok);
+    state.pinnedDown.set(h, off.map((x) => x.vm));
+    if (off.length === 0) return '';
+    say(`pinned VMs on ${h} are not running again: ${off.map((x) => `${x.vm} (${x.detail})`).join('; ')}; start them by hand (virsh start / openstack server start)`);
+    return `; pinned VMs not started again: ${off.map((x) => `${x.vm} (${x.detail})`).join('; ')}`;
   }
 
   async function maintainStep(h: string, env: Record<string, string>): Promise<CommandResult> {
@@ -744,6 +825,20 @@ export function rollReport(lines: RollLine[], loaded: Pick<LoadedPlan, 'file' | 
       x.status = l.status;
       x.why = l.why;
       if (l.status === 'maintained') x.inServiceS = sec(l.t);
+    } else if (l.kind === 'pinned-stop') {
+      const x = hostOf(l.host);
+      x.pinned ??= [];
+      for (const vm of l.vms) if (!x.pinned.some((p) => p.vm === vm)) x.pinned.push({ vm, stoppedS: sec(l.t), running: true, detail: 'being shut down' });
+    } else if (l.kind === 'pinned-done') {
+      for (const res of l.results) {
+        const p = hostOf(l.host).pinned?.find((x) => x.vm === res.vm);
+        if (!p) continue;
+        if (l.action === 'start') {
+          p.running = res.ok;
+          if (res.ok) p.startedS = sec(l.t);
+        } else p.running = !res.ok;
+        p.detail = res.detail;
+      }
     }
   }
   const vms = rollVms(lines);

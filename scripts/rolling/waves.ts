@@ -36,6 +36,9 @@ export interface WaveInput {
   next?: boolean;
   /** return: origin: once a wave is maintained, the VMs that started on its hosts go back to them. */
   returnToOrigin?: boolean;
+  /** VMs that must not move (placement.pinned), and what their host's turn does with them (rolling.pinned). */
+  pinned?: ReadonlySet<string>;
+  pinnedPolicy?: 'skip-host' | 'shutdown-restart';
 }
 
 export interface PlannedWave {
@@ -52,6 +55,10 @@ export interface RollPlan {
   waves: PlannedWave[];
   /** Hosts the roll cannot take down, with why (a VM of theirs fits nowhere). */
   blocked: { host: string; why: string }[];
+  /** Hosts left out of the roll, with why (they hold pinned VMs and rolling.pinned is skip-host). */
+  skipped: { host: string; why: string }[];
+  /** With shutdown-restart: the pinned VMs each wave's hosts shut down and start again, by host. */
+  restarted: Record<string, string[]>;
   /** Moves in all, and how many of them a VM makes a second time or more. */
   moves: number;
   again: number;
@@ -93,11 +100,21 @@ export function planWaves(input: WaveInput): RollPlan {
   const vmsOn = (h: string) => onHost.get(h) ?? [];
   const domain = (h: string) => (input.failureDomain ? hostOf.get(h)?.labels[input.failureDomain] : undefined);
   let left = input.roll.filter((h) => !maintained.has(h) && hostOf.has(h));
+  const pinned = input.pinned ?? new Set<string>();
+  const pinnedOn = (h: string) => vmsOn(h).filter((v) => pinned.has(v.name)).map((v) => v.name);
+  const skipped: RollPlan['skipped'] = [];
+  const restarted: RollPlan['restarted'] = {};
+  if (input.pinnedPolicy !== 'shutdown-restart') {
+    for (const h of left.filter((x) => pinnedOn(x).length > 0)) {
+      skipped.push({ host: h, why: `it holds pinned VMs (${pinnedOn(h).join(', ')}) and rolling.pinned is skip-host` });
+    }
+    left = left.filter((h) => pinnedOn(h).length === 0);
+  }
 
   /** Place the VMs of these hosts on the rest of the pool, final hosts first; undefined if one fits nowhere. */
   const tryWave = (wave: string[]) => {
     const inWave = new Set(wave);
-    const moving = input.vms.filter((v) => inWave.has(where.get(v.name)!) && !unmovable(v.state)).map((v) => ({ ...v, host: where.get(v.name)! }));
+    const moving = input.vms.filter((v) => inWave.has(where.get(v.name)!) && !unmovable(v.state) && !pinned.has(v.name)).map((v) => ({ ...v, host: where.get(v.name)! }));
     const destinations = input.hosts.filter((h) => pool.has(h.name) && !inWave.has(h.name));
     const residents = input.vms.filter((v) => !inWave.has(where.get(v.name)!)).map((v) => ({ ...v, host: where.get(v.name)! }));
     const final = destinations.filter((h) => maintained.has(h.name) || !rolled.has(h.name)).map((h) => h.name);
@@ -169,7 +186,11 @@ export function planWaves(input: WaveInput): RollPlan {
       where.set(m.vm, m.to);
       moveCount.set(m.vm, (moveCount.get(m.vm) ?? 0) + 1);
     }
-    for (const h of wave) maintained.add(h);
+    for (const h of wave) {
+      maintained.add(h);
+      const down = vmsOn(h).filter((v) => pinned.has(v.name) && (v.state === 'running' || v.state === 'paused')).map((v) => v.name);
+      if (down.length > 0) restarted[h] = down;
+    }
     // return: origin: the wave's own VMs come back from wherever they are.
     const returns: PlannedWave['returns'] = [];
     if (input.returnToOrigin) {
@@ -188,5 +209,5 @@ export function planWaves(input: WaveInput): RollPlan {
     if (input.next) break;
   }
   const moves = waves.reduce((a, w) => a + w.moves.length + w.returns.length, 0);
-  return { waves, blocked, moves, again: moves - moveCount.size, vmsMoved: moveCount.size };
+  return { waves, blocked, skipped, restarted, moves, again: moves - moveCount.size, vmsMoved: moveCount.size };
 }

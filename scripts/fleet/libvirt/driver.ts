@@ -778,6 +778,28 @@ export class LibvirtDriver implements Driver {
     };
   }
 
+  /** Shut the guest down cleanly where it is (powered off past the timeout when allowed), or start it where it is. */
+  async power(vm: Vm, to: 'off' | 'on', opts: { timeoutS: number; forceOff: boolean }): Promise<Outcome<object>> {
+    try {
+      const state = (await this.locate(vm, [vm.host])).found[0]?.state;
+      if (!state) return failure('not-found', `${vm.name} is not on ${vm.host}`, vm.host);
+      if (to === 'off') {
+        if (state === 'shutoff') return { ok: true };
+        if (state === 'paused' && !opts.forceOff) return failure('refused', `${vm.name} is paused: a paused guest cannot shut down cleanly, and the plan does not allow forcing it off`, vm.host);
+        if (state !== 'running' && state !== 'paused') return failure('refused', `${vm.name} is ${state}: only a running guest is shut down`, vm.host);
+        const off = state === 'paused' ? await this.powerOff(vm) : await this.shutDown(vm, opts.timeoutS, opts.forceOff);
+        return off.ok ? { ok: true } : off;
+      }
+      if (state === 'running') return { ok: true };
+      if (state !== 'shutoff') return failure('refused', `${vm.name} is ${state}: only a shut-off guest is started`, vm.host);
+      const r = await this.run(vm.host, [...VIRSH, 'start', ...this.dom(vm)]);
+      const now = (await this.locate(vm, [vm.host])).found[0]?.state;
+      return now === 'running' ? { ok: true } : failure('error', `start on ${vm.host} failed: ${r.stderr.trim() || `it is ${now ?? 'gone'}`}`, vm.host);
+    } catch (e) {
+      return failure(e instanceof CommandFailed ? 'error' : 'unreachable', messageOf(e), vm.host);
+    }
+  }
+
   /**
    * Ask the guest to shut down, again every 10 s as Nova does (a guest still booting misses the
    * first ACPI event); past the deadline, power it off if allowed.

@@ -672,6 +672,36 @@ export class OpenStackDriver implements Driver {
     }
   }
 
+  /**
+   * os-stop or os-start, then wait until Nova shows the server SHUTOFF or ACTIVE. Nova shuts a
+   * guest down itself: it asks, and powers it off after its own shutdown_timeout (nova.conf), so
+   * force_off cannot keep a guest that ignores the request running here.
+   */
+  async power(vm: Vm, to: 'off' | 'on', opts: { timeoutS: number; forceOff: boolean }): Promise<Outcome<object>> {
+    const want = to === 'off' ? 'SHUTOFF' : 'ACTIVE';
+    const action = to === 'off' ? 'os-stop' : 'os-start';
+    try {
+      const s = await this.patient(() => this.server(vm));
+      if (s.status === want && !s['OS-EXT-STS:task_state']) return { ok: true };
+      if (s.status !== (to === 'off' ? 'ACTIVE' : 'SHUTOFF')) return failure('refused', `${vm.name} is ${s.status}${s['OS-EXT-STS:task_state'] ? ` (${s['OS-EXT-STS:task_state']})` : ''}: only an ACTIVE server is stopped, a SHUTOFF one started`, vm.host);
+      const sent = await this.write(action, 'POST', `/servers/${this.id(vm)}/action`, { [action]: null }, async () => {
+        const now = await this.server(vm);
+        return now.status === want || (now['OS-EXT-STS:task_state'] ?? '') === (to === 'off' ? 'powering-off' : 'powering-on');
+      });
+      if (!sent.ok) return failure(sent.unknown ? 'unreachable' : 'error', sent.detail, vm.host);
+      const until = this.clock.now() + opts.timeoutS * 1000 + 60_000;
+      for (;;) {
+        await this.clock.sleep(this.timing.pollMs);
+        const now = await this.server(vm).catch(() => undefined);
+        if (now && now.status === want && !now['OS-EXT-STS:task_state']) return { ok: true };
+        if (now?.status === 'ERROR') return failure('error', `${action} left ${vm.name} in ERROR: ${await this.whyFailed(vm)}`, vm.host);
+        if (this.clock.now() >= until) return failure('timeout', `${vm.name} is not ${want} ${opts.timeoutS + 60} s after ${action}${now ? `: ${at(vm, now)}` : ''}`, vm.host);
+      }
+    } catch (e) {
+      return this.novaDown(vm, e, `during ${action} of`);
+    }
+  }
+
   async locate(vm: Vm, hosts: string[]): Promise<Location> {
     try {
       const s = await this.patient(() => this.server(vm));

@@ -399,6 +399,30 @@ export class SimDriver implements Driver {
     return { ok: true };
   }
 
+  async power(vm: Vm, to: 'off' | 'on', opts: { timeoutS: number; forceOff: boolean }): Promise<Outcome<object>> {
+    const d = this.domains.get(vm.name);
+    if (!d || d.vm.host !== vm.host) return { ok: false, reason: 'not-found', detail: `${vm.name} is not on ${vm.host}`, host: vm.host };
+    if (this.down.has(vm.host)) return this.unreachable(vm.host, 0);
+    if (to === 'off') {
+      if (d.vm.state === 'shutoff') return { ok: true };
+      if (d.vm.state !== 'running') return { ok: false, reason: 'refused', detail: `${vm.name} is ${d.vm.state}: only a running guest is shut down`, host: vm.host };
+      if (d.ignoresShutdown) {
+        await this.clock.sleep(opts.timeoutS * 1000);
+        if (!opts.forceOff) return { ok: false, reason: 'shutdown-refused', detail: `${vm.name} ignored shutdown for ${opts.timeoutS} s and the plan does not allow forcing it off; it keeps running on ${vm.host}`, host: vm.host };
+      } else await this.clock.sleep(SIM_TIMES.shutdownMs);
+      if (this.down.has(vm.host)) return this.unreachable(vm.host, 0);
+      d.vm.state = 'shutoff';
+    } else {
+      if (d.vm.state === 'running') return { ok: true };
+      if (d.vm.state !== 'shutoff') return { ok: false, reason: 'refused', detail: `${vm.name} is ${d.vm.state}: only a shut-off guest is started`, host: vm.host };
+      await this.clock.sleep(SIM_TIMES.bootMs);
+      if (this.down.has(vm.host)) return this.unreachable(vm.host, 0);
+      d.vm.state = 'running';
+    }
+    this.save({ domains: [d] });
+    return { ok: true };
+  }
+
   async locate(vm: Vm, hosts: string[]): Promise<Location> {
     const d = this.domains.get(vm.name);
     const unreachable = hosts.filter((h) => this.down.has(h));
