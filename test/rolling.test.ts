@@ -11,6 +11,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { SimDriver } from '../scripts/fleet/sim/driver.ts';
 import { planRoll, readRollJournal, type RollReport } from '../scripts/rolling/roll.ts';
+import { masker } from '../scripts/rolling/steps.ts';
 import { cli, planFile, tempDir } from './helpers.ts';
 import { cluster, fleetAfter, movesByVm } from './rolling-helpers.ts';
 
@@ -57,6 +58,34 @@ describe('rolling maintenance: the waves', () => {
       },
     ), { numRuns: 15 });
   }, 240_000);
+});
+
+describe('rolling maintenance: secrets in kept output', () => {
+  it('no piece of 4+ characters of a secret survives: whole, URL-encoded, base64 or JSON-escaped, nor cut by the kept tail or by a command killed mid-write (fast-check)', () => {
+    const letters = (chars: string, min: number, max: number) => fc.array(fc.constantFrom(...chars), { minLength: min, maxLength: max }).map((a) => a.join(''));
+    fc.assert(fc.property(
+      letters('ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789', 4, 40), letters('abcdefghij ', 0, 60), letters('abcdefghij ', 0, 60),
+      fc.constantFrom('raw', 'url', 'base64', 'json'), fc.nat(), fc.nat(), fc.nat(),
+      (secret, before, after, form, cutA, cutB, cutC) => {
+        const shown = form === 'raw' ? secret : form === 'url' ? encodeURIComponent(secret) : form === 'base64' ? Buffer.from(secret).toString('base64') : JSON.stringify(secret).slice(1, -1);
+        const whole = `${before}${shown}${after}${shown}`;
+        // The kept tail starts anywhere, and the command may have died anywhere after it.
+        const start = cutA % (whole.length + 1);
+        const end = start + (cutB % (whole.length - start + 1));
+        const text = whole.slice(start, end);
+        const mask = masker(['S'], { S: secret });
+        const out = mask(text);
+        for (let i = 0; i + 4 <= shown.length; i++) {
+          const piece = shown.slice(i, i + 4 + (cutC % Math.max(1, shown.length - i - 3)));
+          // Upper case and digits only: the random text around it (lower case) cannot make it.
+          if (/^[A-Z0-9]+$/.test(piece)) expect(out.includes(piece) ? piece : '', `${JSON.stringify(text)} -> ${JSON.stringify(out)}`).toBe('');
+        }
+      },
+    ), { numRuns: 2000 });
+    // Short values are not secrets masked everywhere; the text around a secret stays.
+    expect(masker(['S'], { S: 'abc' })('abc abc')).toBe('abc abc');
+    expect(masker(['S'], { S: 'hunter22' })('pw=hunter22 ok')).toBe('pw=*** ok');
+  });
 });
 
 describe('rolling maintenance: whole rolls (CLI, simulated fleet)', () => {

@@ -29,7 +29,7 @@ import { exactPattern, settingsOf } from '../plan/settings.ts';
 import { controller, lockFile, processStart, stillRunning } from '../process.ts';
 import { evacuate, guardLimits, type Evacuation } from '../runner/evacuate.ts';
 import { chainOf, cutTornTail, journalPath, readJournal } from '../runner/journal.ts';
-import { masker, runCommand, type CommandResult } from './steps.ts';
+import { keptOutput, masker, runCommand, type CommandResult } from './steps.ts';
 import { planWaves, type RollPlan } from './waves.ts';
 import type { HostStatus, RollHost, RollReport, RollVm } from './report.ts';
 
@@ -675,8 +675,7 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
     const wrapped = ['timeout', '--kill-after=10', secs, 'env', '--', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...argv];
     try {
       const r = await driver.exec(h, wrapped);
-      const keep = (s: string) => s.slice(-16 * 1024);
-      const output = mask([keep(r.stdout), keep(r.stderr)].filter((x) => x.length > 0).join(r.stdout && r.stderr ? '\n--- stderr ---\n' : ''));
+      const output = keptOutput(r.stdout, r.stderr, mask);
       // The session ending with no exit status: the host went away under its own step (a reboot): no verdict here, the checks decide.
       if (r.code === -1) return { ok: true, code: null, detail: '', output: `${output}${output ? '\n' : ''}(the SSH session to ${h} ended under the step, as a reboot ends it: the checks decide)`, durationMs: Date.now() - t0 };
       const detail = r.code === 0 ? '' : r.code === 124 || r.code === 137 ? `killed on ${h} after its timeout of ${secs} s` : `exit ${r.code} on ${h}`;

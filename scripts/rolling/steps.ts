@@ -19,11 +19,47 @@ export interface CommandResult {
 
 const KEEP = 16 * 1024;
 
-/** Mask every value of these environment variables (of 4 characters or more: shorter ones would mask half the text). */
+/** A fragment of a secret this short at a cut is left as it is (it would mask ordinary text). */
+const MIN_FRAGMENT = 4;
+
+/**
+ * Mask every value of these environment variables (of 4 characters or more: shorter ones would
+ * mask half the text), as written and as commands often print them (URL-encoded, base64, JSON
+ * string), and the fragments a cut leaves: text that begins with the end of a secret (the kept
+ * tail cut it) or ends with the start of one (a command killed mid-write).
+ */
 export function masker(names: readonly string[], env: NodeJS.ProcessEnv = process.env): (text: string) => string {
-  const values = names.map((n) => env[n]).filter((v): v is string => typeof v === 'string' && v.length >= 4).sort((a, b) => b.length - a.length);
-  if (values.length === 0) return (t) => t;
-  return (t) => values.reduce((acc, v) => acc.split(v).join('***'), t);
+  const raw = names.map((n) => env[n]).filter((v): v is string => typeof v === 'string' && v.length >= MIN_FRAGMENT);
+  if (raw.length === 0) return (t) => t;
+  const forms = [...new Set(raw.flatMap((v) => [v, encodeURIComponent(v), Buffer.from(v).toString('base64').replace(/=+$/, ''), JSON.stringify(v).slice(1, -1)]))]
+    .filter((v) => v.length >= MIN_FRAGMENT).sort((a, b) => b.length - a.length);
+  return (t) => {
+    let out = forms.reduce((acc, v) => acc.split(v).join('***'), t);
+    for (const v of forms) {
+      // All of the text inside a secret (both ends cut).
+      if (out.length >= MIN_FRAGMENT && v.includes(out)) return '***';
+      // The longest end of v the text begins with, the longest start of v it ends with.
+      for (let n = Math.min(v.length - 1, out.length); n >= MIN_FRAGMENT; n--) {
+        if (out.startsWith(v.slice(-n))) {
+          out = `***${out.slice(n)}`;
+          break;
+        }
+      }
+      for (let n = Math.min(v.length - 1, out.length); n >= MIN_FRAGMENT; n--) {
+        if (out.endsWith(v.slice(0, n))) {
+          out = `${out.slice(0, -n)}***`;
+          break;
+        }
+      }
+    }
+    return out;
+  };
+}
+
+/** A command's kept output: the tail of each stream, each masked on its own (a cut or a secret at one stream's end stays within it), stdout then stderr. */
+export function keptOutput(stdout: string, stderr: string, mask: (t: string) => string): string {
+  const [o, e] = [mask(stdout.slice(-KEEP)), mask(stderr.slice(-KEEP))];
+  return [o, e].filter((x) => x.length > 0).join(o && e ? '\n--- stderr ---\n' : '');
 }
 
 /** Run argv with extra environment; never throws (a program that cannot start is a failed result). */
@@ -44,8 +80,7 @@ export function runCommand(argv: readonly string[], extraEnv: Record<string, str
       clearTimeout(timer);
       clearTimeout(kill);
       signal?.removeEventListener('abort', onAbort);
-      const text = [out.slice(-KEEP), err.slice(-KEEP)].filter((x) => x.length > 0).join(out && err ? '\n--- stderr ---\n' : '');
-      resolve({ ok: code === 0 && !detail, code, detail: mask(detail), output: mask(text), durationMs: Date.now() - t0 });
+      resolve({ ok: code === 0 && !detail, code, detail: mask(detail), output: keptOutput(out, err, mask), durationMs: Date.now() - t0 });
     };
     let kill: NodeJS.Timeout | undefined;
     const signal_ = (sig: NodeJS.Signals) => {

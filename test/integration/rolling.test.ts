@@ -66,4 +66,42 @@ describe('a rolling maintenance on the testbed', () => {
     const cleared = await $`node dist/evacuator.js clear ${file} --reports ${`${DIR}/reports`}`.nothrow();
     expect(cleared.stdout).toMatch(/no host is fenced by plan 'roll'/);
   }, 480_000);
+
+  it('rolling.pinned: shutdown-restart: a pinned guest is shut down on its host for the step and started there again (a new domain id, the same host, never defined elsewhere); the others move off', async () => {
+    // The host holding g1 now, whatever the test before left.
+    const at = async (g: string) => (await Promise.all(HOSTS.map(async (h) => ((await names(h)).includes(g) ? h : undefined)))).filter(Boolean) as string[];
+    const [home] = await at('g1');
+    const qemuPid = async () => (await ssh(home, 'virsh', 'domid', 'g1')).stdout.trim();
+    const pidBefore = await qemuPid();
+    const others = (await names(home)).filter((n) => n !== 'g1');
+    const log = `${DIR}/pinned-steps.log`;
+    const file = planWith('roll-pinned', (p) => {
+      p.kind = 'rolling';
+      p.sources = [home];
+      delete p.destinations;
+      p.placement = { ...p.placement, pinned: ['g1'] };
+      p.migration = { ...p.migration, cold: { shutdown_timeout_s: 30, force_off: true } };
+      p.rolling = {
+        wave: 1, pinned: 'shutdown-restart',
+        // The step sees g1 shut off on its host (virsh domstate), and logs it.
+        maintenance: { command: ['sh', '-c', 'echo "$EVAC_HOST $(virsh -c qemu:///system domstate g1)" >> "$1"', 'step', log], on: 'host', timeout_s: 60 },
+        checks: { interval_s: 2, timeout_s: 60 },
+      };
+    });
+    const r = await $`node dist/evacuator.js run ${file} --reports ${`${DIR}/reports`}`.nothrow();
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    expect(readFileSync(log, 'utf8').trim()).toBe(`${home} shut off`);
+    // g1 runs on its host again, in a new QEMU, and nowhere else.
+    expect(await at('g1')).toEqual([home]);
+    expect(await names(home, false)).toContain('g1');
+    expect(await qemuPid()).not.toBe(pidBefore);
+    // The others left the host; each on one host.
+    for (const g of others) expect((await at(g)).filter((h) => h !== home), g).toHaveLength(1);
+    const report = reportOf('roll-pinned');
+    const h = report.hosts.find((x: { host: string }) => x.host === home);
+    expect(h.status).toBe('maintained');
+    expect(h.pinned.map((p: { vm: string; running: boolean }) => [p.vm, p.running])).toEqual([['g1', true]]);
+    const cleared = await $`node dist/evacuator.js clear ${file} --reports ${`${DIR}/reports`}`.nothrow();
+    expect(cleared.stdout).toMatch(/no host is fenced by plan 'roll-pinned'/);
+  }, 300_000);
 });
