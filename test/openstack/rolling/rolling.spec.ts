@@ -92,4 +92,39 @@ describe('a rolling maintenance on the test cloud', () => {
     const end = await servers();
     for (const s of SERVERS) expect([s.name, end.find((x) => x.name === s.name)!['OS-EXT-SRV-ATTR:host']]).toEqual([s.name, s.host]);
   }, 900_000);
+
+  it('rolling.pinned: shutdown-restart on cmp2: its pinned server is stopped for the step and started again on cmp2 (Nova\'s instance actions), never migrated', async () => {
+    const s5 = (await servers()).find((x) => x.name === 's5')!;
+    expect(s5['OS-EXT-SRV-ATTR:host']).toBe('cmp2');
+    const since = new Date(Date.now() - 1000).toISOString().replace(/\.\d+Z$/, '');
+    const log = join(paths.state, 'roll-pinned.log');
+    writeFileSync(log, '');
+    const file = planWith('roll-pinned', (p) => {
+      p.kind = 'rolling';
+      p.sources = ['cmp2'];
+      delete p.destinations;
+      p.placement = { ...p.placement, pinned: ['s5'] };
+      p.rolling = {
+        wave: 1, pinned: 'shutdown-restart',
+        // The step notes when it ran (UTC, as Nova writes its times).
+        maintenance: { command: ['sh', '-c', 'sleep 1; date -u +%Y-%m-%dT%H:%M:%S >> "$1"; sleep 1', 'step', log], timeout_s: 120 },
+        checks: { interval_s: 2, timeout_s: 120 },
+      };
+    });
+    const r = await $`node dist/evacuator.js run ${file} --reports ${REPORTS}`.nothrow();
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    const after = (await servers()).find((x) => x.name === 's5')!;
+    expect([after.status, after['OS-EXT-SRV-ATTR:host']]).toEqual(['ACTIVE', 'cmp2']);
+    const actions = (await admin.request<{ instanceActions: { action: string; start_time: string }[] }>('compute', 'GET', `/servers/${s5.id}/os-instance-actions`, { microversion: '2.84' })).body.instanceActions
+      .filter((a) => a.start_time >= since).reverse();
+    expect(actions.map((a) => a.action)).toEqual(['stop', 'start']);
+    // Stopped before the step ran, started after it.
+    const stepAt = readFileSync(log, 'utf8').trim();
+    expect(actions[0].start_time.slice(0, 19) <= stepAt && stepAt <= actions[1].start_time.slice(0, 19), `${JSON.stringify(actions)} step ${stepAt}`).toBe(true);
+    const migrations = (await admin.request<{ migrations: { instance_uuid: string }[] }>('compute', 'GET', `/os-migrations?changes-since=${since}`, { microversion: '2.80' })).body.migrations;
+    expect(migrations.filter((m) => m.instance_uuid === s5.id)).toEqual([]);
+    const report = JSON.parse(readFileSync(join(REPORTS, 'roll-pinned.json'), 'utf8'));
+    expect(report.hosts.map((h: { host: string; status: string }) => [h.host, h.status])).toEqual([['cmp2', 'maintained']]);
+    expect(report.hosts[0].pinned.map((p: { vm: string; running: boolean }) => [p.vm, p.running])).toEqual([['s5', true]]);
+  }, 600_000);
 });
