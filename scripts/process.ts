@@ -4,6 +4,7 @@
  * files made with their content in one step. Imports nothing of the pipeline's stages.
  */
 import { linkSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { EvacError, userError } from './errors.ts';
 
@@ -19,6 +20,32 @@ export function endOnSignal(): void {
 /** The command handles signals itself from now on. */
 export function takeSignals(): void {
   process.off('SIGINT', earlyEnd).off('SIGTERM', earlyEnd);
+}
+
+/**
+ * A command's two-stage interrupt: the first SIGINT/SIGTERM aborts stop (start nothing new), the
+ * second halt (cancel what is in flight); each said through say with the command's own words. The
+ * command takes the signals from the early handler until release().
+ */
+export function interrupts(say: (message: string) => void, words: { first: string; second: string; later?: string }): { stop: AbortSignal; halt: AbortSignal; release(): void } {
+  const stop = new AbortController();
+  const halt = new AbortController();
+  // Every migration in flight listens to both (a region run has dozens at once): not a leak.
+  setMaxListeners(0, stop.signal, halt.signal);
+  let signals = 0;
+  const onSignal = (sig: string) => {
+    signals++;
+    if (signals === 1) {
+      say(`${sig}: ${words.first}`);
+      stop.abort();
+    } else if (signals === 2 || !words.later) {
+      say(`${sig} again: ${words.second}`);
+      halt.abort();
+    } else say(`${sig}: ${words.later}`);
+  };
+  process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+  takeSignals();
+  return { stop: stop.signal, halt: halt.signal, release: () => void process.off('SIGINT', onSignal).off('SIGTERM', onSignal) };
 }
 
 function earlyEnd(): void {

@@ -288,6 +288,27 @@ describe('rolling maintenance: whole rolls (CLI, simulated fleet)', () => {
     expect(report2.hosts.find((h) => h.host === 'h1')!.pinned!.find((x) => x.vm === 'p1')!.running).toBe(true);
   }, 180_000);
 
+  it('--events - on a roll: stdout is JSON lines (every wave\'s migrations and the roll\'s own steps, agreeing with its journal and report), people\'s lines on stderr', async () => {
+    const dir = tempDir();
+    const plan = cluster(6, 30, 0, 5, { wave: 1 });
+    const file = planFile(plan, dir);
+    const reports = join(dir, 'reports');
+    const r = await cli('run', file, '--reports', reports, '--events', '-');
+    expect(r.code, r.stderr).toBe(0);
+    const events = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { kind: string; line?: { kind: string; seq: number; host?: string; status?: string }; outcome?: string; vm?: string });
+    expect(r.stderr).toMatch(/hosts maintained/);
+    const roll = events.filter((e) => e.kind === 'roll').map((e) => e.line!);
+    // The roll's own lines, in the journal's order, none missing.
+    expect(roll.map((l) => l.seq)).toEqual(readRollJournal(join(reports, 'roll.roll.jsonl')).map((l) => l.seq));
+    const report = JSON.parse(readFileSync(join(reports, 'roll.json'), 'utf8')) as RollReport;
+    expect(roll.filter((l) => l.kind === 'host-done').map((l) => [l.host, l.status]).sort()).toEqual(report.hosts.map((h) => [h.host, h.status]).sort());
+    expect(events.filter((e) => e.kind === 'move-end' && e.outcome === 'ok').length).toBe(report.totals.migrations);
+    // A folder that does not exist: exit 2 before anything, nothing written.
+    const bad = await cli('run', file, '--reports', join(dir, 'r2'), '--events', join(dir, 'no', 'such', 'events.jsonl'));
+    expect(bad.code).toBe(2);
+    expect(existsSync(join(dir, 'r2', 'roll.roll.jsonl'))).toBe(false);
+  }, 120_000);
+
   it('wave: N that cannot hold (every host in one rack) is refused by plan and run with the reason, exit 3, nothing written', async () => {
     const dir = tempDir();
     const file = planFile(cluster(6, 30, 0, 4, { wave: 2 }), dir);

@@ -1,6 +1,5 @@
 /** The subcommands plan, run, clear, report (validate and moveback have their own modules). Each returns its exit code; errors go to one catch in the entry. */
-import { existsSync, openSync, writeSync } from 'node:fs';
-import { setMaxListeners } from 'node:events';
+import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { EventSink } from '../events.ts';
 import { commandLine, EvacError, ExitCode, messageOf } from '../errors.ts';
@@ -17,10 +16,10 @@ import { evacuate, guardLimits, preview } from '../runner/evacuate.ts';
 import { guardDriver } from '../fleet/guard.ts';
 import { settingsOf } from '../plan/settings.ts';
 import { chainOf, journalPath, readJournal, stillRunning } from '../runner/journal.ts';
-import { takeSignals } from '../process.ts';
+import { interrupts } from '../process.ts';
 import { readRollJournal, rollReport } from '../rolling/roll.ts';
 import { writeRollReports } from '../rolling/report.ts';
-import { consoleOptions, consoleSink, paint } from './console.ts';
+import { consoleOptions, consoleSink, eventStream, paint } from './console.ts';
 import { shownDeep, shownLines } from './shown.ts';
 import { finishInActions, groupSink, inActions } from './github.ts';
 
@@ -114,29 +113,14 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
     groups?.(e);
     sink(e);
   };
-  const stop = new AbortController();
-  const halt = new AbortController();
-  // Every migration in flight listens to both (a region run has dozens at once): not a leak.
-  setMaxListeners(0, stop.signal, halt.signal);
-  let signals = 0;
-  const onSignal = (sig: string) => {
-    signals++;
-    const t = 0;
-    if (signals === 1) {
-      emit({ kind: 'warning', t, message: `${sig}: starting no new migrations; waiting for those in flight, then writing reports` });
-      stop.abort();
-    } else if (signals === 2) {
-      emit({ kind: 'warning', t, message: `${sig} again: cancelling live migrations in flight (their guests stay on their sources); a cold migration already copying finishes, so no VM is left half-moved` });
-      halt.abort();
-    } else {
-      emit({ kind: 'warning', t, message: `${sig}: still waiting for the cancelled migrations to end` });
-    }
-  };
-  process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
-  takeSignals();
+  const { stop, halt, release } = interrupts((message) => emit({ kind: 'warning', t: 0, message }), {
+    first: 'starting no new migrations; waiting for those in flight, then writing reports',
+    second: 'cancelling live migrations in flight (their guests stay on their sources); a cold migration already copying finishes, so no VM is left half-moved',
+    later: 'still waiting for the cancelled migrations to end',
+  });
   try {
     const done = await evacuate(loaded, async (o) => openDriver(loaded.plan, o), emit, {
-      reportsDir: opts.reports, ...(opts.resume ? { resume: true } : {}), ...(opts.acceptChangedPlan ? { acceptChangedPlan: true } : {}), ...(blueprint ? { blueprint } : {}), stop: stop.signal, halt: halt.signal,
+      reportsDir: opts.reports, ...(opts.resume ? { resume: true } : {}), ...(opts.acceptChangedPlan ? { acceptChangedPlan: true } : {}), ...(blueprint ? { blueprint } : {}), stop, halt,
     });
     sink.close();
     const report = done.report;
@@ -154,28 +138,8 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
     if (!loaded.plan.vms && !rb) out.write(shownLines(`${done.blueprint.sources.join(', ')} stay fenced for the maintenance; afterwards: ${commandLine('evacuator', 'clear', file, ...(opts.reports === 'reports' ? [] : ['--reports', opts.reports]))}\n`));
     return done.exitCode;
   } finally {
-    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+    release();
   }
-}
-
-/** --events: the event stream as JSON lines, for other tools. */
-function eventStream(target: string): EventSink {
-  let fd: number;
-  try {
-    fd = target === '-' ? 1 : openSync(target, 'a');
-  } catch (e) {
-    throw new EvacError(`cannot open ${target} for the events: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, 'user', [], 'give --events a file in a folder that exists and is writable, or - for stdout');
-  }
-  let broken = false;
-  return (e) => {
-    if (broken) return;
-    try {
-      writeSync(fd, `${JSON.stringify(e)}\n`);
-    } catch {
-      // A reader that went away (a closed pipe) ends the stream, never the run.
-      broken = true;
-    }
-  };
 }
 
 /** Rebuild the JSON and HTML reports from a journal (also of a run that was killed). */

@@ -2,9 +2,11 @@
  * Terminal output from the event stream: a line per state change, and in a TTY a live block of
  * the migrations in flight (phase, rate, what is left) redrawn below the lines. NO_COLOR honoured.
  */
+import { openSync, writeSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import type { EvacEvent, EventSink } from '../events.ts';
 import type { Progress } from '../model.ts';
+import { EvacError } from '../errors.ts';
 import { shown, shownDeep } from './shown.ts';
 
 export interface ConsoleOptions {
@@ -100,4 +102,24 @@ export function consoleSink(opts: ConsoleOptions): EventSink & { close(): void }
     }
   };
   return Object.assign(sink, { close: erase });
+}
+
+/** --events: the event stream as JSON lines, for other tools. */
+export function eventStream(target: string): EventSink {
+  let fd: number;
+  try {
+    fd = target === '-' ? 1 : openSync(target, 'a');
+  } catch (e) {
+    throw new EvacError(`cannot open ${target} for the events: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, 'user', [], 'give --events a file in a folder that exists and is writable, or - for stdout');
+  }
+  let broken = false;
+  return (e) => {
+    if (broken) return;
+    try {
+      writeSync(fd, `${JSON.stringify(e)}\n`);
+    } catch {
+      // A reader that went away (a closed pipe) ends the stream, never the run.
+      broken = true;
+    }
+  };
 }

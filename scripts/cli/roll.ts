@@ -1,5 +1,4 @@
 /** plan and run for a rolling plan (kind: rolling): the waves it would take, and the roll itself. */
-import { setMaxListeners } from 'node:events';
 import { ExitCode, userError } from '../errors.ts';
 import type { EventSink } from '../events.ts';
 import { openDriver } from '../fleet/open.ts';
@@ -8,9 +7,9 @@ import { guardLimits } from '../runner/evacuate.ts';
 import type { LoadedPlan } from '../plan/load.ts';
 import { estimateSeconds } from '../preflight/blueprint.ts';
 import { settingsOf } from '../plan/settings.ts';
-import { takeSignals } from '../process.ts';
+import { interrupts } from '../process.ts';
 import { planRoll, roll, rollingOf, waveShortfall } from '../rolling/roll.ts';
-import { consoleOptions, consoleSink, paint } from './console.ts';
+import { consoleOptions, consoleSink, eventStream, paint } from './console.ts';
 import { finishRollInActions, groupSink, inActions } from './github.ts';
 import { shownDeep, shownLines } from './shown.ts';
 
@@ -62,32 +61,22 @@ export interface RollRunOptions { reports: string; resume?: boolean; acceptChang
 
 export async function rollRunCommand(loaded: LoadedPlan, opts: RollRunOptions): Promise<number> {
   if (opts.blueprint) throw userError('--blueprint applies to an evacuation plan, not a rolling one', [], 'run the rolling plan without --blueprint: each wave is placed on the fleet as it is then');
-  if (opts.events) throw userError('--events is not available for a rolling plan yet', [], "each wave's journal (reports/<plan>.roll/wave-N/) and the roll's journal (reports/<plan>.roll.jsonl) hold every event as JSON lines");
-  const out = process.stdout;
+  // With the events on stdout, the lines for people go to stderr, so stdout stays JSON lines.
+  const out = opts.events === '-' ? process.stderr : process.stdout;
   const sink = consoleSink(consoleOptions(out));
+  const stream = opts.events ? eventStream(opts.events) : undefined;
   const groups = inActions() ? groupSink(out) : undefined;
   const emit: EventSink = (e) => {
+    stream?.(e);
     groups?.(e);
     sink(e);
   };
-  const stop = new AbortController();
-  const halt = new AbortController();
-  setMaxListeners(0, stop.signal, halt.signal);
-  let signals = 0;
-  const onSignal = (sig: string) => {
-    signals++;
-    if (signals === 1) {
-      emit({ kind: 'warning', t: 0, message: `${sig}: the roll stops after the steps in flight (no new wave, no new migration); resume it with --resume` });
-      stop.abort();
-    } else {
-      emit({ kind: 'warning', t: 0, message: `${sig} again: cancelling live migrations in flight (their guests stay on their sources)` });
-      halt.abort();
-    }
-  };
-  process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
-  takeSignals();
+  const { stop, halt, release } = interrupts((message) => emit({ kind: 'warning', t: 0, message }), {
+    first: 'the roll stops after the steps in flight (no new wave, no new migration); resume it with --resume',
+    second: 'cancelling live migrations in flight (their guests stay on their sources)',
+  });
   try {
-    const done = await roll(loaded, (o) => openDriver(loaded.plan, o), emit, { reportsDir: opts.reports, ...(opts.resume ? { resume: true } : {}), ...(opts.acceptChangedPlan ? { acceptChangedPlan: true } : {}), stop: stop.signal, halt: halt.signal });
+    const done = await roll(loaded, (o) => openDriver(loaded.plan, o), emit, { reportsDir: opts.reports, ...(opts.resume ? { resume: true } : {}), ...(opts.acceptChangedPlan ? { acceptChangedPlan: true } : {}), stop, halt });
     sink.close();
     if (groups) {
       groups.close();
@@ -99,6 +88,6 @@ export async function rollRunCommand(loaded: LoadedPlan, opts: RollRunOptions): 
     out.write(shownLines(`Reports: ${done.paths.json ?? done.paths.journal}\n`));
     return done.exitCode;
   } finally {
-    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+    release();
   }
 }

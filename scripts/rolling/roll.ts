@@ -283,6 +283,11 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
   const log = (e: Entry) => {
     const l = journal.write(e);
     lines.push(l);
+    try {
+      sink({ kind: 'roll', t: l.t, line: l });
+    } catch {
+      // Output never ends a run.
+    }
     return l;
   };
   /** A warning: on the console and in the roll's journal (and so in its report). */
