@@ -86,11 +86,101 @@ function cut(rng: Random, total: number, k: number): number[] {
 }
 
 /**
+ * Azure's 2017 public VM trace (V1) in flavours: the share of each (vCPU, memory) class among its
+ * VMs, rounded (mostly 1-2 vCPU with under 4 GiB, a tail of large ones).
+ */
+const AZURE_V1: { share: number; r: Resources }[] = [
+  { share: 0.24, r: { vcpu: 1, memory_mib: 1792, disk_gib: 30 } },
+  { share: 0.12, r: { vcpu: 1, memory_mib: 3584, disk_gib: 30 } },
+  { share: 0.18, r: { vcpu: 2, memory_mib: 3584, disk_gib: 50 } },
+  { share: 0.14, r: { vcpu: 2, memory_mib: 7168, disk_gib: 50 } },
+  { share: 0.10, r: { vcpu: 4, memory_mib: 7168, disk_gib: 100 } },
+  { share: 0.09, r: { vcpu: 4, memory_mib: 14336, disk_gib: 100 } },
+  { share: 0.05, r: { vcpu: 8, memory_mib: 14336, disk_gib: 200 } },
+  { share: 0.05, r: { vcpu: 8, memory_mib: 28672, disk_gib: 200 } },
+  { share: 0.02, r: { vcpu: 16, memory_mib: 57344, disk_gib: 400 } },
+  { share: 0.01, r: { vcpu: 24, memory_mib: 114688, disk_gib: 800 } },
+];
+
+function azureFlavor(rng: Random): Resources {
+  let x = rng.int(0, 9999) / 10000;
+  for (const f of AZURE_V1) {
+    if (x < f.share) return { ...f.r };
+    x -= f.share;
+  }
+  return { ...AZURE_V1[0].r };
+}
+
+/**
+ * A busy fleet as operators have it: `hosts` hosts, half like 48 threads / 384 GiB and half like
+ * Alibaba's 96 / 512 GiB machines, of two CPU generations; each host filled to `fill` (about) of
+ * its memory with Azure V1 flavours; `drained` of them (a share) are the sources, their VMs to
+ * move; anti-affinity triplets (members on three hosts) among a tenth of all VMs.
+ */
+export function busyFleet(seed: number, opts: { hosts?: number; fill?: number; drained?: number } = {}): PlacementInput {
+  const rng = seeded(seed);
+  const n = opts.hosts ?? 200;
+  const fill = opts.fill ?? 0.75;
+  const gens = ['Cascadelake-Server', 'Icelake-Server'];
+  const all = Array.from({ length: n }, (_, i) => host(`hv-${String(i).padStart(3, '0')}`, gens[rng.int(0, 1)],
+    rng.int(0, 1) === 0 ? { vcpu: 48, memory_mib: 384 * 1024, disk_gib: 4000 } : { vcpu: 96, memory_mib: 512 * 1024, disk_gib: 8000 }));
+  const overcommit = { vcpu: 4, memory_mib: 1, disk_gib: 1 };
+  const reserve = { memory_mib: 8192 };
+  const vms: Vm[] = [];
+  for (const h of all) {
+    // Each host's own fill, around the fleet's (busy hosts are not all alike).
+    const target = (h.capacity.memory_mib - reserve.memory_mib) * Math.min(0.97, Math.max(0.3, fill + (rng.int(0, 200) - 100) / 1000));
+    let mem = 0;
+    let cpu = 0;
+    for (let tries = 0; tries < 50; tries++) {
+      const r = azureFlavor(rng);
+      if (mem + r.memory_mib > target) continue;
+      if (cpu + r.vcpu > h.capacity.vcpu * overcommit.vcpu * 0.9) continue;
+      mem += r.memory_mib;
+      cpu += r.vcpu;
+      const name = `vm-${vms.length}`;
+      vms.push({ name, uuid: name, host: h.name, state: 'running', resources: r, storage: rng.int(0, 4) === 0 ? 'local' : 'shared', cpuModel: h.cpuModel });
+    }
+  }
+  // Anti-affinity triplets: three VMs on three different hosts.
+  const shuffled = [...vms];
+  for (let i = shuffled.length - 1; i > 0; i--) {
+    const j = rng.int(0, i);
+    [shuffled[i], shuffled[j]] = [shuffled[j], shuffled[i]];
+  }
+  let group = 0;
+  for (let i = 0; i + 3 <= shuffled.length && group * 3 < vms.length / 10; i += 3) {
+    const t = shuffled.slice(i, i + 3);
+    if (new Set(t.map((v) => v.host)).size < 3) continue;
+    for (const v of t) v.antiAffinity = `aa-${group}`;
+    group++;
+  }
+  const order = [...all];
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = rng.int(0, i);
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  const drained = new Set(order.slice(0, Math.max(1, Math.round(n * (opts.drained ?? 0.1)))).map((h) => h.name));
+  return {
+    vms: vms.filter((v) => drained.has(v.host)),
+    destinations: all.filter((h) => !drained.has(h.name)),
+    sources: all.filter((h) => drained.has(h.name)),
+    residents: vms.filter((v) => !drained.has(v.host)),
+    settings: { overcommit, reserve, maxUtilization: 1, groups: [], policy: 'pack', seed },
+  };
+}
+
+/**
  * The baseline: first-fit decreasing under the same rules (capacity after reserve, overcommit
  * and max utilization; CPU model; anti-affinity counting residents), one VM at a time in
  * decreasing memory order. Returns how many VMs it placed.
  */
 export function firstFitDecreasingFleet(input: PlacementInput): number {
+  return ffdFleet(input).placed;
+}
+
+/** First-fit decreasing (as firstFitDecreasingFleet), with the destinations it gave VMs to. */
+export function ffdFleet(input: PlacementInput): { placed: number; receiving: number } {
   const { overcommit, reserve, maxUtilization } = input.settings;
   const dims = ['vcpu', 'memory_mib', 'disk_gib'];
   const free = new Map(input.destinations.map((h) => [h.name, dims.map((k) => ((h.capacity[k] ?? 0) - (reserve[k] ?? 0)) * (overcommit[k] ?? 1) * maxUtilization)]));
@@ -101,6 +191,7 @@ export function firstFitDecreasingFleet(input: PlacementInput): number {
     if (vm.antiAffinity) groupsOn.get(vm.host)!.add(vm.antiAffinity);
   }
   let placed = 0;
+  const receiving = new Set<string>();
   for (const vm of [...input.vms].sort((a, b) => b.resources.memory_mib - a.resources.memory_mib)) {
     const need = dims.map((k) => demandOf(vm)[k] ?? 0);
     const h = input.destinations.find((d) => cpuCompatible(vm.cpuModel, d.cpuModel) && !(vm.antiAffinity && groupsOn.get(d.name)!.has(vm.antiAffinity)) && free.get(d.name)!.every((f, i) => need[i] <= f));
@@ -108,6 +199,7 @@ export function firstFitDecreasingFleet(input: PlacementInput): number {
     free.get(h.name)!.forEach((_, i, f) => (f[i] -= need[i]));
     if (vm.antiAffinity) groupsOn.get(h.name)!.add(vm.antiAffinity);
     placed++;
+    receiving.add(h.name);
   }
-  return placed;
+  return { placed, receiving: receiving.size };
 }

@@ -2,7 +2,7 @@
  * npm run bench:placement — placement quality, scale and tight fleets, each against a plain
  * first-fit-decreasing baseline run in the same process. Prints figures; asserts nothing.
  *
- *   --only scale,tight,quality   parts to run (default: all, in that order)
+ *   --only busy,scale,tight,quality   parts to run (default: all, in that order)
  *   --sets Panigrahy,New         --dims 3,5,10       --every N (every Nth instance, for a quick look)
  */
 import { performance } from 'node:perf_hooks';
@@ -10,12 +10,12 @@ import { parseArgs } from 'node:util';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { place } from '../placement/place.ts';
-import { firstFitDecreasingFleet, largeFleet, tightFleet } from './fleets.ts';
+import { busyFleet, ffdFleet, firstFitDecreasingFleet, largeFleet, tightFleet } from './fleets.ts';
 import { asPlacement, firstFitDecreasing, readKnown, readSet } from './vbp.ts';
 
 const { values: args } = parseArgs({
   options: {
-    only: { type: 'string', default: 'scale,tight,quality' },
+    only: { type: 'string', default: 'busy,scale,tight,quality' },
     sets: { type: 'string', default: 'Panigrahy,New' },
     dims: { type: 'string', default: '3,5,10' },
     every: { type: 'string', default: '1' },
@@ -25,6 +25,30 @@ const parts = new Set(args.only.split(','));
 const VBP = join(dirname(fileURLToPath(import.meta.url)), '../../../shared/bench/vbp');
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+
+if (parts.has('busy')) {
+  console.log('## Busy fleets: 200 hosts (48/384 and 96/512), two CPU generations, Azure V1 flavours, anti-affinity triplets; 10% drained onto the rest (10 seeds per row)');
+  console.log('fill | evacuator: receiving hosts (sum) | FFD: receiving hosts (sum) | evacuator/FFD (sum) | worst instance ratio | placed: evacuator / FFD / VMs | evacuator ms (median)');
+  for (const fill of [0.6, 0.75, 0.85]) {
+    let ours = 0, ffd = 0, worst = 0, placed = 0, ffdPlaced = 0, vms = 0;
+    const ms: number[] = [];
+    for (let seed = 101; seed <= 110; seed++) {
+      const input = busyFleet(seed, { fill });
+      const t0 = performance.now();
+      const out = place(input);
+      ms.push(performance.now() - t0);
+      const f = ffdFleet(input);
+      ours += out.destinationsUsed;
+      ffd += f.receiving;
+      worst = Math.max(worst, out.destinationsUsed / f.receiving);
+      placed += out.assignments.length;
+      ffdPlaced += f.placed;
+      vms += input.vms.length;
+    }
+    console.log(`${fill.toFixed(2)} | ${String(ours).padStart(32)} | ${String(ffd).padStart(26)} | ${(ours / ffd).toFixed(3).padStart(19)} | ${worst.toFixed(3).padStart(20)} | ${placed} / ${ffdPlaced} / ${vms} | ${median(ms).toFixed(0).padStart(6)}`);
+  }
+  console.log('');
+}
 
 if (parts.has('scale')) {
   console.log('## Scale: 10,000 VMs on 100 source hosts onto 1,000 destinations (half already busy), anti-affinity groups, 3 CPU classes');

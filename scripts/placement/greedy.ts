@@ -33,18 +33,24 @@ export function greedy(m: Model, order: number[], policy: Policy): number[] {
   return left;
 }
 
-/** pack: the used host u fills best; else the unused host with the most room. */
+/**
+ * pack: the host already receiving VMs that u fills best; else the host (busy or empty) with the
+ * most room left after u, so that the next VMs follow it there (pack keeps the receiving hosts few).
+ */
 export function packHost(m: Model, u: number, allowed?: HostSet): number {
   let best = -1;
   let bestSlack = Infinity;
   let open = -1;
-  let openSlack = -Infinity;
+  let openRoom = -Infinity;
   for (const h of hostsFor(m, u, allowed)) {
     if (!may(m, u, h, allowed) || !m.apart(u, h) || !m.room(u, h)) continue;
-    const s = m.slackAfter(u, h);
-    if (m.used(h)) {
+    if (m.receiving(h)) {
+      const s = m.slackAfter(u, h);
       if (s < bestSlack) [best, bestSlack] = [h, s];
-    } else if (s > openSlack) [open, openSlack] = [h, s];
+    } else {
+      const r = m.roomAfter(u, h);
+      if (r > openRoom) [open, openRoom] = [h, r];
+    }
   }
   return best >= 0 ? best : open;
 }

@@ -33,8 +33,6 @@ export class Model {
   readonly groups: Int32Array[];
   /** G×H: members of each anti-affinity group on each host. */
   readonly antiCount: Int32Array;
-  /** Per host: 1 when VMs that stay already run there (it is in use whatever we do). */
-  readonly occupied: Uint8Array;
   /** Per unit: 1 when it holds two members of one anti-affinity group (no host can take it). */
   readonly torn: Uint8Array;
   /** Per unit: its host, or -1. */
@@ -54,7 +52,6 @@ export class Model {
     this.load = new Float64Array(H * D);
     this.dem = new Float64Array(U * D);
     this.weight = new Float64Array(U);
-    this.occupied = new Uint8Array(H);
     this.at = new Int32Array(U).fill(-1);
     this.torn = new Uint8Array(U);
     this.members = hosts.map(() => []);
@@ -66,7 +63,6 @@ export class Model {
       ledger.dims.forEach((k, d) => {
         this.lim[h * D + d] = lim[k] ?? 0;
         this.load[h * D + d] = used[k] ?? 0;
-        if ((used[k] ?? 0) > 0) this.occupied[h] = 1;
       });
     }
     const scale = new Float64Array(D);
@@ -267,9 +263,17 @@ export class Model {
     return s;
   }
 
-  /** Hosts in use: holding residents or placed units. */
-  used(h: number): boolean {
-    return this.occupied[h] === 1 || this.members[h].length > 0;
+  /** Free room left on h after adding u, in mean hosts, summed over resources (absolute: a bigger host has more). */
+  roomAfter(u: number, h: number): number {
+    const D = this.D;
+    let s = 0;
+    for (let d = 0; d < D; d++) if (this.scale[d] > 0) s += (this.lim[h * D + d] - this.load[h * D + d] - this.dem[u * D + d]) / this.scale[d];
+    return s;
+  }
+
+  /** Hosts receiving VMs (what pack keeps few): those with placed units, residents or not. */
+  receiving(h: number): boolean {
+    return this.members[h].length > 0;
   }
 
   /** Copy of the assignment, to return to later. */

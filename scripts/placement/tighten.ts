@@ -1,5 +1,5 @@
 /**
- * Second passes over a placement that already places every VM it can. pack: empty one used
+ * Second passes over a placement that already places every VM it can. pack: empty one receiving
  * host at a time (its units go back through the ejection search, confined to the other used
  * hosts) until a lower bound is reached or no host can be emptied. spread: move units off the
  * host with the highest utilization while that lowers it.
@@ -28,13 +28,13 @@ export function packTighter(m: Model, budget: number, rng: Random): number {
   const bound = lowerBound(m);
   const failed = new Set<number>();
   let spent = 0;
-  while (spent < budget && usedHosts(m) > bound) {
+  while (spent < budget && receivingHosts(m) > bound) {
     const light = lightest(m, SPARE + 1, failed);
     if (light.length === 0) break;
     const target = placedCount(m);
     const saved = m.snapshot();
     const allowed = new Uint8Array(m.H);
-    for (let h = 0; h < m.H; h++) allowed[h] = m.used(h) ? 1 : 0;
+    for (let h = 0; h < m.H; h++) allowed[h] = m.receiving(h) ? 1 : 0;
     for (const h of light) allowed[h] = 0;
     const pool = light.flatMap((h) => [...m.members[h]]);
     for (const v of pool) m.remove(v);
@@ -75,11 +75,11 @@ function shortOf(m: Model, pool: number[], spare: number[]): Float64Array {
   return r;
 }
 
-/** The n used hosts holding the least, not counting hosts that already failed to be saved first. */
+/** The n receiving hosts given the least, not counting hosts that already failed to be saved first. */
 function lightest(m: Model, n: number, failed: Set<number>): number[] {
   const cands: { h: number; w: number }[] = [];
   for (let h = 0; h < m.H; h++) {
-    if (m.occupied[h] || m.members[h].length === 0) continue;
+    if (m.members[h].length === 0) continue;
     cands.push({ h, w: m.members[h].reduce((s, v) => s + m.weight[v], 0) });
   }
   cands.sort((a, b) => a.w - b.w || a.h - b.h);
@@ -112,36 +112,31 @@ function placeOn(m: Model, pool: number[], hosts: number[]): boolean {
   return true;
 }
 
-/** Hosts in use. */
-export function usedHosts(m: Model): number {
+/** Hosts receiving VMs. */
+export function receivingHosts(m: Model): number {
   let n = 0;
-  for (let h = 0; h < m.H; h++) if (m.used(h)) n++;
+  for (let h = 0; h < m.H; h++) if (m.receiving(h)) n++;
   return n;
 }
 
 /**
- * No placement of the placed units uses fewer hosts: the occupied hosts, plus per resource the
- * fewest free hosts whose limits (largest first) cover what the occupied ones cannot take.
+ * No placement of the placed units gives VMs to fewer hosts: per resource, the fewest hosts whose
+ * room beside their residents (largest first) covers what the placed units need.
  */
 export function lowerBound(m: Model): number {
   const { D, H } = m;
-  let occupied = 0;
-  for (let h = 0; h < H; h++) occupied += m.occupied[h];
-  let extra = 0;
+  let bound = 0;
   for (let d = 0; d < D; d++) {
     let need = 0;
     for (let u = 0; u < m.U; u++) if (m.at[u] >= 0) need += m.dem[u * D + d];
-    const free: number[] = [];
-    for (let h = 0; h < H; h++) {
-      if (m.occupied[h]) need -= Math.max(0, m.lim[h * D + d] - m.residentLoad(h, d));
-      else free.push(m.lim[h * D + d]);
-    }
-    free.sort((a, b) => b - a);
+    const room: number[] = [];
+    for (let h = 0; h < H; h++) room.push(Math.max(0, m.lim[h * D + d] - m.residentLoad(h, d)));
+    room.sort((a, b) => b - a);
     let k = 0;
-    while (need > 1e-9 && k < free.length) need -= free[k++];
-    extra = Math.max(extra, k);
+    while (need > 1e-9 && k < room.length) need -= room[k++];
+    bound = Math.max(bound, k);
   }
-  return occupied + extra;
+  return bound;
 }
 
 /** Lower the highest utilization: move a unit off the peak host while that lowers the peak. */

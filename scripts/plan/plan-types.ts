@@ -473,7 +473,7 @@ export interface RollChecks {
  */
 export interface Placement {
   /**
-   * pack: use the fewest destination hosts; spread: lowest highest utilization.
+   * pack: give the VMs to the fewest destination hosts (receiving hosts: those that get at least one VM, whether they already run VMs or were empty; a host that gets none, busy or empty, is left as it is); spread: the lowest highest utilization.
    */
   policy?: "pack" | "spread";
   /**
