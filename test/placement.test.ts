@@ -4,6 +4,7 @@ import type { Host, Vm } from '../scripts/fleet/types.ts';
 import { demandOf } from '../scripts/fleet/types.ts';
 import { join } from 'node:path';
 import { asPlacement, readKnown, readSet } from '../scripts/bench/vbp.ts';
+import { busyFleet, ffdFleet } from '../scripts/bench/fleets.ts';
 import { ledgerFor, place, type PlacementInput } from '../scripts/placement/place.ts';
 
 const settings = { overcommit: { vcpu: 2, memory_mib: 1, disk_gib: 1 }, reserve: { memory_mib: 1024 }, maxUtilization: 0.9, groups: [], seed: 0 };
@@ -119,6 +120,20 @@ describe('placement on random fleets', () => {
     const out = place(build({ dests: [dest, dest], vms, policy: 'pack', seed: 7 } as Fleet));
     expect(out.unplaced).toEqual([]);
     expect(out.destinationsUsed).toBe(2);
+  });
+});
+
+describe('pack on busy fleets (destinations already running VMs)', () => {
+  it('gives the VMs to fewer hosts than first-fit decreasing under the same rules, on every fleet, and leaves hosts that receive nothing untouched', () => {
+    for (const seed of [11, 12, 13, 14]) {
+      const input = busyFleet(seed, { hosts: 80, fill: 0.7 + (seed % 3) * 0.07 });
+      const out = place(input);
+      const ffd = ffdFleet(input);
+      expect(out.unplaced, `seed ${seed}`).toEqual([]);
+      // The issue's goal: at most 0.97x FFD's receiving hosts on every busy fleet.
+      expect(out.destinationsUsed / ffd.receiving, `seed ${seed}: ${out.destinationsUsed} vs FFD ${ffd.receiving}`).toBeLessThanOrEqual(0.97);
+      expect(new Set(out.assignments.map((a) => a.destination)).size).toBe(out.destinationsUsed);
+    }
   });
 });
 
