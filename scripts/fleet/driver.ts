@@ -138,6 +138,10 @@ export interface MaintainStep {
 export interface Driver {
   readonly name: string;
   readonly clock: Clock;
+  /** Most one migration stream carries, MiB/s, where the driver knows it (the simulator's model). */
+  readonly streamMibps?: number;
+  /** Outgoing migrations a host runs at once whatever is asked (Nova: max_concurrent_live_migrations, 1 by default). */
+  readonly perHostMigrations?: number;
   /** Hosts and VMs as they are now. */
   inventory(): Promise<Outcome<{ inventory: Inventory }>>;
   /** Read-only checks of each VM against its planned destination. */

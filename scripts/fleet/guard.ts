@@ -56,6 +56,8 @@ export function guardDriver(inner: Driver, limits: GuardLimits): Driver {
     [GUARDED]: true,
     name: inner.name,
     clock,
+    ...(inner.streamMibps !== undefined ? { streamMibps: inner.streamMibps } : {}),
+    ...(inner.perHostMigrations !== undefined ? { perHostMigrations: inner.perHostMigrations } : {}),
     inventory: () => shield(clock, limits.callMs, `${inner.name} inventory`, () => inner.inventory(),
       (detail) => ({ ok: false, reason: 'unreachable', detail })),
     preflight: async (items) => {

@@ -17,6 +17,11 @@ export type Name = string;
  * via the `definition` "Command".
  */
 export type Command = [string, ...string[]];
+/**
+ * This interface was referenced by `EvacuationPlan`'s JSON-Schema
+ * via the `definition` "Limit".
+ */
+export type Limit = number | "auto";
 
 /**
  * An evacuator plan: which hosts to empty, where their VMs may go, how to place them and how to migrate them.
@@ -543,19 +548,22 @@ export interface Migration {
    * When the maintenance window closes, as an ISO 8601 date-time with its offset (2026-11-28T06:00:00+01:00). No migration starts whose estimated end passes it; the VMs it would have moved are left and reported.
    */
   window_end?: string;
+  /**
+   * How many migrations run at once. auto (each limit's default) derives them from the link model: per source and per destination as many streams as fill the host's NIC (NIC / per-stream ceiling: 2 on 10 GbE; on OpenStack 1 per source, Nova's own per-compute default), fleet-wide the sum over the sources; and a migration does not start on a link whose share would fall below the dirty rate of a guest migrating on it (it would not converge). A number sets that limit as given.
+   */
   concurrency?: {
     /**
-     * Migrations at once, fleet-wide.
+     * Migrations at once, fleet-wide: a number, or auto.
      */
-    total?: number;
+    total?: number | "auto";
     /**
-     * Outbound migrations per source host.
+     * Outbound migrations per source host: a number, or auto.
      */
-    per_source?: number;
+    per_source?: number | "auto";
     /**
-     * Inbound migrations per destination host.
+     * Inbound migrations per destination host: a number, or auto.
      */
-    per_destination?: number;
+    per_destination?: number | "auto";
   };
   /**
    * Live-migration deadline per GiB of memory (plus local disk); then abort (Nova: 800).

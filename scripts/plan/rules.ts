@@ -118,7 +118,7 @@ export function checkRules(plan: EvacuationPlan): RuleProblem[] {
   const c = plan.migration?.concurrency;
   for (const k of ['total', 'per_source', 'per_destination'] as const) {
     const v = c?.[k];
-    if (v !== undefined && v < 1) {
+    if (typeof v === 'number' && v < 1) {
       error(['migration', 'concurrency', k], `must be at least 1 (got ${v}); 1 means one migration at a time`);
     }
   }

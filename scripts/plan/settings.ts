@@ -1,7 +1,7 @@
 /** The plan with every default filled in: what placement and the runner actually use. */
 import type { Resources } from '../fleet/types.ts';
 import { schemaDefault, withDefaults } from './defaults.ts';
-import type { EvacuationPlan } from './plan-types.ts';
+import type { EvacuationPlan, Limit } from './plan-types.ts';
 
 export type Mode = 'live' | 'cold' | 'live-then-cold';
 
@@ -33,7 +33,8 @@ export interface Settings {
   assign: Record<string, string>;
   groups: Group[];
   mode: Mode;
-  concurrency: { total: number; perSource: number; perDestination: number };
+  /** Each a number, or auto (derived from the link model when the run starts: runner/limits.ts). */
+  concurrency: { total: Limit; perSource: Limit; perDestination: Limit };
   timeoutSPerGib: number;
   maxDowntimeMs: number;
   autoConverge: boolean;

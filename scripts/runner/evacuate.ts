@@ -33,6 +33,7 @@ import { lockFile } from '../process.ts';
 import { chainOf, controller, Journal, journalPath, processStart, readJournal, stillRunning, type Chain } from './journal.ts';
 import { carriedFrom, settleInFlight } from './resume.ts';
 import { runBlueprint, type RunResult } from './run.ts';
+import { resolveLimits } from './limits.ts';
 
 /**
  * Opens the plan's driver with the options the journal calls for (a resume restores state and
@@ -287,13 +288,13 @@ async function evacuateOnce(loaded: LoadedPlan, open: DriverOpener | Driver, sin
       sources: bp.sources, destinations: bp.destinations, warnings: bp.warnings, inventory: snap.inventory, limits: limitsOf(snap, settings),
       ...(bp.rebalance ? { rebalance: bp.rebalance } : {}),
     });
-    const c = settings.concurrency;
-    emit({ kind: 'stage', t: driver.clock.now(), stage: 'migrate', moves: bp.moves.length, detail: `${bp.moves.length} moves, mode ${settings.mode}, at most ${c.total} at once, ${c.perSource} per source, ${c.perDestination} per destination` });
+    const limits = resolveLimits(settings.concurrency, snap, driver);
+    emit({ kind: 'stage', t: driver.clock.now(), stage: 'migrate', moves: bp.moves.length, detail: `${bp.moves.length} moves, mode ${settings.mode}, ${limits.describe}` });
     const carried = state ? carriedFrom(state, new Set(snap.onSources.map((v) => v.name))) : undefined;
     const result = await runBlueprint(bp, snap, settings, driver, emit, {
       stop, ...(opts.halt ? { halt: opts.halt } : {}),
       ...(settings.windowEnd !== undefined ? { windowLeftMs: settings.windowEnd - Date.now() } : {}),
-      startedAt: t0,
+      startedAt: t0, limits,
       ...(carried ? carried : {}),
     });
     await lift();

@@ -16,7 +16,7 @@ import type { Attempt, HostProof, Move, VmResult } from '../model.ts';
 import type { Blueprint } from '../preflight/blueprint.ts';
 import { deadlineMs } from './attempt.ts';
 import { climb } from './ladder.ts';
-import { Limits } from './limits.ts';
+import { Limits, resolveLimits, type LimitSettings } from './limits.ts';
 
 export interface RunResult {
   vms: VmResult[];
@@ -45,6 +45,8 @@ export interface RunOptions {
   carried?: VmResult[];
   /** When the evacuation began on the driver's clock (a resumed run began before this process). */
   startedAt?: number;
+  /** The concurrency limits as numbers (default: the settings' resolved on these hosts and this driver). */
+  limits?: LimitSettings;
 }
 
 export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Settings, driver: Driver, emit: EventSink, opts: RunOptions): Promise<RunResult> {
@@ -60,7 +62,7 @@ export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Sett
   });
   for (const m of bp.moves) ledger.commit(vms.get(m.vm)!, m.destination);
   const down = new Set<string>();
-  const limits = new Limits(settings.concurrency);
+  const limits = new Limits(opts.limits ?? resolveLimits(settings.concurrency, snap, driver));
   const room = new Room(snap.inventory, settings);
   const results: VmResult[] = [...opts.carried ?? []];
   const history = new Map<string, Attempt[]>(opts.history);
@@ -110,7 +112,7 @@ export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Sett
           m = queue[i] = next;
         }
         // A move into a host waits until the moves out of it have made room (rebalancing).
-        if (!limits.hasRoom(m.source, m.destination) || !room.fits(vms.get(m.vm)!, m.destination)) {
+        if (!limits.hasRoom(m.source, m.destination, vms.get(m.vm)!.dirtyMibps) || !room.fits(vms.get(m.vm)!, m.destination)) {
           i++;
           continue;
         }
@@ -125,7 +127,7 @@ export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Sett
         const move = m;
         room.arrive(vms.get(move.vm)!, move.destination);
         let roomFreed = false;
-        void limits.run(move.source, move.destination, () => climb({ driver, settings, emit, ...(halt ? { halt } : {}) }, vms.get(move.vm)!, move, history.get(move.vm) ?? []))
+        void limits.run(move.source, move.destination, () => climb({ driver, settings, emit, ...(halt ? { halt } : {}) }, vms.get(move.vm)!, move, history.get(move.vm) ?? []), vms.get(move.vm)!.dirtyMibps)
           .then((step) => {
             // Both copies hold room while it moves; then only the one that runs.
             roomFreed = true;

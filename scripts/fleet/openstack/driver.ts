@@ -103,6 +103,8 @@ type Fresh = (m: Migration) => boolean;
 
 export class OpenStackDriver implements Driver {
   readonly name = 'openstack';
+  /** Nova's max_concurrent_live_migrations default: a compute runs one outgoing live migration at a time; more only queue there. */
+  readonly perHostMigrations = 1;
   readonly clock: Clock;
   private readonly os: OpenStack;
   private ids = new Map<string, string>();

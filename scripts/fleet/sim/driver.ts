@@ -59,6 +59,9 @@ export class SimDriver implements Driver {
   private down = new Set<string>();
   private failing = new Set<string>();
   private streamBps: number;
+  get streamMibps(): number {
+    return this.streamBps / MiB;
+  }
   private unlock: () => void = () => {};
   private writer: StateWriter | undefined;
   /** When this process last changed the fleet (the clock), for the snapshot written at close. */
