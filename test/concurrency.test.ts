@@ -11,6 +11,8 @@ import type { Host } from '../scripts/fleet/types.ts';
 import type { EvacuationPlan } from '../scripts/plan/plan-types.ts';
 import { evacuate } from '../scripts/runner/evacuate.ts';
 import { Limits, resolveLimits } from '../scripts/runner/limits.ts';
+import { Learned } from '../scripts/runner/run.ts';
+import { loadPlan } from '../scripts/plan/load.ts';
 import { tempDir } from './helpers.ts';
 
 const host = (name: string, nicMibps?: number): Host => ({ name, uuid: name, cpuModel: 'Icelake-Server', hypervisor: { type: 'QEMU', version: '8.2.0' }, capacity: {}, labels: {}, ...(nicMibps ? { nicMibps } : {}) });
@@ -78,4 +80,30 @@ describe('concurrency: auto', () => {
       expect(ours.makespanS, shape).toBeLessThan(old.makespanS);
     }
   }, 60_000);
+});
+
+describe('honest estimates', () => {
+  it('the estimate counts the NIC shared by the source\'s streams and the driver\'s fixed costs: on the example plan the moves take 0.8x-1.25x their estimate; the report says so', async () => {
+    const loaded = loadPlan('plans/example.yaml');
+    const done = await evacuate(loaded, (o) => openDriver(loaded.plan, o), () => {}, { reportsDir: tempDir() });
+    const e = done.report.totals.estimates!;
+    expect(e.compared).toBeGreaterThan(20);
+    expect(e.medianRatio).toBeGreaterThanOrEqual(0.8);
+    expect(e.medianRatio).toBeLessThanOrEqual(1.25);
+    const moved = done.report.vms.filter((v) => v.status === 'moved');
+    expect(moved.every((v) => v.estimateS !== undefined)).toBe(true);
+  });
+
+  it('the run corrects its estimates by what its own finished moves took, once three ended', () => {
+    const l = new Learned();
+    l.add(10, 30);
+    l.add(10, 31);
+    expect(l.correct(10)).toBe(10);
+    l.add(10, 29);
+    expect(l.correct(10)).toBe(30);
+    l.add(10, 1000);
+    l.add(10, 1000);
+    // The median: one slow outlier does not move it much.
+    expect(l.correct(2)).toBeCloseTo(6.2, 5);
+  });
 });

@@ -130,7 +130,7 @@ export async function runCommand(file: string, opts: RunOptions): Promise<number
     out.write(rb
       ? `\n${col.bold(shownLines(`${t.moved} of ${t.vms} planned moves done (${(t.bytes / GiB).toFixed(1)} GiB sent); target ${rb.reached ? 'reached on every host' : `not reached: ${rb.shortfall.join('; ')}`}.`))}\n`
       : `\n${col.bold(`${t.moved} of ${t.vms} VMs moved (${t.live} live, ${t.cold} cold), ${t.left} left in place, ${t.unplaced} not placeable, ${t.pinned} pinned; ${t.sourcesEmpty} of ${t.sources} sources empty.`)}\n`);
-    out.write(shownLines(`Makespan ${t.makespanS} s (lower bound ${t.lowerBoundS} s). Reports: ${done.paths.json}, ${done.paths.html}\n`));
+    out.write(shownLines(`Makespan ${t.makespanS} s (lower bound ${t.lowerBoundS} s)${t.estimates ? `; moves took ${t.estimates.medianRatio.toFixed(2)}x their estimate (median of ${t.estimates.compared})` : ''}. Reports: ${done.paths.json}, ${done.paths.html}\n`));
     if (groups) {
       groups.close();
       finishInActions(out, report, { json: done.paths.json!, html: done.paths.html! });

@@ -30,7 +30,7 @@ export async function rollPlanCommand(loaded: LoadedPlan, opts: { json?: boolean
   const byName = new Map(inv.vms.map((v) => [v.name, v]));
   const stepS = r.maintenance?.simulate?.duration_s;
   const waves = rp.waves.map((w, i) => {
-    const est = w.moves.map((m) => estimateSeconds(byName.get(m.vm)!, settings, { sources: inv.hosts }) ?? 0);
+    const est = w.moves.map((m) => estimateSeconds(byName.get(m.vm)!, settings, { sources: inv.hosts, ...(driver.setupS !== undefined ? { setupS: driver.setupS } : {}), ...(driver.streamMibps !== undefined ? { streamMibps: driver.streamMibps } : {}), ...(driver.perHostMigrations !== undefined ? { perHostMigrations: driver.perHostMigrations } : {}) }) ?? 0);
     const lim = resolveLimits(settings.concurrency, { sources: inv.hosts.filter((h) => w.hosts.includes(h.name)), destinations: inv.hosts.filter((h) => !w.hosts.includes(h.name)) }, driver);
     const parallel = Math.min(lim.total, w.hosts.reduce((a, h) => a + (typeof lim.perSource === 'number' ? lim.perSource : lim.perSource(h)), 0));
     const evacS = est.length === 0 ? 0 : Math.max(Math.max(...est), est.reduce((a, b) => a + b, 0) / Math.max(1, parallel));

@@ -14,6 +14,10 @@ export interface Snapshot {
   /** VMs on destinations (they stay and take room). */
   residents: Vm[];
   warnings: string[];
+  /** The driver's fixed cost per migration, seconds, its stream ceiling and per-host cap (Driver.setupS, streamMibps, perHostMigrations). */
+  setupS?: number;
+  streamMibps?: number;
+  perHostMigrations?: number;
 }
 
 /** What a refused login looks like, from Keystone or from SSH. */
@@ -76,6 +80,9 @@ export async function discover(driver: Driver, plan: EvacuationPlan): Promise<Sn
     onSources: inventory.vms.filter((v) => sourceNames.has(v.host)),
     residents: [...inventory.vms.filter((v) => destNames.has(v.host)), ...partnersElsewhere(plan, inventory.vms, sourceNames, destNames)],
     warnings,
+    ...(driver.setupS !== undefined ? { setupS: driver.setupS } : {}),
+    ...(driver.streamMibps !== undefined ? { streamMibps: driver.streamMibps } : {}),
+    ...(driver.perHostMigrations !== undefined ? { perHostMigrations: driver.perHostMigrations } : {}),
   };
 }
 

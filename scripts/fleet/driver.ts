@@ -142,6 +142,11 @@ export interface Driver {
   readonly streamMibps?: number;
   /** Outgoing migrations a host runs at once whatever is asked (Nova: max_concurrent_live_migrations, 1 by default). */
   readonly perHostMigrations?: number;
+  /**
+   * What a migration costs besides sending its bytes, seconds (job set-up, switch-over, scheduling):
+   * the estimates' fixed part before the run has learned its own (runner/run.ts).
+   */
+  readonly setupS?: number;
   /** Hosts and VMs as they are now. */
   inventory(): Promise<Outcome<{ inventory: Inventory }>>;
   /** Read-only checks of each VM against its planned destination. */

@@ -58,6 +58,7 @@ export function guardDriver(inner: Driver, limits: GuardLimits): Driver {
     clock,
     ...(inner.streamMibps !== undefined ? { streamMibps: inner.streamMibps } : {}),
     ...(inner.perHostMigrations !== undefined ? { perHostMigrations: inner.perHostMigrations } : {}),
+    ...(inner.setupS !== undefined ? { setupS: inner.setupS } : {}),
     inventory: () => shield(clock, limits.callMs, `${inner.name} inventory`, () => inner.inventory(),
       (detail) => ({ ok: false, reason: 'unreachable', detail })),
     preflight: async (items) => {

@@ -13,6 +13,7 @@ import type { LoadedPlan } from '../plan/load.ts';
 import { coldAllowed, type Settings } from '../plan/settings.ts';
 import { placePreferring, type Unplaced } from '../placement/place.ts';
 import { checkMoves } from './checks.ts';
+import { resolveLimits } from '../runner/limits.ts';
 
 export interface Blueprint {
   version: 1;
@@ -125,7 +126,7 @@ export async function makeBlueprint(loaded: LoadedPlan, settings: Settings, snap
 }
 
 /** A planned move of vm: cold where the plan moves everything cold or the guest is off, else live; with its estimate. */
-export function planMove(vm: Vm, destination: string, settings: Settings, snap: Pick<Snapshot, 'sources'>): Move {
+export function planMove(vm: Vm, destination: string, settings: Settings, snap: Pick<Snapshot, 'sources' | 'setupS' | 'streamMibps' | 'perHostMigrations'>): Move {
   const method: Method = settings.mode === 'cold' || vm.state === 'shutoff' ? 'cold' : 'live';
   return { vm: vm.name, source: vm.host, destination, method, estimateS: estimateSeconds(vm, settings, snap) };
 }
@@ -148,10 +149,16 @@ export function evacuationBlueprint(
   };
 }
 
-/** Live-migration time at the full single-stream rate, from the pre-copy model. */
-export function estimateSeconds(vm: Vm, settings: Settings, snap: Pick<Snapshot, 'sources'>): number | null {
+/**
+ * Live-migration time from the pre-copy model at the rate one stream gets while its source runs
+ * as many as the plan's concurrency lets it (the NIC shared; never above the stream ceiling or
+ * the plan's bandwidth cap), plus the driver's fixed cost per migration.
+ */
+export function estimateSeconds(vm: Vm, settings: Settings, snap: Pick<Snapshot, 'sources' | 'setupS' | 'streamMibps' | 'perHostMigrations'>): number | null {
   const src = snap.sources.find((h) => h.name === vm.host);
-  const rateMibps = Math.min(settings.bandwidthMibps ?? Infinity, nicMibpsOf(src));
+  const lim = resolveLimits(settings.concurrency, { sources: src ? [src] : [], destinations: [] }, snap);
+  const streams = Math.max(1, Math.min(lim.total, typeof lim.perSource === 'number' ? lim.perSource : lim.perSource(vm.host)));
+  const rateMibps = Math.min(settings.bandwidthMibps ?? Infinity, lim.links?.streamMibps ?? snap.streamMibps ?? Infinity, nicMibpsOf(src) / streams);
   const disk = vm.storage === 'local' ? (vm.resources.disk_gib ?? 0) * 1024 : 0;
   const e = estimatePrecopy({
     memoryBytes: (vm.residentMib ?? vm.resources.memory_mib ?? 0) * MiB,
@@ -159,5 +166,5 @@ export function estimateSeconds(vm: Vm, settings: Settings, snap: Pick<Snapshot,
     dirtyBps: (vm.dirtyMibps ?? 0) * MiB,
     downtimeMs: settings.maxDowntimeMs,
   });
-  return e.converges ? Math.round((e.durationMs / 1000 + disk / rateMibps) * 10) / 10 : null;
+  return e.converges ? Math.round((e.durationMs / 1000 + disk / rateMibps + (snap.setupS ?? 0)) * 10) / 10 : null;
 }

@@ -34,7 +34,7 @@ export async function makeRebalanceBlueprint(loaded: LoadedPlan, settings: Setti
   const cleared = plan.moves.filter((_, i) => checks[i].ok);
   const moving = new Set(cleared.map((m) => m.vm));
   const sources = scope.filter((h) => cleared.some((m) => m.source === h.name));
-  const moves = cleared.map((m) => planMove(byName.get(m.vm)!, m.destination, settings, { sources: scope }));
+  const moves = cleared.map((m) => planMove(byName.get(m.vm)!, m.destination, settings, { ...snap, sources: scope }));
   const shortfall = [...plan.shortfall, ...unplaced.map((u) => `${u.vm} cannot move: ${u.reasons[0].text}`)];
   const bp: Blueprint = {
     version: 1,

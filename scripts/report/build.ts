@@ -33,6 +33,8 @@ export interface ReportVm extends Omit<VmResult, 'attempts'> {
   attempts: ReportAttempt[];
   /** Where the final check found it, when that differs from host (moved since, or gone); "?" when its host did not answer. */
   foundAtEnd?: string;
+  /** What the plan estimated its move would take, seconds (null: it would not converge at full rate). */
+  estimateS?: number | null;
 }
 
 /** A host's resources used before and after the run, against its capacity (before overcommit). */
@@ -73,6 +75,8 @@ export interface Report {
     /** No evacuation of these bytes can be faster: the busiest link, or the longest single stream (field-notes.md). */
     lowerBoundS: number;
     sourcesEmpty: number; sources: number;
+    /** Planned estimates against what the moves took (VMs moved live in one attempt): how many, and the median of actual / estimated. */
+    estimates?: { compared: number; medianRatio: number };
   };
   hosts: ReportHost[];
   vms: ReportVm[];
@@ -144,6 +148,8 @@ export interface ReportInput {
   interrupted: boolean;
   /** A rebalance: the plan's view, and the judgement on the fleet after the run. */
   rebalance?: { planned: RebalanceSummary; result?: RunResult['rebalance'] };
+  /** Each planned move's estimate, seconds (null: it would not converge at full rate). */
+  estimates?: Record<string, number | null>;
   /** On the driver's clock, ms. */
   startedAt: number;
   endedAt: number;
@@ -186,6 +192,7 @@ export function buildReport(run: ReportInput): Report {
       downtimeMs: last?.outcome === 'ok' ? last.downtimeMs : 0,
       attempts,
       ...atEnd(r.vm, r.host),
+      ...(run.estimates && r.vm in run.estimates ? { estimateS: run.estimates[r.vm] } : {}),
     };
   });
   /** Where the final check saw the VM, when that is not where the run left it (a host that went down, a VM moved by someone else). */
@@ -217,6 +224,7 @@ export function buildReport(run: ReportInput): Report {
       lowerBoundS: round(lowerBound(vms, run.before)),
       sourcesEmpty: run.proofs.filter((p) => p.empty).length,
       sources: run.proofs.length,
+      ...estimateTotals(vms),
     },
     hosts: hostsView(run),
     vms,
@@ -273,4 +281,12 @@ function rebalanceView(p: RebalanceSummary, result: RunResult['rebalance']): Rep
     plannedReached: p.reached,
     hosts: p.hosts.map((h) => ({ host: h.host, before: h.before, planned: h.after, after: after.get(h.host) ?? null })),
   };
+}
+
+/** Estimates against what the moves took: the VMs moved live in one attempt that had an estimate; the median of actual / estimated. */
+function estimateTotals(vms: ReportVm[]): { estimates?: { compared: number; medianRatio: number } } {
+  const ratios = vms.filter((v) => v.status === 'moved' && v.attempts.length === 1 && v.attempts[0].method === 'live' && typeof v.estimateS === 'number' && v.estimateS > 0)
+    .map((v) => v.attempts[0].durationS / (v.estimateS as number)).sort((a, b) => a - b);
+  if (ratios.length === 0) return {};
+  return { estimates: { compared: ratios.length, medianRatio: round(ratios[Math.floor(ratios.length / 2)]) } };
 }

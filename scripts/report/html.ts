@@ -45,7 +45,7 @@ function summary(r: Report): string {
       : allEmpty ? `All ${t.sources} source hosts are empty` : `${t.sources - t.sourcesEmpty} of ${t.sources} source hosts are NOT empty`;
   const card = (label: string, value: string | number, cls = '') => `<div class="card ${cls}"><div class="v">${esc(value)}</div><div class="l">${esc(label)}</div></div>`;
   return `<section class="verdict ${allEmpty ? 'ok' : 'bad'}"><h2>${esc(verdict)}</h2>
-<p>exit code ${esc(r.exitCode)} · ${esc(r.driver)} driver · makespan ${esc(duration(t.makespanS))} (bound from link bandwidth: ${esc(duration(t.lowerBoundS))})</p></section>
+<p>exit code ${esc(r.exitCode)} · ${esc(r.driver)} driver · makespan ${esc(duration(t.makespanS))} (bound from link bandwidth: ${esc(duration(t.lowerBoundS))})${t.estimates ? ` · moves took ${esc(t.estimates.medianRatio.toFixed(2))}x their estimate (median of ${esc(t.estimates.compared)})` : ''}</p></section>
 <section class="cards">${card('VMs', t.vms)}${card('moved live', t.live, 'live')}${card('moved cold', t.cold, 'cold')}${card('left in place', t.left, t.left ? 'bad' : '')}${card('not placeable', t.unplaced, t.unplaced ? 'warn' : '')}${card('pinned', t.pinned)}${card('sent', bytes(t.bytes))}</section>
 ${r.proofs.filter((p) => !p.empty).map((p) => `<p class="left-on">${esc(p.host)} still holds: ${p.left.map((l) => `<b>${esc(l.vm)}</b> (${esc(l.state)}: ${esc(l.why)})`).join(', ')}</p>`).join('\n')}`;
 }

@@ -33,6 +33,7 @@ export function reportFromJournal(lines: Line[], path: string): ReportInput {
     vms: end ? [...chain.results.values()] : withUnfinished(chain, planned),
     proofs,
     ...(planned.rebalance ? { rebalance: { planned: planned.rebalance, ...(end?.rebalance ? { result: end.rebalance } : {}) } } : {}),
+    estimates: Object.fromEntries(planned.moves.map((m) => [m.vm, m.estimateS])),
     interrupted: end ? end.interrupted : true,
     startedAt: first.t ?? 0,
     endedAt: end?.t ?? chain.lastT,

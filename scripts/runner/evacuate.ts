@@ -343,6 +343,7 @@ function reportInput(loaded: LoadedPlan, bp: Blueprint, snap: Snapshot, result: 
     vms: result.vms,
     proofs: result.proofs,
     ...(bp.rebalance ? { rebalance: { planned: bp.rebalance, ...(result.rebalance ? { result: result.rebalance } : {}) } } : {}),
+    estimates: Object.fromEntries(bp.moves.map((m) => [m.vm, m.estimateS])),
     interrupted: result.interrupted,
     startedAt: t0,
     endedAt: result.endedAt,

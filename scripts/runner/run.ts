@@ -71,6 +71,7 @@ export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Sett
     emit({ kind: 'vm-done', t: driver.clock.now(), result: r });
   };
   const queue: Move[] = [...bp.moves].sort((a, b) => (b.estimateS ?? Infinity) - (a.estimateS ?? Infinity) || a.vm.localeCompare(b.vm));
+  const learned = new Learned();
 
   const leave = (m: Move, why: string) => {
     ledger.release(m.vm);
@@ -117,7 +118,7 @@ export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Sett
           continue;
         }
         // The maintenance window: a move that would end after it closes does not start.
-        const expected = m.estimateS !== null ? m.estimateS * 1000 : deadlineMs(vms.get(m.vm)!, settings);
+        const expected = m.estimateS !== null ? learned.correct(m.estimateS) * 1000 : deadlineMs(vms.get(m.vm)!, settings);
         if (driver.clock.now() + expected > windowCloses) {
           queue.splice(i, 1);
           leave(m, `would end after the maintenance window closes (estimated ${Math.round(expected / 1000)} s, ${Math.max(0, Math.round((windowCloses - driver.clock.now()) / 1000))} s left)`);
@@ -133,6 +134,8 @@ export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Sett
             roomFreed = true;
             room.leave(vms.get(move.vm)!, 'done' in step && step.done.status === 'moved' ? move.source : move.destination);
             if ('done' in step) {
+              const last = step.done.attempts.at(-1);
+              if (step.done.status === 'moved' && last?.method === 'live' && step.done.attempts.length === 1 && move.estimateS !== null) learned.add(move.estimateS, (last.end - last.start) / 1000);
               if (step.done.status !== 'moved') ledger.release(move.vm);
               if (step.done.status === 'left') emit({ kind: 'vm-left', t: driver.clock.now(), vm: move.vm, source: move.source, why: step.done.reason });
               finish(step.done);
@@ -260,5 +263,19 @@ class Room {
     const used = this.used.get(host) ?? {};
     for (const [k, v] of Object.entries(demandOf(vm))) used[k] = (used[k] ?? 0) + sign * v;
     this.used.set(host, used);
+  }
+}
+
+/** Estimates against what the run's own finished migrations took: the window's checks use them corrected, once three moves have ended. */
+export class Learned {
+  private readonly ratios: number[] = [];
+  add(estimateS: number, actualS: number): void {
+    if (estimateS > 0 && actualS >= 0) this.ratios.push(actualS / estimateS);
+  }
+  /** The estimate times the median ratio actual / estimated so far (as is until three moves ended). */
+  correct(estimateS: number): number {
+    if (this.ratios.length < 3) return estimateS;
+    const sorted = [...this.ratios].sort((a, b) => a - b);
+    return estimateS * sorted[Math.floor(sorted.length / 2)];
   }
 }

@@ -107,6 +107,8 @@ export interface DriverOptions {
 
 export class LibvirtDriver implements Driver {
   readonly name = 'libvirt';
+  /** virsh's job set-up over SSH and the switch-over: small guests on the testbed take 3-4 s in all. A prior the run corrects from its own migrations. */
+  readonly setupS = 3;
   readonly clock: Clock;
   private readonly ssh: SshPool;
   private readonly labels: Map<string, Record<string, string>>;

@@ -105,6 +105,8 @@ export class OpenStackDriver implements Driver {
   readonly name = 'openstack';
   /** Nova's max_concurrent_live_migrations default: a compute runs one outgoing live migration at a time; more only queue there. */
   readonly perHostMigrations = 1;
+  /** Nova's API, conductor and scheduler before a migration starts, and its clean-up after: a prior the run corrects from its own migrations. */
+  readonly setupS = 5;
   readonly clock: Clock;
   private readonly os: OpenStack;
   private ids = new Map<string, string>();

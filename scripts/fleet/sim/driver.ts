@@ -52,6 +52,8 @@ interface Job {
 
 export class SimDriver implements Driver {
   readonly name = 'sim';
+  /** The model's own fixed costs: job set-up and the resume on the destination. */
+  readonly setupS = (SIM_TIMES.setupMs + SIM_TIMES.resumeMs) / 1000;
   readonly clock: Engine;
   private hosts = new Map<string, Host>();
   private domains = new Map<string, SimDomain>();
