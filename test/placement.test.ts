@@ -4,7 +4,7 @@ import type { Host, Vm } from '../scripts/fleet/types.ts';
 import { demandOf } from '../scripts/fleet/types.ts';
 import { join } from 'node:path';
 import { asPlacement, readKnown, readSet } from '../scripts/bench/vbp.ts';
-import { busyFleet, ffdFleet } from '../scripts/bench/fleets.ts';
+import { busyFleet, ffdFleet, firstFitDecreasingFleet, tightFleet } from '../scripts/bench/fleets.ts';
 import { ledgerFor, place, type PlacementInput } from '../scripts/placement/place.ts';
 
 const settings = { overcommit: { vcpu: 2, memory_mib: 1, disk_gib: 1 }, reserve: { memory_mib: 1024 }, maxUtilization: 0.9, groups: [], seed: 0 };
@@ -134,6 +134,20 @@ describe('pack on busy fleets (destinations already running VMs)', () => {
       expect(out.destinationsUsed / ffd.receiving, `seed ${seed}: ${out.destinationsUsed} vs FFD ${ffd.receiving}`).toBeLessThanOrEqual(0.97);
       expect(new Set(out.assignments.map((a) => a.destination)).size).toBe(out.destinationsUsed);
     }
+  });
+});
+
+describe('pack on exactly-full fleets (destinations filled exactly by a hidden placement)', () => {
+  it('minimum bin slack places every VM on small ones and 97% or more on larger ones, where first-fit decreasing strands a quarter', () => {
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const input = tightFleet(10, [3, 6], seed);
+      const out = place(input);
+      expect(out.unplaced.map((u) => u.vm), `seed ${seed}`).toEqual([]);
+    }
+    const input = tightFleet(50, [3, 6], 7);
+    const out = place(input);
+    expect(out.assignments.length / input.vms.length).toBeGreaterThanOrEqual(0.97);
+    expect(firstFitDecreasingFleet(input) / input.vms.length).toBeLessThan(0.8);
   });
 });
 

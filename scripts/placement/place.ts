@@ -22,6 +22,7 @@ import { greedy, hostSet } from './greedy.ts';
 import { Ledger, sumDemand, type LedgerSettings } from './ledger.ts';
 import { Model } from './model.ts';
 import { repair } from './repair.ts';
+import { minimumSlack } from './slack.ts';
 import { packTighter, spreadOut } from './tighten.ts';
 
 export interface PlacementInput {
@@ -94,8 +95,11 @@ export function place(input: PlacementInput): PlacementResult {
     const r = repair(m, left, all, Math.ceil(budget / 2), (placed) => placed >= everyone, rng);
     budget -= r.work;
   }
-  if (policy === 'pack') packTighter(m, budget, rng);
-  else spreadOut(m, budget);
+  if (policy === 'pack') {
+    // Units still waiting: rebuild by minimum bin slack (kept only if it places more), then tighten.
+    if (hopeful.some((u) => m.at[u] < 0) && budget > 0) budget -= minimumSlack(m, Math.ceil(budget / 2));
+    packTighter(m, budget, rng);
+  } else spreadOut(m, budget);
   // Room the second pass freed goes to whatever still waits, so every unit left has a reason.
   greedy(m, hopeful.filter((u) => m.at[u] < 0), policy);
   return resultOf(m, input, ledger);
