@@ -75,7 +75,8 @@ export type EvacEvent =
   | { kind: 'vm-done'; t: number; result: VmResult }
   | { kind: 'fallback'; t: number; vm: string; to: 'cold' | 'another destination'; why: string }
   | { kind: 'vm-left'; t: number; vm: string; source: string; why: string }
-  | { kind: 'host-empty'; t: number; host: string; empty: boolean; left: string[] }
+  /** scoped: the plan moves only some VMs (vms): empty of those, whatever else runs there. */
+  | { kind: 'host-empty'; t: number; host: string; empty: boolean; left: string[]; scoped?: true }
   | { kind: 'warning'; t: number; message: string }
   /** A rolling maintenance's own step, as its journal has it (roll-start, wave-start, step-end, host-done, pinned-stop, roll-end, …). */
   | { kind: 'roll'; t: number; line: { kind: string; seq: number; at: string; t: number } & Record<string, unknown> };

@@ -10,8 +10,9 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { SimDriver } from '../scripts/fleet/sim/driver.ts';
+import { readState } from '../scripts/fleet/sim/state.ts';
 import { planRoll, readRollJournal, type RollReport } from '../scripts/rolling/roll.ts';
-import { masker } from '../scripts/rolling/steps.ts';
+import { keptOutput, masker } from '../scripts/rolling/steps.ts';
 import { cli, planFile, tempDir } from './helpers.ts';
 import { cluster, fleetAfter, movesByVm } from './rolling-helpers.ts';
 
@@ -82,6 +83,19 @@ describe('rolling maintenance: secrets in kept output', () => {
         }
       },
     ), { numRuns: 2000 });
+    // The forms an operator's attacker found kept whole: base64 behind a prefix (HTTP Basic), base64url, lower-case percent-encoding, a secret split across stdout and stderr with text after it.
+    const tok = 'qZ7x/K9m+W2pL=4v&N8r"Yt\\q';
+    const m = masker(['TOK'], { TOK: tok });
+    const b64 = (x: string) => Buffer.from(x).toString('base64');
+    for (const shown of [b64(`u:${tok}`), b64(`user:${tok}`), b64(`x${tok}`), b64(`xy${tok}`), `Basic ${b64(`admin:${tok}`)}`, b64(tok).replace(/\+/g, '-').replace(/\//g, '_'), encodeURIComponent(tok).replace(/%[0-9A-F]{2}/g, (x) => x.toLowerCase())]) {
+      const out = m(`header ${shown} trailer`);
+      expect(out, shown).toMatch(/^header .*\*\*\*.* trailer$/);
+      // What is left of it does not decode back to 8 bytes of the secret.
+      for (const run of out.match(/[A-Za-z0-9+/_-]{12,}/g) ?? []) expect(Buffer.from(run.replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('latin1')).not.toContain(tok.slice(4, 12));
+    }
+    const split = keptOutput(`split:${tok.slice(0, 8)}\nmore text after it\n`, `${tok.slice(8)}\n`, m);
+    expect(split).not.toContain(tok.slice(0, 8));
+    expect(split).not.toContain(tok.slice(8));
     // Short values are not secrets masked everywhere; the text around a secret stays.
     expect(masker(['S'], { S: 'abc' })('abc abc')).toBe('abc abc');
     expect(masker(['S'], { S: 'hunter22' })('pw=hunter22 ok')).toBe('pw=*** ok');
@@ -386,6 +400,90 @@ describe('rolling maintenance: interrupts, hosts that do not answer, steps that 
     const report = JSON.parse(readFileSync(join(reports, 'roll.json'), 'utf8')) as RollReport;
     expect(report.totals.maintained).toBe(5);
   }, 120_000);
+
+  it('from an operator\'s attack: SIGINT while pinned VMs are down still checks their host and starts them; a second signal in a hook is an interrupt (130, resumable), not a failed host; --resume of an ended roll touches nothing; an empty program is refused by validate; a paused pinned VM\'s host is skipped by plan and run alike', async () => {
+    const { spawn } = await import('node:child_process');
+    const host = (name: string, rack: string) => ({ name, vcpu: 16, memory_mib: 32768, disk_gib: 200, labels: { rack } });
+    const vm = (name: string, on: string, extra: Record<string, unknown> = {}) => ({ name, host: on, vcpu: 2, memory_mib: 2048, ...extra });
+    const base = (dir: string, rolling: Record<string, unknown>, vms = [vm('p1', 'h1'), vm('v1', 'h1'), vm('v2', 'h2'), vm('v3', 'h3')]) => planFile({
+      version: 1, name: 'roll', kind: 'rolling',
+      fleet: { driver: 'sim', sim: { state_file: join(dir, 'fleet.json'), hosts: [host('h1', 'r1'), host('h2', 'r2'), host('h3', 'r3')], vms } },
+      sources: ['h1', 'h2', 'h3'],
+      rolling: { wave: 1, order: 'listed', pinned: 'shutdown-restart', checks: { timeout_s: 60, interval_s: 1 }, ...rolling },
+      placement: { pinned: ['p1'] },
+    }, dir);
+    const simState = (dir: string) => readState(join(dir, 'fleet.json')).saved;
+    const runUntil = async (file: string, reports: string, ready: () => boolean, signals: NodeJS.Signals[]) => {
+      const proc = spawn('node', ['dist/evacuator.js', 'run', file, '--reports', reports], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((r) => proc.on('close', (code) => r(code)));
+      for (let i = 0; i < 400 && !ready(); i++) await new Promise((r) => setTimeout(r, 50));
+      for (const sig of signals) {
+        proc.kill(sig);
+        await new Promise((r) => setTimeout(r, 150));
+      }
+      return { code: await exited, out };
+    };
+    const journal = (reports: string) => (existsSync(join(reports, 'roll.roll.jsonl')) ? readRollJournal(join(reports, 'roll.roll.jsonl')) : []);
+    {
+      // SIGINT during h1's step, with p1 shut down: the step ends, h1 is checked, p1 runs again.
+      const dir = tempDir();
+      const reports = join(dir, 'reports');
+      const file = base(dir, { maintenance: { command: ['sh', '-c', 'sleep 1.5'], timeout_s: 30 } });
+      const r = await runUntil(file, reports, () => journal(reports).some((l) => l.kind === 'step-start' && l.step === 'maintain'), ['SIGINT']);
+      expect(r.code, r.out).toBe(130);
+      const p1 = simState(dir).domains.find((d) => d.vm.name === 'p1')!.vm;
+      expect([p1.host, p1.state], r.out).toEqual(['h1', 'running']);
+      const again = await cli('run', file, '--reports', reports, '--resume');
+      expect(again.code, again.stdout + again.stderr).toBe(0);
+      // --resume of the ended roll: nothing touched, no new roll, the reports written again.
+      const lines = journal(reports).length;
+      const before = JSON.stringify(simState(dir).domains);
+      const ended = await cli('run', file, '--reports', reports, '--resume');
+      expect(ended.code, ended.stdout + ended.stderr).toBe(0);
+      expect(ended.stdout + ended.stderr).toMatch(/already ended .*nothing to resume/);
+      expect(journal(reports).length).toBe(lines);
+      expect(JSON.stringify(simState(dir).domains)).toBe(before);
+    }
+    {
+      // Two SIGTERMs while before_host runs: exit 130, no verdict, and the resume maintains every host.
+      const dir = tempDir();
+      const reports = join(dir, 'reports');
+      const marker = join(dir, 'hook-started');
+      const file = base(dir, { maintenance: { simulate: { duration_s: 60 } }, hooks: { before_host: ['sh', '-c', 'touch "$1"; sleep 5', 'hook', marker] } });
+      const r = await runUntil(file, reports, () => existsSync(marker), ['SIGTERM', 'SIGTERM']);
+      expect(r.code, r.out).toBe(130);
+      const end = journal(reports).filter((l) => l.kind === 'roll-end').at(-1)!;
+      expect(end).toMatchObject({ exitCode: 130, interrupted: true });
+      expect(journal(reports).filter((l) => l.kind === 'host-done')).toEqual([]);
+      const again = await cli('run', file, '--reports', reports, '--resume');
+      expect(again.code, again.stdout + again.stderr).toBe(0);
+      expect((JSON.parse(readFileSync(join(reports, 'roll.json'), 'utf8')) as RollReport).totals.maintained).toBe(3);
+    }
+    {
+      // An empty program: exit 2 at its place, nothing written.
+      const dir = tempDir();
+      const file = base(dir, { maintenance: { simulate: { duration_s: 10 } }, checks: { command: [''] } });
+      const v = await cli('validate', file);
+      expect(v.code).toBe(2);
+      expect(v.stderr).toMatch(/rolling\.checks\.command/);
+    }
+    {
+      // A paused pinned VM: plan and run both skip its host (no evacuation of it), with why.
+      const dir = tempDir();
+      const reports = join(dir, 'reports');
+      const file = base(dir, { maintenance: { simulate: { duration_s: 10 } } }, [vm('p1', 'h1', { state: 'paused' }), vm('v1', 'h1'), vm('v2', 'h2'), vm('v3', 'h3')]);
+      const p = await cli('plan', file);
+      expect(p.stdout).toMatch(/h1 is skipped: .*p1 is paused/);
+      const r = await cli('run', file, '--reports', reports);
+      expect(r.code, r.stdout + r.stderr).toBe(3);
+      const fleet = simState(dir);
+      expect(fleet.domains.find((d) => d.vm.name === 'v1')!.vm.host).toBe('h1');
+      expect(fleet.domains.find((d) => d.vm.name === 'p1')!.vm.state).toBe('paused');
+    }
+  }, 180_000);
 
   it('SIGKILL during a maintenance step, resumed at once: the resume waits for the step still running before running it again (never two at once on a host)', async () => {
     const dir = tempDir();

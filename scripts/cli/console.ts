@@ -90,7 +90,7 @@ export function consoleSink(opts: ConsoleOptions): EventSink & { close(): void }
       case 'vm-left':
         return line(e.t, `${e.vm} ${c.red('left')} on ${e.source}: ${e.why}`);
       case 'host-empty':
-        return line(e.t, e.empty ? `${e.host} ${c.green('is empty')}` : `${e.host} ${c.red('is not empty')}: ${e.left.join(', ')}`);
+        return line(e.t, e.empty ? `${e.host} ${c.green(e.scoped ? 'holds none of the plan\'s VMs' : 'is empty')}` : `${e.host} ${c.red(e.scoped ? 'still holds VMs of the plan' : 'is not empty')}: ${e.left.join(', ')}`);
       case 'warning':
         return line(e.t, c.yellow(`warning: ${e.message}`));
       case 'recovered':

@@ -54,7 +54,8 @@ export type RollLine = { seq: number; at: string; t: number } & (
   | { kind: 'host-done'; host: string; wave: number; status: HostStatus; why: string }
   /** Pinned VMs about to be shut down on their host (written before the first request: a resume starts them again). */
   | { kind: 'pinned-stop'; host: string; vms: string[] }
-  | { kind: 'pinned-done'; host: string; action: 'stop' | 'start'; results: { vm: string; ok: boolean; detail: string }[] }
+  /** off: a VM whose shutdown failed was found shut off all the same (it is started again like the others). */
+  | { kind: 'pinned-done'; host: string; action: 'stop' | 'start'; results: { vm: string; ok: boolean; detail: string; off?: boolean }[] }
   | { kind: 'wave-end'; wave: number }
   | { kind: 'return'; moved: number; exitCode: number }
   | { kind: 'roll-end'; exitCode: number; error?: string; interrupted: boolean }
@@ -155,6 +156,7 @@ export function rollState(lines: RollLine[]): RollState {
     else if (l.kind === 'host-done') s.status.set(l.host, { status: l.status, why: l.why, wave: l.wave });
     else if (l.kind === 'wave-end' && s.open?.wave === l.wave) s.open = undefined;
     else if (l.kind === 'pinned-stop') s.pinnedDown.set(l.host, [...new Set([...s.pinnedDown.get(l.host) ?? [], ...l.vms])]);
+    else if (l.kind === 'pinned-done' && l.action === 'stop') s.pinnedDown.set(l.host, (s.pinnedDown.get(l.host) ?? []).filter((v) => !l.results.some((x) => x.vm === v && !x.ok && !x.off)));
     else if (l.kind === 'pinned-done' && l.action === 'start') s.pinnedDown.set(l.host, (s.pinnedDown.get(l.host) ?? []).filter((v) => !l.results.some((x) => x.vm === v && x.ok)));
   }
   return s;
@@ -264,6 +266,22 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
     if (stillRunning({ ...before.last, ended: false })) throw new EvacError(`the roll '${name}' is still running (pid ${before.last.pid})`, 'held', [], `wait for it, or stop it (kill -INT ${before.last.pid}) and resume with: ${resumeWith}`);
     if (!opts.resume) throw new EvacError(`the last run of the roll '${name}' (started ${before.last.at}) did not finish; its journal is ${jpath}`, 'held', [], `resume it: ${resumeWith}`);
   }
+  // --resume of a roll that ended: nothing to resume (a new roll is a run without --resume); its reports are written again.
+  if (opts.resume && before.last && before.ended) {
+    const start = before.lines.findLastIndex((l) => l.kind === 'roll-start' && !l.resumed);
+    const report = rollReport(before.lines.slice(Math.max(0, start)), loaded, plan.fleet.driver);
+    try {
+      sink({ kind: 'warning', t: 0, message: `the roll '${name}' already ended (exit ${report.exitCode}, ${report.endedAt}): nothing to resume, nothing was touched; its reports are written again. A new roll of this plan is a run without --resume` });
+    } catch {
+      // Output never ends a run.
+    }
+    const paths: { journal: string; json?: string } = { journal: jpath };
+    if (opts.writeReports !== false) {
+      const { writeRollReports } = await import('./report.ts');
+      Object.assign(paths, writeRollReports(opts.reportsDir, report));
+    }
+    return { exitCode: report.exitCode, report, paths };
+  }
   const resuming = opts.resume === true && before.last !== undefined && !before.ended;
   const state = resuming ? before : rollState([]);
   if (resuming && before.lines.find((l) => l.kind === 'roll-start')?.kind === 'roll-start') {
@@ -307,6 +325,13 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
     }
   };
   const mask = masker(r.secret_env ?? []);
+  if (!resuming) {
+    for (const n of r.secret_env ?? []) {
+      const v = process.env[n];
+      if (v === undefined || v === '') say(`secret_env ${n} is not set in this environment: there is nothing of it to mask`);
+      else if (v.length < 4) say(`secret_env ${n} is shorter than 4 characters: it is not masked (it would mask ordinary text); use a longer secret`);
+    }
+  }
   const hookTimeoutMs = r.hooks.timeout_s * 1000;
   const addressOf = (host: string) => plan.fleet.libvirt?.hosts.find((h) => h.name === host)?.address ?? host;
   const hook = async (which: 'before_roll' | 'after_roll' | 'before_host' | 'after_host', env: Record<string, string>, host?: string) => {
@@ -387,7 +412,11 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
     // From here the roll acts (a hook, a wave): its journal is written.
     journal.commit();
     if (!state.beforeRollDone && !(await hook('before_roll', { EVAC_HOSTS: all.join(' ') }))) {
-      throw new EvacError('the before_roll hook failed: nothing of the roll was done', 'incomplete', [], 'see its output in the roll report; fix it and run again');
+      if (opts.halt?.aborted) {
+        interrupted = true;
+      } else {
+        throw new EvacError('the before_roll hook failed: nothing of the roll was done', 'incomplete', [], `see its output: evacuator report ${jpath}; fix it and run again`);
+      }
     }
     let waveNo = state.waves;
     let stopped = false;
@@ -451,10 +480,16 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
         for (const h of wave) {
           if (resumingWave && state.steps.has(h)) continue;
           if (!(await hook('before_host', { EVAC_HOST: h, EVAC_HOST_ADDRESS: addressOf(h), EVAC_WAVE: String(waveNo) }, h))) {
+            // Stopped by a second interrupt: no verdict; the resume runs the hook again.
+            if (opts.halt?.aborted) {
+              interrupted = true;
+              break;
+            }
             // Nothing of this host changed yet.
             failHost(h, 'its before_host hook failed', state.open?.wave ?? 0, true);
           }
         }
+        if (interrupted) break;
         const live = wave.filter((h) => !state.status.has(h));
         const inv = await driver.inventory();
         if (!inv.ok) throw new EvacError(`cannot read the fleet: ${inv.detail}`, 'fleet', [], 'check that the hosts answer, then resume');
@@ -532,9 +567,14 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
     const notDone = all.filter((h) => state.status.get(h)?.status !== 'maintained');
     if (interrupted) exitCode = 130;
     else if (notDone.length > 0 && exitCode === 0) exitCode = 3;
+    // Pinned VMs the roll shut down and did not start again (an interrupt cut the host short): said loudly.
+    sayPinnedDown();
   } catch (e) {
     exitCode = e instanceof EvacError ? e.exitCode : 1;
     error = messageOf(e);
+    // Pinned VMs shut down when the roll broke off: started again where their host answers, and named.
+    for (const h of [...state.pinnedDown.keys()]) await pinnedStart(h).catch(() => '');
+    sayPinnedDown();
     // A roll that ran its before_roll and ends on an error still runs after_roll (an alert silence is lifted).
     if (journal.committed && lines.some((l) => l.kind === 'hook' && l.hook === 'before_roll')) await hook('after_roll', { EVAC_HOSTS: rollHosts(plan, []).join(' ') }).catch(() => false);
     // A roll refused before it did anything leaves no journal (nothing to resume).
@@ -554,6 +594,13 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
     Object.assign(paths, writeRollReports(opts.reportsDir, report));
   }
   return { exitCode, report, paths };
+
+  /** A warning naming every pinned VM the roll shut down and has not started again. */
+  function sayPinnedDown(): void {
+    const off = [...state.pinnedDown].filter(([, vms]) => vms.length > 0);
+    if (off.length === 0) return;
+    say(`pinned VMs are SHUT OFF, shut down by this roll for their host's maintenance: ${off.map(([h, vms]) => `${vms.join(', ')} (${h})`).join('; ')}; ${interrupted ? `resume the roll (${resumeWith}): it checks their host and starts them` : 'start them on their host (virsh start / openstack server start) once it is healthy'}`);
+  }
 
   /** Hosts the roll took out of service and did not put back (a verdict in a wave); those left out before any wave still take VMs. */
   function fencedByRoll(): string[] {
@@ -625,12 +672,19 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
     log({ kind: 'pinned-stop', t: driver.clock.now(), host: h, vms: vms.map((v) => v.name) });
     state.pinnedDown.set(h, [...new Set([...state.pinnedDown.get(h) ?? [], ...vms.map((v) => v.name)])]);
     stage(`${h}: shutting down pinned ${vms.map((v) => v.name).join(', ')}`);
-    const results = await Promise.all(vms.map(async (vm) => {
+    const results: { vm: string; ok: boolean; detail: string; off?: boolean }[] = await Promise.all(vms.map(async (vm) => {
       const got = await driver.power!(vm, 'off', { timeoutS: settings.cold.shutdownTimeoutS, forceOff: settings.cold.forceOff });
       return { vm: vm.name, ok: got.ok, detail: got.ok ? 'shut down' : got.detail };
     }));
-    log({ kind: 'pinned-done', t: driver.clock.now(), host: h, action: 'stop', results });
     const bad = results.filter((x) => !x.ok);
+    if (bad.length > 0) {
+      // Those that did not shut down are left as they are: only the ones off now are started again (unknown counts as off).
+      const now = await driver.inventory();
+      const off = new Set(now.ok ? now.inventory.vms.filter((v) => v.host === h && v.state === 'shutoff').map((v) => v.name) : vms.map((v) => v.name));
+      for (const b of bad) b.off = off.has(b.vm);
+    }
+    log({ kind: 'pinned-done', t: driver.clock.now(), host: h, action: 'stop', results });
+    state.pinnedDown.set(h, (state.pinnedDown.get(h) ?? []).filter((v) => !results.some((x) => x.vm === v && !x.ok && !x.off)));
     if (bad.length === 0) return undefined;
     return `pinned VMs did not shut down (${bad.map((x) => `${x.vm}: ${x.detail}`).join('; ')}), so its step was not run${await pinnedStart(h)}`;
   }
@@ -642,7 +696,7 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
     const inv = await driver.inventory();
     const results = await Promise.all(names.map(async (n) => {
       const vm = inv.ok ? inv.inventory.vms.find((v) => v.name === n && v.host === h) : undefined;
-      if (!vm) return { vm: n, ok: false, detail: inv.ok ? `not found on ${h}` : `the fleet could not be read: ${inv.detail}` };
+      if (!vm) return { vm: n, ok: false, detail: !inv.ok ? `the fleet could not be read: ${inv.detail}` : inv.inventory.unreachable.some((u) => u.host === h) ? `${h} does not answer` : `not found on ${h}` };
       const got = await driver.power!(vm, 'on', { timeoutS: settings.cold.shutdownTimeoutS, forceOff: false });
       return { vm: n, ok: got.ok, detail: got.ok ? 'started' : got.detail };
     }));
@@ -698,8 +752,10 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
     const every = c.interval_s * 1000;
     const until = driver.clock.now() + timeoutMs;
     let why = 'not looked at yet';
+    // A host whose pinned VMs this roll shut down is checked (and they started) through a first interrupt; a second stops it.
+    const cut = (state.pinnedDown.get(h) ?? []).length > 0 ? opts.halt : stop;
     for (;;) {
-      if (stop.aborted) return { ok: false, interrupted: true, detail: `interrupted while waiting (${why})` };
+      if (cut?.aborted) return { ok: false, interrupted: true, detail: `interrupted while waiting (${why})` };
       const got = await driver.inventory();
       const now = got.ok ? got.inventory.hosts.find((x) => x.name === h) : undefined;
       if (!got.ok) why = `the fleet could not be read: ${got.detail}`;
@@ -713,7 +769,7 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
         why = `its check command failed: ${res.detail}${res.output ? `: ${res.output.split('\n').slice(-3).join(' / ')}` : ''}`;
       } else return { ok: true, detail: `${h} answers${c.hypervisor_version ? ` with ${c.hypervisor_version}` : ''}, capacity and CPU as before` };
       if (driver.clock.now() + every > until) return { ok: false, detail: `after ${Math.round(timeoutMs / 1000)} s: ${why}` };
-      await driver.clock.sleep(every, stop);
+      await driver.clock.sleep(every, cut);
     }
   }
 
@@ -840,7 +896,12 @@ export function rollReport(lines: RollLine[], loaded: Pick<LoadedPlan, 'file' | 
         if (l.action === 'start') {
           p.running = res.ok;
           if (res.ok) p.startedS = sec(l.t);
-        } else p.running = !res.ok;
+        } else if (!res.ok && !res.off) {
+          // Never shut down: not one of the host's restarted VMs (its why says so).
+          const list = hostOf(l.host).pinned!;
+          list.splice(list.indexOf(p), 1);
+          continue;
+        } else p.running = false;
         p.detail = res.detail;
       }
     }

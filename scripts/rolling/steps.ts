@@ -21,36 +21,68 @@ const KEEP = 16 * 1024;
 
 /** A fragment of a secret this short at a cut is left as it is (it would mask ordinary text). */
 const MIN_FRAGMENT = 4;
+/** A piece of a secret this long is masked wherever it appears (a secret split across lines or streams). */
+const PIECE = 8;
+
+/** The forms a secret takes in output: as written, URL-encoded (either case), JSON-escaped, and base64 and base64url at each of the three byte alignments (the characters that depend on the secret alone). */
+export function secretForms(v: string): string[] {
+  const url = encodeURIComponent(v);
+  const forms = [v, url, url.replace(/%[0-9A-F]{2}/g, (x) => x.toLowerCase()), JSON.stringify(v).slice(1, -1)];
+  for (let k = 0; k < 3; k++) {
+    const bytes = Buffer.concat([Buffer.alloc(k), Buffer.from(v)]);
+    const all = bytes.toString('base64');
+    // Followed by more data (its last group cut where the secret ends), or ending the data (padded).
+    for (const b64 of [all.slice(k > 0 ? 4 : 0, 4 * Math.floor(bytes.length / 3)), all.slice(k > 0 ? 4 : 0).replace(/=+$/, '')]) forms.push(b64, b64.replace(/\+/g, '-').replace(/\//g, '_'));
+  }
+  return [...new Set(forms)].filter((f) => f.length >= MIN_FRAGMENT).sort((a, b) => b.length - a.length);
+}
 
 /**
  * Mask every value of these environment variables (of 4 characters or more: shorter ones would
- * mask half the text), as written and as commands often print them (URL-encoded, base64, JSON
- * string), and the fragments a cut leaves: text that begins with the end of a secret (the kept
- * tail cut it) or ends with the start of one (a command killed mid-write).
+ * mask half the text) in each of its forms (secretForms): whole, any piece of 8 characters or
+ * more wherever it is (a secret split across lines or streams), and the fragments of 4 or more a
+ * cut leaves: text that begins with the end of a secret (the kept tail cut it), ends with the start
+ * of one (a command killed mid-write), or lies wholly inside one.
  */
 export function masker(names: readonly string[], env: NodeJS.ProcessEnv = process.env): (text: string) => string {
-  const raw = names.map((n) => env[n]).filter((v): v is string => typeof v === 'string' && v.length >= MIN_FRAGMENT);
-  if (raw.length === 0) return (t) => t;
-  const forms = [...new Set(raw.flatMap((v) => [v, encodeURIComponent(v), Buffer.from(v).toString('base64').replace(/=+$/, ''), JSON.stringify(v).slice(1, -1)]))]
-    .filter((v) => v.length >= MIN_FRAGMENT).sort((a, b) => b.length - a.length);
+  const forms = [...new Set(names.map((n) => env[n]).filter((v): v is string => typeof v === 'string' && v.length >= MIN_FRAGMENT).flatMap(secretForms))];
+  if (forms.length === 0) return (t) => t;
   return (t) => {
-    let out = forms.reduce((acc, v) => acc.split(v).join('***'), t);
-    for (const v of forms) {
-      // All of the text inside a secret (both ends cut).
-      if (out.length >= MIN_FRAGMENT && v.includes(out)) return '***';
-      // The longest end of v the text begins with, the longest start of v it ends with.
-      for (let n = Math.min(v.length - 1, out.length); n >= MIN_FRAGMENT; n--) {
-        if (out.startsWith(v.slice(-n))) {
-          out = `***${out.slice(n)}`;
+    if (t.length === 0) return t;
+    const hide = new Uint8Array(t.length);
+    const mark = (from: number, to: number) => hide.fill(1, Math.max(0, from), Math.min(t.length, to));
+    for (const f of forms) {
+      if (t.length >= MIN_FRAGMENT && f.includes(t)) return '***';
+      for (let at = t.indexOf(f); at >= 0; at = t.indexOf(f, at + 1)) mark(at, at + f.length);
+      // Pieces anywhere, each grown to the longest run that matches the secret there.
+      for (let i = 0; f.length > PIECE && i + PIECE <= f.length; i++) {
+        const piece = f.slice(i, i + PIECE);
+        for (let at = t.indexOf(piece); at >= 0; at = t.indexOf(piece, at + 1)) {
+          let end = at + PIECE;
+          while (end < t.length && i + (end - at) < f.length && t[end] === f[i + (end - at)]) end++;
+          let start = at;
+          while (start > 0 && i - (at - start) > 0 && t[start - 1] === f[i - (at - start) - 1]) start--;
+          mark(start, end);
+        }
+      }
+      // The longest end of f the text begins with, the longest start of f it ends with.
+      for (let n = Math.min(f.length - 1, t.length); n >= MIN_FRAGMENT; n--) {
+        if (t.startsWith(f.slice(-n))) {
+          mark(0, n);
           break;
         }
       }
-      for (let n = Math.min(v.length - 1, out.length); n >= MIN_FRAGMENT; n--) {
-        if (out.endsWith(v.slice(0, n))) {
-          out = `${out.slice(0, -n)}***`;
+      for (let n = Math.min(f.length - 1, t.length); n >= MIN_FRAGMENT; n--) {
+        if (t.endsWith(f.slice(0, n))) {
+          mark(t.length - n, t.length);
           break;
         }
       }
+    }
+    let out = '';
+    for (let i = 0; i < t.length; i++) {
+      if (!hide[i]) out += t[i];
+      else if (i === 0 || !hide[i - 1]) out += '***';
     }
     return out;
   };
@@ -72,7 +104,13 @@ export function runCommand(argv: readonly string[], extraEnv: Record<string, str
     let settled = false;
     const keep = (acc: string, d: Buffer) => (acc + d.toString()).slice(-KEEP * 2);
     // Its own process group, so a timeout stops what it started too (a shell's children hold its output open).
-    const child = spawn(argv[0], argv.slice(1), { env: { ...process.env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'], shell: false, detached: true });
+    let child: import('node:child_process').ChildProcessByStdio<null, import('node:stream').Readable, import('node:stream').Readable>;
+    try {
+      child = spawn(argv[0], argv.slice(1), { env: { ...process.env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'], shell: false, detached: true });
+    } catch (e) {
+      // Refused before it started (an empty or invalid program): a failed result like any other.
+      return resolve({ ok: false, code: null, detail: mask(`${argv[0] || '(empty program)'} could not start: ${e instanceof Error ? e.message : String(e)}`), output: '', durationMs: Date.now() - t0 });
+    }
     if (child.pid !== undefined) started?.(child.pid);
     const finish = (code: number | null, detail: string) => {
       if (settled) return;

@@ -109,6 +109,13 @@ export function planWaves(input: WaveInput): RollPlan {
       skipped.push({ host: h, why: `it holds pinned VMs (${pinnedOn(h).join(', ')}) and rolling.pinned is skip-host` });
     }
     left = left.filter((h) => pinnedOn(h).length === 0);
+  } else {
+    // shutdown-restart shuts down running guests (a paused one only with cold.force_off) and leaves shut-off ones off; any other state cannot go through a maintenance safely.
+    const stuck = (h: string) => vmsOn(h).filter((v) => pinned.has(v.name) && !(v.state === 'running' || v.state === 'shutoff' || (v.state === 'paused' && settings.cold.forceOff)));
+    for (const h of left.filter((x) => stuck(x).length > 0)) {
+      skipped.push({ host: h, why: `pinned VMs on it cannot be shut down cleanly and started again: ${stuck(h).map((v) => `${v.name} is ${v.state}${v.state === 'paused' ? ' (a paused guest is only powered off with migration.cold.force_off)' : ''}`).join(', ')}` });
+    }
+    left = left.filter((h) => stuck(h).length === 0);
   }
 
   /** Place the VMs of these hosts on the rest of the pool, final hosts first; undefined if one fits nowhere. */

@@ -178,13 +178,13 @@ export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Sett
     return { vms: results, proofs: [], rebalance, after, interrupted: stop.aborted, startedAt, endedAt: driver.clock.now() };
   }
   emit({ kind: 'stage', t: driver.clock.now(), stage: 'verify', detail: `looking for domains in any state on ${bp.sources.join(', ')}` });
-  const { proofs, after } = await proveEmpty(driver, bp.sources, results, emit, (vm) => selected(settings, vm));
+  const { proofs, after } = await proveEmpty(driver, bp.sources, results, emit, (vm) => selected(settings, vm), settings.select !== undefined);
   return { vms: results, proofs, after, interrupted: stop.aborted, startedAt, endedAt: driver.clock.now() };
 }
 
 /** Ask each source what it still holds, in any state, and say why each one is there. */
 async function proveEmpty(
-  driver: Driver, sources: string[], results: VmResult[], emit: EventSink, inScope: (vm: string) => boolean,
+  driver: Driver, sources: string[], results: VmResult[], emit: EventSink, inScope: (vm: string) => boolean, scoped = false,
 ): Promise<{ proofs: HostProof[]; after: Inventory | null }> {
   const got = await driver.inventory();
   const why = new Map(results.map((r) => [r.vm, r.reason]));
@@ -202,7 +202,7 @@ async function proveEmpty(
     const proof: HostProof = reachable
       ? { host, empty: left.length === 0, left }
       : { host, empty: false, left: [{ vm: '?', state: 'unknown', why: `${host} did not answer the final check` }] };
-    emit({ kind: 'host-empty', t: driver.clock.now(), host, empty: proof.empty, left: proof.left.map((l) => l.vm) });
+    emit({ kind: 'host-empty', t: driver.clock.now(), host, empty: proof.empty, left: proof.left.map((l) => l.vm), ...(scoped ? { scoped: true as const } : {}) });
     return proof;
   });
   return { proofs, after: got.ok ? got.inventory : null };
