@@ -84,4 +84,6 @@ export interface HostProof {
   empty: boolean;
   /** Domains still there, in any state, with why. */
   left: { vm: string; state: string; why: string }[];
+  /** The plan moves only some VMs (vms): empty means none of those is left; other VMs may run there. */
+  scoped?: true;
 }

@@ -93,6 +93,13 @@ describe('rolling maintenance: secrets in kept output', () => {
       // What is left of it does not decode back to 8 bytes of the secret.
       for (const run of out.match(/[A-Za-z0-9+/_-]{12,}/g) ?? []) expect(Buffer.from(run.replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('latin1')).not.toContain(tok.slice(4, 12));
     }
+    // Every byte percent-encoded (either case), encoded twice, JSON with \\u escapes, hex; a split at 6 characters.
+    const uni = 'pässwörd-Ünïcode-Geheimnis';
+    const mu = masker(['U'], { U: uni });
+    expect(mu(JSON.stringify({ a: uni }).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`))).toBe('{"a":"***"}');
+    const every = (x: string) => [...Buffer.from(x)].map((c) => `%${c.toString(16).padStart(2, '0')}`).join('');
+    for (const shown of [every(tok), every(tok).toUpperCase(), encodeURIComponent(encodeURIComponent(tok)), Buffer.from(tok).toString('hex')]) expect(m(`a ${shown} b`), shown).toBe('a *** b');
+    expect(keptOutput(`split:${tok.slice(0, 6)}\nmore\n`, `${tok.slice(6)}\n`, m)).not.toContain(tok.slice(0, 6));
     const split = keptOutput(`split:${tok.slice(0, 8)}\nmore text after it\n`, `${tok.slice(8)}\n`, m);
     expect(split).not.toContain(tok.slice(0, 8));
     expect(split).not.toContain(tok.slice(8));
@@ -482,6 +489,72 @@ describe('rolling maintenance: interrupts, hosts that do not answer, steps that 
       const fleet = simState(dir);
       expect(fleet.domains.find((d) => d.vm.name === 'v1')!.vm.host).toBe('h1');
       expect(fleet.domains.find((d) => d.vm.name === 'p1')!.vm.state).toBe('paused');
+    }
+  }, 180_000);
+
+  it('from a second attack: a new roll refuses hosts an earlier run of the plan left fenced (pinned VMs may be off there); a program that does not exist or a NUL in an argument is refused before anything; a second signal in after_host leaves no verdict and the resume runs it again', async () => {
+    const { spawn } = await import('node:child_process');
+    const host = (name: string, rack: string) => ({ name, vcpu: 16, memory_mib: 32768, disk_gib: 200, labels: { rack } });
+    const vm = (name: string, on: string) => ({ name, host: on, vcpu: 2, memory_mib: 2048 });
+    const base = (dir: string, rolling: Record<string, unknown>) => planFile({
+      version: 1, name: 'roll', kind: 'rolling',
+      fleet: { driver: 'sim', sim: { state_file: join(dir, 'fleet.json'), hosts: [host('h1', 'r1'), host('h2', 'r2'), host('h3', 'r3')], vms: [vm('p1', 'h1'), vm('v1', 'h1'), vm('v2', 'h2'), vm('v3', 'h3')] } },
+      sources: ['h1', 'h2', 'h3'],
+      rolling: { wave: 1, order: 'listed', pinned: 'shutdown-restart', checks: { timeout_s: 60, interval_s: 1 }, ...rolling },
+      placement: { pinned: ['p1'] },
+    }, dir);
+    const journal = (reports: string) => (existsSync(join(reports, 'roll.roll.jsonl')) ? readRollJournal(join(reports, 'roll.roll.jsonl')) : []);
+    const runUntil = async (file: string, reports: string, ready: () => boolean, signals: NodeJS.Signals[]) => {
+      const proc = spawn('node', ['dist/evacuator.js', 'run', file, '--reports', reports], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((r) => proc.on('close', (code) => r(code)));
+      for (let i = 0; i < 400 && !ready(); i++) await new Promise((r) => setTimeout(r, 50));
+      for (const sig of signals) {
+        proc.kill(sig);
+        await new Promise((r) => setTimeout(r, 150));
+      }
+      return { code: await exited, out };
+    };
+    {
+      // Two SIGINTs during h1's step leave p1 off and h1 fenced; a new roll with another reports folder refuses h1.
+      const dir = tempDir();
+      const reports = join(dir, 'reports');
+      const file = base(dir, { maintenance: { command: ['sh', '-c', 'sleep 3'], timeout_s: 30 } });
+      const r = await runUntil(file, reports, () => journal(reports).some((l) => l.kind === 'step-start' && l.step === 'maintain'), ['SIGINT', 'SIGINT']);
+      expect(r.code, r.out).toBe(130);
+      expect(r.out).toMatch(/pinned VMs are SHUT OFF.*p1 \(h1\)/);
+      const fresh = await cli('run', file, '--reports', join(dir, 'elsewhere'));
+      expect(fresh.code, fresh.stdout + fresh.stderr).toBe(5);
+      expect(fresh.stderr).toMatch(/still fenced by an earlier run of this plan.*h1/);
+      expect(readState(join(dir, 'fleet.json')).saved.domains.find((d) => d.vm.name === 'p1')!.vm.state).toBe('shutoff');
+      const resumed = await cli('run', file, '--reports', reports, '--resume');
+      expect(resumed.code, resumed.stdout + resumed.stderr).toBe(0);
+      expect(readState(join(dir, 'fleet.json')).saved.domains.find((d) => d.vm.name === 'p1')!.vm.state).toBe('running');
+    }
+    {
+      const dir = tempDir();
+      const missing = await cli('run', base(dir, { maintenance: { command: ['/no/such/patch-tool'], timeout_s: 30 } }), '--reports', join(dir, 'r'));
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toMatch(/programs not found on this machine: rolling\.maintenance\.command: "\/no\/such\/patch-tool"/);
+      expect(existsSync(join(dir, 'r', 'roll.roll.jsonl'))).toBe(false);
+      const nul = await cli('validate', base(dir, { maintenance: { command: ['sh', '-c', 'a\u0000b'], timeout_s: 30 } }));
+      expect(nul.code).toBe(2);
+    }
+    {
+      // Two SIGTERMs in after_host: exit 130 and no verdict; the resume runs after_host again.
+      const dir = tempDir();
+      const reports = join(dir, 'reports');
+      const log = join(dir, 'after.log');
+      const file = base(dir, { maintenance: { simulate: { duration_s: 30 } }, hooks: { after_host: ['sh', '-c', 'echo "$EVAC_HOST" >> "$1"; sleep 5', 'hook', log] } });
+      const r = await runUntil(file, reports, () => existsSync(log), ['SIGTERM', 'SIGTERM']);
+      expect(r.code, r.out).toBe(130);
+      expect(journal(reports).filter((l) => l.kind === 'host-done')).toEqual([]);
+      const again = await cli('run', file, '--reports', reports, '--resume');
+      expect(again.code, again.stdout + again.stderr).toBe(0);
+      const ran = readFileSync(log, 'utf8').split('\n').filter(Boolean);
+      expect(ran.filter((h) => h === ran[0]).length).toBe(2);
     }
   }, 180_000);
 

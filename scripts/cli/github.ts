@@ -70,7 +70,7 @@ export function stepSummary(r: Report, paths: { json: string; html: string }): s
   const empty = t.sourcesEmpty === t.sources;
   const verdict = r.result === 'interrupted'
     ? `⏸️ Interrupted: ${t.sourcesEmpty} of ${t.sources} source hosts empty`
-    : empty ? `✅ All ${t.sources} source hosts are empty` : `❌ ${t.sources - t.sourcesEmpty} of ${t.sources} source hosts are not empty`;
+    : empty ? (r.proofs.some((p) => p.scoped) ? `✅ None of the ${t.sources} source hosts holds a VM of this plan` : `✅ All ${t.sources} source hosts are empty`) : `❌ ${t.sources - t.sourcesEmpty} of ${t.sources} source hosts are not empty`;
   const out = [
     `## ${r.shards ? `Region ${cell(r.plan.name)} (${r.shards.length} shards)` : `Evacuation ${cell(r.plan.name)}`}: ${verdict}`,
     '',

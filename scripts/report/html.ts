@@ -42,7 +42,7 @@ function summary(r: Report): string {
     ? `${r.result === 'interrupted' ? 'Interrupted: ' : ''}${rb.reached ? 'Every host is under the target' : 'The target is NOT reached'}`
     : r.result === 'interrupted'
       ? `Interrupted: ${t.sourcesEmpty} of ${t.sources} source hosts empty`
-      : allEmpty ? `All ${t.sources} source hosts are empty` : `${t.sources - t.sourcesEmpty} of ${t.sources} source hosts are NOT empty`;
+      : allEmpty ? (r.proofs.some((p) => p.scoped) ? `None of the ${t.sources} source hosts holds a VM of this plan (the plan moves only some VMs)` : `All ${t.sources} source hosts are empty`) : `${t.sources - t.sourcesEmpty} of ${t.sources} source hosts are NOT empty`;
   const card = (label: string, value: string | number, cls = '') => `<div class="card ${cls}"><div class="v">${esc(value)}</div><div class="l">${esc(label)}</div></div>`;
   return `<section class="verdict ${allEmpty ? 'ok' : 'bad'}"><h2>${esc(verdict)}</h2>
 <p>exit code ${esc(r.exitCode)} · ${esc(r.driver)} driver · makespan ${esc(duration(t.makespanS))} (bound from link bandwidth: ${esc(duration(t.lowerBoundS))})${t.estimates ? ` · moves took ${esc(t.estimates.medianRatio.toFixed(2))}x their estimate (median of ${esc(t.estimates.compared)})` : ''}</p></section>

@@ -29,7 +29,7 @@ import { exactPattern, settingsOf } from '../plan/settings.ts';
 import { controller, lockFile, processStart, stillRunning } from '../process.ts';
 import { evacuate, guardLimits, type Evacuation } from '../runner/evacuate.ts';
 import { chainOf, cutTornTail, journalPath, readJournal } from '../runner/journal.ts';
-import { keptOutput, masker, runCommand, type CommandResult } from './steps.ts';
+import { findProgram, keptOutput, masker, runCommand, type CommandResult } from './steps.ts';
 import { planWaves, type RollPlan } from './waves.ts';
 import type { HostStatus, RollHost, RollReport, RollVm } from './report.ts';
 
@@ -260,6 +260,16 @@ export async function roll(loaded: LoadedPlan, open: (o: OpenOptions) => Promise
 async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Driver>, sink: EventSink, opts: RollOptions, r: ReturnType<typeof rollingOf>, jpath: string): Promise<RollDone> {
   const plan = loaded.plan;
   const name = plan.name;
+  // Every command run on this machine can start: a missing program is refused before anything moves.
+  const local: [string, string[] | undefined][] = [
+    ['rolling.maintenance.command', r.maintenance?.on === 'host' ? undefined : r.maintenance?.command],
+    ['rolling.checks.command', r.checks.command],
+    ...(['before_roll', 'after_roll', 'before_host', 'after_host'] as const).map((k): [string, string[] | undefined] => [`rolling.hooks.${k}`, r.hooks[k]]),
+  ];
+  const missing = local.filter(([, argv]) => argv && !findProgram(argv[0]));
+  if (missing.length > 0) {
+    throw new EvacError(`programs not found on this machine: ${missing.map(([field, argv]) => `${field}: ${JSON.stringify(argv![0])}`).join(', ')}`, 'user', [], 'nothing was touched; give a path to an executable file or a program in PATH');
+  }
   const before = rollState(readRollJournal(jpath));
   const resumeWith = commandLine('evacuator', 'run', loaded.file, ...(opts.reportsDir === 'reports' ? [] : ['--reports', opts.reportsDir]), '--resume');
   if (before.last && !before.ended) {
@@ -363,6 +373,13 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
     const open_ = all.filter((h) => !state.status.has(h));
     const silent = open_.filter((h) => !seen.inventory.hosts.some((x) => x.name === h));
     const held = seen.inventory.hosts.filter((x) => open_.includes(x.name) && x.fence && x.fence.plan !== name);
+    // A new roll that finds hosts still fenced by an earlier run of this plan: that run stopped (its host failed, or it was
+    // interrupted and its journal is elsewhere) and may have left pinned VMs shut off there. Never taken over silently.
+    const leftover = resuming ? [] : seen.inventory.hosts.filter((x) => open_.includes(x.name) && x.fence?.plan === name && x.fence.role === 'source');
+    if (leftover.length > 0) {
+      throw new EvacError(`hosts to maintain are still fenced by an earlier run of this plan, which did not finish them: ${leftover.map((x) => `${x.name} (${describeFence(x.fence!)})`).join(', ')}`, 'held', [],
+        `nothing was touched; if that roll's journal is in another reports folder, resume it there (run --resume --reports THAT_FOLDER); otherwise look at those hosts (a roll stopped mid-host may have left pinned VMs shut off, and a failed host needs looking at), then lift the fences: ${commandLine('evacuator', 'clear', loaded.file, ...(opts.reportsDir === 'reports' ? [] : ['--reports', opts.reportsDir]))}`);
+    }
     if (settings.windowEnd !== undefined && Date.now() >= settings.windowEnd) {
       throw new EvacError(`the maintenance window closed at ${new Date(settings.windowEnd).toISOString()}: no wave starts`, 'incomplete', [], 'set migration.window_end to the window you have');
     }
@@ -653,7 +670,8 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
     if (notUp) return failHost(h, `it passed its checks, but${notUp.replace(/^;/, '')}`, wave);
     const lifted = await driver.fence(h, null, true);
     if (!lifted.ok) return failHost(h, `its fence could not be lifted: ${lifted.detail}`, wave);
-    await hook('after_host', env, h);
+    // Stopped by a second interrupt: no verdict; the resume checks the host and runs after_host again (it may lift a Ceph noout, turn HA back on).
+    if (!(await hook('after_host', env, h)) && opts.halt?.aborted) return;
     log({ kind: 'host-done', t: driver.clock.now(), host: h, wave, status: 'maintained', why: '' });
     state.status.set(h, { status: 'maintained', why: '', wave });
   }
@@ -667,7 +685,10 @@ async function rollOnce(loaded: LoadedPlan, open: (o: OpenOptions) => Promise<Dr
     if (r.pinned !== 'shutdown-restart' || settings.pinned.length === 0) return undefined;
     const inv = await driver.inventory();
     if (!inv.ok) return `its pinned VMs could not be looked at: ${inv.detail}`;
-    const vms = inv.inventory.vms.filter((v) => v.host === h && settings.pinned.includes(v.name) && (v.state === 'running' || v.state === 'paused'));
+    const vms = inv.inventory.vms.filter((v) => v.host === h && settings.pinned.includes(v.name) && v.state === 'running');
+    // One that became paused, crashed or suspended since the roll was planned: the host is not maintained.
+    const odd = inv.inventory.vms.filter((v) => v.host === h && settings.pinned.includes(v.name) && v.state !== 'running' && v.state !== 'shutoff');
+    if (odd.length > 0) return `pinned VMs on it cannot be shut down cleanly and started again as they are: ${odd.map((v) => `${v.name} is ${v.state}`).join(', ')}`;
     if (vms.length === 0) return undefined;
     log({ kind: 'pinned-stop', t: driver.clock.now(), host: h, vms: vms.map((v) => v.name) });
     state.pinnedDown.set(h, [...new Set([...state.pinnedDown.get(h) ?? [], ...vms.map((v) => v.name)])]);

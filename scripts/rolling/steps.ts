@@ -5,6 +5,8 @@
  * values of the plan's secret environment variables masked.
  */
 import { spawn } from 'node:child_process';
+import { accessSync, constants, statSync } from 'node:fs';
+import { join } from 'node:path';
 
 export interface CommandResult {
   ok: boolean;
@@ -22,12 +24,20 @@ const KEEP = 16 * 1024;
 /** A fragment of a secret this short at a cut is left as it is (it would mask ordinary text). */
 const MIN_FRAGMENT = 4;
 /** A piece of a secret this long is masked wherever it appears (a secret split across lines or streams). */
-const PIECE = 8;
+const PIECE = 6;
 
 /** The forms a secret takes in output: as written, URL-encoded (either case), JSON-escaped, and base64 and base64url at each of the three byte alignments (the characters that depend on the secret alone). */
 export function secretForms(v: string): string[] {
   const url = encodeURIComponent(v);
-  const forms = [v, url, url.replace(/%[0-9A-F]{2}/g, (x) => x.toLowerCase()), JSON.stringify(v).slice(1, -1)];
+  const bytes = Buffer.from(v);
+  const everyByte = [...bytes].map((b) => `%${b.toString(16).padStart(2, '0').toUpperCase()}`).join('');
+  // JSON as most serialisers write it: raw, and with every non-ASCII character as \\uXXXX.
+  const asciiJson = JSON.stringify(v).slice(1, -1).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const forms = [
+    v, url, encodeURIComponent(url), everyByte, asciiJson, asciiJson.replace(/\\u[0-9a-f]{4}/g, (x) => x.toUpperCase().replace('\\U', '\\u')),
+    JSON.stringify(v).slice(1, -1), bytes.toString('hex'), bytes.toString('hex').toUpperCase(),
+  ];
+  for (const f of [url, encodeURIComponent(url), everyByte]) forms.push(f.replace(/%[0-9A-F]{2}/g, (x) => x.toLowerCase()));
   for (let k = 0; k < 3; k++) {
     const bytes = Buffer.concat([Buffer.alloc(k), Buffer.from(v)]);
     const all = bytes.toString('base64');
@@ -158,4 +168,19 @@ export function runCommand(argv: readonly string[], extraEnv: Record<string, str
       finish(code, code === 0 ? '' : `exit ${code}`);
     });
   });
+}
+
+/** Where a program would be found on this machine (a path, or a name in PATH), or undefined: checked before a roll does anything. */
+export function findProgram(program: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const ok = (p: string) => {
+    try {
+      accessSync(p, constants.X_OK);
+      return statSync(p).isFile();
+    } catch {
+      return false;
+    }
+  };
+  if (program.includes('/')) return ok(program) ? program : undefined;
+  for (const dir of (env.PATH ?? '').split(':').filter(Boolean)) if (ok(join(dir, program))) return join(dir, program);
+  return undefined;
 }

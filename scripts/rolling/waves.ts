@@ -110,10 +110,11 @@ export function planWaves(input: WaveInput): RollPlan {
     }
     left = left.filter((h) => pinnedOn(h).length === 0);
   } else {
-    // shutdown-restart shuts down running guests (a paused one only with cold.force_off) and leaves shut-off ones off; any other state cannot go through a maintenance safely.
-    const stuck = (h: string) => vmsOn(h).filter((v) => pinned.has(v.name) && !(v.state === 'running' || v.state === 'shutoff' || (v.state === 'paused' && settings.cold.forceOff)));
+    // shutdown-restart shuts down running guests and leaves shut-off ones off; any other state (paused: it would come back
+    // running, not paused; crashed, suspended, busy) cannot go through a maintenance as it is.
+    const stuck = (h: string) => vmsOn(h).filter((v) => pinned.has(v.name) && !(v.state === 'running' || v.state === 'shutoff'));
     for (const h of left.filter((x) => stuck(x).length > 0)) {
-      skipped.push({ host: h, why: `pinned VMs on it cannot be shut down cleanly and started again: ${stuck(h).map((v) => `${v.name} is ${v.state}${v.state === 'paused' ? ' (a paused guest is only powered off with migration.cold.force_off)' : ''}`).join(', ')}` });
+      skipped.push({ host: h, why: `pinned VMs on it cannot be shut down cleanly and started again as they are: ${stuck(h).map((v) => `${v.name} is ${v.state}`).join(', ')} (resume or start it, or unpin it, and run the roll again)` });
     }
     left = left.filter((h) => stuck(h).length === 0);
   }
@@ -195,7 +196,7 @@ export function planWaves(input: WaveInput): RollPlan {
     }
     for (const h of wave) {
       maintained.add(h);
-      const down = vmsOn(h).filter((v) => pinned.has(v.name) && (v.state === 'running' || v.state === 'paused')).map((v) => v.name);
+      const down = vmsOn(h).filter((v) => pinned.has(v.name) && v.state === 'running').map((v) => v.name);
       if (down.length > 0) restarted[h] = down;
     }
     // return: origin: the wave's own VMs come back from wherever they are.

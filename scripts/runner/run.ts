@@ -200,7 +200,7 @@ async function proveEmpty(
       ? (onHost.get(host) ?? []).filter((v: Vm) => inScope(v.name)).map((v) => ({ vm: v.name, state: v.state, why: why.get(v.name) ?? 'not in this plan (appeared during the run)' }))
       : [];
     const proof: HostProof = reachable
-      ? { host, empty: left.length === 0, left }
+      ? { host, empty: left.length === 0, left, ...(scoped ? { scoped: true as const } : {}) }
       : { host, empty: false, left: [{ vm: '?', state: 'unknown', why: `${host} did not answer the final check` }] };
     emit({ kind: 'host-empty', t: driver.clock.now(), host, empty: proof.empty, left: proof.left.map((l) => l.vm), ...(scoped ? { scoped: true as const } : {}) });
     return proof;
