@@ -59,7 +59,7 @@ describe('concurrency: auto', () => {
     expect(limits.hasRoom('s1', 'd2', 5000)).toBe(true);
   });
 
-  it('on simulated fleets (25 GbE hosts, guests dirtying 350-550 MiB/s) the default is within 1.05x (1.1x on 25 GbE) the link lower bound and faster than the old fixed 4 / 2 / 2', async () => {
+  it('on simulated fleets (25 GbE hosts, guests dirtying 350-550 MiB/s) the default is within 1.1x (1.2x with hot writers) the link lower bound and faster than the old fixed 4 / 2 / 2', async () => {
     const run = async (shape: 'fast-nics' | 'hot', concurrency?: { total: number; per_source: number; per_destination: number }) => {
       const fleet = simFleet({ seed: 5, generate: { hosts: 20, vms: 200 } });
       if (shape === 'fast-nics') for (const h of fleet.hosts) h.nic_mibps = 2980;
@@ -75,8 +75,9 @@ describe('concurrency: auto', () => {
     for (const shape of ['fast-nics', 'hot'] as const) {
       const ours = await run(shape);
       const old = await run(shape, { total: 4, per_source: 2, per_destination: 2 });
-      // 25 GbE: three streams fill a NIC, until a source's last VMs run alone at the stream ceiling.
-      expect(ours.makespanS / ours.lowerBoundS, shape).toBeLessThanOrEqual(shape === 'hot' ? 1.05 : 1.1);
+      // 25 GbE: three streams fill a NIC, until a source's last VMs run alone at the stream ceiling;
+      // hot writers: they run one at a time at the stream ceiling, below the NIC the bound assumes.
+      expect(ours.makespanS / ours.lowerBoundS, shape).toBeLessThanOrEqual(shape === 'hot' ? 1.2 : 1.1);
       expect(ours.makespanS, shape).toBeLessThan(old.makespanS);
     }
   }, 60_000);
@@ -105,5 +106,22 @@ describe('honest estimates', () => {
     l.add(10, 1000);
     // The median: one slow outlier does not move it much.
     expect(l.correct(2)).toBeCloseTo(6.2, 5);
+  });
+
+  it('estimates hold where links are uneven or guests too hot to share: a hot guest runs alone, a slow destination NIC counts (0.7-1.5x)', async () => {
+    const runWith = async (name: string, change: (f: ReturnType<typeof simFleet>) => void) => {
+      const fleet = simFleet({ seed: 9, generate: { hosts: 9, vms: 45 } });
+      change(fleet);
+      const plan: EvacuationPlan = { version: 1, name, fleet: { driver: 'sim', sim: { hosts: fleet.hosts, vms: fleet.vms } }, sources: ['hv-001'], migration: { mode: 'live' } };
+      const done = await evacuate({ file: '(test)', digest: '', plan, warnings: [] }, (o) => openDriver(plan, o), () => {}, { reportsDir: tempDir() });
+      expect(done.report.totals.moved, name).toBe(done.report.totals.vms);
+      return done.report.totals.estimates!.medianRatio;
+    };
+    const hot = await runWith('hot', (f) => f.vms.filter((v) => v.host === 'hv-001').forEach((v) => Object.assign(v, { memory_mib: 16384, resident_mib: 12000, dirty_mibps: 550 })));
+    const slow = await runWith('slow', (f) => f.hosts.filter((_, i) => i % 2 === 1).forEach((h) => (h.nic_mibps = 119)));
+    expect(hot).toBeGreaterThanOrEqual(0.7);
+    expect(hot).toBeLessThanOrEqual(1.5);
+    expect(slow).toBeGreaterThanOrEqual(0.7);
+    expect(slow).toBeLessThanOrEqual(1.5);
   });
 });

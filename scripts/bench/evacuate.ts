@@ -93,7 +93,7 @@ async function runOnce(plan: EvacuationPlan) {
 }
 
 const only = new Set(args.only.split(','));
-console.log('The bound of a shape: the least any schedule here needed by the link model (the busiest source out-link, the busiest destination in-link, the longest stream, for the bytes that schedule sent).');
+console.log('The bound of a shape: the link model for what had to move (each VM its memory once and its local disk): the busiest source out-link, the busiest destination in-link, the longest stream.');
 console.log('shape | scheduler | moved | makespan (simulated) | makespan / bound | total downtime');
 for (const shape of SHAPES.filter((s) => only.has(s.name))) {
   const rows: { name: string; r: Awaited<ReturnType<typeof runOnce>> }[] = [];

@@ -6,14 +6,14 @@
 import type { CheckResult, Driver } from '../fleet/driver.ts';
 import type { Snapshot } from '../fleet/discover.ts';
 import { estimatePrecopy, MiB } from '../fleet/precopy.ts';
-import { nicMibpsOf, unmovable, type Resources, type Vm } from '../fleet/types.ts';
+import { nicMibpsOf, unmovable, type Host, type Resources, type Vm } from '../fleet/types.ts';
 import type { HostUtilization } from '../placement/rebalance.ts';
 import type { Method, Move } from '../model.ts';
 import type { LoadedPlan } from '../plan/load.ts';
 import { coldAllowed, type Settings } from '../plan/settings.ts';
 import { placePreferring, type Unplaced } from '../placement/place.ts';
 import { checkMoves } from './checks.ts';
-import { resolveLimits } from '../runner/limits.ts';
+import { CONVERGE_MARGIN, resolveLimits } from '../runner/limits.ts';
 
 export interface Blueprint {
   version: 1;
@@ -126,9 +126,9 @@ export async function makeBlueprint(loaded: LoadedPlan, settings: Settings, snap
 }
 
 /** A planned move of vm: cold where the plan moves everything cold or the guest is off, else live; with its estimate. */
-export function planMove(vm: Vm, destination: string, settings: Settings, snap: Pick<Snapshot, 'sources' | 'setupS' | 'streamMibps' | 'perHostMigrations'>): Move {
+export function planMove(vm: Vm, destination: string, settings: Settings, snap: Pick<Snapshot, 'sources' | 'setupS' | 'streamMibps' | 'perHostMigrations'> & { destinations?: Host[] }): Move {
   const method: Method = settings.mode === 'cold' || vm.state === 'shutoff' ? 'cold' : 'live';
-  return { vm: vm.name, source: vm.host, destination, method, estimateS: estimateSeconds(vm, settings, snap) };
+  return { vm: vm.name, source: vm.host, destination, method, estimateS: estimateSeconds(vm, settings, snap, destination) };
 }
 
 /** An evacuation's blueprint around its moves: the plan, the driver, the hosts and the warnings as discovered. */
@@ -154,11 +154,18 @@ export function evacuationBlueprint(
  * as many as the plan's concurrency lets it (the NIC shared; never above the stream ceiling or
  * the plan's bandwidth cap), plus the driver's fixed cost per migration.
  */
-export function estimateSeconds(vm: Vm, settings: Settings, snap: Pick<Snapshot, 'sources' | 'setupS' | 'streamMibps' | 'perHostMigrations'>): number | null {
+export function estimateSeconds(vm: Vm, settings: Settings, snap: Pick<Snapshot, 'sources' | 'setupS' | 'streamMibps' | 'perHostMigrations'> & { destinations?: Host[] }, destination?: string): number | null {
   const src = snap.sources.find((h) => h.name === vm.host);
-  const lim = resolveLimits(settings.concurrency, { sources: src ? [src] : [], destinations: [] }, snap);
-  const streams = Math.max(1, Math.min(lim.total, typeof lim.perSource === 'number' ? lim.perSource : lim.perSource(vm.host)));
-  const rateMibps = Math.min(settings.bandwidthMibps ?? Infinity, lim.links?.streamMibps ?? snap.streamMibps ?? Infinity, nicMibpsOf(src) / streams);
+  const dst = destination === undefined ? undefined : snap.destinations?.find((h) => h.name === destination);
+  const lim = resolveLimits(settings.concurrency, { sources: src ? [src] : [], destinations: dst ? [dst] : [] }, snap);
+  const per = (v: typeof lim.perSource, h: string) => Math.max(1, Math.min(lim.total, typeof v === 'number' ? v : v(h)));
+  const stream = lim.links?.streamMibps ?? snap.streamMibps ?? Infinity;
+  const cap = settings.bandwidthMibps ?? Infinity;
+  // Alone on its links, and sharing them with as many as the limits allow at each end.
+  const alone = Math.min(cap, stream, nicMibpsOf(src), dst ? nicMibpsOf(dst) : Infinity);
+  const shared = Math.min(alone, nicMibpsOf(src) / per(lim.perSource, vm.host), dst ? nicMibpsOf(dst) / per(lim.perDestination, dst.name) : Infinity);
+  // concurrency: auto holds back a migration that would not converge while sharing: such a guest runs alone.
+  const rateMibps = lim.links && (vm.dirtyMibps ?? 0) * CONVERGE_MARGIN >= shared ? alone : shared;
   const disk = vm.storage === 'local' ? (vm.resources.disk_gib ?? 0) * 1024 : 0;
   const e = estimatePrecopy({
     memoryBytes: (vm.residentMib ?? vm.resources.memory_mib ?? 0) * MiB,

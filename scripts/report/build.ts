@@ -235,20 +235,27 @@ export function buildReport(run: ReportInput): Report {
 }
 
 /**
- * The bound from field-notes.md: no evacuation of these bytes is faster than the busiest source's
- * out-link, the busiest destination's in-link, or the longest single stream.
+ * The bound from field-notes.md: no evacuation of the VMs it moved is faster than the busiest
+ * source's out-link, the busiest destination's in-link, or the longest single stream, each VM
+ * sending its memory once (what is resident where the driver knows it) and its local disk. From
+ * what had to move, not from what this schedule sent: a schedule whose guests re-sent dirty
+ * memory for want of bandwidth does not raise its own bound.
  */
 function lowerBound(vms: ReportVm[], before: Inventory): number {
-  const nic = new Map(before.hosts.map((h) => [h.name, nicMibpsOf(h) * 1024 * 1024]));
+  const MiB = 1024 * 1024;
+  const nic = new Map(before.hosts.map((h) => [h.name, nicMibpsOf(h) * MiB]));
+  const was = new Map(before.vms.map((v) => [v.name, v]));
   const out = new Map<string, number>();
   const inn = new Map<string, number>();
   let longest = 0;
   for (const v of vms) {
-    for (const a of v.attempts) {
-      out.set(v.source, (out.get(v.source) ?? 0) + a.bytes);
-      inn.set(a.destination, (inn.get(a.destination) ?? 0) + a.bytes);
-      longest = Math.max(longest, a.bytes / (nic.get(v.source) ?? Infinity) + SETUP_S);
-    }
+    const ok = v.attempts.filter((a) => a.outcome === 'ok').at(-1);
+    const vm = was.get(v.vm);
+    if (v.status !== 'moved' || !ok || !vm) continue;
+    const bytes = ((vm.residentMib ?? vm.resources.memory_mib ?? 0) + (vm.storage === 'local' ? (vm.resources.disk_gib ?? 0) * 1024 : 0)) * MiB;
+    out.set(v.source, (out.get(v.source) ?? 0) + bytes);
+    inn.set(ok.destination, (inn.get(ok.destination) ?? 0) + bytes);
+    longest = Math.max(longest, bytes / Math.min(nic.get(v.source) ?? Infinity, nic.get(ok.destination) ?? Infinity) + SETUP_S);
   }
   const busiest = (m: Map<string, number>) => Math.max(0, ...[...m].map(([h, b]) => b / (nic.get(h) ?? Infinity)));
   return Math.max(busiest(out), busiest(inn), longest);

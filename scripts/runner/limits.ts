@@ -25,7 +25,7 @@ export interface LimitSettings {
 /** QEMU's single-stream ceiling when the driver does not say (the plan schema's fleet.sim.stream_mibps). */
 const STREAM_MIBPS = schemaDefault<number>('/definitions/SimFleet/properties/stream_mibps');
 /** A guest converges while the link gives it this much more than it dirties. */
-const CONVERGE_MARGIN = 1.25;
+export const CONVERGE_MARGIN = 1.25;
 
 /** The plan's limits (numbers or auto) as numbers per host, from the hosts' NICs and the driver's own stream ceiling and per-host cap. */
 export function resolveLimits(c: { total: Limit; perSource: Limit; perDestination: Limit }, hosts: { sources: Host[]; destinations: Host[] }, driver: { streamMibps?: number; perHostMigrations?: number }): LimitSettings & { describe: string } {
