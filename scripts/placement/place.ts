@@ -21,7 +21,7 @@ import { explain, type ReasonGroup } from './explain.ts';
 import { greedy, hostSet } from './greedy.ts';
 import { Ledger, sumDemand, type LedgerSettings } from './ledger.ts';
 import { Model } from './model.ts';
-import { repair } from './repair.ts';
+import { placedCount, repair } from './repair.ts';
 import { minimumSlack } from './slack.ts';
 import { packTighter, spreadOut } from './tighten.ts';
 
@@ -88,6 +88,9 @@ export function place(input: PlacementInput): PlacementResult {
   hopeful.sort((a, b) => need[b] - need[a] || m.weight[b] - m.weight[a] || tie[a] - tie[b]);
 
   let budget = input.settings.effort ?? DEFAULT_EFFORT;
+  // First-fit decreasing's order (the floor below): memory, else the first resource.
+  const memDim = Math.max(0, ledger.dims.indexOf('memory_mib'));
+  const inputOrder = new Map(input.vms.map((v, i) => [v.name, i]));
   const left = greedy(m, hopeful, policy);
   if (left.length > 0) {
     const all = hostSet(new Uint8Array(m.H).fill(1));
@@ -99,6 +102,19 @@ export function place(input: PlacementInput): PlacementResult {
     // Units still waiting: rebuild by minimum bin slack (kept only if it places more), then tighten.
     if (hopeful.some((u) => m.at[u] < 0) && budget > 0) budget -= minimumSlack(m, Math.ceil(budget / 2));
     packTighter(m, budget, rng);
+    // Still waiting: plain first-fit decreasing as a floor. Where it places more, its placement
+    // (tightened with a quarter of the effort more) is kept: pack never leaves a VM that it would move.
+    if (hopeful.some((u) => m.at[u] < 0)) {
+      const ours = m.snapshot();
+      const placed = placedCount(m);
+      for (const u of hopeful) m.remove(u);
+      for (const u of [...hopeful].sort((a, b) => m.dem[b * m.D + memDim] - m.dem[a * m.D + memDim] || inputOrder.get(units[a][0].name)! - inputOrder.get(units[b][0].name)!)) {
+        const h = m.eligibleList[u].find((x) => m.apart(u, x) && m.room(u, x));
+        if (h !== undefined) m.insert(u, h);
+      }
+      if (placedCount(m) > placed) packTighter(m, Math.ceil((input.settings.effort ?? DEFAULT_EFFORT) / 4), rng);
+      else m.restore(ours);
+    }
   } else spreadOut(m, budget);
   // Room the second pass freed goes to whatever still waits, so every unit left has a reason.
   greedy(m, hopeful.filter((u) => m.at[u] < 0), policy);
