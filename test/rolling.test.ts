@@ -14,7 +14,7 @@ import { readState } from '../scripts/fleet/sim/state.ts';
 import { planRoll, readRollJournal, type RollReport } from '../scripts/rolling/roll.ts';
 import { keptOutput, masker } from '../scripts/rolling/steps.ts';
 import { cli, planFile, tempDir } from './helpers.ts';
-import { cluster, fleetAfter, movesByVm } from './rolling-helpers.ts';
+import { cluster, fleetAfter, movesByVm, pinnedRoll, rollLines, runUntil, smallVm } from './rolling-helpers.ts';
 
 describe('rolling maintenance: the waves', () => {
   it('never two hosts of one rack nor two holders of one anti-affinity group in a wave; every VM placed; only VMs landing on hosts not yet maintained move twice (fast-check over clusters of 10-150 hosts)', async () => {
@@ -409,49 +409,25 @@ describe('rolling maintenance: interrupts, hosts that do not answer, steps that 
   }, 120_000);
 
   it('from an operator\'s attack: SIGINT while pinned VMs are down still checks their host and starts them; a second signal in a hook is an interrupt (130, resumable), not a failed host; --resume of an ended roll touches nothing; an empty program is refused by validate; a paused pinned VM\'s host is skipped by plan and run alike', async () => {
-    const { spawn } = await import('node:child_process');
-    const host = (name: string, rack: string) => ({ name, vcpu: 16, memory_mib: 32768, disk_gib: 200, labels: { rack } });
-    const vm = (name: string, on: string, extra: Record<string, unknown> = {}) => ({ name, host: on, vcpu: 2, memory_mib: 2048, ...extra });
-    const base = (dir: string, rolling: Record<string, unknown>, vms = [vm('p1', 'h1'), vm('v1', 'h1'), vm('v2', 'h2'), vm('v3', 'h3')]) => planFile({
-      version: 1, name: 'roll', kind: 'rolling',
-      fleet: { driver: 'sim', sim: { state_file: join(dir, 'fleet.json'), hosts: [host('h1', 'r1'), host('h2', 'r2'), host('h3', 'r3')], vms } },
-      sources: ['h1', 'h2', 'h3'],
-      rolling: { wave: 1, order: 'listed', pinned: 'shutdown-restart', checks: { timeout_s: 60, interval_s: 1 }, ...rolling },
-      placement: { pinned: ['p1'] },
-    }, dir);
     const simState = (dir: string) => readState(join(dir, 'fleet.json')).saved;
-    const runUntil = async (file: string, reports: string, ready: () => boolean, signals: NodeJS.Signals[]) => {
-      const proc = spawn('node', ['dist/evacuator.js', 'run', file, '--reports', reports], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
-      const exited = new Promise<number | null>((r) => proc.on('close', (code) => r(code)));
-      for (let i = 0; i < 400 && !ready(); i++) await new Promise((r) => setTimeout(r, 50));
-      for (const sig of signals) {
-        proc.kill(sig);
-        await new Promise((r) => setTimeout(r, 150));
-      }
-      return { code: await exited, out };
-    };
-    const journal = (reports: string) => (existsSync(join(reports, 'roll.roll.jsonl')) ? readRollJournal(join(reports, 'roll.roll.jsonl')) : []);
     {
       // SIGINT during h1's step, with p1 shut down: the step ends, h1 is checked, p1 runs again.
       const dir = tempDir();
       const reports = join(dir, 'reports');
-      const file = base(dir, { maintenance: { command: ['sh', '-c', 'sleep 1.5'], timeout_s: 30 } });
-      const r = await runUntil(file, reports, () => journal(reports).some((l) => l.kind === 'step-start' && l.step === 'maintain'), ['SIGINT']);
+      const file = pinnedRoll(dir, { maintenance: { command: ['sh', '-c', 'sleep 1.5'], timeout_s: 30 } });
+      const r = await runUntil(file, reports, () => rollLines(reports).some((l) => l.kind === 'step-start' && l.step === 'maintain'), ['SIGINT']);
       expect(r.code, r.out).toBe(130);
       const p1 = simState(dir).domains.find((d) => d.vm.name === 'p1')!.vm;
       expect([p1.host, p1.state], r.out).toEqual(['h1', 'running']);
       const again = await cli('run', file, '--reports', reports, '--resume');
       expect(again.code, again.stdout + again.stderr).toBe(0);
       // --resume of the ended roll: nothing touched, no new roll, the reports written again.
-      const lines = journal(reports).length;
+      const lines = rollLines(reports).length;
       const before = JSON.stringify(simState(dir).domains);
       const ended = await cli('run', file, '--reports', reports, '--resume');
       expect(ended.code, ended.stdout + ended.stderr).toBe(0);
       expect(ended.stdout + ended.stderr).toMatch(/already ended .*nothing to resume/);
-      expect(journal(reports).length).toBe(lines);
+      expect(rollLines(reports).length).toBe(lines);
       expect(JSON.stringify(simState(dir).domains)).toBe(before);
     }
     {
@@ -459,12 +435,12 @@ describe('rolling maintenance: interrupts, hosts that do not answer, steps that 
       const dir = tempDir();
       const reports = join(dir, 'reports');
       const marker = join(dir, 'hook-started');
-      const file = base(dir, { maintenance: { simulate: { duration_s: 60 } }, hooks: { before_host: ['sh', '-c', 'touch "$1"; sleep 5', 'hook', marker] } });
+      const file = pinnedRoll(dir, { maintenance: { simulate: { duration_s: 60 } }, hooks: { before_host: ['sh', '-c', 'touch "$1"; sleep 5', 'hook', marker] } });
       const r = await runUntil(file, reports, () => existsSync(marker), ['SIGTERM', 'SIGTERM']);
       expect(r.code, r.out).toBe(130);
-      const end = journal(reports).filter((l) => l.kind === 'roll-end').at(-1)!;
+      const end = rollLines(reports).filter((l) => l.kind === 'roll-end').at(-1)!;
       expect(end).toMatchObject({ exitCode: 130, interrupted: true });
-      expect(journal(reports).filter((l) => l.kind === 'host-done')).toEqual([]);
+      expect(rollLines(reports).filter((l) => l.kind === 'host-done')).toEqual([]);
       const again = await cli('run', file, '--reports', reports, '--resume');
       expect(again.code, again.stdout + again.stderr).toBe(0);
       expect((JSON.parse(readFileSync(join(reports, 'roll.json'), 'utf8')) as RollReport).totals.maintained).toBe(3);
@@ -472,7 +448,7 @@ describe('rolling maintenance: interrupts, hosts that do not answer, steps that 
     {
       // An empty program: exit 2 at its place, nothing written.
       const dir = tempDir();
-      const file = base(dir, { maintenance: { simulate: { duration_s: 10 } }, checks: { command: [''] } });
+      const file = pinnedRoll(dir, { maintenance: { simulate: { duration_s: 10 } }, checks: { command: [''] } });
       const v = await cli('validate', file);
       expect(v.code).toBe(2);
       expect(v.stderr).toMatch(/rolling\.checks\.command/);
@@ -481,7 +457,7 @@ describe('rolling maintenance: interrupts, hosts that do not answer, steps that 
       // A paused pinned VM: plan and run both skip its host (no evacuation of it), with why.
       const dir = tempDir();
       const reports = join(dir, 'reports');
-      const file = base(dir, { maintenance: { simulate: { duration_s: 10 } } }, [vm('p1', 'h1', { state: 'paused' }), vm('v1', 'h1'), vm('v2', 'h2'), vm('v3', 'h3')]);
+      const file = pinnedRoll(dir, { maintenance: { simulate: { duration_s: 10 } } }, [smallVm('p1', 'h1', { state: 'paused' }), smallVm('v1', 'h1'), smallVm('v2', 'h2'), smallVm('v3', 'h3')]);
       const p = await cli('plan', file);
       expect(p.stdout).toMatch(/h1 is skipped: .*p1 is paused/);
       const r = await cli('run', file, '--reports', reports);
@@ -493,36 +469,12 @@ describe('rolling maintenance: interrupts, hosts that do not answer, steps that 
   }, 180_000);
 
   it('from a second attack: a new roll refuses hosts an earlier run of the plan left fenced (pinned VMs may be off there); a program that does not exist or a NUL in an argument is refused before anything; a second signal in after_host leaves no verdict and the resume runs it again', async () => {
-    const { spawn } = await import('node:child_process');
-    const host = (name: string, rack: string) => ({ name, vcpu: 16, memory_mib: 32768, disk_gib: 200, labels: { rack } });
-    const vm = (name: string, on: string) => ({ name, host: on, vcpu: 2, memory_mib: 2048 });
-    const base = (dir: string, rolling: Record<string, unknown>) => planFile({
-      version: 1, name: 'roll', kind: 'rolling',
-      fleet: { driver: 'sim', sim: { state_file: join(dir, 'fleet.json'), hosts: [host('h1', 'r1'), host('h2', 'r2'), host('h3', 'r3')], vms: [vm('p1', 'h1'), vm('v1', 'h1'), vm('v2', 'h2'), vm('v3', 'h3')] } },
-      sources: ['h1', 'h2', 'h3'],
-      rolling: { wave: 1, order: 'listed', pinned: 'shutdown-restart', checks: { timeout_s: 60, interval_s: 1 }, ...rolling },
-      placement: { pinned: ['p1'] },
-    }, dir);
-    const journal = (reports: string) => (existsSync(join(reports, 'roll.roll.jsonl')) ? readRollJournal(join(reports, 'roll.roll.jsonl')) : []);
-    const runUntil = async (file: string, reports: string, ready: () => boolean, signals: NodeJS.Signals[]) => {
-      const proc = spawn('node', ['dist/evacuator.js', 'run', file, '--reports', reports], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
-      const exited = new Promise<number | null>((r) => proc.on('close', (code) => r(code)));
-      for (let i = 0; i < 400 && !ready(); i++) await new Promise((r) => setTimeout(r, 50));
-      for (const sig of signals) {
-        proc.kill(sig);
-        await new Promise((r) => setTimeout(r, 150));
-      }
-      return { code: await exited, out };
-    };
     {
       // Two SIGINTs during h1's step leave p1 off and h1 fenced; a new roll with another reports folder refuses h1.
       const dir = tempDir();
       const reports = join(dir, 'reports');
-      const file = base(dir, { maintenance: { command: ['sh', '-c', 'sleep 3'], timeout_s: 30 } });
-      const r = await runUntil(file, reports, () => journal(reports).some((l) => l.kind === 'step-start' && l.step === 'maintain'), ['SIGINT', 'SIGINT']);
+      const file = pinnedRoll(dir, { maintenance: { command: ['sh', '-c', 'sleep 3'], timeout_s: 30 } });
+      const r = await runUntil(file, reports, () => rollLines(reports).some((l) => l.kind === 'step-start' && l.step === 'maintain'), ['SIGINT', 'SIGINT']);
       expect(r.code, r.out).toBe(130);
       expect(r.out).toMatch(/pinned VMs are SHUT OFF.*p1 \(h1\)/);
       const fresh = await cli('run', file, '--reports', join(dir, 'elsewhere'));
@@ -535,11 +487,11 @@ describe('rolling maintenance: interrupts, hosts that do not answer, steps that 
     }
     {
       const dir = tempDir();
-      const missing = await cli('run', base(dir, { maintenance: { command: ['/no/such/patch-tool'], timeout_s: 30 } }), '--reports', join(dir, 'r'));
+      const missing = await cli('run', pinnedRoll(dir, { maintenance: { command: ['/no/such/patch-tool'], timeout_s: 30 } }), '--reports', join(dir, 'r'));
       expect(missing.code).toBe(2);
       expect(missing.stderr).toMatch(/programs not found on this machine: rolling\.maintenance\.command: "\/no\/such\/patch-tool"/);
       expect(existsSync(join(dir, 'r', 'roll.roll.jsonl'))).toBe(false);
-      const nul = await cli('validate', base(dir, { maintenance: { command: ['sh', '-c', 'a\u0000b'], timeout_s: 30 } }));
+      const nul = await cli('validate', pinnedRoll(dir, { maintenance: { command: ['sh', '-c', 'a\u0000b'], timeout_s: 30 } }));
       expect(nul.code).toBe(2);
     }
     {
@@ -547,10 +499,10 @@ describe('rolling maintenance: interrupts, hosts that do not answer, steps that 
       const dir = tempDir();
       const reports = join(dir, 'reports');
       const log = join(dir, 'after.log');
-      const file = base(dir, { maintenance: { simulate: { duration_s: 30 } }, hooks: { after_host: ['sh', '-c', 'echo "$EVAC_HOST" >> "$1"; sleep 5', 'hook', log] } });
+      const file = pinnedRoll(dir, { maintenance: { simulate: { duration_s: 30 } }, hooks: { after_host: ['sh', '-c', 'echo "$EVAC_HOST" >> "$1"; sleep 5', 'hook', log] } });
       const r = await runUntil(file, reports, () => existsSync(log), ['SIGTERM', 'SIGTERM']);
       expect(r.code, r.out).toBe(130);
-      expect(journal(reports).filter((l) => l.kind === 'host-done')).toEqual([]);
+      expect(rollLines(reports).filter((l) => l.kind === 'host-done')).toEqual([]);
       const again = await cli('run', file, '--reports', reports, '--resume');
       expect(again.code, again.stdout + again.stderr).toBe(0);
       const ran = readFileSync(log, 'utf8').split('\n').filter(Boolean);
