@@ -48,6 +48,8 @@ describe('placement on random fleets', () => {
       const byName = new Map([...input.vms, ...input.residents].map((v) => [v.name, v]));
       // Every VM to move is either assigned or unplaced, exactly once.
       expect([...out.assignments.map((a) => a.vm), ...out.unplaced.map((u) => u.vm)].sort()).toEqual(input.vms.map((v) => v.name).sort());
+      // pack's lower bound on receiving hosts never claims more than it used.
+      if (input.settings.policy === 'pack' && out.assignments.length > 0) expect(out.lowerBound!).toBeLessThanOrEqual(out.destinationsUsed);
       for (const d of input.destinations) {
         const here = [...input.residents.filter((v) => v.host === d.name), ...out.assignments.filter((a) => a.destination === d.name).map((a) => byName.get(a.vm)!)];
         const limit = empty.limitOf(d.name);

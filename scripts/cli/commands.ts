@@ -48,7 +48,8 @@ export async function planCommand(file: string, opts: { json?: boolean; out?: st
 
 export function describeBlueprint(bp: Blueprint, c: ReturnType<typeof paint>): string {
   if (bp.rebalance) return describeRebalance(bp, c);
-  const lines = [c.bold(`Plan ${bp.plan.name}: ${bp.moves.length} moves onto ${bp.destinationsUsed} of ${bp.destinations.length} destination hosts (policy ${bp.policy})`)];
+  const bound = bp.receivingLowerBound === undefined ? '' : bp.receivingLowerBound >= bp.destinationsUsed ? '; proven fewest: the lower bound' : `; lower bound ${bp.receivingLowerBound}`;
+  const lines = [c.bold(`Plan ${bp.plan.name}: ${bp.moves.length} moves onto ${bp.destinationsUsed} of ${bp.destinations.length} destination hosts (policy ${bp.policy}${bound})`)];
   for (const m of bp.moves) {
     const est = m.estimateS === null ? c.yellow('will not converge live at full rate') : `~${m.estimateS} s`;
     lines.push(`  ${m.vm.padEnd(18)} ${m.source} → ${m.destination.padEnd(10)} ${m.method.padEnd(5)} ${est}`);

@@ -23,7 +23,7 @@ import { Ledger, sumDemand, type LedgerSettings } from './ledger.ts';
 import { Model } from './model.ts';
 import { placedCount, repair } from './repair.ts';
 import { minimumSlack } from './slack.ts';
-import { packTighter, spreadOut } from './tighten.ts';
+import { lowerBound, packTighter, spreadOut } from './tighten.ts';
 
 export interface PlacementInput {
   /** VMs to move. */
@@ -61,6 +61,8 @@ export interface PlacementResult {
   unplaced: Unplaced[];
   /** Destination hosts that receive at least one VM. */
   destinationsUsed: number;
+  /** pack: no placement of the VMs placed gives them to fewer hosts (equal to destinationsUsed: proven fewest). */
+  lowerBound?: number;
 }
 
 /** Build the books for an input: residents settled, avoidances recorded. */
@@ -118,7 +120,7 @@ export function place(input: PlacementInput): PlacementResult {
   } else spreadOut(m, budget);
   // Room the second pass freed goes to whatever still waits, so every unit left has a reason.
   greedy(m, hopeful.filter((u) => m.at[u] < 0), policy);
-  return resultOf(m, input, ledger);
+  return { ...resultOf(m, input, ledger), ...(policy === 'pack' ? { lowerBound: lowerBound(m) } : {}) };
 }
 
 /** Work (unit-host pairs weighed) the searches may spend by default (under a second on a small machine): the plan's default. */
@@ -190,6 +192,8 @@ export function placePreferring(input: PlacementInput, prefer: readonly string[]
   const first = input.destinations.filter((h) => wanted.has(h.name));
   if (first.length === 0 || first.length === input.destinations.length) return place(input);
   const a = place({ ...input, destinations: first, avoid: (input.avoid ?? []).filter((x) => wanted.has(x.host)) });
+  // A bound over the preferred hosts alone says nothing of all of them.
+  delete a.lowerBound;
   if (a.unplaced.length === 0) return a;
   const left = new Set(a.unplaced.map((u) => u.vm));
   const byName = new Map(input.vms.map((v) => [v.name, v]));

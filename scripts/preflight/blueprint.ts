@@ -23,6 +23,8 @@ export interface Blueprint {
   sources: string[];
   destinations: string[];
   destinationsUsed: number;
+  /** pack: no placement of these moves gives VMs to fewer hosts (equal to destinationsUsed: proven fewest); absent when preflight changed the placement. */
+  receivingLowerBound?: number;
   moves: Move[];
   unplaced: Unplaced[];
   pinned: { vm: string; host: string }[];
@@ -111,6 +113,8 @@ export async function makeBlueprint(loaded: LoadedPlan, settings: Settings, snap
     unplaced: unplaced.sort((a, b) => a.vm.localeCompare(b.vm)),
     pinned: pinned.map((v) => ({ vm: v.name, host: v.host })),
     preflight: { ok: checks.every((c) => c.ok), rounds: rounds + 1, checks },
+    // The placement's bound holds for its own moves: only when preflight kept every one of them.
+    ...(result.lowerBound !== undefined && moves.length === result.assignments.length ? { receivingLowerBound: result.lowerBound } : {}),
   });
 
   function placeWith(avoidNow: typeof avoid) {
@@ -134,7 +138,7 @@ export function planMove(vm: Vm, destination: string, settings: Settings, snap: 
 /** An evacuation's blueprint around its moves: the plan, the driver, the hosts and the warnings as discovered. */
 export function evacuationBlueprint(
   loaded: LoadedPlan, driver: Pick<Driver, 'name'>, settings: Settings, snap: Pick<Snapshot, 'sources' | 'destinations' | 'warnings'>,
-  parts: Pick<Blueprint, 'moves' | 'unplaced' | 'pinned' | 'preflight'>,
+  parts: Pick<Blueprint, 'moves' | 'unplaced' | 'pinned' | 'preflight' | 'receivingLowerBound'>,
 ): Blueprint {
   return {
     version: 1,
