@@ -437,14 +437,22 @@ export class OpenStackDriver implements Driver {
     let lastRead = started;
     let asked = false;
     let forced: number | undefined;
+    // Time Nova's API did not answer does not count against Nova making its record (an API restart is not a dead request).
+    let silentMs = 0;
+    let failingSince: number | undefined;
+    const waited = () => this.clock.now() - started - silentMs;
     for (;;) {
       let m: Migration | undefined;
       let s: Server | undefined;
       try {
         // Without a record for a while, the server itself says whether the request died before one was made.
-        ({ m, s } = await this.look(vm, 'live-migration', fresh, this.clock.now() - started > 30_000));
+        ({ m, s } = await this.look(vm, 'live-migration', fresh, waited() > 30_000));
+        // A read after reads that failed: from the last answer to this one, Nova was silent.
+        if (failingSince !== undefined) silentMs += this.clock.now() - failingSince;
+        failingSince = undefined;
         lastRead = this.clock.now();
       } catch (e) {
+        failingSince ??= lastRead;
         if (this.clock.now() - lastRead > this.timing.outageMs) return this.novaDown(vm, e, `for ${Math.round(this.timing.outageMs / 1000)} s during the live migration of`);
         continue;
       }
@@ -464,8 +472,8 @@ export class OpenStackDriver implements Driver {
         }
       } else {
         // No record yet: the request may have failed before one was made.
-        if (s && !s['OS-EXT-STS:task_state'] && this.clock.now() - started > 30_000) return this.settleLive(vm, destination, undefined);
-        if (s && this.clock.now() - started > this.timing.noRecordMs) {
+        if (s && !s['OS-EXT-STS:task_state'] && waited() > 30_000) return this.settleLive(vm, destination, undefined);
+        if (s && waited() > this.timing.noRecordMs) {
           return failure('error', `Nova made no live-migration record in ${Math.round(this.timing.noRecordMs / 1000)} s; ${at(vm, s)}: a task left on it may need a person`, destination);
         }
       }
