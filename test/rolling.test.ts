@@ -514,8 +514,8 @@ describe('rolling maintenance: interrupts, hosts that do not answer, steps that 
     const dir = tempDir();
     const log = join(dir, 'steps.log');
     const plan = cluster(3, 9, 0, 6, { wave: 1, order: 'listed' });
-    // Long enough that the resume, started at once, finds it still running even on a loaded machine (CI runs the suite's files in parallel).
-    plan.rolling!.maintenance = { command: ['sh', '-c', 'echo "start $EVAC_HOST" >> "$1"; sleep 10; echo "end $EVAC_HOST" >> "$1"', 'step', log] };
+    // The first host's step long enough that the resume, started at once, finds it still running even on a loaded machine (CI runs the suite's files in parallel); the others short.
+    plan.rolling!.maintenance = { command: ['sh', '-c', 'echo "start $EVAC_HOST" >> "$1"; if [ "$EVAC_HOST" = hv-001 ]; then sleep 10; else sleep 1; fi; echo "end $EVAC_HOST" >> "$1"', 'step', log] };
     plan.rolling!.checks = { timeout_s: 60, interval_s: 1 };
     const file = planFile(plan, dir);
     const reports = join(dir, 'reports');
