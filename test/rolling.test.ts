@@ -481,6 +481,9 @@ describe('rolling maintenance: interrupts, hosts that do not answer, steps that 
       expect(fresh.code, fresh.stdout + fresh.stderr).toBe(5);
       expect(fresh.stderr).toMatch(/still fenced by an earlier run of this plan.*h1/);
       expect(readState(join(dir, 'fleet.json')).saved.domains.find((d) => d.vm.name === 'p1')!.vm.state).toBe('shutoff');
+      // clear names the pinned VM still off.
+      const cleared = await cli('clear', file, '--reports', reports);
+      expect(cleared.stdout).toMatch(/h1: pinned VMs the roll shut down are still SHUT OFF: p1/);
       const resumed = await cli('run', file, '--reports', reports, '--resume');
       expect(resumed.code, resumed.stdout + resumed.stderr).toBe(0);
       expect(readState(join(dir, 'fleet.json')).saved.domains.find((d) => d.vm.name === 'p1')!.vm.state).toBe('running');

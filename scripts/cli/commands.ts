@@ -17,7 +17,7 @@ import { guardDriver } from '../fleet/guard.ts';
 import { settingsOf } from '../plan/settings.ts';
 import { chainOf, journalPath, readJournal, stillRunning } from '../runner/journal.ts';
 import { interrupts } from '../process.ts';
-import { readRollJournal, rollReport } from '../rolling/roll.ts';
+import { readRollJournal, rollJournalPath, rollReport, rollState } from '../rolling/roll.ts';
 import { writeRollReports } from '../rolling/report.ts';
 import { consoleOptions, consoleSink, eventStream, paint } from './console.ts';
 import { shownDeep, shownLines } from './shown.ts';
@@ -201,6 +201,13 @@ export async function clearCommand(file: string, opts: { reports: string; force?
     for (const h of others) say(`${h.name}: left as it is, fenced by ${describeFence(h.fence!)} (--force lifts it)\n`);
     if (fenced.length === 0) say(`no host is fenced by plan '${name}'\n`);
     for (const u of got.inventory.unreachable) say(`${u.host}: did not answer (${u.detail}); its fence, if any, is still there\n`);
+    // A roll that stopped with pinned VMs it shut down: those still off are named (lifting the fence does not start them).
+    if (loaded.plan.kind === 'rolling') {
+      const off = [...rollState(readRollJournal(rollJournalPath(opts.reports, name))).pinnedDown]
+        .map(([h, vms]) => [h, vms.filter((v) => got.inventory.vms.some((x) => x.name === v && x.host === h && x.state === 'shutoff'))] as const)
+        .filter(([, vms]) => vms.length > 0);
+      for (const [h, vms] of off) say(`${h}: pinned VMs the roll shut down are still SHUT OFF: ${vms.join(', ')}; resume the roll (run --resume) or start them on ${h} once it is healthy\n`);
+    }
     return got.inventory.unreachable.length > 0 ? ExitCode.fleet : alive.length > 0 ? ExitCode.held : ExitCode.ok;
   });
 }
