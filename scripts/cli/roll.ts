@@ -4,7 +4,7 @@ import type { EventSink } from '../events.ts';
 import { openDriver } from '../fleet/open.ts';
 import { guardDriver } from '../fleet/guard.ts';
 import { guardLimits } from '../runner/evacuate.ts';
-import { resolveLimits } from '../runner/limits.ts';
+import { limitOn, resolveLimits } from '../runner/limits.ts';
 import type { LoadedPlan } from '../plan/load.ts';
 import { estimateSeconds } from '../preflight/blueprint.ts';
 import { settingsOf } from '../plan/settings.ts';
@@ -32,7 +32,7 @@ export async function rollPlanCommand(loaded: LoadedPlan, opts: { json?: boolean
   const waves = rp.waves.map((w, i) => {
     const est = w.moves.map((m) => estimateSeconds(byName.get(m.vm)!, settings, { sources: inv.hosts, ...(driver.setupS !== undefined ? { setupS: driver.setupS } : {}), ...(driver.streamMibps !== undefined ? { streamMibps: driver.streamMibps } : {}), ...(driver.perHostMigrations !== undefined ? { perHostMigrations: driver.perHostMigrations } : {}) }) ?? 0);
     const lim = resolveLimits(settings.concurrency, { sources: inv.hosts.filter((h) => w.hosts.includes(h.name)), destinations: inv.hosts.filter((h) => !w.hosts.includes(h.name)) }, driver);
-    const parallel = Math.min(lim.total, w.hosts.reduce((a, h) => a + (typeof lim.perSource === 'number' ? lim.perSource : lim.perSource(h)), 0));
+    const parallel = Math.min(lim.total, w.hosts.reduce((a, h) => a + limitOn(lim.perSource, h), 0));
     const evacS = est.length === 0 ? 0 : Math.max(Math.max(...est), est.reduce((a, b) => a + b, 0) / Math.max(1, parallel));
     const restarts = w.hosts.flatMap((h) => rp.restarted[h] ?? []);
     return { wave: i + 1, hosts: w.hosts, moves: w.moves.length, ...(w.returns.length > 0 ? { returns: w.returns.length } : {}), ...(restarts.length > 0 ? { pinnedRestarted: restarts } : {}), landOnNotMaintained: w.moves.filter((m) => !m.final).length, estimatedEvacuationS: Math.round(evacS), ...(stepS !== undefined ? { estimatedMaintenanceS: stepS } : {}), notes: w.notes };

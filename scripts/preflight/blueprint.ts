@@ -13,7 +13,7 @@ import type { LoadedPlan } from '../plan/load.ts';
 import { coldAllowed, type Settings } from '../plan/settings.ts';
 import { placePreferring, type Unplaced } from '../placement/place.ts';
 import { checkMoves } from './checks.ts';
-import { CONVERGE_MARGIN, resolveLimits } from '../runner/limits.ts';
+import { CONVERGE_MARGIN, limitOn, resolveLimits } from '../runner/limits.ts';
 
 export interface Blueprint {
   version: 1;
@@ -162,7 +162,7 @@ export function estimateSeconds(vm: Vm, settings: Settings, snap: Pick<Snapshot,
   const src = snap.sources.find((h) => h.name === vm.host);
   const dst = destination === undefined ? undefined : snap.destinations?.find((h) => h.name === destination);
   const lim = resolveLimits(settings.concurrency, { sources: src ? [src] : [], destinations: dst ? [dst] : [] }, snap);
-  const per = (v: typeof lim.perSource, h: string) => Math.max(1, Math.min(lim.total, typeof v === 'number' ? v : v(h)));
+  const per = (v: typeof lim.perSource, h: string) => Math.max(1, Math.min(lim.total, limitOn(v, h)));
   const stream = lim.links?.streamMibps ?? snap.streamMibps ?? Infinity;
   const cap = settings.bandwidthMibps ?? Infinity;
   // Alone on its links, and sharing them with as many as the limits allow at each end.

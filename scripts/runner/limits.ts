@@ -22,6 +22,11 @@ export interface LimitSettings {
   links?: { nicMibps: (host: string) => number; streamMibps: number };
 }
 
+/** A per-host limit (a number, or auto's per-host value) for this host. */
+export function limitOn(v: LimitSettings['perSource'], host: string): number {
+  return typeof v === 'number' ? v : v(host);
+}
+
 /** QEMU's single-stream ceiling when the driver does not say (the plan schema's fleet.sim.stream_mibps). */
 const STREAM_MIBPS = schemaDefault<number>('/definitions/SimFleet/properties/stream_mibps');
 /** A guest converges while the link gives it this much more than it dirties. */
@@ -36,7 +41,7 @@ export function resolveLimits(c: { total: Limit; perSource: Limit; perDestinatio
   const perSource = c.perSource === 'auto' ? streams : c.perSource;
   const perDestination = c.perDestination === 'auto' ? streams : c.perDestination;
   const total = c.total === 'auto'
-    ? Math.max(1, hosts.sources.reduce((a, h) => a + (typeof perSource === 'number' ? perSource : perSource(h.name)), 0))
+    ? Math.max(1, hosts.sources.reduce((a, h) => a + limitOn(perSource, h.name), 0))
     : c.total;
   const auto = c.total === 'auto' || c.perSource === 'auto' || c.perDestination === 'auto';
   const say = (k: Limit, v: number | ((h: string) => number), what: string) => (k === 'auto' ? `${what} auto (${typeof v === 'number' ? v : describeSpread(hosts, v, what)})` : `${what} ${v}`);
@@ -124,8 +129,7 @@ export class Limits {
   }
 
   private gates(source: string, destination: string): LimitFunction[] {
-    const n = (v: LimitSettings['perSource'], h: string) => (typeof v === 'number' ? v : v(h));
-    return [this.total, of(this.outbound, source, n(this.settings.perSource, source)), of(this.inbound, destination, n(this.settings.perDestination, destination))];
+    return [this.total, of(this.outbound, source, limitOn(this.settings.perSource, source)), of(this.inbound, destination, limitOn(this.settings.perDestination, destination))];
   }
 }
 
