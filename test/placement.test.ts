@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { asPlacement, readKnown, readSet } from '../scripts/bench/vbp.ts';
 import { busyFleet, ffdFleet, firstFitDecreasingFleet, tightFleet } from '../scripts/bench/fleets.ts';
 import { ledgerFor, place, type PlacementInput } from '../scripts/placement/place.ts';
+import { Model } from '../scripts/placement/model.ts';
+import { repack } from '../scripts/placement/exact.ts';
 
 const settings = { overcommit: { vcpu: 2, memory_mib: 1, disk_gib: 1 }, reserve: { memory_mib: 1024 }, maxUtilization: 0.9, groups: [], seed: 0 };
 
@@ -163,6 +165,80 @@ describe('pack on exactly-full fleets (destinations filled exactly by a hidden p
     const out = place(input);
     expect(out.assignments.length / input.vms.length).toBeGreaterThanOrEqual(0.97);
     expect(firstFitDecreasingFleet(input) / input.vms.length).toBeLessThan(0.8);
+  });
+});
+
+describe('the exact component (exact.ts): bin completion over a neighbourhood', () => {
+  // Tiny instances, some cut exactly from their hosts (the exact-fill path), some random, with
+  // identical hosts often (the symmetry rule) and anti-affinity pairs.
+  const tinyArb = fc.record({
+    hosts: fc.array(fc.constantFrom(8, 8, 8, 12, 16), { minLength: 1, maxLength: 3 }),
+    exact: fc.boolean(),
+    sizes: fc.array(fc.record({ vcpu: fc.integer({ min: 1, max: 9 }), mem: fc.integer({ min: 1, max: 9 }), group: fc.option(fc.integer({ min: 0, max: 2 }), { nil: undefined }) }), { maxLength: 7 }),
+    drop: fc.nat(3),
+  });
+  it('answers exactly: it finds a packing of every unit when one exists (checked by trying every assignment), and only a valid one', () => {
+    fc.assert(fc.property(tinyArb, (t) => {
+      const host = (i: number, cap: number): Host => ({ name: `h${i}`, uuid: `h${i}`, cpuModel: 'Icelake-Server', hypervisor: { type: 'QEMU', version: '8.2.0' }, capacity: { vcpu: cap, memory_mib: cap * 1024 }, labels: {} });
+      const destinations = t.hosts.map((c, i) => host(i, c));
+      let parts = t.sizes;
+      if (t.exact) {
+        // Each host cut into two or three parts that fill it exactly; then some parts dropped.
+        parts = destinations.flatMap((_, i) => {
+          const c = t.hosts[i];
+          const a = 1 + ((i * 5 + t.drop) % (c - 2));
+          const b = 1 + ((i * 3 + 1) % (c - a - 1));
+          return [{ vcpu: a, mem: c - a - b, group: undefined }, { vcpu: b, mem: a, group: undefined }, { vcpu: c - a - b, mem: b, group: undefined }];
+        }).slice(0, Math.max(1, 3 * t.hosts.length - (t.drop % 2)));
+      }
+      const vms: Vm[] = parts.map((p, i) => ({ name: `v${i}`, uuid: `v${i}`, host: 'src', state: 'running', storage: 'shared', cpuModel: 'Icelake-Server', resources: { vcpu: p.vcpu, memory_mib: p.mem * 1024 }, ...(p.group !== undefined ? { antiAffinity: `g${p.group}` } : {}) }));
+      const input: PlacementInput = { vms, destinations, sources: [host(9, 999)], residents: [], settings: { overcommit: {}, reserve: {}, maxUtilization: 1, groups: [], policy: 'pack', seed: 1 } };
+      const ledger = ledgerFor(input);
+      const m = new Model(destinations, vms.map((v) => [v]), ledger);
+      const all = [...Array(m.U).keys()];
+      const r = repack(m, [...Array(m.H).keys()], all, 10_000_000);
+      expect(r.done).toBe(true);
+      // Brute force: every assignment of the units to the hosts.
+      let exists = false;
+      const load = destinations.map(() => ({ vcpu: 0, mem: 0, groups: new Set<string>() }));
+      const tryAll = (i: number): void => {
+        if (exists) return;
+        if (i === vms.length) {
+          exists = true;
+          return;
+        }
+        for (let h = 0; h < destinations.length; h++) {
+          const l = load[h];
+          const v = vms[i];
+          const g = v.antiAffinity;
+          if (l.vcpu + v.resources.vcpu > t.hosts[h] || l.mem + v.resources.memory_mib > t.hosts[h] * 1024 || (g && l.groups.has(g))) continue;
+          l.vcpu += v.resources.vcpu;
+          l.mem += v.resources.memory_mib;
+          if (g) l.groups.add(g);
+          tryAll(i + 1);
+          l.vcpu -= v.resources.vcpu;
+          l.mem -= v.resources.memory_mib;
+          if (g) l.groups.delete(g);
+        }
+      };
+      tryAll(0);
+      expect(r.found).toBe(exists);
+      if (r.found) {
+        // Every unit placed, within every limit, apart from its group: the Ledger checks each again.
+        for (let u = 0; u < m.U; u++) {
+          expect(m.at[u]).toBeGreaterThanOrEqual(0);
+          expect(ledger.refuse(m.units[u], destinations[m.at[u]])).toBeUndefined();
+          ledger.commit(m.units[u][0], destinations[m.at[u]].name);
+        }
+      } else for (let u = 0; u < m.U; u++) expect(m.at[u]).toBe(-1);
+    }), { numRuns: 400, seed: 1905 });
+  });
+
+  it('completes exactly-full 50-host fleets that the heuristics leave short (the landed code completed none of 20)', () => {
+    for (const seed of [1, 3]) {
+      const out = place(tightFleet(50, [3, 6], seed));
+      expect(out.unplaced.map((u) => u.vm), `seed ${seed}`).toEqual([]);
+    }
   });
 });
 

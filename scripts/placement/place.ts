@@ -17,6 +17,7 @@ import { EvacError } from '../errors.ts';
 import type { Host, Vm } from '../fleet/types.ts';
 import { schemaDefault } from '../plan/defaults.ts';
 import { seeded } from '../random.ts';
+import { exactRepack } from './exact.ts';
 import { explain, type ReasonGroup } from './explain.ts';
 import { greedy, hostSet } from './greedy.ts';
 import { Ledger, sumDemand, type LedgerSettings } from './ledger.ts';
@@ -103,6 +104,8 @@ export function place(input: PlacementInput): PlacementResult {
   if (policy === 'pack') {
     // Units still waiting: rebuild by minimum bin slack (kept only if it places more), then tighten.
     if (hopeful.some((u) => m.at[u] < 0) && budget > 0) budget -= minimumSlack(m, Math.ceil(budget / 2));
+    // Still waiting: exact repacks of the hosts with room (exact.ts).
+    if (hopeful.some((u) => m.at[u] < 0) && budget > 0) budget -= exactRepack(m, Math.ceil((budget * 3) / 4), rng).work;
     packTighter(m, budget, rng);
     // Still waiting: plain first-fit decreasing as a floor. Where it places more, its placement
     // (tightened with a quarter of the effort more) is kept: pack never leaves a VM that it would move.
@@ -117,7 +120,10 @@ export function place(input: PlacementInput): PlacementResult {
       if (placedCount(m) > placed) packTighter(m, Math.ceil((input.settings.effort ?? DEFAULT_EFFORT) / 4), rng);
       else m.restore(ours);
     }
-  } else spreadOut(m, budget);
+  } else {
+    if (hopeful.some((u) => m.at[u] < 0) && budget > 0) budget -= exactRepack(m, Math.ceil(budget / 2), rng).work;
+    spreadOut(m, budget);
+  }
   // Room the second pass freed goes to whatever still waits, so every unit left has a reason.
   greedy(m, hopeful.filter((u) => m.at[u] < 0), policy);
   return { ...resultOf(m, input, ledger), ...(policy === 'pack' ? { lowerBound: lowerBound(m) } : {}) };

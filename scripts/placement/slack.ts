@@ -13,7 +13,7 @@ import { placedCount } from './repair.ts';
 
 const EPS = 1e-9;
 /** Nodes one host's search may visit before it takes the best set found so far. */
-const NODES_PER_HOST = 20_000;
+const NODES_PER_HOST = 60_000;
 
 /** Rebuild by minimum bin slack; returns the work spent. Only for units without anti-affinity or affinity partners beyond themselves (others stay where they are). */
 export function minimumSlack(m: Model, budget: number): number {
@@ -34,12 +34,13 @@ export function minimumSlack(m: Model, budget: number): number {
   // Hosts by room (most first): the big ones take the big units.
   const hosts = [...Array(m.H).keys()].sort((a, b) => room(m, b) - room(m, a) || a - b);
   const rest = new Float64Array(D);
-  for (const h of hosts) {
+  for (const [i, h] of hosts.entries()) {
     if (left === 0 || work >= budget) break;
     for (let d = 0; d < D; d++) rest[d] = m.lim[h * D + d] - m.load[h * D + d];
     const cands = free.filter((u) => waiting[u] && m.eligible[u][h] === 1 && fitsIn(m, u, rest));
     if (cands.length === 0) continue;
-    const found = bestSet(m, cands, rest, Math.min(NODES_PER_HOST, budget - work));
+    // No host may take more than its share of what is left, so that the last hosts get their turn.
+    const found = bestSet(m, cands, rest, Math.min(NODES_PER_HOST, Math.ceil((budget - work) / (hosts.length - i))));
     work += found.nodes;
     for (const u of found.set) {
       m.insert(u, h);
@@ -86,17 +87,21 @@ function bestSet(m: Model, cands: number[], rest: Float64Array, maxNodes: number
   const chosen: number[] = [];
   // The last unit of an exact fill is looked up by its demand, not searched for.
   const keyOf = (get: (d: number) => number) => {
-    let k = '';
-    for (let d = 0; d < D; d++) k += `${Math.round(get(d) * 1e6)},`;
+    let k = 0;
+    for (let d = 0; d < D; d++) k = (Math.imul(k, 1000003) + Math.round(get(d) * 1024)) | 0;
     return k;
   };
-  const byDemand = new Map<string, number[]>();
+  const byDemand = new Map<number, number[]>();
   cands.forEach((u, i) => {
     const k = keyOf((d) => m.dem[u * D + d]);
     const list = byDemand.get(k);
     if (list) list.push(i);
     else byDemand.set(k, [i]);
   });
+  const exactly = (u: number) => {
+    for (let d = 0; d < D; d++) if (Math.abs(m.dem[u * D + d] - rest[d]) > EPS) return false;
+    return true;
+  };
   const take = (u: number, sign: 1 | -1) => {
     for (let d = 0; d < D; d++) rest[d] -= sign * m.dem[u * D + d];
   };
@@ -109,7 +114,7 @@ function bestSet(m: Model, cands: number[], rest: Float64Array, maxNodes: number
       if (s <= EPS) return true;
     }
     if (nodes >= maxNodes) return true;
-    const exact = byDemand.get(keyOf((d) => rest[d]))?.find((i) => i >= from);
+    const exact = byDemand.get(keyOf((d) => rest[d]))?.find((i) => i >= from && exactly(cands[i]));
     if (exact !== undefined) {
       best = [...chosen, cands[exact]];
       bestSlack = 0;
@@ -117,6 +122,8 @@ function bestSet(m: Model, cands: number[], rest: Float64Array, maxNodes: number
     }
     for (let i = from; i < cands.length; i++) {
       const u = cands[i];
+      // Every candidate weighed counts, not only the nodes entered.
+      if (++nodes >= maxNodes) return true;
       if (!fitsIn(m, u, rest)) continue;
       chosen.push(u);
       take(u, 1);
