@@ -75,6 +75,12 @@ export interface Move {
   method: Method;
   /** Estimated live-migration seconds at the full stream rate; null when it would not converge. */
   estimateS: number | null;
+  /**
+   * live: the least memory (MiB) its pre-copy can send, at the best rate it can ever get (alone on
+   * its links): the rounds re-send what the guest dirties. Its memory once where post-copy or
+   * auto-converge may cut the rounds short, or where it would not converge. For the report's bound.
+   */
+  leastMib?: number;
 }
 
 /** What the final check found on a source host. */

@@ -132,7 +132,24 @@ export async function makeBlueprint(loaded: LoadedPlan, settings: Settings, snap
 /** A planned move of vm: cold where the plan moves everything cold or the guest is off, else live; with its estimate. */
 export function planMove(vm: Vm, destination: string, settings: Settings, snap: Pick<Snapshot, 'sources' | 'setupS' | 'streamMibps' | 'perHostMigrations'> & { destinations?: Host[] }): Move {
   const method: Method = settings.mode === 'cold' || vm.state === 'shutoff' ? 'cold' : 'live';
-  return { vm: vm.name, source: vm.host, destination, method, estimateS: estimateSeconds(vm, settings, snap, destination) };
+  return { vm: vm.name, source: vm.host, destination, method, estimateS: estimateSeconds(vm, settings, snap, destination), ...(method === 'live' ? { leastMib: leastMemoryMib(vm, settings, snap, destination) } : {}) };
+}
+
+/**
+ * The least memory (MiB) a live pre-copy of vm can send: the model's rounds at the best rate it
+ * can get (alone on its links: the NICs at both ends, the stream ceiling, the bandwidth cap), where
+ * a higher rate means shorter rounds and less dirtied. Its memory once where post-copy or
+ * auto-converge may cut the rounds short, or where it would not converge even alone.
+ */
+export function leastMemoryMib(vm: Vm, settings: Settings, snap: Pick<Snapshot, 'sources' | 'streamMibps'> & { destinations?: Host[] }, destination: string): number {
+  const memory = vm.residentMib ?? vm.resources.memory_mib ?? 0;
+  if (settings.postCopy || settings.autoConverge || !vm.dirtyMibps) return memory;
+  const src = snap.sources.find((h) => h.name === vm.host);
+  const dst = snap.destinations?.find((h) => h.name === destination);
+  const best = Math.min(settings.bandwidthMibps ?? Infinity, snap.streamMibps ?? Infinity, nicMibpsOf(src), dst ? nicMibpsOf(dst) : Infinity);
+  if (!Number.isFinite(best) || best <= 0) return memory;
+  const e = estimatePrecopy({ memoryBytes: memory * MiB, rateBps: best * MiB, dirtyBps: vm.dirtyMibps * MiB, downtimeMs: settings.maxDowntimeMs });
+  return e.converges ? Math.round(e.sentBytes / MiB) : memory;
 }
 
 /** An evacuation's blueprint around its moves: the plan, the driver, the hosts and the warnings as discovered. */

@@ -150,6 +150,8 @@ export interface ReportInput {
   rebalance?: { planned: RebalanceSummary; result?: RunResult['rebalance'] };
   /** Each planned move's estimate, seconds (null: it would not converge at full rate). */
   estimates?: Record<string, number | null>;
+  /** Each planned live move's least memory sent, MiB (Move.leastMib), for the bound. */
+  least?: Record<string, number>;
   /** On the driver's clock, ms. */
   startedAt: number;
   endedAt: number;
@@ -221,7 +223,7 @@ export function buildReport(run: ReportInput): Report {
     totals: {
       ...vmTotals(vms),
       makespanS: round((run.endedAt - run.startedAt) / 1000),
-      lowerBoundS: round(lowerBound(vms, run.before)),
+      lowerBoundS: round(lowerBound(vms, run.before, run.least ?? {})),
       sourcesEmpty: run.proofs.filter((p) => p.empty).length,
       sources: run.proofs.length,
       ...estimateTotals(vms),
@@ -236,12 +238,13 @@ export function buildReport(run: ReportInput): Report {
 
 /**
  * The bound from field-notes.md: no evacuation of the VMs it moved is faster than the busiest
- * source's out-link, the busiest destination's in-link, or the longest single stream, each VM
- * sending its memory once (what is resident where the driver knows it) and its local disk. From
- * what had to move, not from what this schedule sent: a schedule whose guests re-sent dirty
+ * source's out-link, the busiest destination's in-link, or the longest single stream. Each VM
+ * sends its local disk, and, moved live, the least memory its pre-copy can send (Move.leastMib:
+ * at the best rate it can ever get, the rounds re-send what it dirties; else its memory once).
+ * From what had to move, not from what this schedule sent: a schedule whose guests re-sent dirty
  * memory for want of bandwidth does not raise its own bound.
  */
-function lowerBound(vms: ReportVm[], before: Inventory): number {
+function lowerBound(vms: ReportVm[], before: Inventory, least: Record<string, number>): number {
   const MiB = 1024 * 1024;
   const nic = new Map(before.hosts.map((h) => [h.name, nicMibpsOf(h) * MiB]));
   const was = new Map(before.vms.map((v) => [v.name, v]));
@@ -252,7 +255,8 @@ function lowerBound(vms: ReportVm[], before: Inventory): number {
     const ok = v.attempts.filter((a) => a.outcome === 'ok').at(-1);
     const vm = was.get(v.vm);
     if (v.status !== 'moved' || !ok || !vm) continue;
-    const bytes = ((vm.residentMib ?? vm.resources.memory_mib ?? 0) + (vm.storage === 'local' ? (vm.resources.disk_gib ?? 0) * 1024 : 0)) * MiB;
+    const memory = ok.method === 'live' ? least[v.vm] ?? vm.residentMib ?? vm.resources.memory_mib ?? 0 : 0;
+    const bytes = (memory + (vm.storage === 'local' ? (vm.resources.disk_gib ?? 0) * 1024 : 0)) * MiB;
     out.set(v.source, (out.get(v.source) ?? 0) + bytes);
     inn.set(ok.destination, (inn.get(ok.destination) ?? 0) + bytes);
     longest = Math.max(longest, bytes / Math.min(nic.get(v.source) ?? Infinity, nic.get(ok.destination) ?? Infinity) + SETUP_S);

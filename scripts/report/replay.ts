@@ -34,6 +34,7 @@ export function reportFromJournal(lines: Line[], path: string): ReportInput {
     proofs,
     ...(planned.rebalance ? { rebalance: { planned: planned.rebalance, ...(end?.rebalance ? { result: end.rebalance } : {}) } } : {}),
     estimates: Object.fromEntries(planned.moves.map((m) => [m.vm, m.estimateS])),
+    least: Object.fromEntries(planned.moves.flatMap((m) => (m.leastMib === undefined ? [] : [[m.vm, m.leastMib]]))),
     interrupted: end ? end.interrupted : true,
     startedAt: first.t ?? 0,
     endedAt: end?.t ?? chain.lastT,

@@ -344,6 +344,7 @@ function reportInput(loaded: LoadedPlan, bp: Blueprint, snap: Snapshot, result: 
     proofs: result.proofs,
     ...(bp.rebalance ? { rebalance: { planned: bp.rebalance, ...(result.rebalance ? { result: result.rebalance } : {}) } } : {}),
     estimates: Object.fromEntries(bp.moves.map((m) => [m.vm, m.estimateS])),
+    least: Object.fromEntries(bp.moves.flatMap((m) => (m.leastMib === undefined ? [] : [[m.vm, m.leastMib]]))),
     interrupted: result.interrupted,
     startedAt: t0,
     endedAt: result.endedAt,
