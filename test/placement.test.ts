@@ -234,6 +234,15 @@ describe('the exact component (exact.ts): bin completion over a neighbourhood', 
     }), { numRuns: 400, seed: 1905 });
   });
 
+  it('packs small instances onto one host fewer where the tightening stops above the optimum: public New d=3 instances reach their proven optimum (the landed code used one host more on each)', async () => {
+    const dir = join(import.meta.dirname, '../../shared/bench/vbp');
+    const known = readKnown(dir, 'New');
+    const wanted = new Set(['class2_40_3_2', 'class4_20_3_3', 'class5_40_3_4', 'class6_20_3_5']);
+    const insts = (await readSet(dir, 'New')).filter((i) => wanted.has(i.name));
+    expect(insts.length).toBe(wanted.size);
+    for (const inst of insts) expect(place(asPlacement(inst)).destinationsUsed, inst.name).toBe(known.get(inst.name)!.opt);
+  });
+
   it('completes exactly-full 50-host fleets that the heuristics leave short (the landed code completed none of 20)', () => {
     for (const seed of [1, 3]) {
       const out = place(tightFleet(50, [3, 6], seed));

@@ -326,3 +326,49 @@ export function repack(m: Model, hosts: number[], extra: number[], budget: numbe
   if (!found) giveBack();
   return { found, done: !outOfBudget, work, exactFill: exactRoot };
 }
+
+/** Work packFewer may spend on hosts not alike (no symmetry to break). */
+const UNLIKE = 300_000;
+
+/** h and x have the same limits and the same load from residents. */
+function sameHost(m: Model, h: number, x: number): boolean {
+  for (let d = 0; d < m.D; d++) if (Math.abs(m.lim[h * m.D + d] - m.lim[x * m.D + d]) > EPS || Math.abs(m.residentLoad(h, d) - m.residentLoad(x, d)) > EPS) return false;
+  return true;
+}
+
+/** Units a placement may hold for packFewer to try it whole. */
+const FEWER_UP_TO = 128;
+
+/**
+ * pack, on small placements (up to FEWER_UP_TO units): one receiving host fewer, proven or
+ * refuted by the exact search. All units on the receiving hosts but the lightest are packed again
+ * exactly onto those hosts with the lightest one's units; repeated while it succeeds, the bound is
+ * above the hosts used, and the budget lasts. Returns the work spent.
+ */
+export function packFewer(m: Model, budget: number, bound: () => number): number {
+  let work = 0;
+  for (;;) {
+    const receiving: number[] = [];
+    let units = 0;
+    for (let h = 0; h < m.H; h++) {
+      if (!m.receiving(h)) continue;
+      receiving.push(h);
+      units += m.members[h].length;
+    }
+    work += m.H;
+    if (units > FEWER_UP_TO || receiving.length <= bound() || work >= budget) return work;
+    const weightOn = (h: number) => m.members[h].reduce((s, v) => s + m.weight[v], 0);
+    receiving.sort((a, b) => weightOn(a) - weightOn(b) || a - b);
+    const [light, ...rest] = receiving;
+    // Hosts alike (limits and residents): the search breaks their symmetry and answers fast; else a small share.
+    const alike = rest.every((h) => sameHost(m, h, rest[0]));
+    const moving = [...m.members[light]];
+    for (const u of moving) m.remove(u);
+    const r = repack(m, rest, moving, alike ? budget - work : Math.min(budget - work, UNLIKE));
+    work += r.work;
+    if (!r.found) {
+      for (const u of moving) m.insert(u, light);
+      return work;
+    }
+  }
+}
