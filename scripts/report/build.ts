@@ -72,7 +72,7 @@ export interface Report {
     bytes: number;
     /** Seconds from the first migration's start to the last one's end. */
     makespanS: number;
-    /** No evacuation of these bytes can be faster: the busiest link, or the longest single stream (field-notes.md). */
+    /** No evacuation of these VMs can be faster: the busiest link, or the longest single stream (field-notes.md), each VM sending its local disk and, moved live, the least memory its pre-copy can send alone at its best rate. */
     lowerBoundS: number;
     sourcesEmpty: number; sources: number;
     /** Planned estimates against what the moves took (VMs moved live in one attempt): how many, and the median of actual / estimated. */
