@@ -54,7 +54,7 @@ export function largeFleet(vms: number, sources: number, destinations: number, s
  * `hosts` identical destinations, each cut into VMs whose sizes add up exactly to its capacity
  * in every resource: a placement of every VM exists, with no room to spare.
  */
-export function tightFleet(hosts: number, perHost: [number, number], seed: number): PlacementInput {
+export function tightFleet(hosts: number, perHost: [number, number], seed: number, law: SizeLaw = 'independent'): PlacementInput {
   const rng = seeded(seed);
   const cap = { vcpu: 64, memory_mib: 262144, disk_gib: 2000 };
   const dsts = Array.from({ length: hosts }, (_, i) => host(`dst-${i}`, 'Icelake-Server', cap));
@@ -62,7 +62,9 @@ export function tightFleet(hosts: number, perHost: [number, number], seed: numbe
   const vms: Vm[] = [];
   for (let h = 0; h < hosts; h++) {
     const k = rng.int(perHost[0], perHost[1]);
-    const parts = Object.fromEntries(Object.entries(cap).map(([r, total]) => [r, cut(rng, total, k)]));
+    const parts = law === 'independent'
+      ? Object.fromEntries(Object.entries(cap).map(([r, total]) => [r, cut(rng, total, k)]))
+      : alongVcpu(rng, cap, k, law);
     for (let j = 0; j < k; j++) {
       const name = `vm-${vms.length}`;
       vms.push({ name, uuid: name, host: 'src', state: 'running', storage: 'local', cpuModel: 'Icelake-Server', resources: Object.fromEntries(Object.keys(cap).map((r) => [r, parts[r][j]])) });
@@ -75,6 +77,27 @@ export function tightFleet(hosts: number, perHost: [number, number], seed: numbe
   }
   const ones = { vcpu: 1, memory_mib: 1, disk_gib: 1 };
   return { vms, destinations: dsts, sources: [src], residents: [], settings: { overcommit: ones, reserve: {}, maxUtilization: 1, groups: [], policy: 'pack', seed } };
+}
+
+/**
+ * How a host is cut into VMs: each resource cut on its own (independent); memory and disk
+ * following the vCPU share with up to 10% noise, as flavours do (flavours); or one big VM
+ * (40-60% of the host, its other resources alike) and the rest cut along vCPU (big-small).
+ */
+export type SizeLaw = 'independent' | 'flavours' | 'big-small';
+
+/** Parts whose memory and disk follow the vCPU cut (with noise), each resource summing exactly to the host. */
+function alongVcpu(rng: Random, cap: Resources, k: number, law: SizeLaw): Record<string, number[]> {
+  const big = Math.round((cap.vcpu * rng.int(40, 60)) / 100);
+  const vcpu = law === 'big-small' && k > 1 ? [big, ...cut(rng, cap.vcpu - big, k - 1)] : cut(rng, cap.vcpu, k);
+  const follow = (whole: number) => {
+    const raw = vcpu.map((v) => Math.max(1, Math.round((whole * v) / cap.vcpu * (1 + (rng.int(-100, 100) / 1000)))));
+    // The rounding and the noise go to the largest part, so the parts add up to the whole exactly.
+    const top = raw.indexOf(Math.max(...raw));
+    raw[top] += whole - raw.reduce((a, b) => a + b, 0);
+    return raw;
+  };
+  return { vcpu, memory_mib: follow(cap.memory_mib), disk_gib: follow(cap.disk_gib) };
 }
 
 /** total split into k positive integers (k - 1 distinct random cuts). */

@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { place } from '../placement/place.ts';
-import { busyFleet, ffdFleet, firstFitDecreasingFleet, largeFleet, tightFleet } from './fleets.ts';
+import { busyFleet, ffdFleet, firstFitDecreasingFleet, largeFleet, tightFleet, type SizeLaw } from './fleets.ts';
 import { asPlacement, firstFitDecreasing, readKnown, readSet } from './vbp.ts';
 
 const { values: args } = parseArgs({
@@ -72,12 +72,17 @@ if (parts.has('scale')) {
 
 if (parts.has('tight')) {
   console.log('## Tight fleets: destinations exactly full in a hidden placement (20 fleets per row)');
-  console.log('hosts | VMs/host | evacuator: VMs placed | fleets complete | FFD: VMs placed | fleets complete | evacuator ms (median)');
-  for (const [hosts, per] of [[10, [3, 6]], [50, [3, 6]], [200, [3, 6]], [50, [6, 10]]] as [number, [number, number]][]) {
+  console.log('size law: each resource cut on its own (independent); memory and disk following vCPU as flavours do (flavours); one VM of 40-60% and the rest (big-small); triplets: 3 VMs a host, as the issue\'s own family');
+  console.log('law | hosts | VMs/host | evacuator: VMs placed | fleets complete | FFD: VMs placed | fleets complete | evacuator ms (median)');
+  const rows: [SizeLaw, number, [number, number]][] = [
+    ['independent', 10, [3, 6]], ['independent', 50, [3, 6]], ['independent', 200, [3, 6]], ['independent', 50, [6, 10]],
+    ['independent', 100, [3, 3]], ['flavours', 50, [3, 6]], ['flavours', 200, [2, 8]], ['big-small', 50, [3, 6]],
+  ];
+  for (const [law, hosts, per] of rows) {
     let vms = 0, placed = 0, complete = 0, ffdPlaced = 0, ffdComplete = 0;
     const ms: number[] = [];
     for (let seed = 1; seed <= 20; seed++) {
-      const input = tightFleet(hosts, per, seed);
+      const input = tightFleet(hosts, per, seed, law);
       const t0 = performance.now();
       const out = place(input);
       ms.push(performance.now() - t0);
@@ -88,7 +93,7 @@ if (parts.has('tight')) {
       ffdPlaced += f;
       ffdComplete += f === input.vms.length ? 1 : 0;
     }
-    console.log(`${String(hosts).padStart(5)} | ${per.join('-').padStart(8)} | ${pct(placed / vms).padStart(21)} | ${`${complete}/20`.padStart(15)} | ${pct(ffdPlaced / vms).padStart(15)} | ${`${ffdComplete}/20`.padStart(15)} | ${median(ms).toFixed(0).padStart(6)}`);
+    console.log(`${law.padStart(11)} | ${String(hosts).padStart(5)} | ${per.join('-').padStart(8)} | ${pct(placed / vms).padStart(21)} | ${`${complete}/20`.padStart(15)} | ${pct(ffdPlaced / vms).padStart(15)} | ${`${ffdComplete}/20`.padStart(15)} | ${median(ms).toFixed(0).padStart(6)}`);
   }
   console.log('');
 }

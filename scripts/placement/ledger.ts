@@ -38,6 +38,8 @@ export class Ledger {
   private where = new Map<string, { host: string; demand: Resources }>();
   /** (vm, host) pairs ruled out from outside (preflight, a destination gone), with why. */
   private avoided = new Map<string, Map<string, string>>();
+  /** VMs that may go to one host only (the plan's placement.assign), with why. */
+  private onlyTo = new Map<string, { host: string; why: string }>();
 
   constructor(
     readonly hosts: Host[],
@@ -86,6 +88,11 @@ export class Ledger {
     const m = this.avoided.get(vm) ?? new Map<string, string>();
     m.set(host, why);
     this.avoided.set(vm, m);
+  }
+
+  /** vm may go to host only (every other host refused with why): one entry, not one per host refused. */
+  only(vm: string, host: string, why: string): void {
+    this.onlyTo.set(vm, { host, why });
   }
 
   /** Free room per resource on a host. */
@@ -140,6 +147,8 @@ export class Ledger {
   refuseStatic(vm: Vm, host: Host): Refusal | undefined {
     const why = this.avoided.get(vm.name)?.get(host.name);
     if (why) return { kind: 'avoid', detail: why };
+    const only = this.onlyTo.get(vm.name);
+    if (only && only.host !== host.name) return { kind: 'avoid', detail: only.why };
     if (!cpuCompatible(vm.cpuModel, host.cpuModel)) return { kind: 'cpu', guest: vm.cpuModel, host: host.cpuModel };
     const src = this.sourceHosts.get(vm.host);
     if (src && (src.hypervisor.type !== host.hypervisor.type || compareVersions(host.hypervisor.version, src.hypervisor.version) < 0)) {
@@ -152,7 +161,8 @@ export class Ledger {
   staticKey(vm: Vm): string {
     const src = this.sourceHosts.get(vm.host);
     const avoided = [...(this.avoided.get(vm.name)?.keys() ?? [])].sort().join(',');
-    return `${vm.cpuModel}|${src ? `${src.hypervisor.type} ${src.hypervisor.version}` : ''}|${avoided ? `${vm.name}:${avoided}` : ''}`;
+    const only = this.onlyTo.get(vm.name);
+    return `${vm.cpuModel}|${src ? `${src.hypervisor.type} ${src.hypervisor.version}` : ''}|${avoided ? `${vm.name}:${avoided}` : ''}|${only ? `${only.host}\n${only.why}` : ''}`;
   }
 
   /** Host an affinity group's members already occupy, if any. */

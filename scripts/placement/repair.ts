@@ -40,7 +40,7 @@ export function placedCount(m: Model): number {
  * spent. With keepBest, ends on the assignment that placed the most VMs; without, leaves the
  * model as the search ended (the caller decides).
  */
-export function repair(m: Model, pool: number[], allowed: HostSet, budget: number, done: (placed: number) => boolean, rng: Random, keepBest = true): RepairResult {
+export function repair(m: Model, pool: number[], allowed: HostSet, budget: number, done: (placed: number) => boolean, rng: Random, keepBest = true, doneCost = 0): RepairResult {
   const ej = new Ejector(m);
   const bannedHost = new Int32Array(m.U).fill(-1);
   const bannedUntil = new Int32Array(m.U);
@@ -53,6 +53,8 @@ export function repair(m: Model, pool: number[], allowed: HostSet, budget: numbe
   // Each weighing walks the resources: beyond three of them it counts for more (pruning keeps it under linear).
   const perPair = Math.sqrt(Math.max(1, m.D / 3));
   while (work * perPair < budget && pool.length > 0 && !done(placed)) {
+    // What the caller's done() costs counts too (doneCost: its work per call).
+    work += doneCost;
     it++;
     // The pool units weighed this move: all of them, or a seeded sample of a big pool.
     const tries = Math.min(pool.length, SAMPLE);

@@ -48,9 +48,11 @@ export function packTighter(m: Model, budget: number, rng: Random): number {
     };
     m.reweigh(shortOf(m, pool, spare));
     const hosts = hostSet(allowed);
-    const r = repair(m, pool, hosts, Math.min(budget - spent, attemptBudget(pool.length, hosts.list.length)), check, rng, false);
-    // Snapshot, restore and every weighing walk all units: count them as work too.
-    spent += r.work + m.U * (3 + Math.floor(calls / REWEIGH_EVERY));
+    // Each check packs the pool onto the spare hosts, and every REWEIGH_EVERY-th weighs all units: it counts as work per move.
+    const checkCost = pool.length * (SPARE + 1) + Math.ceil((m.U * m.D) / REWEIGH_EVERY);
+    const r = repair(m, pool, hosts, Math.min(budget - spent, attemptBudget(pool.length, hosts.list.length)), check, rng, false, checkCost);
+    // Snapshot and restore walk all units: count them as work too (the checks are in r.work).
+    spent += r.work + m.U * 3;
     m.reweigh();
     // placeOn leaves what it could place when it fails; the restore below undoes that.
     if (placeOn(m, pool, spare) && placedCount(m) >= target) failed.clear();
