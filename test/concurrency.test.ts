@@ -125,6 +125,30 @@ describe('honest estimates', () => {
     expect(moved.every((v) => v.estimateS !== undefined)).toBe(true);
   });
 
+  it('cold moves are estimated as cold moves (shutdown, disk, define and boot: the driver\'s fixed costs), the report compares them, and a window is kept by them (an operator attack saw 2 s estimated for 35 s moves, and moves ending past window_end)', async () => {
+    const run = async (windowS?: number) => {
+      const fleet = simFleet({ seed: 9, generate: { hosts: 6, vms: 36 } });
+      const plan: EvacuationPlan = {
+        version: 1, name: `cold-est-${windowS ?? 'open'}`, fleet: { driver: 'sim', sim: { hosts: fleet.hosts, vms: fleet.vms } }, sources: ['hv-001'],
+        migration: { mode: 'cold', cold: { allow: ['*'] }, concurrency: { total: 2, per_source: 2, per_destination: 1 }, ...(windowS ? { window_end: new Date(Date.now() + windowS * 1000).toISOString() } : {}) },
+      };
+      const done = await evacuate({ file: '(test)', digest: '', plan, warnings: [] }, (o) => openDriver(plan, o), () => {}, { reportsDir: tempDir() });
+      return done.report;
+    };
+    const open = await run();
+    expect(open.totals.moved).toBe(open.totals.vms);
+    expect(open.totals.estimates!.compared).toBe(open.totals.moved);
+    expect(open.totals.estimates!.medianRatio).toBeGreaterThanOrEqual(0.8);
+    expect(open.totals.estimates!.medianRatio).toBeLessThanOrEqual(1.25);
+    // A window shorter than the whole run: what starts ends inside it, what would not is left, saying why.
+    const windowS = 70;
+    const shut = await run(windowS);
+    const started = shut.vms.filter((v) => v.attempts.length > 0);
+    expect(started.length).toBeGreaterThan(0);
+    expect(shut.vms.some((v) => /maintenance window closes/.test(v.reason ?? ''))).toBe(true);
+    for (const v of started) expect(v.attempts[0].startS + v.attempts[0].durationS, v.vm).toBeLessThanOrEqual(windowS + 1);
+  }, 60_000);
+
   it('the run corrects its estimates by what its own finished moves took, once three ended', () => {
     const l = new Learned();
     l.add(10, 30);

@@ -16,6 +16,8 @@ export interface Snapshot {
   warnings: string[];
   /** The driver's fixed cost per migration, seconds, its stream ceiling and per-host cap (Driver.setupS, streamMibps, perHostMigrations). */
   setupS?: number;
+  /** Driver.coldS. */
+  coldS?: { shutdown: number; boot: number };
   streamMibps?: number;
   perHostMigrations?: number;
 }
@@ -81,6 +83,7 @@ export async function discover(driver: Driver, plan: EvacuationPlan): Promise<Sn
     residents: [...inventory.vms.filter((v) => destNames.has(v.host)), ...partnersElsewhere(plan, inventory.vms, sourceNames, destNames)],
     warnings,
     ...(driver.setupS !== undefined ? { setupS: driver.setupS } : {}),
+    ...(driver.coldS !== undefined ? { coldS: driver.coldS } : {}),
     ...(driver.streamMibps !== undefined ? { streamMibps: driver.streamMibps } : {}),
     ...(driver.perHostMigrations !== undefined ? { perHostMigrations: driver.perHostMigrations } : {}),
   };

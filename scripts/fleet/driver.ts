@@ -147,6 +147,8 @@ export interface Driver {
    * the estimates' fixed part before the run has learned its own (runner/run.ts).
    */
   readonly setupS?: number;
+  /** What a cold move costs besides copying its disk, seconds: the guest's shutdown (a running one) and its define and boot on the destination. */
+  readonly coldS?: { shutdown: number; boot: number };
   /** Hosts and VMs as they are now. */
   inventory(): Promise<Outcome<{ inventory: Inventory }>>;
   /** Read-only checks of each VM against its planned destination. */

@@ -59,6 +59,7 @@ export function guardDriver(inner: Driver, limits: GuardLimits): Driver {
     ...(inner.streamMibps !== undefined ? { streamMibps: inner.streamMibps } : {}),
     ...(inner.perHostMigrations !== undefined ? { perHostMigrations: inner.perHostMigrations } : {}),
     ...(inner.setupS !== undefined ? { setupS: inner.setupS } : {}),
+    ...(inner.coldS !== undefined ? { coldS: inner.coldS } : {}),
     inventory: () => shield(clock, limits.callMs, `${inner.name} inventory`, () => inner.inventory(),
       (detail) => ({ ok: false, reason: 'unreachable', detail })),
     preflight: async (items) => {

@@ -129,9 +129,9 @@ export async function makeBlueprint(loaded: LoadedPlan, settings: Settings, snap
 }
 
 /** A planned move of vm: cold where the plan moves everything cold or the guest is off, else live; with its estimate. */
-export function planMove(vm: Vm, destination: string, settings: Settings, snap: Pick<Snapshot, 'sources' | 'setupS' | 'streamMibps' | 'perHostMigrations'> & { destinations?: Host[] }): Move {
+export function planMove(vm: Vm, destination: string, settings: Settings, snap: Pick<Snapshot, 'sources' | 'setupS' | 'coldS' | 'streamMibps' | 'perHostMigrations'> & { destinations?: Host[] }): Move {
   const method: Method = settings.mode === 'cold' || vm.state === 'shutoff' ? 'cold' : 'live';
-  return { vm: vm.name, source: vm.host, destination, method, estimateS: estimateSeconds(vm, settings, snap, destination), ...(method === 'live' ? { leastMib: leastMemoryMib(vm, settings, snap, destination) } : {}) };
+  return { vm: vm.name, source: vm.host, destination, method, estimateS: estimateSeconds(vm, settings, snap, destination, method), ...(method === 'live' ? { leastMib: leastMemoryMib(vm, settings, snap, destination) } : {}) };
 }
 
 /**
@@ -172,9 +172,10 @@ export function evacuationBlueprint(
 /**
  * Live-migration time from the pre-copy model at the rate one stream gets while its source runs
  * as many as the plan's concurrency lets it (the NIC shared; never above the stream ceiling or
- * the plan's bandwidth cap), plus the driver's fixed cost per migration.
+ * the plan's bandwidth cap), plus the driver's fixed cost per migration. A cold move: its local
+ * disk at that rate, the guest's shutdown where it runs, and its define and boot (Driver.coldS).
  */
-export function estimateSeconds(vm: Vm, settings: Settings, snap: Pick<Snapshot, 'sources' | 'setupS' | 'streamMibps' | 'perHostMigrations'> & { destinations?: Host[] }, destination?: string): number | null {
+export function estimateSeconds(vm: Vm, settings: Settings, snap: Pick<Snapshot, 'sources' | 'setupS' | 'coldS' | 'streamMibps' | 'perHostMigrations'> & { destinations?: Host[] }, destination?: string, method: Method = 'live'): number | null {
   const src = snap.sources.find((h) => h.name === vm.host);
   const dst = destination === undefined ? undefined : snap.destinations?.find((h) => h.name === destination);
   const lim = resolveLimits(settings.concurrency, { sources: src ? [src] : [], destinations: dst ? [dst] : [] }, snap);
@@ -187,6 +188,10 @@ export function estimateSeconds(vm: Vm, settings: Settings, snap: Pick<Snapshot,
   // concurrency: auto holds back a migration that would not converge while sharing: such a guest runs alone.
   const rateMibps = lim.links && (vm.dirtyMibps ?? 0) * CONVERGE_MARGIN >= shared ? alone : shared;
   const disk = vm.storage === 'local' ? (vm.resources.disk_gib ?? 0) * 1024 : 0;
+  if (method === 'cold') {
+    const fixed = (vm.state === 'shutoff' ? 0 : snap.coldS?.shutdown ?? 0) + (snap.coldS?.boot ?? 0);
+    return Math.round((disk / shared + fixed) * 10) / 10;
+  }
   const e = estimatePrecopy({
     memoryBytes: (vm.residentMib ?? vm.resources.memory_mib ?? 0) * MiB,
     rateBps: rateMibps * MiB,

@@ -75,7 +75,7 @@ export interface Report {
     /** No evacuation of these VMs can be faster: the busiest link, or the longest single stream (field-notes.md), each VM sending its local disk and, moved live, the least memory its pre-copy can send alone at its best rate. */
     lowerBoundS: number;
     sourcesEmpty: number; sources: number;
-    /** Planned estimates against what the moves took (VMs moved live in one attempt): how many, and the median of actual / estimated. */
+    /** Planned estimates against what the moves took (VMs moved in one attempt, live or cold): how many, and the median of actual / estimated. */
     estimates?: { compared: number; medianRatio: number };
   };
   hosts: ReportHost[];
@@ -294,9 +294,9 @@ function rebalanceView(p: RebalanceSummary, result: RunResult['rebalance']): Rep
   };
 }
 
-/** Estimates against what the moves took: the VMs moved live in one attempt that had an estimate; the median of actual / estimated. */
+/** Estimates against what the moves took: the VMs moved in one attempt (live or cold, as planned) that had an estimate; the median of actual / estimated. */
 function estimateTotals(vms: ReportVm[]): { estimates?: { compared: number; medianRatio: number } } {
-  const ratios = vms.filter((v) => v.status === 'moved' && v.attempts.length === 1 && v.attempts[0].method === 'live' && typeof v.estimateS === 'number' && v.estimateS > 0)
+  const ratios = vms.filter((v) => v.status === 'moved' && v.attempts.length === 1 && typeof v.estimateS === 'number' && v.estimateS > 0)
     .map((v) => v.attempts[0].durationS / (v.estimateS as number)).sort((a, b) => a - b);
   if (ratios.length === 0) return {};
   return { estimates: { compared: ratios.length, medianRatio: round(ratios[Math.floor(ratios.length / 2)]) } };

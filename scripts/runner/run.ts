@@ -71,7 +71,8 @@ export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Sett
     emit({ kind: 'vm-done', t: driver.clock.now(), result: r });
   };
   const queue: Move[] = [...bp.moves].sort((a, b) => (b.estimateS ?? Infinity) - (a.estimateS ?? Infinity) || a.vm.localeCompare(b.vm));
-  const learned = new Learned();
+  // What the run's own moves took against their estimates, live and cold apart (their fixed costs differ).
+  const learned = { live: new Learned(), cold: new Learned() };
 
   const leave = (m: Move, why: string) => {
     ledger.release(m.vm);
@@ -118,7 +119,7 @@ export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Sett
           continue;
         }
         // The maintenance window: a move that would end after it closes does not start.
-        const expected = m.estimateS !== null ? learned.correct(m.estimateS) * 1000 : deadlineMs(vms.get(m.vm)!, settings);
+        const expected = m.estimateS !== null ? learned[m.method].correct(m.estimateS) * 1000 : deadlineMs(vms.get(m.vm)!, settings);
         if (driver.clock.now() + expected > windowCloses) {
           queue.splice(i, 1);
           leave(m, `would end after the maintenance window closes (estimated ${Math.round(expected / 1000)} s, ${Math.max(0, Math.round((windowCloses - driver.clock.now()) / 1000))} s left)`);
@@ -135,7 +136,7 @@ export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Sett
             room.leave(vms.get(move.vm)!, 'done' in step && step.done.status === 'moved' ? move.source : move.destination);
             if ('done' in step) {
               const last = step.done.attempts.at(-1);
-              if (step.done.status === 'moved' && last?.method === 'live' && step.done.attempts.length === 1 && move.estimateS !== null) learned.add(move.estimateS, (last.end - last.start) / 1000);
+              if (step.done.status === 'moved' && last?.method === move.method && step.done.attempts.length === 1 && move.estimateS !== null) learned[move.method].add(move.estimateS, (last.end - last.start) / 1000);
               if (step.done.status !== 'moved') ledger.release(move.vm);
               if (step.done.status === 'left') emit({ kind: 'vm-left', t: driver.clock.now(), vm: move.vm, source: move.source, why: step.done.reason });
               finish(step.done);

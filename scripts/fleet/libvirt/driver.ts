@@ -109,6 +109,8 @@ export class LibvirtDriver implements Driver {
   readonly name = 'libvirt';
   /** virsh's job set-up over SSH and the switch-over: small guests on the testbed take 3-4 s in all. A prior the run corrects from its own migrations. */
   readonly setupS = 3;
+  /** A prior: a guest's ACPI shutdown and a boot far enough to answer, on the testbed's small guests and typical servers. */
+  readonly coldS = { shutdown: 10, boot: 10 };
   readonly clock: Clock;
   private readonly ssh: SshPool;
   private readonly labels: Map<string, Record<string, string>>;

@@ -107,6 +107,8 @@ export class OpenStackDriver implements Driver {
   readonly perHostMigrations = 1;
   /** Nova's API, conductor and scheduler before a migration starts, and its clean-up after: a prior the run corrects from its own migrations. */
   readonly setupS = 5;
+  /** A prior: Nova's stop, its cold migration (resize) and confirm, and the start. */
+  readonly coldS = { shutdown: 10, boot: 15 };
   readonly clock: Clock;
   private readonly os: OpenStack;
   private ids = new Map<string, string>();

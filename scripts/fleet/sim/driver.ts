@@ -54,6 +54,7 @@ export class SimDriver implements Driver {
   readonly name = 'sim';
   /** The model's own fixed costs: job set-up and the resume on the destination. */
   readonly setupS = (SIM_TIMES.setupMs + SIM_TIMES.resumeMs) / 1000;
+  readonly coldS = { shutdown: SIM_TIMES.shutdownMs / 1000, boot: (SIM_TIMES.defineMs + SIM_TIMES.bootMs) / 1000 };
   readonly clock: Engine;
   private hosts = new Map<string, Host>();
   private domains = new Map<string, SimDomain>();
