@@ -159,7 +159,6 @@ export function repack(m: Model, hosts: number[], extra: number[], budget: numbe
   const identicalTail = order.map((h, i) => !grouped && order.slice(i + 1).every((x) => same(h, x)));
   const left = new Uint8Array(n).fill(1);
   let outOfBudget = false;
-  const suffix = new Float64Array((n + 1) * D);
   const rest = new Float64Array(D);
 
   // Exact fills look up the one item or the pair that fills what is left, by demand (built once, when first needed).
@@ -192,18 +191,44 @@ export function repack(m: Model, hosts: number[], extra: number[], budget: numbe
     work += (n * (n + 1)) / 2;
     return maps;
   };
-  const host = (i: number): boolean => {
-    if (i === order.length) return left.every((x) => x === 0);
-    const h = order[i];
-    // Items this host may take, and suffix sums of what they need (for the waste bound).
+  // Hosts already given their set (exact fills may take them out of order).
+  const hostDone = new Uint8Array(order.length);
+  const candsOn = (h: number) => {
     const cands: number[] = [];
     for (let j = 0; j < n; j++) if (left[j] && m.eligible[items[j]][h] === 1) cands.push(j);
     work += n;
-    const k = cands.length;
-    const suf = suffix.subarray(0, (k + 1) * D).fill(0);
-    for (let c = k - 1; c >= 0; c--) for (let d = 0; d < D; d++) suf[c * D + d] = suf[(c + 1) * D + d] + m.dem[items[cands[c]] * D + d];
+    return cands;
+  };
+  const host = (i: number): boolean => {
+    if (i === order.length) return left.every((x) => x === 0);
     const first = left.indexOf(1);
-    const forced = identicalTail[i] && first >= 0 ? first : -1;
+    if (allow.every((x) => x <= EPS)) {
+      // Every host left must be filled exactly: the largest item left goes on one of them; one
+      // branch per kind of host it may use (alike hosts are one branch), each filled exactly around it.
+      if (first < 0) return true;
+      const tried: number[] = [];
+      for (let p = 0; p < order.length; p++) {
+        const h = order[p];
+        if (hostDone[p] || m.eligible[items[first]][h] !== 1) continue;
+        if (!grouped && tried.some((x) => same(x, h))) continue;
+        tried.push(h);
+        hostDone[p] = 1;
+        const ok = exactFill(h, candsOn(h), first, () => host(i + 1));
+        hostDone[p] = 0;
+        if (ok) return true;
+        if (outOfBudget) return false;
+      }
+      return false;
+    }
+    // Hosts with room to spare are taken in order (those before any exact fill).
+    const at = hostDone.indexOf(0);
+    const h = order[at];
+    // Items this host may take, and suffix sums of what they need (for the waste bound).
+    const cands = candsOn(h);
+    const k = cands.length;
+    const suf = new Float64Array((k + 1) * D);
+    for (let c = k - 1; c >= 0; c--) for (let d = 0; d < D; d++) suf[c * D + d] = suf[(c + 1) * D + d] + m.dem[items[cands[c]] * D + d];
+    const forced = identicalTail[at] && first >= 0 ? first : -1;
     const spare = allow.slice();
     const inner = (c: number): boolean => {
       if (outOfBudget) return false;
@@ -236,11 +261,12 @@ export function repack(m: Model, hosts: number[], extra: number[], budget: numbe
         if (r > spare[d] + EPS) return false;
         allow[d] = spare[d] - r;
       }
+      hostDone[at] = 1;
       const ok = host(i + 1);
+      hostDone[at] = 0;
       allow.set(spare);
       return ok;
     };
-    if (spare.every((x) => x <= EPS)) return exactFill(h, cands, forced, () => host(i + 1));
     return inner(0);
   };
 
