@@ -183,6 +183,16 @@ describe('pack on exactly-full fleets (destinations filled exactly by a hidden p
   });
 });
 
+describe('the lower bound on receiving hosts', () => {
+  it('counts an anti-affinity group\'s moving members, each on a host of its own: every VM in one group is proven fewest (an attack saw a bound of 3 against 180)', () => {
+    const host = (name: string): Host => ({ name, uuid: name, cpuModel: 'Icelake-Server', hypervisor: { type: 'QEMU', version: '8.2.0' }, capacity: { vcpu: 64, memory_mib: 262144 }, labels: {} });
+    const vms: Vm[] = Array.from({ length: 40 }, (_, i) => ({ name: `v${i}`, uuid: `v${i}`, host: 's0', state: 'running', storage: 'shared', cpuModel: 'Icelake-Server', resources: { vcpu: 1, memory_mib: 1024 }, antiAffinity: 'all' }));
+    const out = place({ vms, destinations: Array.from({ length: 50 }, (_, i) => host(`d${i}`)), sources: [host('s0')], residents: [], settings: { overcommit: {}, reserve: {}, maxUtilization: 1, groups: [], policy: 'pack', seed: 1 } });
+    expect(out.destinationsUsed).toBe(40);
+    expect(out.lowerBound).toBe(40);
+  });
+});
+
 describe('placement.assign at region size', () => {
   it('keeps each assigned VM to its host with one entry per VM (not one refusal per other host), and says why one cannot go', () => {
     const host = (name: string): Host => ({ name, uuid: name, cpuModel: 'Icelake-Server', hypervisor: { type: 'QEMU', version: '8.2.0' }, capacity: { vcpu: 64, memory_mib: 262144 }, labels: {} });

@@ -123,11 +123,18 @@ export function receivingHosts(m: Model): number {
 
 /**
  * No placement of the placed units gives VMs to fewer hosts: per resource, the fewest hosts whose
- * room beside their residents (largest first) covers what the placed units need.
+ * room beside their residents (largest first) covers what the placed units need; and per
+ * anti-affinity group, its placed moving members (each on a host of its own).
  */
 export function lowerBound(m: Model): number {
   const { D, H } = m;
   let bound = 0;
+  const members = new Map<number, number>();
+  for (let u = 0; u < m.U; u++) {
+    if (m.at[u] < 0) continue;
+    for (const g of m.groups[u]) members.set(g, (members.get(g) ?? 0) + 1);
+  }
+  for (const k of members.values()) bound = Math.max(bound, k);
   for (let d = 0; d < D; d++) {
     let need = 0;
     for (let u = 0; u < m.U; u++) if (m.at[u] >= 0) need += m.dem[u * D + d];
