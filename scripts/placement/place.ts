@@ -101,7 +101,9 @@ export function place(input: PlacementInput): PlacementResult {
   // pack: plain first-fit decreasing over the hosts emptiest first is a start too, kept where it
   // places more VMs, or as many on fewer receiving hosts (on busy fleets it often does).
   if (policy === 'pack') {
-    budget -= emptiestFirst(m, hopeful, units, inputOrder, memDim);
+    budget -= emptiestFirst(m, hopeful, units, inputOrder, memDim, false);
+    // And the same with the units that may use fewest hosts first (a CPU generation only some hosts run).
+    budget -= emptiestFirst(m, hopeful, units, inputOrder, memDim, true);
     left = hopeful.filter((u) => m.at[u] < 0);
   }
   if (left.length > 0) {
@@ -141,11 +143,11 @@ export function place(input: PlacementInput): PlacementResult {
 }
 
 /**
- * First-fit decreasing (memory, then input order) over the hosts by free memory beside their
- * residents, most first; its placement replaces the model's where it places more VMs, or as many
+ * First-fit decreasing (memory, then input order; with constrainedFirst, the units that may use
+ * fewest hosts before the others) over the hosts by free memory beside their residents, most first; its placement replaces the model's where it places more VMs, or as many
  * on fewer receiving hosts. Returns the work spent (unit-host pairs weighed).
  */
-function emptiestFirst(m: Model, hopeful: number[], units: Vm[][], inputOrder: Map<string, number>, memDim: number): number {
+function emptiestFirst(m: Model, hopeful: number[], units: Vm[][], inputOrder: Map<string, number>, memDim: number, constrainedFirst: boolean): number {
   const before = placedCount(m);
   const receivingBefore = receivingHosts(m);
   const saved = m.snapshot();
@@ -155,6 +157,7 @@ function emptiestFirst(m: Model, hopeful: number[], units: Vm[][], inputOrder: M
   let work = m.H + hopeful.length;
   // Memory first, then the other resources in turn (vCPU among them), then input order.
   const larger = (a: number, b: number) => {
+    if (constrainedFirst && m.eligibleList[a].length !== m.eligibleList[b].length) return m.eligibleList[a].length - m.eligibleList[b].length;
     const dm = m.dem[b * m.D + memDim] - m.dem[a * m.D + memDim];
     if (dm !== 0) return dm;
     for (let d = 0; d < m.D; d++) if (m.dem[b * m.D + d] !== m.dem[a * m.D + d]) return m.dem[b * m.D + d] - m.dem[a * m.D + d];
