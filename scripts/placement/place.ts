@@ -126,10 +126,7 @@ export function place(input: PlacementInput): PlacementResult {
       const ours = m.snapshot();
       const placed = placedCount(m);
       for (const u of hopeful) m.remove(u);
-      for (const u of [...hopeful].sort((a, b) => m.dem[b * m.D + memDim] - m.dem[a * m.D + memDim] || inputOrder.get(units[a][0].name)! - inputOrder.get(units[b][0].name)!)) {
-        const h = m.eligibleList[u].find((x) => m.apart(u, x) && m.room(u, x));
-        if (h !== undefined) m.insert(u, h);
-      }
+      firstFit(m, [...hopeful].sort((a, b) => m.dem[b * m.D + memDim] - m.dem[a * m.D + memDim] || inputOrder.get(units[a][0].name)! - inputOrder.get(units[b][0].name)!), (u) => m.eligibleList[u]);
       if (placedCount(m) > placed) packTighter(m, Math.ceil((input.settings.effort ?? DEFAULT_EFFORT) / 4), rng);
       else m.restore(ours);
     }
@@ -142,10 +139,28 @@ export function place(input: PlacementInput): PlacementResult {
   return { ...resultOf(m, input, ledger), ...(policy === 'pack' ? { lowerBound: lowerBound(m) } : {}) };
 }
 
+/** Each unit in turn onto the first of its hosts (in the order given) that takes it; returns the work spent (unit-host pairs weighed). */
+function firstFit(m: Model, order: number[], hostsOf: (u: number) => ArrayLike<number>): number {
+  let work = 0;
+  for (const u of order) {
+    const hosts = hostsOf(u);
+    for (let i = 0; i < hosts.length; i++) {
+      const h = hosts[i];
+      work++;
+      if (m.eligible[u][h] === 1 && m.apart(u, h) && m.room(u, h)) {
+        m.insert(u, h);
+        break;
+      }
+    }
+  }
+  return work;
+}
+
 /**
- * First-fit decreasing (memory, then input order; with constrainedFirst, the units that may use
- * fewest hosts before the others) over the hosts by free memory beside their residents, most first; its placement replaces the model's where it places more VMs, or as many
- * on fewer receiving hosts. Returns the work spent (unit-host pairs weighed).
+ * First-fit decreasing (memory, then the other resources, then input order; with
+ * constrainedFirst, the units that may use fewest hosts before the others) over the hosts by free
+ * memory beside their residents, most first. Its placement replaces the model's where it places
+ * more VMs, or as many on fewer receiving hosts. Returns the work spent.
  */
 function emptiestFirst(m: Model, hopeful: number[], units: Vm[][], inputOrder: Map<string, number>, memDim: number, constrainedFirst: boolean): number {
   const before = placedCount(m);
@@ -154,7 +169,6 @@ function emptiestFirst(m: Model, hopeful: number[], units: Vm[][], inputOrder: M
   for (const u of hopeful) m.remove(u);
   const free = (h: number) => m.lim[h * m.D + memDim] - m.residentLoad(h, memDim);
   const hosts = [...Array(m.H).keys()].map((h) => ({ h, f: free(h) })).sort((a, b) => b.f - a.f || a.h - b.h).map((x) => x.h);
-  let work = m.H + hopeful.length;
   // Memory first, then the other resources in turn (vCPU among them), then input order.
   const larger = (a: number, b: number) => {
     if (constrainedFirst && m.eligibleList[a].length !== m.eligibleList[b].length) return m.eligibleList[a].length - m.eligibleList[b].length;
@@ -163,15 +177,7 @@ function emptiestFirst(m: Model, hopeful: number[], units: Vm[][], inputOrder: M
     for (let d = 0; d < m.D; d++) if (m.dem[b * m.D + d] !== m.dem[a * m.D + d]) return m.dem[b * m.D + d] - m.dem[a * m.D + d];
     return inputOrder.get(units[a][0].name)! - inputOrder.get(units[b][0].name)!;
   };
-  for (const u of [...hopeful].sort(larger)) {
-    for (const h of hosts) {
-      work++;
-      if (m.eligible[u][h] === 1 && m.apart(u, h) && m.room(u, h)) {
-        m.insert(u, h);
-        break;
-      }
-    }
-  }
+  const work = m.H + hopeful.length + firstFit(m, [...hopeful].sort(larger), () => hosts);
   const placed = placedCount(m);
   if (placed > before || (placed === before && receivingHosts(m) < receivingBefore)) return work;
   m.restore(saved);
