@@ -294,7 +294,7 @@ function rebalanceView(p: RebalanceSummary, result: RunResult['rebalance']): Rep
   };
 }
 
-/** Estimates against what the moves took: the VMs moved in one attempt (live or cold, as planned) that had an estimate; the median of actual / estimated. */
+/** Estimates against what the moves took: the VMs moved in one attempt that had an estimate (live or cold; each estimate is for its move's planned method); the median of actual / estimated. */
 function estimateTotals(vms: ReportVm[]): { estimates?: { compared: number; medianRatio: number } } {
   const ratios = vms.filter((v) => v.status === 'moved' && v.attempts.length === 1 && typeof v.estimateS === 'number' && v.estimateS > 0)
     .map((v) => v.attempts[0].durationS / (v.estimateS as number)).sort((a, b) => a - b);
