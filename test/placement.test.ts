@@ -291,6 +291,23 @@ describe('the exact component (exact.ts): bin completion over a neighbourhood', 
       expect(out.unplaced.map((u) => u.vm), `seed ${seed}`).toEqual([]);
     }
   });
+
+  it('completes exactly-full fleets whose memory and disk follow vCPU (flavours, big-small) by an exact cover of the sets that fill a host (the landed code completed none of these)', () => {
+    for (const [law, seed] of [['flavours', 2], ['flavours', 4], ['big-small', 2]] as const) {
+      const out = place(tightFleet(50, [3, 6], seed, law));
+      expect(out.unplaced.map((u) => u.vm), `${law} seed ${seed}`).toEqual([]);
+    }
+  });
+
+  it('completes every small exactly-full fleet of one to six VMs a host, whatever the size law (the cover is exact there)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 6 }), fc.constantFrom('independent' as const, 'flavours' as const, 'big-small' as const), fc.integer({ min: 1, max: 10_000 }), (hosts, a, b, law, seed) => {
+        const input = tightFleet(hosts, [Math.min(a, b), Math.max(a, b)], seed, law);
+        expect(place(input).unplaced).toEqual([]);
+      }),
+      { numRuns: 100, seed: 19 },
+    );
+  });
 });
 
 describe('placement quality on public vector packing instances (../shared/bench/vbp)', () => {

@@ -398,3 +398,412 @@ export function packFewer(m: Model, budget: number, bound: () => number): number
     }
   }
 }
+
+/** Units few enough for exactFills to list every exact set of up to six and cover the units with them. */
+const COVER_UP_TO = 260;
+/** Exact sets the cover may list before it gives way to the sieve. */
+const MAX_ROWS = 100_000;
+
+/** A resource is tight when what waits needs at least this share of the room the hosts have left. */
+const TIGHT = 0.97;
+
+/**
+ * Exact fills first, smallest sets first (a sieve), for fleets that are (nearly) full: sets of
+ * one to five waiting units that fill a host's room exactly in every tight resource (to the unit,
+ * where demands are whole numbers) are looked up by their summed demand, not searched for: the
+ * single or the pair that fills it, a unit and a pair, two pairs, a pair, a unit and a pair. A
+ * host so filled can hold nothing more of what waits, so each set found is placed at once; what is
+ * left (hosts that need larger sets) goes to the searches. Returns the work spent (lookups and
+ * pairs indexed).
+ */
+export function exactFills(m: Model, units: number[], effort: number): number {
+  // The cover may spend three fifths of the effort; the sieve (when the cover gives nothing) a quarter more.
+  let budget = Math.ceil((effort * 3) / 5);
+  const { D } = m;
+  const items = units.filter((u) => m.at[u] < 0 && !m.torn[u] && m.eligibleList[u].length > 0).sort((a, b) => m.weight[b] - m.weight[a] || a - b);
+  const n = items.length;
+  let work = n + m.H;
+  if (n < 2 || budget <= 0) return work;
+  const roomAt = (h: number, d: number) => Math.max(0, m.lim[h * D + d] - m.load[h * D + d]);
+  const need = new Float64Array(D);
+  const room = new Float64Array(D);
+  for (const u of items) for (let d = 0; d < D; d++) need[d] += m.dem[u * D + d];
+  for (let h = 0; h < m.H; h++) for (let d = 0; d < D; d++) room[d] += roomAt(h, d);
+  const tight: number[] = [];
+  for (let d = 0; d < D; d++) if (room[d] > EPS && need[d] >= TIGHT * room[d]) tight.push(d);
+  if (tight.length === 0) return work;
+  // Whole-number demands fill a host when they leave less than one unit of room.
+  const whole = tight.map((d) => items.every((u) => Number.isInteger(m.dem[u * D + d])));
+  const targetOf = (h: number) => Float64Array.from(tight, (d, i) => (whole[i] ? Math.floor(roomAt(h, d) + EPS) : roomAt(h, d)));
+  const keyOf = (v: Float64Array) => {
+    let key = 0;
+    for (let i = 0; i < v.length; i++) key = (Math.imul(key, 1000003) + Math.round(v[i] * 1024)) | 0;
+    return key;
+  };
+  const T = tight.length;
+  const dem = new Float64Array(n * T);
+  items.forEach((u, j) => tight.forEach((d, i) => (dem[j * T + i] = m.dem[u * D + d])));
+
+  // Hosts by kind (the same target); a kind keeps the hosts not filled yet.
+  const kinds = new Map<number, { target: Float64Array; hosts: number[] }>();
+  for (let h = 0; h < m.H; h++) {
+    const target = targetOf(h);
+    if (target.every((x) => x <= EPS)) continue;
+    const key = keyOf(target);
+    const kind = kinds.get(key);
+    if (kind && kind.target.every((x, i) => x === target[i])) kind.hosts.push(h);
+    else if (!kind) kinds.set(key, { target, hosts: [h] });
+  }
+  const widest = new Float64Array(T);
+  for (const k of kinds.values()) k.target.forEach((x, i) => (widest[i] = Math.max(widest[i], x)));
+
+  // Singles and pairs by summed demand (chains through next).
+  const singles = new Map<number, number[]>();
+  for (let j = 0; j < n; j++) {
+    const key = keyOf(dem.subarray(j * T, (j + 1) * T));
+    const list = singles.get(key);
+    if (list) list.push(j);
+    else singles.set(key, [j]);
+  }
+  if ((n * (n - 1)) / 2 > budget / 2) return work;
+  const pa: number[] = [];
+  const pb: number[] = [];
+  const next: number[] = [];
+  const head = new Map<number, number>();
+  const sum = new Float64Array(T);
+  // Pairs are indexed in order of their first unit: from[a] is the first pair whose first unit is a or later.
+  const from = new Int32Array(n + 1);
+  for (let a = 0; a < n; a++) {
+    from[a] = pa.length;
+    for (let b = a + 1; b < n; b++) {
+      let fits = true;
+      for (let i = 0; i < T && fits; i++) fits = (sum[i] = dem[a * T + i] + dem[b * T + i]) <= widest[i] + EPS;
+      if (!fits) continue;
+      const key = keyOf(sum);
+      next.push(head.get(key) ?? -1);
+      head.set(key, pa.length);
+      pa.push(a);
+      pb.push(b);
+    }
+  }
+  from[n] = pa.length;
+  work += (n * (n - 1)) / 2;
+
+  const left = new Uint8Array(n).fill(1);
+  const equals = (set: number[], target: Float64Array) => {
+    for (let i = 0; i < T; i++) {
+      let s = 0;
+      for (const j of set) s += dem[j * T + i];
+      if (Math.abs(s - target[i]) > EPS) return false;
+    }
+    return true;
+  };
+  /** Place the set on a host of the kind that takes every unit of it (all rules), if any. */
+  const commit = (kind: { hosts: number[] }, set: number[]): number => {
+    for (let x = 0; x < kind.hosts.length; x++) {
+      const h = kind.hosts[x];
+      work += set.length;
+      const done: number[] = [];
+      for (const j of set) {
+        const u = items[j];
+        if (m.eligible[u][h] !== 1 || !m.apart(u, h) || !m.room(u, h)) break;
+        m.insert(u, h);
+        done.push(u);
+      }
+      if (done.length === set.length) {
+        for (const j of set) left[j] = 0;
+        kind.hosts.splice(x, 1);
+        return h;
+      }
+      for (const u of done) m.remove(u);
+    }
+    return -1;
+  };
+  const rest = new Float64Array(T);
+  /** What is left of target after the units of set. */
+  const restOf = (target: Float64Array, set: number[]) => {
+    for (let i = 0; i < T; i++) {
+      let s = target[i];
+      for (const j of set) s -= dem[j * T + i];
+      rest[i] = s;
+    }
+    return rest.every((x) => x >= -EPS);
+  };
+  /** Complete set with a pair from the index (units not in set, left), placed on a host of the kind. */
+  const withPair = (kind: { target: Float64Array; hosts: number[] }, set: number[]): boolean => {
+    if (!restOf(kind.target, set)) return false;
+    for (let p = head.get(keyOf(rest)) ?? -1; p >= 0; p = next[p]) {
+      if (++work > budget) return false;
+      const a = pa[p];
+      const b = pb[p];
+      if (!left[a] || !left[b] || set.includes(a) || set.includes(b)) continue;
+      const whole = [...set, a, b];
+      if (equals(whole, kind.target) && commit(kind, whole) >= 0) return true;
+    }
+    return false;
+  };
+  const live = () => [...kinds.values()].filter((k) => k.hosts.length > 0);
+  /** Triples of the units listed (in their order), by summed demand, those that fit the widest host. */
+  const tripleIndex = (list: number[]) => {
+    const most = (list.length * (list.length - 1) * (list.length - 2)) / 6;
+    const ta = new Int32Array(most);
+    const tb = new Int32Array(most);
+    const tc = new Int32Array(most);
+    const thead = new Heads(most);
+    let count = 0;
+    for (let x = 0; x < list.length; x++) {
+      for (let y = x + 1; y < list.length; y++) {
+        for (let z = y + 1; z < list.length; z++) {
+          const a = list[x];
+          const b = list[y];
+          const c = list[z];
+          let fits = true;
+          for (let i = 0; i < T && fits; i++) fits = (sum[i] = dem[a * T + i] + dem[b * T + i] + dem[c * T + i]) <= widest[i] + EPS;
+          if (!fits) continue;
+          thead.add(keyOf(sum), count);
+          ta[count] = a;
+          tb[count] = b;
+          tc[count++] = c;
+        }
+      }
+    }
+    work += most;
+    return { ta, tb, tc, tnext: thead.next, thead, count };
+  };
+  // Few units: every exact set of up to six, and an exact cover of the units by them (below); else the sieve.
+  if (n <= COVER_UP_TO && cover()) return work;
+  budget = Math.min(effort, work + Math.ceil(effort / 4));
+  for (let size = 1; size <= 5 && work < budget; size++) {
+    for (const kind of live()) {
+      if (size === 1) {
+        for (const j of singles.get(keyOf(kind.target)) ?? []) {
+          if (kind.hosts.length === 0) break;
+          work++;
+          if (left[j] && equals([j], kind.target)) commit(kind, [j]);
+        }
+      } else if (size === 2) {
+        while (kind.hosts.length > 0 && work < budget && withPair(kind, []));
+      } else if (size === 3) {
+        for (let x = 0; x < n && kind.hosts.length > 0 && work < budget; x++) if (left[x]) withPair(kind, [x]);
+      } else if (size === 4) {
+        for (let p = 0; p < pa.length && kind.hosts.length > 0 && work < budget; p++) if (left[pa[p]] && left[pb[p]]) withPair(kind, [pa[p], pb[p]]);
+      } else {
+        for (let x = 0; x < n && kind.hosts.length > 0 && work < budget; x++) {
+          if (!left[x]) continue;
+          for (let p = from[x + 1]; p < pa.length && kind.hosts.length > 0 && work < budget; p++) {
+            work++;
+            if (!left[pa[p]] || !left[pb[p]]) continue;
+            if (!left[x]) break;
+            withPair(kind, [x, pa[p], pb[p]]);
+          }
+        }
+      }
+    }
+  }
+  // Sets of six: a triple of the units left and the triple that completes it, from an index of triples (when it is small).
+  const six = items.map((_, j) => j).filter((j) => left[j]);
+  const triples = (six.length * (six.length - 1) * (six.length - 2)) / 6;
+  if (live().length > 0 && triples <= (budget - work) / 4) {
+    const { ta, tb, tc, tnext, thead, count } = tripleIndex(six);
+    for (const kind of live()) {
+      for (let t = 0; t < count && kind.hosts.length > 0 && work < budget; t++) {
+        const set = [ta[t], tb[t], tc[t]];
+        if (!set.every((j) => left[j]) || !restOf(kind.target, set)) continue;
+        for (let q = thead.get(keyOf(rest)); q >= 0; q = tnext[q]) {
+          if (++work > budget) break;
+          const other = [ta[q], tb[q], tc[q]];
+          if (!other.every((j) => left[j] && !set.includes(j))) continue;
+          const whole = [...set, ...other];
+          if (equals(whole, kind.target) && commit(kind, whole) >= 0) break;
+        }
+      }
+    }
+  }
+
+  /**
+   * Every set of up to six units that fills a host kind exactly (a row), then an exact cover of
+   * the units that are in any row (Knuth's algorithm X: the unit in fewest live rows first, each
+   * of its rows in turn, backtracking). The units in no row (larger sets) and the hosts left go to
+   * the exact search, at the end of each cover. Applied only when everything is placed.
+   */
+  function cover(): boolean {
+    const kindList = live();
+    const all = items.map((_, j) => j);
+    const estimate = (n * (n - 1) * (n - 2)) / 6 * (1 + 2 * kindList.length);
+    if (estimate > budget - work) return false;
+    const trip = tripleIndex(all);
+    const rows: number[][] = [];
+    const rowKind: number[] = [];
+    const need = new Float64Array(T);
+    const minus = (t: Float64Array, a: number, b: number, c: number) => {
+      for (let i = 0; i < T; i++) {
+        need[i] = t[i] - (a >= 0 ? dem[a * T + i] : 0) - (b >= 0 ? dem[b * T + i] : 0) - (c >= 0 ? dem[c * T + i] : 0);
+        if (need[i] < -EPS) return false;
+      }
+      return true;
+    };
+    const add = (set: number[], k: number) => {
+      if (!equals(set, kindList[k].target)) return;
+      rows.push(set);
+      rowKind.push(k);
+    };
+    for (const [k, kind] of kindList.entries()) {
+      const t = kind.target;
+      for (const j of singles.get(keyOf(t)) ?? []) add([j], k);
+      // The pairs completing t less a, b and c whose first unit comes after min (each set once, in order).
+      const pairs = (a: number, b: number, c: number, min: number) => {
+        work++;
+        if (!minus(t, a, b, c)) return;
+        for (let p = head.get(keyOf(need)) ?? -1; p >= 0; p = next[p]) {
+          work++;
+          if (pa[p] > min) add([a, b, c, pa[p], pb[p]].filter((j) => j >= 0), k);
+        }
+      };
+      pairs(-1, -1, -1, -1);
+      for (let x = 0; x < n; x++) pairs(x, -1, -1, x);
+      for (let p = 0; p < pa.length; p++) pairs(pa[p], pb[p], -1, pb[p]);
+      // Fives (a triple and a pair after it) and sixes (two triples in order), from one pass over the triples.
+      for (let q = 0; q < trip.count && work < budget; q++) {
+        const [a, b, c] = [trip.ta[q], trip.tb[q], trip.tc[q]];
+        work++;
+        if (!minus(t, a, b, c)) continue;
+        const key = keyOf(need);
+        for (let p = head.get(key) ?? -1; p >= 0; p = next[p]) {
+          work++;
+          if (pa[p] > c) add([a, b, c, pa[p], pb[p]], k);
+        }
+        for (let r = trip.thead.get(key); r >= 0; r = trip.tnext[r]) {
+          work++;
+          if (trip.ta[r] > c) add([a, b, c, trip.ta[r], trip.tb[r], trip.tc[r]], k);
+        }
+      }
+      if (rows.length > MAX_ROWS || work >= budget) return false;
+    }
+    const rowsOf: number[][] = items.map(() => []);
+    rows.forEach((r, i) => r.forEach((j) => rowsOf[j].push(i)));
+    const rowed = all.filter((j) => rowsOf[j].length > 0);
+    const unrowed = all.filter((j) => rowsOf[j].length === 0).map((j) => items[j]);
+    const hostsLeft = kindList.map((k) => k.hosts.length);
+    const covered = new Uint8Array(n);
+    const chosen: number[] = [];
+    let open = rowed.length;
+    const liveRow = (r: number) => hostsLeft[rowKind[r]] > 0 && rows[r].every((j) => !covered[j]);
+    /** Place the chosen rows (and the units in no row, by the exact search on the hosts left); undone unless everything is placed. */
+    const apply = (): boolean => {
+      const placed: { kind: number; h: number; set: number[] }[] = [];
+      const undo = () => {
+        for (const x of placed.reverse()) {
+          for (const j of x.set) {
+            m.remove(items[j]);
+            left[j] = 1;
+          }
+          kindList[x.kind].hosts.push(x.h);
+        }
+        for (const k of kindList) k.hosts.sort((a, b) => a - b);
+      };
+      for (const r of chosen) {
+        const h = commit(kindList[rowKind[r]], rows[r]);
+        if (h < 0) {
+          undo();
+          return false;
+        }
+        placed.push({ kind: rowKind[r], h, set: rows[r] });
+      }
+      if (unrowed.length === 0) return true;
+      const hosts = kindList.flatMap((k) => k.hosts);
+      if (hosts.length <= MAX_HOSTS) {
+        const r = repack(m, hosts, unrowed, Math.min(LOOSE, budget - work));
+        work += r.work;
+        if (r.found) return true;
+      }
+      undo();
+      return false;
+    };
+    const solve = (): boolean => {
+      if (open === 0) return apply();
+      if (work >= budget) return false;
+      let best = -1;
+      let fewest = Infinity;
+      for (const j of rowed) {
+        if (covered[j]) continue;
+        let c = 0;
+        for (const r of rowsOf[j]) {
+          work++;
+          if (liveRow(r) && ++c >= fewest) break;
+        }
+        if (c < fewest) [best, fewest] = [j, c];
+        if (c === 0) return false;
+      }
+      for (const r of rowsOf[best]) {
+        if (!liveRow(r)) continue;
+        for (const j of rows[r]) covered[j] = 1;
+        open -= rows[r].length;
+        hostsLeft[rowKind[r]]--;
+        chosen.push(r);
+        if (solve()) return true;
+        chosen.pop();
+        hostsLeft[rowKind[r]]++;
+        open += rows[r].length;
+        for (const j of rows[r]) covered[j] = 0;
+        if (work >= budget) return false;
+      }
+      return false;
+    };
+    return solve();
+  }
+  // What is left, with the hosts not filled: the exact search at once (the sieve's sets stay put).
+  const rest2 = items.filter((u) => m.at[u] < 0);
+  const open: number[] = [];
+  let pool = rest2.length;
+  for (let h = 0; h < m.H; h++) {
+    if (!tight.some((d) => roomAt(h, d) >= 1 - EPS) || !rest2.some((u) => m.eligible[u][h] === 1)) continue;
+    open.push(h);
+    pool += m.members[h].length;
+  }
+  if (rest2.length > 0 && work < budget && open.length <= MAX_HOSTS && pool <= MAX_POOL) work += repack(m, open, rest2, budget - work).work;
+  return work;
+}
+
+/** Chains of ids by an integer key (open addressing): the first id of a key, and each id's next. */
+class Heads {
+  private readonly keys: Int32Array;
+  private readonly first: Int32Array;
+  private readonly used: Uint8Array;
+  readonly next: Int32Array;
+  private readonly mask: number;
+
+  constructor(ids: number) {
+    let size = 16;
+    while (size < ids * 2) size *= 2;
+    this.keys = new Int32Array(size);
+    this.first = new Int32Array(size);
+    this.used = new Uint8Array(size);
+    this.next = new Int32Array(Math.max(1, ids));
+    this.mask = size - 1;
+  }
+
+  private slot(key: number): number {
+    // Keys of whole demands end in zero bits: mix them all in (murmur3's finaliser).
+    let x = key ^ (key >>> 16);
+    x = Math.imul(x, 0x85ebca6b);
+    x ^= x >>> 13;
+    x = Math.imul(x, 0xc2b2ae35);
+    let i = (x ^ (x >>> 16)) & this.mask;
+    while (this.used[i] && this.keys[i] !== key) i = (i + 1) & this.mask;
+    return i;
+  }
+
+  add(key: number, id: number): void {
+    const i = this.slot(key);
+    this.next[id] = this.used[i] ? this.first[i] : -1;
+    this.keys[i] = key;
+    this.first[i] = id;
+    this.used[i] = 1;
+  }
+
+  /** The first id of key, or -1. */
+  get(key: number): number {
+    const i = this.slot(key);
+    return this.used[i] ? this.first[i] : -1;
+  }
+}

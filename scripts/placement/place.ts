@@ -17,7 +17,7 @@ import { EvacError } from '../errors.ts';
 import type { Host, Vm } from '../fleet/types.ts';
 import { schemaDefault } from '../plan/defaults.ts';
 import { seeded } from '../random.ts';
-import { exactRepack, packFewer } from './exact.ts';
+import { exactFills, exactRepack, packFewer } from './exact.ts';
 import { explain, type ReasonGroup } from './explain.ts';
 import { greedy, hostSet } from './greedy.ts';
 import { Ledger, sumDemand, type LedgerSettings } from './ledger.ts';
@@ -97,7 +97,9 @@ export function place(input: PlacementInput): PlacementResult {
   // First-fit decreasing's order (the floor below): memory, else the first resource.
   const memDim = Math.max(0, ledger.dims.indexOf('memory_mib'));
   const inputOrder = new Map(input.vms.map((v, i) => [v.name, i]));
-  let left = greedy(m, hopeful, policy);
+  // A (nearly) full fleet: hosts that a few waiting units fill exactly get them first (exact.ts).
+  budget -= exactFills(m, hopeful, budget);
+  let left = greedy(m, hopeful.filter((u) => m.at[u] < 0), policy);
   // pack: plain first-fit decreasing over the hosts emptiest first is a start too, kept where it
   // places more VMs, or as many on fewer receiving hosts (on busy fleets it often does).
   if (policy === 'pack') {
