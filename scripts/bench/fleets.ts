@@ -56,11 +56,15 @@ export function largeFleet(vms: number, sources: number, destinations: number, s
  */
 export function tightFleet(hosts: number, perHost: [number, number], seed: number, law: SizeLaw = 'independent'): PlacementInput {
   const rng = seeded(seed);
-  const cap = { vcpu: 64, memory_mib: 262144, disk_gib: 2000 };
-  const dsts = Array.from({ length: hosts }, (_, i) => host(`dst-${i}`, 'Icelake-Server', cap));
+  // two-shapes: every other host is like a 48-thread / 384 GiB machine, the rest like a 96 / 512 GiB one (vCPU overcommitted 4x).
+  const caps = law === 'two-shapes'
+    ? [{ vcpu: 192, memory_mib: 393216, disk_gib: 2000 }, { vcpu: 384, memory_mib: 524288, disk_gib: 2000 }]
+    : [{ vcpu: 64, memory_mib: 262144, disk_gib: 2000 }];
+  const dsts = Array.from({ length: hosts }, (_, i) => host(`dst-${i}`, 'Icelake-Server', caps[i % caps.length]));
   const src = host('src', 'Icelake-Server', { vcpu: 10 ** 6, memory_mib: 2 ** 40, disk_gib: 10 ** 9 });
   const vms: Vm[] = [];
   for (let h = 0; h < hosts; h++) {
+    const cap = caps[h % caps.length];
     const k = rng.int(perHost[0], perHost[1]);
     const parts = law === 'independent'
       ? Object.fromEntries(Object.entries(cap).map(([r, total]) => [r, cut(rng, total, k)]))
@@ -81,17 +85,21 @@ export function tightFleet(hosts: number, perHost: [number, number], seed: numbe
 
 /**
  * How a host is cut into VMs: each resource cut on its own (independent); memory and disk
- * following the vCPU share with up to 10% noise, as flavours do (flavours); or one big VM
- * (40-60% of the host, its other resources alike) and the rest cut along vCPU (big-small).
+ * following the vCPU share with up to 10% noise, as flavours do (flavours); one big VM
+ * (40-60% of the host, its other resources alike) and the rest cut along vCPU (big-small); or,
+ * on hosts of two shapes, memory and disk following vCPU exactly, rounded down (two-shapes: each
+ * host's VMs have its own memory per vCPU).
  */
-export type SizeLaw = 'independent' | 'flavours' | 'big-small';
+export type SizeLaw = 'independent' | 'flavours' | 'big-small' | 'two-shapes';
 
 /** Parts whose memory and disk follow the vCPU cut (with noise), each resource summing exactly to the host. */
 function alongVcpu(rng: Random, cap: Resources, k: number, law: SizeLaw): Record<string, number[]> {
   const big = Math.round((cap.vcpu * rng.int(40, 60)) / 100);
   const vcpu = law === 'big-small' && k > 1 ? [big, ...cut(rng, cap.vcpu - big, k - 1)] : cut(rng, cap.vcpu, k);
   const follow = (whole: number) => {
-    const raw = vcpu.map((v) => Math.max(1, Math.round((whole * v) / cap.vcpu * (1 + (rng.int(-100, 100) / 1000)))));
+    const raw = law === 'two-shapes'
+      ? vcpu.map((v) => Math.max(1, Math.floor((whole * v) / cap.vcpu)))
+      : vcpu.map((v) => Math.max(1, Math.round((whole * v) / cap.vcpu * (1 + (rng.int(-100, 100) / 1000)))));
     // The rounding and the noise go to the largest part, so the parts add up to the whole exactly.
     const top = raw.indexOf(Math.max(...raw));
     raw[top] += whole - raw.reduce((a, b) => a + b, 0);

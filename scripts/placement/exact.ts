@@ -445,15 +445,19 @@ export function exactFills(m: Model, units: number[], effort: number): number {
   items.forEach((u, j) => tight.forEach((d, i) => (dem[j * T + i] = m.dem[u * D + d])));
 
   // Hosts by kind (the same target); a kind keeps the hosts not filled yet.
-  const kinds = new Map<number, { target: Float64Array; hosts: number[] }>();
-  for (let h = 0; h < m.H; h++) {
-    const target = targetOf(h);
-    if (target.every((x) => x <= EPS)) continue;
-    const key = keyOf(target);
-    const kind = kinds.get(key);
-    if (kind && kind.target.every((x, i) => x === target[i])) kind.hosts.push(h);
-    else if (!kind) kinds.set(key, { target, hosts: [h] });
-  }
+  const kindsNow = () => {
+    const kinds = new Map<number, { target: Float64Array; hosts: number[] }>();
+    for (let h = 0; h < m.H; h++) {
+      const target = targetOf(h);
+      if (target.every((x) => x <= EPS)) continue;
+      const key = keyOf(target);
+      const kind = kinds.get(key);
+      if (kind && kind.target.every((x, i) => x === target[i])) kind.hosts.push(h);
+      else if (!kind) kinds.set(key, { target, hosts: [h] });
+    }
+    return kinds;
+  };
+  let kinds = kindsNow();
   const widest = new Float64Array(T);
   for (const k of kinds.values()) k.target.forEach((x, i) => (widest[i] = Math.max(widest[i], x)));
 
@@ -570,54 +574,87 @@ export function exactFills(m: Model, units: number[], effort: number): number {
     work += most;
     return { ta, tb, tc, tnext: thead.next, thead, count };
   };
-  // Few units: every exact set of up to six, and an exact cover of the units by them (below); else the sieve.
-  if (n <= COVER_UP_TO && cover()) return work;
+  const saved = m.snapshot();
+  const allPlaced = () => items.every((u) => m.at[u] >= 0);
+  const again = () => {
+    m.restore(saved);
+    left.fill(1);
+    kinds = kindsNow();
+  };
+  // Few units: the sieve (an eighth of the effort), else every exact set of up to six and an exact
+  // cover of the units by them (below), else the sieve again with a quarter of the effort.
+  if (n <= COVER_UP_TO) {
+    budget = Math.min(budget, work + Math.ceil(effort / 8));
+    sieve();
+    if (allPlaced()) return work;
+    again();
+    budget = Math.ceil((effort * 3) / 5);
+    if (cover()) return work;
+    again();
+  }
   budget = Math.min(effort, work + Math.ceil(effort / 4));
-  for (let size = 1; size <= 5 && work < budget; size++) {
-    for (const kind of live()) {
-      if (size === 1) {
-        for (const j of singles.get(keyOf(kind.target)) ?? []) {
-          if (kind.hosts.length === 0) break;
-          work++;
-          if (left[j] && equals([j], kind.target)) commit(kind, [j]);
-        }
-      } else if (size === 2) {
-        while (kind.hosts.length > 0 && work < budget && withPair(kind, []));
-      } else if (size === 3) {
-        for (let x = 0; x < n && kind.hosts.length > 0 && work < budget; x++) if (left[x]) withPair(kind, [x]);
-      } else if (size === 4) {
-        for (let p = 0; p < pa.length && kind.hosts.length > 0 && work < budget; p++) if (left[pa[p]] && left[pb[p]]) withPair(kind, [pa[p], pb[p]]);
-      } else {
-        for (let x = 0; x < n && kind.hosts.length > 0 && work < budget; x++) {
-          if (!left[x]) continue;
-          for (let p = from[x + 1]; p < pa.length && kind.hosts.length > 0 && work < budget; p++) {
+  sieve();
+  return work;
+
+  /** Exact sets of one to six units, smallest first, each placed as found; then the exact search for what is left. */
+  function sieve(): void {
+    for (let size = 1; size <= 5 && work < budget; size++) {
+      for (const kind of live()) {
+        if (size === 1) {
+          for (const j of singles.get(keyOf(kind.target)) ?? []) {
+            if (kind.hosts.length === 0) break;
             work++;
-            if (!left[pa[p]] || !left[pb[p]]) continue;
-            if (!left[x]) break;
-            withPair(kind, [x, pa[p], pb[p]]);
+            if (left[j] && equals([j], kind.target)) commit(kind, [j]);
+          }
+        } else if (size === 2) {
+          while (kind.hosts.length > 0 && work < budget && withPair(kind, []));
+        } else if (size === 3) {
+          for (let x = 0; x < n && kind.hosts.length > 0 && work < budget; x++) if (left[x]) withPair(kind, [x]);
+        } else if (size === 4) {
+          for (let p = 0; p < pa.length && kind.hosts.length > 0 && work < budget; p++) if (left[pa[p]] && left[pb[p]]) withPair(kind, [pa[p], pb[p]]);
+        } else {
+          for (let x = 0; x < n && kind.hosts.length > 0 && work < budget; x++) {
+            if (!left[x]) continue;
+            for (let p = from[x + 1]; p < pa.length && kind.hosts.length > 0 && work < budget; p++) {
+              work++;
+              if (!left[pa[p]] || !left[pb[p]]) continue;
+              if (!left[x]) break;
+              withPair(kind, [x, pa[p], pb[p]]);
+            }
           }
         }
       }
     }
-  }
-  // Sets of six: a triple of the units left and the triple that completes it, from an index of triples (when it is small).
-  const six = items.map((_, j) => j).filter((j) => left[j]);
-  const triples = (six.length * (six.length - 1) * (six.length - 2)) / 6;
-  if (live().length > 0 && triples <= (budget - work) / 4) {
-    const { ta, tb, tc, tnext, thead, count } = tripleIndex(six);
-    for (const kind of live()) {
-      for (let t = 0; t < count && kind.hosts.length > 0 && work < budget; t++) {
-        const set = [ta[t], tb[t], tc[t]];
-        if (!set.every((j) => left[j]) || !restOf(kind.target, set)) continue;
-        for (let q = thead.get(keyOf(rest)); q >= 0; q = tnext[q]) {
-          if (++work > budget) break;
-          const other = [ta[q], tb[q], tc[q]];
-          if (!other.every((j) => left[j] && !set.includes(j))) continue;
-          const whole = [...set, ...other];
-          if (equals(whole, kind.target) && commit(kind, whole) >= 0) break;
+    // Sets of six: a triple of the units left and the triple that completes it, from an index of triples (when it is small).
+    const six = items.map((_, j) => j).filter((j) => left[j]);
+    const triples = (six.length * (six.length - 1) * (six.length - 2)) / 6;
+    if (live().length > 0 && triples <= (budget - work) / 4) {
+      const { ta, tb, tc, tnext, thead, count } = tripleIndex(six);
+      for (const kind of live()) {
+        for (let t = 0; t < count && kind.hosts.length > 0 && work < budget; t++) {
+          const set = [ta[t], tb[t], tc[t]];
+          if (!set.every((j) => left[j]) || !restOf(kind.target, set)) continue;
+          for (let q = thead.get(keyOf(rest)); q >= 0; q = tnext[q]) {
+            if (++work > budget) break;
+            const other = [ta[q], tb[q], tc[q]];
+            if (!other.every((j) => left[j] && !set.includes(j))) continue;
+            const whole = [...set, ...other];
+            if (equals(whole, kind.target) && commit(kind, whole) >= 0) break;
+          }
         }
       }
     }
+
+    // What is left, with the hosts not filled: the exact search at once (the sieve's sets stay put).
+    const rest2 = items.filter((u) => m.at[u] < 0);
+    const open: number[] = [];
+    let pool = rest2.length;
+    for (let h = 0; h < m.H; h++) {
+      if (!tight.some((d) => roomAt(h, d) >= 1 - EPS) || !rest2.some((u) => m.eligible[u][h] === 1)) continue;
+      open.push(h);
+      pool += m.members[h].length;
+    }
+    if (rest2.length > 0 && work < budget && open.length <= MAX_HOSTS && pool <= MAX_POOL) work += repack(m, open, rest2, budget - work).work;
   }
 
   /**
@@ -663,7 +700,7 @@ export function exactFills(m: Model, units: number[], effort: number): number {
       for (let x = 0; x < n; x++) pairs(x, -1, -1, x);
       for (let p = 0; p < pa.length; p++) pairs(pa[p], pb[p], -1, pb[p]);
       // Fives (a triple and a pair after it) and sixes (two triples in order), from one pass over the triples.
-      for (let q = 0; q < trip.count && work < budget; q++) {
+      for (let q = 0; q < trip.count && work < budget && rows.length <= MAX_ROWS; q++) {
         const [a, b, c] = [trip.ta[q], trip.tb[q], trip.tc[q]];
         work++;
         if (!minus(t, a, b, c)) continue;
@@ -687,7 +724,31 @@ export function exactFills(m: Model, units: number[], effort: number): number {
     const covered = new Uint8Array(n);
     const chosen: number[] = [];
     let open = rowed.length;
-    const liveRow = (r: number) => hostsLeft[rowKind[r]] > 0 && rows[r].every((j) => !covered[j]);
+    // Live rows per unit, kept as rows die (a unit of theirs covered) and come back (dancing links' counts).
+    const count = Int32Array.from(rowsOf, (r) => r.length);
+    const dead = new Int32Array(rows.length);
+    const take = (r: number) => {
+      for (const j of rows[r]) {
+        covered[j] = 1;
+        for (const r2 of rowsOf[j]) {
+          work++;
+          if (dead[r2]++ === 0) for (const j2 of rows[r2]) count[j2]--;
+        }
+      }
+      open -= rows[r].length;
+      hostsLeft[rowKind[r]]--;
+      chosen.push(r);
+    };
+    const untake = (r: number) => {
+      chosen.pop();
+      hostsLeft[rowKind[r]]++;
+      open += rows[r].length;
+      for (let x = rows[r].length - 1; x >= 0; x--) {
+        const j = rows[r][x];
+        for (const r2 of rowsOf[j]) if (--dead[r2] === 0) for (const j2 of rows[r2]) count[j2]++;
+        covered[j] = 0;
+      }
+    };
     /** Place the chosen rows (and the units in no row, by the exact search on the hosts left); undone unless everything is placed. */
     const apply = (): boolean => {
       const placed: { kind: number; h: number; set: number[] }[] = [];
@@ -722,46 +783,25 @@ export function exactFills(m: Model, units: number[], effort: number): number {
     const solve = (): boolean => {
       if (open === 0) return apply();
       if (work >= budget) return false;
+      // The unit in fewest live rows.
       let best = -1;
-      let fewest = Infinity;
       for (const j of rowed) {
-        if (covered[j]) continue;
-        let c = 0;
-        for (const r of rowsOf[j]) {
-          work++;
-          if (liveRow(r) && ++c >= fewest) break;
-        }
-        if (c < fewest) [best, fewest] = [j, c];
-        if (c === 0) return false;
+        if (covered[j] || (best >= 0 && count[j] >= count[best])) continue;
+        best = j;
+        if (count[j] === 0) return false;
       }
+      work += rowed.length;
       for (const r of rowsOf[best]) {
-        if (!liveRow(r)) continue;
-        for (const j of rows[r]) covered[j] = 1;
-        open -= rows[r].length;
-        hostsLeft[rowKind[r]]--;
-        chosen.push(r);
+        if (dead[r] > 0 || hostsLeft[rowKind[r]] === 0) continue;
+        take(r);
         if (solve()) return true;
-        chosen.pop();
-        hostsLeft[rowKind[r]]++;
-        open += rows[r].length;
-        for (const j of rows[r]) covered[j] = 0;
+        untake(r);
         if (work >= budget) return false;
       }
       return false;
     };
     return solve();
   }
-  // What is left, with the hosts not filled: the exact search at once (the sieve's sets stay put).
-  const rest2 = items.filter((u) => m.at[u] < 0);
-  const open: number[] = [];
-  let pool = rest2.length;
-  for (let h = 0; h < m.H; h++) {
-    if (!tight.some((d) => roomAt(h, d) >= 1 - EPS) || !rest2.some((u) => m.eligible[u][h] === 1)) continue;
-    open.push(h);
-    pool += m.members[h].length;
-  }
-  if (rest2.length > 0 && work < budget && open.length <= MAX_HOSTS && pool <= MAX_POOL) work += repack(m, open, rest2, budget - work).work;
-  return work;
 }
 
 /** Chains of ids by an integer key (open addressing): the first id of a key, and each id's next. */

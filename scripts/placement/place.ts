@@ -106,6 +106,8 @@ export function place(input: PlacementInput): PlacementResult {
     budget -= emptiestFirst(m, hopeful, units, inputOrder, memDim, false);
     // And the same with the units that may use fewest hosts first (a CPU generation only some hosts run).
     budget -= emptiestFirst(m, hopeful, units, inputOrder, memDim, true);
+    // And each unit, largest first, onto the host whose room points most its way (fleets whose VMs differ in shape: two memory-to-vCPU ratios).
+    if (hopeful.some((u) => m.at[u] < 0)) budget -= aligned(m, hopeful);
     left = hopeful.filter((u) => m.at[u] < 0);
   }
   if (left.length > 0) {
@@ -182,6 +184,46 @@ function emptiestFirst(m: Model, hopeful: number[], units: Vm[][], inputOrder: M
   const work = m.H + hopeful.length + firstFit(m, [...hopeful].sort(larger), () => hosts);
   const placed = placedCount(m);
   if (placed > before || (placed === before && receivingHosts(m) < receivingBefore)) return work;
+  m.restore(saved);
+  return work;
+}
+
+/**
+ * Each unit, largest first, onto the host whose free room is most aligned with its demand (the
+ * cosine of the two, each resource over its mean host limit), as in Panigrahy et al.'s
+ * dot-product heuristics: a host whose room is mostly memory takes the memory-heavy units. It
+ * spreads, so its placement replaces the model's only where it places more VMs.
+ * Returns the work spent.
+ */
+function aligned(m: Model, hopeful: number[]): number {
+  const { D } = m;
+  const before = placedCount(m);
+  const saved = m.snapshot();
+  for (const u of hopeful) m.remove(u);
+  let work = hopeful.length;
+  for (const u of [...hopeful].sort((a, b) => m.weight[b] - m.weight[a] || a - b)) {
+    let best = -1;
+    let bestCos = -Infinity;
+    for (const h of m.eligibleList[u]) {
+      work++;
+      if (!m.apart(u, h) || !m.room(u, h)) continue;
+      let dot = 0;
+      let dd = 0;
+      let rr = 0;
+      for (let d = 0; d < D; d++) {
+        if (m.scale[d] <= 0) continue;
+        const a = m.dem[u * D + d] / m.scale[d];
+        const r = (m.lim[h * D + d] - m.load[h * D + d]) / m.scale[d];
+        dot += a * r;
+        dd += a * a;
+        rr += r * r;
+      }
+      const cos = dd > 0 && rr > 0 ? dot / Math.sqrt(dd * rr) : 0;
+      if (cos > bestCos + 1e-12) [best, bestCos] = [h, cos];
+    }
+    if (best >= 0) m.insert(u, best);
+  }
+  if (placedCount(m) > before) return work;
   m.restore(saved);
   return work;
 }
