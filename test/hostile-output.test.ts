@@ -18,7 +18,7 @@ import type { Report } from '../scripts/report/build.ts';
 import { loadPlan } from '../scripts/plan/load.ts';
 import { openDriver } from '../scripts/fleet/open.ts';
 import { evacuate } from '../scripts/runner/evacuate.ts';
-import { tempDir } from './helpers.ts';
+import { cli, planFile, tempDir } from './helpers.ts';
 
 const PIECES = ['\x1b[2J', '\x1b]0;owned\x07', '\x07', '\r', '\n', '\r\n', '\x9b31m', '\u202e', '\u2066', '\u200f', '\u2028', '::', '::error::pwned', '::set-env name=X::1',
   '[click](https://evil.example)', '![img](https://evil.example/x.png)', 'https://evil.example/p', 'www.evil.example', 'ops@evil.example', '<https://evil.example>', '%0A::warning::x', '`code`', '*bold*', '|', '\t', 'a', 'vm-1', ' ', 'é'];
@@ -116,5 +116,24 @@ describe('hostile names in every output', () => {
       const text = describeBlueprint(shownDeep(bp), paint(false));
       checkLines(text);
     }), { numRuns: 200 });
+  });
+});
+
+describe('names that are Object built-ins', () => {
+  it('VMs named constructor, __proto__, toString... are placed like any other (they were refused as "assigned to function Object()")', async () => {
+    const names = ['constructor', 'hasOwnProperty', 'valueOf', 'toString', '__proto__', 'isPrototypeOf', '__defineGetter__', 'plain'];
+    const plan = {
+      version: 1, name: 'proto-names',
+      fleet: { driver: 'sim', sim: {
+        hosts: [{ name: 'src', vcpu: 64, memory_mib: 262144, disk_gib: 1000 }, { name: 'dst', vcpu: 64, memory_mib: 262144, disk_gib: 1000 }],
+        vms: names.map((name) => ({ name, host: 'src', vcpu: 1, memory_mib: 1024 })),
+      } },
+      sources: ['src'],
+    };
+    const r = await cli('plan', '--json', planFile(plan));
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { moves: { vm: string; destination: string }[]; unplaced: unknown[] };
+    expect(out.unplaced).toEqual([]);
+    expect(out.moves.map((m) => m.vm).sort()).toEqual([...names].sort());
   });
 });

@@ -87,7 +87,8 @@ export function settingsOf(given: EvacuationPlan): Settings {
     maxUtilization: p.max_utilization!,
     pinned: p.pinned!,
     ...(plan.vms ? { select: plan.vms } : {}),
-    assign: p.assign!,
+    // No prototype: a VM named constructor or __proto__ is assigned only where the plan says.
+    assign: Object.assign(Object.create(null) as Record<string, string>, p.assign),
     groups: p.groups!,
     mode: m.mode!,
     concurrency: { total: c.total!, perSource: c.per_source!, perDestination: c.per_destination! },

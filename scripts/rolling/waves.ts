@@ -98,7 +98,10 @@ export function planWaves(input: WaveInput): RollPlan {
   };
   regroup();
   const vmsOn = (h: string) => onHost.get(h) ?? [];
-  const domain = (h: string) => (input.failureDomain ? hostOf.get(h)?.labels[input.failureDomain] : undefined);
+  const domain = (h: string) => {
+    const labels = hostOf.get(h)?.labels;
+    return input.failureDomain && labels && Object.hasOwn(labels, input.failureDomain) ? labels[input.failureDomain] : undefined;
+  };
   let left = input.roll.filter((h) => !maintained.has(h) && hostOf.has(h));
   const pinned = input.pinned ?? new Set<string>();
   const pinnedOn = (h: string) => vmsOn(h).filter((v) => pinned.has(v.name)).map((v) => v.name);

@@ -113,13 +113,15 @@ export function splitInput(plan: EvacuationPlan, settings: Settings, inventory: 
 export function splitFleet(input: SplitInput, by: SplitBy): Shard[] {
   const clusters = clustersOf(input);
   let groups: { key?: string; sources: SplitHost[] }[];
+  // Own labels only: a label named constructor is not Object's.
+  const labelOf = (h: SplitHost) => ('label' in by && Object.hasOwn(h.labels, by.label) ? h.labels[by.label] : undefined);
   if ('label' in by) {
-    const unlabelled = input.sources.filter((s) => s.labels[by.label] === undefined).map((s) => s.name);
+    const unlabelled = input.sources.filter((s) => labelOf(s) === undefined).map((s) => s.name);
     if (unlabelled.length > 0) throw userError(`${unlabelled.length} source(s) have no label '${by.label}': ${list(unlabelled)}`, [], `label every source with '${by.label}', or split with --shards N`);
     const byKey = new Map<string, SplitHost[]>();
-    for (const s of input.sources) byKey.set(s.labels[by.label], [...byKey.get(s.labels[by.label]) ?? [], s]);
+    for (const s of input.sources) byKey.set(labelOf(s)!, [...byKey.get(labelOf(s)!) ?? [], s]);
     for (const c of clusters) {
-      const keys = [...new Set(c.map((s) => s.labels[by.label]))];
+      const keys = [...new Set(c.map((s) => labelOf(s)!))];
       if (keys.length > 1) throw userError(`sources ${list(c.map((s) => s.name))} hold VMs of one affinity group but have different '${by.label}' values (${list(keys)}); one shard cannot take them all`, [], 'split with --shards N, which keeps them together');
     }
     groups = [...byKey.keys()].sort(compare).map((key) => ({ key, sources: byKey.get(key)! }));
@@ -161,7 +163,7 @@ export function splitFleet(input: SplitInput, by: SplitBy): Shard[] {
   if ('label' in by) {
     const shardOfKey = new Map(groups.map((g, i) => [g.key!, i]));
     free = free.filter((d) => {
-      const i = shardOfKey.get(d.labels[by.label]);
+      const i = shardOfKey.get(labelOf(d)!);
       if (i === undefined || room[i] >= target[i]) return true;
       give(i, d);
       return false;
