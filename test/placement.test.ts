@@ -307,6 +307,17 @@ describe('the exact component (exact.ts): bin completion over a neighbourhood', 
     }
   });
 
+  it('places identical VMs that fill their hosts exactly (every four fill a host: the exact sets are millions; the cover used to list them until the process ran out of memory)', () => {
+    for (const [hosts, per] of [[40, 4], [30, 6], [65, 4]] as const) {
+      const input = tightFleet(hosts, [per, per], 1);
+      const cap = input.destinations[0].capacity;
+      for (const vm of input.vms) vm.resources = { vcpu: cap.vcpu / per, memory_mib: cap.memory_mib / per, disk_gib: cap.disk_gib! / per };
+      const before = process.memoryUsage().rss;
+      expect(place(input).unplaced, `${hosts} x ${per}`).toEqual([]);
+      expect(process.memoryUsage().rss - before).toBeLessThan(1024 * 2 ** 20);
+    }
+  });
+
   it('completes every small exactly-full fleet of one to six VMs a host, whatever the size law (the cover is exact there)', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 6 }), fc.constantFrom('independent' as const, 'flavours' as const, 'big-small' as const), fc.integer({ min: 1, max: 10_000 }), (hosts, a, b, law, seed) => {

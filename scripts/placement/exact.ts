@@ -680,16 +680,19 @@ export function exactFills(m: Model, units: number[], effort: number): number {
       return true;
     };
     const add = (set: number[], k: number) => {
-      if (!equals(set, kindList[k].target)) return;
+      if (rows.length > MAX_ROWS || !equals(set, kindList[k].target)) return;
       rows.push(set);
       rowKind.push(k);
     };
+    // Too many exact sets (VMs alike: every few of them fill a host): the cover gives way to the sieve.
+    const full = () => rows.length > MAX_ROWS || work >= budget;
     for (const [k, kind] of kindList.entries()) {
       const t = kind.target;
       for (const j of singles.get(keyOf(t)) ?? []) add([j], k);
       // The pairs completing t less a, b and c whose first unit comes after min (each set once, in order).
       const pairs = (a: number, b: number, c: number, min: number) => {
         work++;
+        if (rows.length > MAX_ROWS) return;
         if (!minus(t, a, b, c)) return;
         for (let p = head.get(keyOf(need)) ?? -1; p >= 0; p = next[p]) {
           work++;
@@ -697,10 +700,10 @@ export function exactFills(m: Model, units: number[], effort: number): number {
         }
       };
       pairs(-1, -1, -1, -1);
-      for (let x = 0; x < n; x++) pairs(x, -1, -1, x);
-      for (let p = 0; p < pa.length; p++) pairs(pa[p], pb[p], -1, pb[p]);
+      for (let x = 0; x < n && !full(); x++) pairs(x, -1, -1, x);
+      for (let p = 0; p < pa.length && !full(); p++) pairs(pa[p], pb[p], -1, pb[p]);
       // Fives (a triple and a pair after it) and sixes (two triples in order), from one pass over the triples.
-      for (let q = 0; q < trip.count && work < budget && rows.length <= MAX_ROWS; q++) {
+      for (let q = 0; q < trip.count && !full(); q++) {
         const [a, b, c] = [trip.ta[q], trip.tb[q], trip.tc[q]];
         work++;
         if (!minus(t, a, b, c)) continue;
@@ -714,7 +717,7 @@ export function exactFills(m: Model, units: number[], effort: number): number {
           if (trip.ta[r] > c) add([a, b, c, trip.ta[r], trip.tb[r], trip.tc[r]], k);
         }
       }
-      if (rows.length > MAX_ROWS || work >= budget) return false;
+      if (full()) return false;
     }
     const rowsOf: number[][] = items.map(() => []);
     rows.forEach((r, i) => r.forEach((j) => rowsOf[j].push(i)));
