@@ -57,18 +57,29 @@ export function largeFleet(vms: number, sources: number, destinations: number, s
 export function tightFleet(hosts: number, perHost: [number, number], seed: number, law: SizeLaw = 'independent'): PlacementInput {
   const rng = seeded(seed);
   // two-shapes: every other host is like a 48-thread / 384 GiB machine, the rest like a 96 / 512 GiB one (vCPU overcommitted 4x).
+  // catalogue: like 32-thread / 128 GiB and 48 / 192 GiB machines (memory after reserve), not overcommitted.
   const caps = law === 'two-shapes'
     ? [{ vcpu: 192, memory_mib: 393216, disk_gib: 2000 }, { vcpu: 384, memory_mib: 524288, disk_gib: 2000 }]
-    : [{ vcpu: 64, memory_mib: 262144, disk_gib: 2000 }];
+    : law === 'catalogue'
+      ? [{ vcpu: 32, memory_mib: 131072, disk_gib: 640 }, { vcpu: 48, memory_mib: 196608, disk_gib: 960 }]
+      : [{ vcpu: 64, memory_mib: 262144, disk_gib: 2000 }];
   const dsts = Array.from({ length: hosts }, (_, i) => host(`dst-${i}`, 'Icelake-Server', caps[i % caps.length]));
   const src = host('src', 'Icelake-Server', { vcpu: 10 ** 6, memory_mib: 2 ** 40, disk_gib: 10 ** 9 });
   const vms: Vm[] = [];
+  const catalogue = law === 'catalogue' ? catalogueOf(rng) : [];
   for (let h = 0; h < hosts; h++) {
     const cap = caps[h % caps.length];
-    const k = rng.int(perHost[0], perHost[1]);
-    const parts = law === 'independent'
-      ? Object.fromEntries(Object.entries(cap).map(([r, total]) => [r, cut(rng, total, k)]))
-      : alongVcpu(rng, cap, k, law);
+    let k = rng.int(perHost[0], perHost[1]);
+    let parts: Record<string, number[]>;
+    if (law === 'catalogue') {
+      const flavours = fromCatalogue(rng, catalogue, cap, perHost);
+      k = flavours.length;
+      parts = Object.fromEntries(Object.keys(cap).map((r) => [r, flavours.map((f) => f[r])]));
+    } else {
+      parts = law === 'independent'
+        ? Object.fromEntries(Object.entries(cap).map(([r, total]) => [r, cut(rng, total, k)]))
+        : alongVcpu(rng, cap, k, law);
+    }
     for (let j = 0; j < k; j++) {
       const name = `vm-${vms.length}`;
       vms.push({ name, uuid: name, host: 'src', state: 'running', storage: 'local', cpuModel: 'Icelake-Server', resources: Object.fromEntries(Object.keys(cap).map((r) => [r, parts[r][j]])) });
@@ -90,7 +101,56 @@ export function tightFleet(hosts: number, perHost: [number, number], seed: numbe
  * on hosts of two shapes, memory and disk following vCPU exactly, rounded down (two-shapes: each
  * host's VMs have its own memory per vCPU).
  */
-export type SizeLaw = 'independent' | 'flavours' | 'big-small' | 'two-shapes';
+export type SizeLaw = 'independent' | 'flavours' | 'big-small' | 'two-shapes' | 'catalogue';
+
+/**
+ * A cloud's flavours (vCPU, and 2, 4 or 8 GiB a vCPU; disk 20 GiB a vCPU): a catalogue fleet
+ * offers 1 vCPU / 2 GiB and five more drawn by the seed (one of 8 GiB a vCPU), and its hosts are
+ * filled with them alone.
+ */
+const CATALOGUE: [number, number][] = [1, 2, 4, 8, 16].flatMap((v) => [2, 4, 8].map((r): [number, number] => [v, v * r]));
+
+function catalogueOf(rng: Random): Resources[] {
+  const rest = CATALOGUE.slice(1);
+  for (let i = rest.length - 1; i > 0; i--) {
+    const j = rng.int(0, i);
+    [rest[i], rest[j]] = [rest[j], rest[i]];
+  }
+  // One of 8 GiB a vCPU among them, so that hosts of 4 GiB a vCPU can be filled.
+  const rich = rest.find(([v, gib]) => gib === 8 * v)!;
+  const chosen = [CATALOGUE[0], rich, ...rest.filter((f) => f !== rich).slice(0, 4)];
+  return chosen.map(([vcpu, gib]) => ({ vcpu, memory_mib: gib * 1024, disk_gib: 20 * vcpu }));
+}
+
+/** Flavours from the fleet's catalogue that fill cap exactly, as many as perHost allows (more when none fit the range), drawn by the seed. */
+function fromCatalogue(rng: Random, flavours: Resources[], cap: Resources, perHost: [number, number]): Resources[] {
+  const most = Math.max(...flavours.map((f) => f.vcpu));
+  const mostMem = Math.max(...flavours.map((f) => f.memory_mib));
+  // Five counts drawn in the range, then every count from one up.
+  const counts = [...Array.from({ length: 5 }, () => rng.int(perHost[0], perHost[1])), ...Array.from({ length: cap.vcpu }, (_, i) => i + 1)];
+  for (const k of counts) {
+    let nodes = 0;
+    const acc: Resources[] = [];
+    const fill = (vcpu: number, mem: number, left: number): boolean => {
+      if (++nodes > 20_000) return false;
+      if (left === 0) return vcpu === 0 && mem === 0;
+      if (vcpu < left || mem < left * 2048 || vcpu > left * most || mem > left * mostMem) return false;
+      const order = [...flavours];
+      for (let i = order.length - 1; i > 0; i--) {
+        const j = rng.int(0, i);
+        [order[i], order[j]] = [order[j], order[i]];
+      }
+      for (const f of order) {
+        acc.push(f);
+        if (fill(vcpu - f.vcpu, mem - f.memory_mib, left - 1)) return true;
+        acc.pop();
+      }
+      return false;
+    };
+    if (fill(cap.vcpu, cap.memory_mib, k)) return acc.map((f) => ({ ...f }));
+  }
+  throw new Error(`no catalogue fill for ${JSON.stringify(cap)}`);
+}
 
 /** Parts whose memory and disk follow the vCPU cut (with noise), each resource summing exactly to the host. */
 function alongVcpu(rng: Random, cap: Resources, k: number, law: SizeLaw): Record<string, number[]> {

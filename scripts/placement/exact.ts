@@ -576,6 +576,8 @@ export function exactFills(m: Model, units: number[], effort: number): number {
   };
   const saved = m.snapshot();
   const allPlaced = () => items.every((u) => m.at[u] >= 0);
+  // Few kinds of VM (flavours): how many of each kind every host takes, searched over exact patterns.
+  if (byPattern(m, items, tight, whole, Math.min(budget - work, Math.ceil(effort / 4)), (w) => (work += w))) return work;
   const again = () => {
     m.restore(saved);
     left.fill(1);
@@ -588,7 +590,7 @@ export function exactFills(m: Model, units: number[], effort: number): number {
     sieve();
     if (allPlaced()) return work;
     again();
-    budget = Math.ceil((effort * 3) / 5);
+    budget = Math.min(effort, work + Math.ceil((effort * 3) / 5));
     if (cover()) return work;
     again();
   }
@@ -805,6 +807,154 @@ export function exactFills(m: Model, units: number[], effort: number): number {
     };
     return solve();
   }
+}
+
+/** Kinds of VM (alike in demand and in the hosts they may use) above which byPattern gives way. */
+const MAX_TYPES = 16;
+/** Exact patterns one kind of host may have before byPattern gives way. */
+const MAX_PATTERNS = 5_000;
+
+/**
+ * Fleets of few kinds of VM (flavours), nearly full: a host is filled exactly by a pattern (how
+ * many VMs of each kind), and the patterns of every kind of host are listed; then hosts, kind by
+ * kind, each take a pattern (within a kind in the order of the list, as its hosts are alike),
+ * depth first, until every VM has a host, pruned where a kind of VM has more left than the hosts
+ * left could take. Applied only when every VM is placed. Units in anti-affinity groups: not here.
+ * spend(work) counts the work; returns whether everything was placed.
+ */
+function byPattern(m: Model, items: number[], tight: number[], whole: boolean[], budget: number, spend: (w: number) => void): boolean {
+  const { D } = m;
+  if (items.some((u) => m.groups[u].length > 0)) return false;
+  // Kinds of VM: the same demand and the same hosts (the model shares one mask per class).
+  const masks = new Map<Uint8Array, number>();
+  const typeKey = new Map<string, number>();
+  const typeOf = new Int32Array(items.length);
+  const reps: number[] = [];
+  for (const [i, u] of items.entries()) {
+    if (!masks.has(m.eligible[u])) masks.set(m.eligible[u], masks.size);
+    const key = `${masks.get(m.eligible[u])}|${Array.from(m.dem.subarray(u * D, (u + 1) * D)).join(',')}`;
+    let t = typeKey.get(key);
+    if (t === undefined) {
+      t = reps.length;
+      typeKey.set(key, t);
+      reps.push(u);
+      if (reps.length > MAX_TYPES) return false;
+    }
+    typeOf[i] = t;
+  }
+  const K = reps.length;
+  const count = new Int32Array(K);
+  for (let i = 0; i < items.length; i++) count[typeOf[i]]++;
+  let work = items.length;
+  // Kinds of host: the same room in every resource and the same kinds of VM allowed.
+  const hostKinds = new Map<string, number[]>();
+  for (let h = 0; h < m.H; h++) {
+    const room = Array.from({ length: D }, (_, d) => m.lim[h * D + d] - m.load[h * D + d]);
+    if (tight.every((d) => room[d] < 1 - 1e-9)) continue;
+    const key = `${room.join(',')}|${reps.map((u) => m.eligible[u][h]).join('')}`;
+    const list = hostKinds.get(key);
+    if (list) list.push(h);
+    else hostKinds.set(key, [h]);
+  }
+  const kinds = [...hostKinds.values()];
+  // Each kind's exact patterns: counts per kind of VM that fill its room exactly in the tight resources (to the unit where whole).
+  const patterns: Int32Array[][] = [];
+  for (const hosts of kinds) {
+    const h = hosts[0];
+    const room = Float64Array.from({ length: D }, (_, d) => m.lim[h * D + d] - m.load[h * D + d]);
+    const list: Int32Array[] = [];
+    const c = new Int32Array(K);
+    const walk = (t: number): boolean => {
+      if (++work > budget) return false;
+      if (t === K) {
+        if (tight.every((d, i) => (whole[i] ? room[d] < 1 - 1e-9 : room[d] <= 1e-9))) list.push(c.slice());
+        return list.length <= MAX_PATTERNS;
+      }
+      const u = reps[t];
+      let most = m.eligible[u][h] === 1 ? count[t] : 0;
+      for (let d = 0; d < D; d++) if (m.dem[u * D + d] > 0) most = Math.min(most, Math.floor((room[d] + 1e-9) / m.dem[u * D + d]));
+      for (let k = most; k >= 0; k--) {
+        c[t] = k;
+        for (let d = 0; d < D; d++) room[d] -= k * m.dem[u * D + d];
+        const ok = walk(t + 1);
+        for (let d = 0; d < D; d++) room[d] += k * m.dem[u * D + d];
+        if (!ok) return false;
+      }
+      c[t] = 0;
+      return true;
+    };
+    if (!walk(0)) {
+      spend(work);
+      return false;
+    }
+    patterns.push(list);
+  }
+  // Hosts kind by kind; for each kind of VM, the most the hosts from slot i on could take.
+  const slots = kinds.flatMap((hosts, k) => hosts.map((h) => ({ h, k })));
+  const most = new Int32Array((slots.length + 1) * K);
+  for (let i = slots.length - 1; i >= 0; i--) {
+    for (let t = 0; t < K; t++) {
+      let top = 0;
+      for (const p of patterns[slots[i].k]) top = Math.max(top, p[t]);
+      most[i * K + t] = most[(i + 1) * K + t] + top;
+    }
+  }
+  const left = count.slice();
+  let open = items.length;
+  const chosen = new Int32Array(slots.length).fill(-1);
+  const search = (i: number, from: number): boolean => {
+    if (open === 0) return true;
+    if (i === slots.length || ++work > budget) return false;
+    for (let t = 0; t < K; t++) if (left[t] > most[i * K + t]) return false;
+    const list = patterns[slots[i].k];
+    const sameKind = i + 1 < slots.length && slots[i + 1].k === slots[i].k;
+    for (let p = from; p < list.length; p++) {
+      const c = list[p];
+      let fits = true;
+      for (let t = 0; t < K && fits; t++) fits = c[t] <= left[t];
+      work += K;
+      if (!fits) continue;
+      let n = 0;
+      for (let t = 0; t < K; t++) {
+        left[t] -= c[t];
+        n += c[t];
+      }
+      open -= n;
+      chosen[i] = p;
+      if (search(i + 1, sameKind ? p : 0)) return true;
+      chosen[i] = -1;
+      open += n;
+      for (let t = 0; t < K; t++) left[t] += c[t];
+      if (work > budget) return false;
+    }
+    // This host left empty: the next hosts of its kind stay empty too (they are alike).
+    let next = i + 1;
+    while (next < slots.length && slots[next].k === slots[i].k) next++;
+    return search(next, 0);
+  };
+  const found = search(0, 0);
+  spend(work);
+  if (!found) return false;
+  // Place: each host takes its pattern's counts, VMs of each kind in turn.
+  const queue: number[][] = Array.from({ length: K }, () => []);
+  items.forEach((u, i) => queue[typeOf[i]].push(u));
+  const placed: number[] = [];
+  for (const [i, p] of chosen.entries()) {
+    if (p < 0) continue;
+    const { h, k } = slots[i];
+    for (let t = 0; t < K; t++) {
+      for (let x = 0; x < patterns[k][p][t]; x++) {
+        const u = queue[t].pop()!;
+        if (!m.room(u, h) || m.eligible[u][h] !== 1) {
+          for (const v of placed) m.remove(v);
+          return false;
+        }
+        m.insert(u, h);
+        placed.push(u);
+      }
+    }
+  }
+  return true;
 }
 
 /** Chains of ids by an integer key (open addressing): the first id of a key, and each id's next. */
