@@ -404,6 +404,9 @@ const COVER_UP_TO = 260;
 /** Exact sets the cover may list before it gives way to the sieve. */
 const MAX_ROWS = 100_000;
 
+/** Work one lookup of an exact set by its summed demand counts for (about what weighing as many units for a host costs). */
+const LOOKUP = 4;
+
 /** A resource is tight when what waits needs at least this share of the room the hosts have left. */
 const TIGHT = 0.97;
 
@@ -535,6 +538,8 @@ export function exactFills(m: Model, units: number[], effort: number): number {
   };
   /** Complete set with a pair from the index (units not in set, left), placed on a host of the kind. */
   const withPair = (kind: { target: Float64Array; hosts: number[] }, set: number[]): boolean => {
+    // Each lookup counts, found or not (with many kinds of host, most find nothing), as the few units weighed it costs.
+    work += LOOKUP;
     if (!restOf(kind.target, set)) return false;
     for (let p = head.get(keyOf(rest)) ?? -1; p >= 0; p = next[p]) {
       if (++work > budget) return false;
