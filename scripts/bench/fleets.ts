@@ -105,8 +105,8 @@ export type SizeLaw = 'independent' | 'flavours' | 'big-small' | 'two-shapes' | 
 
 /**
  * A cloud's flavours (vCPU, and 2, 4 or 8 GiB a vCPU; disk 20 GiB a vCPU): a catalogue fleet
- * offers 1 vCPU / 2 GiB and five more drawn by the seed (one of 8 GiB a vCPU), and its hosts are
- * filled with them alone.
+ * offers 1 vCPU / 2 GiB and five more drawn by the seed (one of 8 GiB a vCPU, one of 4), and its
+ * hosts are filled with them alone.
  */
 const CATALOGUE: [number, number][] = [1, 2, 4, 8, 16].flatMap((v) => [2, 4, 8].map((r): [number, number] => [v, v * r]));
 
@@ -116,9 +116,10 @@ function catalogueOf(rng: Random): Resources[] {
     const j = rng.int(0, i);
     [rest[i], rest[j]] = [rest[j], rest[i]];
   }
-  // One of 8 GiB a vCPU among them, so that hosts of 4 GiB a vCPU can be filled.
+  // One of 8 GiB a vCPU and one of 4 among them, so that every host (4 GiB a vCPU) can be filled.
   const rich = rest.find(([v, gib]) => gib === 8 * v)!;
-  const chosen = [CATALOGUE[0], rich, ...rest.filter((f) => f !== rich).slice(0, 4)];
+  const even = rest.find(([v, gib]) => gib === 4 * v)!;
+  const chosen = [CATALOGUE[0], rich, even, ...rest.filter((f) => f !== rich && f !== even).slice(0, 3)];
   return chosen.map(([vcpu, gib]) => ({ vcpu, memory_mib: gib * 1024, disk_gib: 20 * vcpu }));
 }
 
@@ -132,7 +133,7 @@ function fromCatalogue(rng: Random, flavours: Resources[], cap: Resources, perHo
     let nodes = 0;
     const acc: Resources[] = [];
     const fill = (vcpu: number, mem: number, left: number): boolean => {
-      if (++nodes > 20_000) return false;
+      if (++nodes > 100_000) return false;
       if (left === 0) return vcpu === 0 && mem === 0;
       if (vcpu < left || mem < left * 2048 || vcpu > left * most || mem > left * mostMem) return false;
       const order = [...flavours];
