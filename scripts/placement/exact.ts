@@ -11,6 +11,10 @@
  *
  * Counted work, not time: every unit weighed for a host counts, so the same input always gives
  * the same answer.
+ *
+ * For fleets that are (nearly) full, exactFills runs before the first pass: patterns for few
+ * kinds of VM (byPattern), else a sieve of exact sets looked up by summed demand and, up to
+ * COVER_UP_TO units, an exact cover of the units by every exact set of up to six.
  */
 import type { Random } from '../random.ts';
 import type { Model } from './model.ts';

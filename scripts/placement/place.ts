@@ -3,9 +3,13 @@
  * Pure: data in, data out, seeded, and its search budget is counted work, not time, so the same
  * input always gives the same output. Affinity groups move as one unit.
  *
+ * 0. A (nearly) full fleet: the hosts that waiting units fill exactly get them first, by
+ *    patterns of few kinds of VM or by exact sets and an exact cover (exact.ts exactFills).
  * 1. First pass, most constrained and largest units first: pack puts each on the used host it
  *    fills best (opening the roomiest host only when none fits), spread on the host whose
- *    highest utilization stays lowest.
+ *    highest utilization stays lowest. pack also starts from first-fit decreasing over the
+ *    hosts emptiest first, and, where units still wait, from each unit on the host whose room is
+ *    most aligned with it; a start is kept where it does better.
  * 2. Units left over go through the ejection search (repair.ts) until every VM that can be
  *    placed is, or half the effort is spent.
  * 3. pack: empty hosts one at a time while the lower bound allows (tighten.ts); spread: move
