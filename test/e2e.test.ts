@@ -110,6 +110,29 @@ describe('the example plan, end to end through the CLI', () => {
   });
 });
 
+describe('preflight counts room as the plan does', () => {
+  it('with memory overcommit 1.5, a VM larger than the destination\'s physical free memory but within its overcommitted room passes preflight; one beyond it is refused (preflight used physical memory, and stranded VMs that first-fit decreasing placed)', async () => {
+    const plan = (memory: number) => ({
+      version: 1, name: 'overcommit-big',
+      fleet: { driver: 'sim', sim: {
+        hosts: [{ name: 'src', vcpu: 64, memory_mib: 1_000_000, disk_gib: 1000 }, { name: 'dst', vcpu: 64, memory_mib: 262144, disk_gib: 1000 }],
+        vms: [{ name: 'big', host: 'src', vcpu: 4, memory_mib: memory }, { name: 'there', host: 'dst', vcpu: 4, memory_mib: 65536 }],
+      } },
+      sources: ['src'],
+      placement: { overcommit: { memory_mib: 1.5 }, reserve: { memory_mib: 0 } },
+    });
+    // Room: 262144 x 1.5 - 65536 = 327680 MiB (physically free: 196608).
+    const ok = await cli('plan', '--json', planFile(plan(300_000)));
+    expect(ok.code, ok.stderr).toBe(0);
+    const out = JSON.parse(ok.stdout) as { moves: { vm: string }[]; preflight: { ok: boolean } };
+    expect(out.moves.map((m) => m.vm)).toEqual(['big']);
+    expect(out.preflight.ok).toBe(true);
+    const over = await cli('plan', '--json', planFile(plan(330_000)));
+    expect(over.code).toBe(3);
+    expect((JSON.parse(over.stdout) as { moves: unknown[] }).moves).toEqual([]);
+  });
+});
+
 describe('the simulator follows the pre-copy model', () => {
   const one = (dirty: number, resident = 8192, cap?: number) => new SimDriver({
     stream_mibps: cap ?? 1000,

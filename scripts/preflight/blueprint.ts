@@ -74,7 +74,7 @@ export async function makeBlueprint(loaded: LoadedPlan, settings: Settings, snap
   for (; rounds < PREFLIGHT_ROUNDS; rounds++) {
     const fresh = result.assignments.filter((a) => !checked.has(`${a.vm}>${a.destination}`));
     if (fresh.length === 0) break;
-    const answers = await checkMoves(fresh.map((a) => ({ vm: byName.get(a.vm)!, destination: a.destination })), snap.inventory, driver);
+    const answers = await checkMoves(fresh.map((a) => ({ vm: byName.get(a.vm)!, destination: a.destination })), snap.inventory, driver, settings.overcommit);
     fresh.forEach((a, i) => checked.set(`${a.vm}>${a.destination}`, answers[i]));
     const failed = fresh.filter((_, i) => answers[i].some((c) => !c.ok));
     if (failed.length === 0) break;
@@ -91,7 +91,7 @@ export async function makeBlueprint(loaded: LoadedPlan, settings: Settings, snap
   // left as "did not finish"): one that fails now is reported with its reason, the others go.
   const unchecked = result.assignments.filter((a) => !checked.has(`${a.vm}>${a.destination}`));
   if (unchecked.length > 0) {
-    const answers = await checkMoves(unchecked.map((a) => ({ vm: byName.get(a.vm)!, destination: a.destination })), snap.inventory, driver);
+    const answers = await checkMoves(unchecked.map((a) => ({ vm: byName.get(a.vm)!, destination: a.destination })), snap.inventory, driver, settings.overcommit);
     unchecked.forEach((a, i) => checked.set(`${a.vm}>${a.destination}`, answers[i]));
   }
   const checks = result.assignments.map((a) => {

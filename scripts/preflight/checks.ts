@@ -8,8 +8,13 @@ import type { CheckResult, Driver, PreflightItem } from '../fleet/driver.ts';
 import { compareVersions, cpuCompatible } from '../fleet/cpu.ts';
 import { unmovable, usedByHost, type Host, type Inventory, type Resources, type Vm } from '../fleet/types.ts';
 
-/** Every item's checks: generic from the inventory, then the driver's own (asked only where both hosts were seen). */
-export async function checkMoves(items: PreflightItem[], inventory: Inventory, driver: Driver): Promise<CheckResult[][]> {
+/**
+ * Every item's checks: generic from the inventory, then the driver's own (asked only where both
+ * hosts were seen). overcommit: the plan's (placement.overcommit), so that room is what the plan
+ * lets a host commit (capacity x overcommit), not its physical capacity, which an overcommitted
+ * host's guests already exceed.
+ */
+export async function checkMoves(items: PreflightItem[], inventory: Inventory, driver: Driver, overcommit: Resources = {}): Promise<CheckResult[][]> {
   const hosts = new Map(inventory.hosts.map((h) => [h.name, h]));
   const used = usedByHost(inventory.vms);
   const generic = items.map(({ vm, destination }): CheckResult[] => {
@@ -17,7 +22,7 @@ export async function checkMoves(items: PreflightItem[], inventory: Inventory, d
     const dst = hosts.get(destination);
     if (!src || !dst) return [{ check: 'reachable', ok: false, detail: `no answer from ${[vm.host, destination].filter((h) => !hosts.has(h)).join(', ')}` }];
     const free: Resources = {};
-    for (const [k, cap] of Object.entries(dst.capacity)) free[k] = cap - (used.get(destination)?.[k] ?? 0);
+    for (const [k, cap] of Object.entries(dst.capacity)) free[k] = cap * (overcommit[k] ?? 1) - (used.get(destination)?.[k] ?? 0);
     return fleetChecks(vm, src, dst, free);
   });
   const asked = items.flatMap((item, i) => (generic[i][0]?.check === 'reachable' ? [] : [{ item, i }]));
@@ -32,7 +37,7 @@ export async function checkMoves(items: PreflightItem[], inventory: Inventory, d
   return generic;
 }
 
-/** The generic checks of one VM against one destination, from the fleet's own data (no I/O). free = capacity minus what the destination commits now. */
+/** The generic checks of one VM against one destination, from the fleet's own data (no I/O). free = capacity (times the plan's overcommit) minus what the destination commits now. */
 export function fleetChecks(vm: Vm, source: Host, dest: Host, free: Resources): CheckResult[] {
   const checks: CheckResult[] = [];
   const add = (check: CheckResult['check'], ok: boolean, detail: string) => checks.push({ check, ok, detail });

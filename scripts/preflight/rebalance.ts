@@ -23,7 +23,7 @@ export async function makeRebalanceBlueprint(loaded: LoadedPlan, settings: Setti
     target: r.target, budget: r.budget, policy: settings.policy,
   });
   const byName = new Map(vms.map((v) => [v.name, v]));
-  const answers = await checkMoves(plan.moves.map((m) => ({ vm: byName.get(m.vm)!, destination: m.destination })), snap.inventory, driver);
+  const answers = await checkMoves(plan.moves.map((m) => ({ vm: byName.get(m.vm)!, destination: m.destination })), snap.inventory, driver, settings.overcommit);
   const unplaced: Unplaced[] = [];
   const checks = plan.moves.map((m, i) => {
     // Room is the planner's and the runner's concern: a destination may only have it once its own VMs have left.

@@ -136,7 +136,7 @@ export async function fromSaved(saved: SavedBlueprint, file: string, seen: Snaps
     }
   }
   if (problems.length === 0 && moving.length > 0) {
-    const answers = await checkMoves(moving, seen.inventory, driver);
+    const answers = await checkMoves(moving, seen.inventory, driver, settings.overcommit);
     moving.forEach((m, i) => {
       const bad = answers[i].filter((c) => !c.ok);
       if (bad.length > 0) problems.push(`${m.vm.name}: preflight to ${m.destination}: ${bad.map((c) => `${c.check}: ${c.detail}`).join('; ')}`);
