@@ -133,6 +133,16 @@ describe('preflight counts room as the plan does', () => {
   });
 });
 
+describe('spread places as many VMs as first-fit decreasing', () => {
+  it('on a nearly full fleet where CPU lines and QEMU versions split the hosts, spread places all 59 VMs (it placed 52, where first-fit decreasing places 59: spread had no floor)', async () => {
+    const r = await cli('plan', '--json', join(import.meta.dirname, 'fixtures/spread-eligibility.yaml'));
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { moves: unknown[]; unplaced: unknown[] };
+    expect(out.moves.length).toBe(59);
+    expect(out.unplaced).toEqual([]);
+  });
+});
+
 describe('the simulator follows the pre-copy model', () => {
   const one = (dirty: number, resident = 8192, cap?: number) => new SimDriver({
     stream_mibps: cap ?? 1000,

@@ -130,16 +130,12 @@ export function place(input: PlacementInput): PlacementResult {
     if (budget > 0) budget -= packFewer(m, Math.min(FEWER_BUDGET, budget), () => lowerBound(m));
     // Still waiting: plain first-fit decreasing as a floor. Where it places more, its placement
     // (tightened with a quarter of the effort more) is kept: pack never leaves a VM that it would move.
-    if (hopeful.some((u) => m.at[u] < 0)) {
-      const ours = m.snapshot();
-      const placed = placedCount(m);
-      for (const u of hopeful) m.remove(u);
-      firstFit(m, [...hopeful].sort((a, b) => m.dem[b * m.D + memDim] - m.dem[a * m.D + memDim] || inputOrder.get(units[a][0].name)! - inputOrder.get(units[b][0].name)!), (u) => m.eligibleList[u]);
-      if (placedCount(m) > placed) packTighter(m, Math.ceil((input.settings.effort ?? DEFAULT_EFFORT) / 4), rng);
-      else m.restore(ours);
-    }
+    if (ffdFloor(m, hopeful, units, inputOrder, memDim)) packTighter(m, Math.ceil((input.settings.effort ?? DEFAULT_EFFORT) / 4), rng);
   } else {
     if (hopeful.some((u) => m.at[u] < 0) && budget > 0) budget -= exactRepack(m, Math.ceil(budget / 2), rng).work;
+    // The same floor for spread, then the aligned start where VMs still wait; spreadOut evens out whichever is kept.
+    ffdFloor(m, hopeful, units, inputOrder, memDim);
+    if (hopeful.some((u) => m.at[u] < 0)) aligned(m, hopeful);
     spreadOut(m, budget);
   }
   // Room the second pass freed goes to whatever still waits, so every unit left has a reason.
@@ -162,6 +158,22 @@ function firstFit(m: Model, order: number[], hostsOf: (u: number) => ArrayLike<n
     }
   }
   return work;
+}
+
+/**
+ * Where units still wait: plain first-fit decreasing (memory, then input order) over each unit's
+ * hosts in order, from scratch; its placement is kept where it places more (true), else the
+ * model is restored.
+ */
+function ffdFloor(m: Model, hopeful: number[], units: Vm[][], inputOrder: Map<string, number>, memDim: number): boolean {
+  if (!hopeful.some((u) => m.at[u] < 0)) return false;
+  const ours = m.snapshot();
+  const placed = placedCount(m);
+  for (const u of hopeful) m.remove(u);
+  firstFit(m, [...hopeful].sort((a, b) => m.dem[b * m.D + memDim] - m.dem[a * m.D + memDim] || inputOrder.get(units[a][0].name)! - inputOrder.get(units[b][0].name)!), (u) => m.eligibleList[u]);
+  if (placedCount(m) > placed) return true;
+  m.restore(ours);
+  return false;
 }
 
 /**
