@@ -7,7 +7,7 @@
 import { cpuCompatible } from '../fleet/cpu.ts';
 import { demandOf, type Host, type Resources, type Vm } from '../fleet/types.ts';
 import type { PlacementInput } from '../placement/place.ts';
-import { seeded, type Random } from '../random.ts';
+import { seeded, shuffle, type Random } from '../random.ts';
 
 const CPUS = ['Skylake-Server', 'Cascadelake-Server', 'Icelake-Server'];
 const FLAVORS: Resources[] = [
@@ -86,10 +86,7 @@ export function tightFleet(hosts: number, perHost: [number, number], seed: numbe
     }
   }
   // Shuffle, so the order says nothing of the hidden placement.
-  for (let i = vms.length - 1; i > 0; i--) {
-    const j = rng.int(0, i);
-    [vms[i], vms[j]] = [vms[j], vms[i]];
-  }
+  shuffle(rng, vms);
   const ones = { vcpu: 1, memory_mib: 1, disk_gib: 1 };
   return { vms, destinations: dsts, sources: [src], residents: [], settings: { overcommit: ones, reserve: {}, maxUtilization: 1, groups: [], policy: 'pack', seed } };
 }
@@ -111,11 +108,7 @@ export type SizeLaw = 'independent' | 'flavours' | 'big-small' | 'two-shapes' | 
 const CATALOGUE: [number, number][] = [1, 2, 4, 8, 16].flatMap((v) => [2, 4, 8].map((r): [number, number] => [v, v * r]));
 
 function catalogueOf(rng: Random): Resources[] {
-  const rest = CATALOGUE.slice(1);
-  for (let i = rest.length - 1; i > 0; i--) {
-    const j = rng.int(0, i);
-    [rest[i], rest[j]] = [rest[j], rest[i]];
-  }
+  const rest = shuffle(rng, CATALOGUE.slice(1));
   // One of 8 GiB a vCPU and one of 4 among them, so that every host (4 GiB a vCPU) can be filled.
   const rich = rest.find(([v, gib]) => gib === 8 * v)!;
   const even = rest.find(([v, gib]) => gib === 4 * v)!;
@@ -136,11 +129,7 @@ function fromCatalogue(rng: Random, flavours: Resources[], cap: Resources, perHo
       if (++nodes > 100_000) return false;
       if (left === 0) return vcpu === 0 && mem === 0;
       if (vcpu < left || mem < left * 2048 || vcpu > left * most || mem > left * mostMem) return false;
-      const order = [...flavours];
-      for (let i = order.length - 1; i > 0; i--) {
-        const j = rng.int(0, i);
-        [order[i], order[j]] = [order[j], order[i]];
-      }
+      const order = shuffle(rng, [...flavours]);
       for (const f of order) {
         acc.push(f);
         if (fill(vcpu - f.vcpu, mem - f.memory_mib, left - 1)) return true;
@@ -235,11 +224,7 @@ export function busyFleet(seed: number, opts: { hosts?: number; fill?: number; d
     }
   }
   // Anti-affinity triplets: three VMs on three different hosts.
-  const shuffled = [...vms];
-  for (let i = shuffled.length - 1; i > 0; i--) {
-    const j = rng.int(0, i);
-    [shuffled[i], shuffled[j]] = [shuffled[j], shuffled[i]];
-  }
+  const shuffled = shuffle(rng, [...vms]);
   let group = 0;
   for (let i = 0; i + 3 <= shuffled.length && group * 3 < vms.length / 10; i += 3) {
     const t = shuffled.slice(i, i + 3);
@@ -247,11 +232,7 @@ export function busyFleet(seed: number, opts: { hosts?: number; fill?: number; d
     for (const v of t) v.antiAffinity = `aa-${group}`;
     group++;
   }
-  const order = [...all];
-  for (let i = order.length - 1; i > 0; i--) {
-    const j = rng.int(0, i);
-    [order[i], order[j]] = [order[j], order[i]];
-  }
+  const order = shuffle(rng, [...all]);
   const drained = new Set(order.slice(0, Math.max(1, Math.round(n * (opts.drained ?? 0.1)))).map((h) => h.name));
   return {
     vms: vms.filter((v) => drained.has(v.host)),

@@ -16,7 +16,7 @@
  * kinds of VM (byPattern), else a sieve of exact sets looked up by summed demand and, up to
  * COVER_UP_TO units, an exact cover of the units by every exact set of up to six.
  */
-import type { Random } from '../random.ts';
+import { shuffle, type Random } from '../random.ts';
 import type { Model } from './model.ts';
 
 const EPS = 1e-9;
@@ -103,10 +103,7 @@ function neighbourhood(m: Model, waiting: number[], attempt: number, rng: Random
     // Keep the roomiest half; the rest from the others, drawn by the seed.
     const keep = Math.ceil(MAX_HOSTS / 2);
     const tail = order.splice(keep);
-    for (let i = tail.length - 1; i > 0; i--) {
-      const j = rng.int(0, i);
-      [tail[i], tail[j]] = [tail[j], tail[i]];
-    }
+    shuffle(rng, tail);
     order.push(...tail);
   }
   const hosts: number[] = [];
