@@ -412,16 +412,17 @@ const LOOKUP = 4;
 const TIGHT = 0.97;
 
 /**
- * Exact fills first, smallest sets first (a sieve), for fleets that are (nearly) full: sets of
- * one to five waiting units that fill a host's room exactly in every tight resource (to the unit,
- * where demands are whole numbers) are looked up by their summed demand, not searched for: the
- * single or the pair that fills it, a unit and a pair, two pairs, a pair, a unit and a pair. A
- * host so filled can hold nothing more of what waits, so each set found is placed at once; what is
- * left (hosts that need larger sets) goes to the searches. Returns the work spent (lookups and
- * pairs indexed).
+ * Exact fills for fleets that are (nearly) full: a host is filled exactly in every tight resource
+ * (to the unit, where demands are whole numbers). In turn, each applied only when it places every
+ * waiting unit (but the last): patterns, for few kinds of VM (byPattern); the sieve, exact sets of
+ * one to six units found by their summed demand (a unit, a pair, a unit and a pair, two pairs, a
+ * unit and two pairs, two triples), smallest first, each placed at once, then the exact search
+ * for what is left; up to COVER_UP_TO units, an exact cover of the units by every such set; the
+ * sieve again, whose sets then stay. Returns the work spent (lookups and sets indexed).
  */
 export function exactFills(m: Model, units: number[], effort: number): number {
-  // The cover may spend three fifths of the effort; the sieve (when the cover gives nothing) a quarter more.
+  // Budgets, each from where its step starts: patterns a quarter of the effort, the first sieve an
+  // eighth, the cover three fifths, the last sieve a quarter; this first one bounds the pair index.
   let budget = Math.ceil((effort * 3) / 5);
   const { D } = m;
   const items = units.filter((u) => m.at[u] < 0 && !m.torn[u] && m.eligibleList[u].length > 0).sort((a, b) => m.weight[b] - m.weight[a] || a - b);
