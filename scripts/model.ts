@@ -81,6 +81,8 @@ export interface Move {
    * auto-converge may cut the rounds short, or where it would not converge. For the report's bound.
    */
   leastMib?: number;
+  /** The fastest one stream of it can go, MiB/s: the stream ceiling, the bandwidth cap, the NICs at both ends. For the report's bound. */
+  bestMibps?: number;
 }
 
 /** What the final check found on a source host. */

@@ -13,7 +13,7 @@ import type { LoadedPlan } from '../plan/load.ts';
 import { coldAllowed, type Settings } from '../plan/settings.ts';
 import { placePreferring, type Unplaced } from '../placement/place.ts';
 import { checkMoves } from './checks.ts';
-import { CONVERGE_MARGIN, limitOn, resolveLimits } from '../runner/limits.ts';
+import { limitOn, resolveLimits, worthSharing } from '../runner/limits.ts';
 
 export interface Blueprint {
   version: 1;
@@ -131,7 +131,19 @@ export async function makeBlueprint(loaded: LoadedPlan, settings: Settings, snap
 /** A planned move of vm: cold where the plan moves everything cold or the guest is off, else live; with its estimate. */
 export function planMove(vm: Vm, destination: string, settings: Settings, snap: Pick<Snapshot, 'sources' | 'setupS' | 'coldS' | 'streamMibps' | 'perHostMigrations'> & { destinations?: Host[] }): Move {
   const method: Method = settings.mode === 'cold' || vm.state === 'shutoff' ? 'cold' : 'live';
-  return { vm: vm.name, source: vm.host, destination, method, estimateS: estimateSeconds(vm, settings, snap, destination, method), ...(method === 'live' ? { leastMib: leastMemoryMib(vm, settings, snap, destination) } : {}) };
+  const best = bestMibps(vm, settings, snap, destination);
+  return {
+    vm: vm.name, source: vm.host, destination, method, estimateS: estimateSeconds(vm, settings, snap, destination, method),
+    ...(method === 'live' ? { leastMib: leastMemoryMib(vm, settings, snap, destination) } : {}),
+    ...(Number.isFinite(best) && best > 0 ? { bestMibps: best } : {}),
+  };
+}
+
+/** The fastest one migration stream of vm to destination can go, MiB/s: the bandwidth cap, the stream ceiling, the NICs at both ends. */
+function bestMibps(vm: Vm, settings: Settings, snap: Pick<Snapshot, 'sources' | 'streamMibps'> & { destinations?: Host[] }, destination: string): number {
+  const src = snap.sources.find((h) => h.name === vm.host);
+  const dst = snap.destinations?.find((h) => h.name === destination);
+  return Math.min(settings.bandwidthMibps ?? Infinity, snap.streamMibps ?? Infinity, nicMibpsOf(src), dst ? nicMibpsOf(dst) : Infinity);
 }
 
 /**
@@ -143,9 +155,7 @@ export function planMove(vm: Vm, destination: string, settings: Settings, snap: 
 export function leastMemoryMib(vm: Vm, settings: Settings, snap: Pick<Snapshot, 'sources' | 'streamMibps'> & { destinations?: Host[] }, destination: string): number {
   const memory = vm.residentMib ?? vm.resources.memory_mib ?? 0;
   if (settings.postCopy || settings.autoConverge || !vm.dirtyMibps) return memory;
-  const src = snap.sources.find((h) => h.name === vm.host);
-  const dst = snap.destinations?.find((h) => h.name === destination);
-  const best = Math.min(settings.bandwidthMibps ?? Infinity, snap.streamMibps ?? Infinity, nicMibpsOf(src), dst ? nicMibpsOf(dst) : Infinity);
+  const best = bestMibps(vm, settings, snap, destination);
   if (!Number.isFinite(best) || best <= 0) return memory;
   const e = estimatePrecopy({ memoryBytes: memory * MiB, rateBps: best * MiB, dirtyBps: vm.dirtyMibps * MiB, downtimeMs: settings.maxDowntimeMs });
   return e.converges ? Math.round(e.sentBytes / MiB) : memory;
@@ -185,8 +195,9 @@ export function estimateSeconds(vm: Vm, settings: Settings, snap: Pick<Snapshot,
   // Alone on its links, and sharing them with as many as the limits allow at each end.
   const alone = Math.min(cap, stream, nicMibpsOf(src), dst ? nicMibpsOf(dst) : Infinity);
   const shared = Math.min(alone, nicMibpsOf(src) / per(lim.perSource, vm.host), dst ? nicMibpsOf(dst) / per(lim.perDestination, dst.name) : Infinity);
-  // concurrency: auto holds back a migration that would not converge while sharing: such a guest runs alone.
-  const rateMibps = lim.links && (vm.dirtyMibps ?? 0) * CONVERGE_MARGIN >= shared ? alone : shared;
+  // concurrency: auto holds back a migration where sharing its link, even with a quiet guest, moves memory slower: such a guest runs alone.
+  const dirty = vm.dirtyMibps ?? 0;
+  const rateMibps = lim.links && !worthSharing([{ dirty: 0, alone }], { dirty, alone }, Math.min(nicMibpsOf(src), dst ? nicMibpsOf(dst) : Infinity), stream) ? alone : shared;
   const disk = vm.storage === 'local' ? (vm.resources.disk_gib ?? 0) * 1024 : 0;
   if (method === 'cold') {
     const fixed = (vm.state === 'shutoff' ? 0 : snap.coldS?.shutdown ?? 0) + (snap.coldS?.boot ?? 0);
@@ -198,5 +209,6 @@ export function estimateSeconds(vm: Vm, settings: Settings, snap: Pick<Snapshot,
     dirtyBps: (vm.dirtyMibps ?? 0) * MiB,
     downtimeMs: settings.maxDowntimeMs,
   });
-  return e.converges ? Math.round((e.durationMs / 1000 + disk / rateMibps + (snap.setupS ?? 0)) * 10) / 10 : null;
+  // A local disk copies at the shared rate even for a guest too hot to share: nothing it dirties crosses the link meanwhile, so auto lets it share.
+  return e.converges ? Math.round((e.durationMs / 1000 + disk / (lim.links ? shared : rateMibps) + (snap.setupS ?? 0)) * 10) / 10 : null;
 }

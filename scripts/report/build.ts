@@ -72,7 +72,7 @@ export interface Report {
     bytes: number;
     /** Seconds from the first migration's start to the last one's end. */
     makespanS: number;
-    /** No evacuation of these VMs can be faster: the busiest link, or the longest single stream (field-notes.md), each VM sending its local disk and, moved live, the least memory its pre-copy can send alone at its best rate. */
+    /** No evacuation of these VMs can be faster: the busiest link after one migration's set-up, or the longest single stream (no faster than the stream ceiling) with its set-up (field-notes.md), each VM sending its local disk and, moved live, the least memory its pre-copy can send alone at its best rate. */
     lowerBoundS: number;
     sourcesEmpty: number; sources: number;
     /** Planned estimates against what the moves took (VMs moved in one attempt, live or cold): how many, and the median of actual / estimated. */
@@ -152,6 +152,8 @@ export interface ReportInput {
   estimates?: Record<string, number | null>;
   /** Each planned live move's least memory sent, MiB (Move.leastMib), for the bound. */
   least?: Record<string, number>;
+  /** Each planned move's fastest stream, MiB/s (Move.bestMibps), for the bound. */
+  best?: Record<string, number>;
   /** On the driver's clock, ms. */
   startedAt: number;
   endedAt: number;
@@ -223,7 +225,7 @@ export function buildReport(run: ReportInput): Report {
     totals: {
       ...vmTotals(vms),
       makespanS: round((run.endedAt - run.startedAt) / 1000),
-      lowerBoundS: round(lowerBound(vms, run.before, run.least ?? {})),
+      lowerBoundS: round(lowerBound(vms, run.before, run.least ?? {}, run.best ?? {})),
       sourcesEmpty: run.proofs.filter((p) => p.empty).length,
       sources: run.proofs.length,
       ...estimateTotals(vms),
@@ -238,13 +240,14 @@ export function buildReport(run: ReportInput): Report {
 
 /**
  * The bound from field-notes.md: no evacuation of the VMs it moved is faster than the busiest
- * source's out-link, the busiest destination's in-link, or the longest single stream. Each VM
+ * source's out-link, the busiest destination's in-link (each after one migration's set-up, before
+ * which no byte moves), or the longest single stream (at most its stream ceiling) with its set-up. Each VM
  * sends its local disk, and, moved live, the least memory its pre-copy can send (Move.leastMib:
  * at the best rate it can ever get, the rounds re-send what it dirties; else its memory once).
  * From what had to move, not from what this schedule sent: a schedule whose guests re-sent dirty
  * memory for want of bandwidth does not raise its own bound.
  */
-function lowerBound(vms: ReportVm[], before: Inventory, least: Record<string, number>): number {
+function lowerBound(vms: ReportVm[], before: Inventory, least: Record<string, number>, best: Record<string, number>): number {
   const MiB = 1024 * 1024;
   const nic = new Map(before.hosts.map((h) => [h.name, nicMibpsOf(h) * MiB]));
   const was = new Map(before.vms.map((v) => [v.name, v]));
@@ -259,10 +262,13 @@ function lowerBound(vms: ReportVm[], before: Inventory, least: Record<string, nu
     const bytes = (memory + (vm.storage === 'local' ? (vm.resources.disk_gib ?? 0) * 1024 : 0)) * MiB;
     out.set(v.source, (out.get(v.source) ?? 0) + bytes);
     inn.set(ok.destination, (inn.get(ok.destination) ?? 0) + bytes);
-    longest = Math.max(longest, bytes / Math.min(nic.get(v.source) ?? Infinity, nic.get(ok.destination) ?? Infinity) + SETUP_S);
+    // One stream: no faster than the stream ceiling where the plan knew it (a move to another destination than planned: its NICs).
+    const stream = ok.destination === v.plannedDestination && best[v.vm] ? best[v.vm] * MiB : Infinity;
+    longest = Math.max(longest, bytes / Math.min(stream, nic.get(v.source) ?? Infinity, nic.get(ok.destination) ?? Infinity) + SETUP_S);
   }
   const busiest = (m: Map<string, number>) => Math.max(0, ...[...m].map(([h, b]) => b / (nic.get(h) ?? Infinity)));
-  return Math.max(busiest(out), busiest(inn), longest);
+  // No byte moves before the first migration's set-up is over.
+  return Math.max(busiest(out) + SETUP_S, busiest(inn) + SETUP_S, longest);
 }
 
 function hostsView(run: ReportInput): ReportHost[] {

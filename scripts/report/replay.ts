@@ -35,6 +35,7 @@ export function reportFromJournal(lines: Line[], path: string): ReportInput {
     ...(planned.rebalance ? { rebalance: { planned: planned.rebalance, ...(end?.rebalance ? { result: end.rebalance } : {}) } } : {}),
     estimates: Object.fromEntries(planned.moves.map((m) => [m.vm, m.estimateS])),
     least: Object.fromEntries(planned.moves.flatMap((m) => (m.leastMib === undefined ? [] : [[m.vm, m.leastMib]]))),
+    best: Object.fromEntries(planned.moves.flatMap((m) => (m.bestMibps === undefined ? [] : [[m.vm, m.bestMibps]]))),
     interrupted: end ? end.interrupted : true,
     startedAt: first.t ?? 0,
     endedAt: end?.t ?? chain.lastT,

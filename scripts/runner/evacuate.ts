@@ -345,6 +345,7 @@ function reportInput(loaded: LoadedPlan, bp: Blueprint, snap: Snapshot, result: 
     ...(bp.rebalance ? { rebalance: { planned: bp.rebalance, ...(result.rebalance ? { result: result.rebalance } : {}) } } : {}),
     estimates: Object.fromEntries(bp.moves.map((m) => [m.vm, m.estimateS])),
     least: Object.fromEntries(bp.moves.flatMap((m) => (m.leastMib === undefined ? [] : [[m.vm, m.leastMib]]))),
+    best: Object.fromEntries(bp.moves.flatMap((m) => (m.bestMibps === undefined ? [] : [[m.vm, m.bestMibps]]))),
     interrupted: result.interrupted,
     startedAt: t0,
     endedAt: result.endedAt,

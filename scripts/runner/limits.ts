@@ -5,9 +5,15 @@
  *
  * concurrency: auto (resolveLimits) derives them from the link model: per host as many streams as
  * fill its NIC (NIC / the per-stream ceiling; a driver may cap it, as Nova does at one outgoing
- * migration per compute), fleet-wide the sum over the sources. With auto, a migration also waits
- * while starting it would cut a link's share below the dirty rate of a guest migrating on it
- * (pre-copy would not converge); one alone on its links always starts.
+ * migration per compute), fleet-wide the sum over the sources. With auto:
+ * - A migration shares a link only where that moves memory faster: each guest on it counts the
+ *   rate it gets above what it dirties, as a share of what it gets alone (a pre-copy's progress;
+ *   see linkValue). Two quiet guests fill a 10 GbE link that one stream does not; a guest
+ *   dirtying 450 MiB/s beside any other re-sends more than the second one moves, so it runs alone.
+ * - A migration expected to end within the driver's set-up time (from its estimate, as the run
+ *   has learned it) no longer counts against the streams of its links: the next one's set-up
+ *   overlaps its end instead of leaving the link idle. One overdue counts again. At most twice the
+ *   streams are in flight, and a driver's own per-host cap holds.
  */
 import pLimit, { type LimitFunction } from 'p-limit';
 import { nicMibpsOf, type Host } from '../fleet/types.ts';
@@ -18,8 +24,12 @@ export interface LimitSettings {
   total: number;
   perSource: number | ((host: string) => number);
   perDestination: number | ((host: string) => number);
-  /** auto: the link model the convergence check uses (NIC per host, per-stream ceiling), MiB/s. */
-  links?: { nicMibps: (host: string) => number; streamMibps: number };
+  /**
+   * auto: the link model the sharing check uses (NIC per host, per-stream ceiling), MiB/s, and
+   * which of the three limits are auto (those count only migrations not about to end, and hold at
+   * most twice their number in flight; a number the plan gives is a hard cap).
+   */
+  links?: { nicMibps: (host: string) => number; streamMibps: number; auto?: { total: boolean; perSource: boolean; perDestination: boolean }; hostCap?: number };
 }
 
 /** A per-host limit (a number, or auto's per-host value) for this host. */
@@ -29,8 +39,15 @@ export function limitOn(v: LimitSettings['perSource'], host: string): number {
 
 /** QEMU's single-stream ceiling when the driver does not say (the plan schema's fleet.sim.stream_mibps). */
 const STREAM_MIBPS = schemaDefault<number>('/definitions/SimFleet/properties/stream_mibps');
-/** A guest converges while the link gives it this much more than it dirties. */
-export const CONVERGE_MARGIN = 1.25;
+/** Sharing a link must add this much progress (in whole streams' worth) to be worth it. */
+const SHARE_GAIN = 0.02;
+/** How much longer than its estimate a migration may take, as a share of it, where convergence is judged. */
+const SLOW = 0.5;
+const CRITICAL = process.env.EVAC_CRIT === "1";
+/** What a tail move may cost the others on its link (in whole streams' worth; see Limits.tail). */
+const TAIL_COST = 0.05;
+/** auto: in flight at most this many times the streams (the rest are ending or in set-up). */
+const OVERLAP = 2;
 
 /** The plan's limits (numbers or auto) as numbers per host, from the hosts' NICs and the driver's own stream ceiling and per-host cap. */
 export function resolveLimits(c: { total: Limit; perSource: Limit; perDestination: Limit }, hosts: { sources: Host[]; destinations: Host[] }, driver: { streamMibps?: number; perHostMigrations?: number }): LimitSettings & { describe: string } {
@@ -43,11 +60,11 @@ export function resolveLimits(c: { total: Limit; perSource: Limit; perDestinatio
   const total = c.total === 'auto'
     ? Math.max(1, hosts.sources.reduce((a, h) => a + limitOn(perSource, h.name), 0))
     : c.total;
-  const auto = c.total === 'auto' || c.perSource === 'auto' || c.perDestination === 'auto';
+  const auto = { total: c.total === 'auto', perSource: c.perSource === 'auto', perDestination: c.perDestination === 'auto' };
   const say = (k: Limit, v: number | ((h: string) => number), what: string) => (k === 'auto' ? `${what} auto (${typeof v === 'number' ? v : describeSpread(hosts, v, what)})` : `${what} ${v}`);
   return {
     total, perSource, perDestination,
-    ...(auto ? { links: { nicMibps: nicOf, streamMibps: stream } } : {}),
+    ...(auto.total || auto.perSource || auto.perDestination ? { links: { nicMibps: nicOf, streamMibps: stream, auto, ...(driver.perHostMigrations !== undefined ? { hostCap: driver.perHostMigrations } : {}) } } : {}),
     describe: `at most ${total} at once${c.total === 'auto' ? ' (auto)' : ''}, ${say(c.perSource, perSource, 'per source')}, ${say(c.perDestination, perDestination, 'per destination')}`,
   };
 }
@@ -58,33 +75,233 @@ function describeSpread(hosts: { sources: Host[]; destinations: Host[] }, f: (h:
   return vals.length === 0 ? 'none' : vals.length === 1 ? String(vals[0]) : `${vals[0]}-${vals.at(-1)}`;
 }
 
+/** A migration on a link: what its guest dirties and the rate it gets alone, MiB/s. */
+export interface OnLink {
+  dirty: number;
+  alone: number;
+}
+
+/**
+ * How fast the guests migrating on one link (of nicMibps, shared evenly, each at most streamMibps)
+ * move their memory, each as a share of its pace alone: a pre-copy gains on a guest at the rate it
+ * gets less the rate the guest dirties. A sum of 1.2 is as much progress as 1.2 guests each alone
+ * on a link of its own; a guest that barely gains on what it dirties adds next to nothing.
+ * -Infinity where a guest would not converge at all.
+ */
+export function linkValue(flows: OnLink[], nicMibps: number, streamMibps: number): number {
+  const rate = Math.min(streamMibps, nicMibps / flows.length);
+  let v = 0;
+  for (const f of flows) {
+    if (rate <= f.dirty) return -Infinity;
+    v += (rate - f.dirty) / Math.max(1e-9, f.alone - f.dirty);
+  }
+  return v;
+}
+
+/**
+ * Whether every guest migrating on a link still gains on what it dirties, however slowly (no
+ * margin): two guests that do not, sharing a link, would neither end until one is cancelled.
+ */
+export function converges(flows: OnLink[], nicMibps: number, streamMibps: number): boolean {
+  const rate = Math.min(streamMibps, nicMibps / flows.length);
+  return flows.every((f) => rate > f.dirty);
+}
+
+/** Whether adding one more migration to those on a link moves memory faster (see linkValue). */
+export function worthSharing(on: OnLink[], added: OnLink, nicMibps: number, streamMibps: number): boolean {
+  if (on.length === 0) return true;
+  return linkValue([...on, added], nicMibps, streamMibps) > linkValue(on, nicMibps, streamMibps) + SHARE_GAIN;
+}
+
+interface Flight extends OnLink {
+  source: string;
+  destination: string;
+  startedAt: number;
+  /** When it is expected to end, on the driver's clock (Infinity: unknown). */
+  endsAt: number;
+  /** When it is expected to start on the guest's memory (after its set-up and local disk). */
+  memoryFrom: number;
+}
+
+/** What the dispatcher knows of a migration it would start. */
+export interface Moving {
+  /** What the guest dirties, MiB/s (a cold move: 0). */
+  dirtyMibps?: number;
+  /** How long it is expected to take, ms (its estimate as the run has learned it). */
+  expectedMs?: number;
+  /** Of that, how long its local disk takes, ms (before its memory). */
+  diskMs?: number;
+  /** The moves still waiting on its links. */
+  waiting?: Waiting;
+}
+
+/** The expected time (ms) of the other moves still waiting to start: on a source, into a destination, and in all. */
+export interface Waiting {
+  out: number;
+  in: number;
+  total: number;
+}
+const NONE_WAITING: Waiting = { out: 0, in: 0, total: 0 };
+
+/** The run's clock and the driver's set-up time per migration, for auto's look-ahead. */
+export interface Timing {
+  now(): number;
+  setupMs: number;
+}
+
 export class Limits {
   private readonly total: LimitFunction;
   private readonly outbound = new Map<string, LimitFunction>();
   private readonly inbound = new Map<string, LimitFunction>();
+  /** The migrations in flight. */
+  private readonly flights = new Set<Flight>();
 
-  /** auto: the dirty rates of the migrations in flight, per source and per destination. */
-  private readonly dirtyOut = new Map<string, number[]>();
-  private readonly dirtyIn = new Map<string, number[]>();
-
-  constructor(private readonly settings: LimitSettings) {
-    this.total = pLimit(settings.total);
+  constructor(private readonly settings: LimitSettings, private readonly timing: Timing = { now: () => 0, setupMs: 0 }) {
+    this.total = pLimit(this.hard(settings.total, settings.links?.auto?.total));
   }
 
-  /** Whether a migration from source to destination (of a guest dirtying dirtyMibps) may start now. */
-  hasRoom(source: string, destination: string, dirtyMibps = 0): boolean {
-    return this.gates(source, destination).every((l) => l.activeCount + l.pendingCount < l.concurrency) && this.converges(source, destination, dirtyMibps);
+  /** The p-limit ceiling of a limit: an auto one holds up to OVERLAP times its streams (ending or in set-up), never above the driver's per-host cap. */
+  private hard(n: number, auto: boolean | undefined, perHost = false): number {
+    if (!auto) return n;
+    const cap = perHost ? this.settings.links?.hostCap ?? Infinity : Infinity;
+    return Math.max(1, Math.min(cap, n * OVERLAP));
   }
 
-  /** auto: each guest on the two links (this one included) still gets more than it dirties once this one shares them. */
-  private converges(source: string, destination: string, dirty: number): boolean {
+  /** Whether a migration from source to destination may start now. */
+  hasRoom(source: string, destination: string, m: Moving = {}): boolean {
+    if (!this.gates(source, destination).every((l) => l.activeCount + l.pendingCount < l.concurrency)) return false;
     const links = this.settings.links;
     if (!links) return true;
-    const out = this.dirtyOut.get(source) ?? [];
-    const inn = this.dirtyIn.get(destination) ?? [];
-    if (out.length === 0 && inn.length === 0) return true;
-    const share = Math.min(links.streamMibps, links.nicMibps(source) / (out.length + 1), links.nicMibps(destination) / (inn.length + 1));
-    return Math.max(dirty, ...out, ...inn) * CONVERGE_MARGIN < share;
+    const dirty = m.dirtyMibps ?? 0;
+    const expectedMs = m.expectedMs ?? Infinity;
+    const waiting = m.waiting ?? NONE_WAITING;
+    const now = this.timing.now();
+    // auto: what will share the links when this one's set-up is over.
+    const start = now + this.timing.setupMs;
+    const counted = this.alive([...this.flights], start);
+    const out = counted.filter((f) => f.source === source);
+    const inn = counted.filter((f) => f.destination === destination);
+    const auto = links.auto ?? { total: true, perSource: true, perDestination: true };
+    const alone = this.alone(source, destination);
+    const added = { dirty, alone };
+    if (auto.total && counted.length >= this.settings.total && !this.tail(counted, this.settings.total, added, expectedMs, waiting.total, Infinity)) return false;
+    // A guest dirties nothing the link carries while its local disk is copied.
+    const memoryAt = start + (m.diskMs ?? 0);
+    // Each link: at its streams, a tail move only; below, where sharing it is worth it over the time they share it.
+    const fits = (on: Flight[], n: number | false, behind: number, nic: number, all: Flight[]) => {
+      // Estimates err: every guest migrating on the link now, even one expected to end before this
+      // one's set-up is over, must still converge beside it.
+      const now = (f: Flight) => ({ dirty: start >= f.memoryFrom ? f.dirty : 0, alone: f.alone });
+      if (all.length > 0 && !converges([...all.map(now), { dirty: start >= memoryAt ? dirty : 0, alone }], nic, links.streamMibps)) return false;
+      if (n !== false && on.length >= n) return this.tail(on, n, added, expectedMs, behind, nic);
+      if (CRITICAL && n !== false && this.critical(on, n, expectedMs, behind)) return false;
+      return this.sharing(on, { dirty, alone, from: start, memoryAt, until: start + expectedMs }, nic);
+    };
+    const flying = [...this.flights];
+    return fits(out, auto.perSource && limitOn(this.settings.perSource, source), waiting.out, links.nicMibps(source), flying.filter((f) => f.source === source))
+      && fits(inn, auto.perDestination && limitOn(this.settings.perDestination, destination), waiting.in, links.nicMibps(destination), flying.filter((f) => f.destination === destination));
+  }
+
+  /**
+   * One more than the streams may run on a link where that ends the link's work sooner: waiting
+   * for a stream, the move would end after the link has drained everything else (list
+   * scheduling's tail: a long move left to run alone at the end), while started now it shares the
+   * link with the others and all end about when the link has sent everything. Only where sharing
+   * costs the others next to nothing (quiet guests). behindMs: the moves waiting for this link.
+   */
+  private tail(on: Flight[], streams: number, added: OnLink, expectedMs: number, behindMs: number, nicMibps: number): boolean {
+    if (!Number.isFinite(expectedMs) || on.length === 0) return false;
+    const now = this.timing.now();
+    let first = Infinity;
+    let last = 0;
+    let work = behindMs;
+    for (const f of on) {
+      if (!Number.isFinite(f.endsAt)) return false;
+      first = Math.min(first, f.endsAt);
+      last = Math.max(last, f.endsAt);
+      work += Math.max(0, f.endsAt - now);
+    }
+    const stream = this.settings.links!.streamMibps;
+    // Started now, each on the link (this one too) goes slower by the ratio of the shares.
+    const slower = Math.min(stream, nicMibps / on.length) / Math.min(stream, nicMibps / (on.length + 1));
+    const waited = Math.max(last, now + work / streams, Math.max(now, first) + expectedMs);
+    const shared = now + Math.max((work + expectedMs) / streams, (expectedMs + this.timing.setupMs) * slower, (last - now) * slower);
+    if (shared >= waited) return false;
+    return linkValue([...on, added], nicMibps, stream) >= linkValue(on, nicMibps, stream) - TAIL_COST;
+  }
+
+  /**
+   * Whether a migration (from `from`, on its memory from memoryAt, to `until`) moves the link's
+   * guests faster by sharing it with those on it: what it adds to linkValue, as the guests on the
+   * link start on their memory and end, summed over the time it shares the link, is positive. A
+   * guest copying its local disk dirties nothing the link carries, so two long disk copies share
+   * a link well even where their memory would not. Never where a guest would not converge. With no
+   * expected end, sharing must be worth it at each of those moments.
+   */
+  private sharing(on: Flight[], m: { dirty: number; alone: number; from: number; memoryAt: number; until: number }, nic: number): boolean {
+    const stream = this.settings.links!.streamMibps;
+    const open = !Number.isFinite(m.until);
+    const cuts = [...new Set([m.from, m.memoryAt, ...on.flatMap((f) => [f.memoryFrom, f.endsAt])])]
+      .filter((t) => t >= m.from && (open || t < m.until)).sort((a, b) => a - b);
+    let gain = 0;
+    let shared = 0;
+    const at = (f: Flight, t: number) => ({ dirty: t >= f.memoryFrom ? f.dirty : 0, alone: f.alone });
+    for (const [i, t] of cuts.entries()) {
+      const self = { dirty: t >= m.memoryAt ? m.dirty : 0, alone: m.alone };
+      // Whether they converge at all counts on estimates less: a migration may take half as long again.
+      const maybe = on.filter((f) => t < f.endsAt + SLOW * (f.endsAt - f.startedAt) || f.endsAt <= this.timing.now());
+      if (maybe.length > 0 && !converges([...maybe.map((f) => at(f, t)), self], nic, stream)) return false;
+      const there = this.alive(on, t).map((f) => at(f, t));
+      if (there.length === 0) continue;
+      const before = linkValue(there, nic, stream);
+      const after = linkValue([...there, self], nic, stream);
+      if (open) {
+        if (after <= before + SHARE_GAIN) return false;
+        continue;
+      }
+      const span = (cuts[i + 1] ?? m.until) - t;
+      gain += (after - before) * span;
+      shared += span;
+    }
+    return shared === 0 || gain > SHARE_GAIN * shared;
+  }
+
+  /**
+   * Whether a migration on the link is its critical path: expected to end after the link would
+   * have sent everything it has to (those on it, this one and those waiting, behindMs, over its
+   * streams). Sharing the link would slow it, and the whole evacuation with it; what waits goes
+   * after it instead.
+   */
+  private critical(on: Flight[], streams: number, expectedMs: number, behindMs: number): boolean {
+    const now = this.timing.now();
+    let work = behindMs + (Number.isFinite(expectedMs) ? expectedMs : 0);
+    for (const f of on) work += Number.isFinite(f.endsAt) ? Math.max(0, f.endsAt - now) : 0;
+    const drained = now + work / streams + this.timing.setupMs;
+    return on.some((f) => Number.isFinite(f.endsAt) && f.endsAt > drained);
+  }
+
+  /** The rate a migration gets alone on its two links. */
+  private alone(source: string, destination: string): number {
+    const links = this.settings.links!;
+    return Math.min(links.streamMibps, links.nicMibps(source), links.nicMibps(destination));
+  }
+
+  /** Of these flights, those still on their links at time t: all but those expected to end before then (an overdue one counts). */
+  private alive(flights: Flight[], t: number): Flight[] {
+    const now = this.timing.now();
+    return flights.filter((f) => f.endsAt > t || f.endsAt <= now);
+  }
+
+  /** auto: the next moment a migration in flight comes within a set-up time of its expected end (a dispatcher looks again then), or undefined. */
+  nextLook(): number | undefined {
+    if (!this.settings.links || this.timing.setupMs <= 0) return undefined;
+    const now = this.timing.now();
+    let next = Infinity;
+    for (const f of this.flights) {
+      const t = f.endsAt - this.timing.setupMs;
+      if (t > now && t < next) next = t;
+    }
+    return next === Infinity ? undefined : next;
   }
 
   /** No migration at all may start now (the total is taken): a dispatcher need look no further. */
@@ -97,16 +314,19 @@ export class Limits {
     return this.total.activeCount;
   }
 
-  /** Run task holding a slot of each limit. Call only when hasRoom(source, destination, dirtyMibps). */
-  async run<T>(source: string, destination: string, task: () => Promise<T>, dirtyMibps = 0): Promise<T> {
-    if (!this.hasRoom(source, destination, dirtyMibps)) throw new Error(`internal: no room for ${source} -> ${destination}`);
-    const mark = (m: Map<string, number[]>, h: string) => {
-      const list = m.get(h) ?? [];
-      list.push(dirtyMibps);
-      m.set(h, list);
-      return () => list.splice(list.indexOf(dirtyMibps), 1);
+  /**
+   * Run task holding a slot of each limit. Call only when hasRoom(source, destination, m).
+   */
+  async run<T>(source: string, destination: string, task: () => Promise<T>, m: Moving = {}): Promise<T> {
+    if (!this.hasRoom(source, destination, m)) throw new Error(`internal: no room for ${source} -> ${destination}`);
+    const now = this.timing.now();
+    const flight: Flight = {
+      source, destination, dirty: m.dirtyMibps ?? 0, alone: this.settings.links ? this.alone(source, destination) : 0,
+      startedAt: now,
+      endsAt: m.expectedMs !== undefined && Number.isFinite(m.expectedMs) ? now + m.expectedMs : Infinity,
+      memoryFrom: now + this.timing.setupMs + (m.diskMs ?? 0),
     };
-    const unmark = [mark(this.dirtyOut, source), mark(this.dirtyIn, destination)];
+    this.flights.add(flight);
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
     const slots: Promise<void>[] = [];
@@ -121,7 +341,7 @@ export class Limits {
       await Promise.all(grants);
       return await task();
     } finally {
-      for (const u of unmark) u();
+      this.flights.delete(flight);
       release();
       // p-limit frees a slot just before its promise settles: once these settle, hasRoom is current.
       await Promise.all(slots);
@@ -129,14 +349,19 @@ export class Limits {
   }
 
   private gates(source: string, destination: string): LimitFunction[] {
-    return [this.total, of(this.outbound, source, limitOn(this.settings.perSource, source)), of(this.inbound, destination, limitOn(this.settings.perDestination, destination))];
+    const auto = this.settings.links?.auto;
+    return [
+      this.total,
+      of(this.outbound, source, () => this.hard(limitOn(this.settings.perSource, source), auto?.perSource, true)),
+      of(this.inbound, destination, () => this.hard(limitOn(this.settings.perDestination, destination), auto?.perDestination, true)),
+    ];
   }
 }
 
-function of(map: Map<string, LimitFunction>, host: string, n: number): LimitFunction {
+function of(map: Map<string, LimitFunction>, host: string, n: () => number): LimitFunction {
   let limit = map.get(host);
   if (!limit) {
-    limit = pLimit(n);
+    limit = pLimit(n());
     map.set(host, limit);
   }
   return limit;

@@ -62,7 +62,10 @@ export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Sett
   });
   for (const m of bp.moves) ledger.commit(vms.get(m.vm)!, m.destination);
   const down = new Set<string>();
-  const limits = new Limits(opts.limits ?? resolveLimits(settings.concurrency, snap, driver));
+  const limits = new Limits(opts.limits ?? resolveLimits(settings.concurrency, snap, driver), { now: () => driver.clock.now(), setupMs: (driver.setupS ?? 0) * 1000 });
+  // auto: a look again when a migration in flight comes within a set-up time of its end (Limits.nextLook).
+  const looks = new AbortController();
+  let lookAt = Infinity;
   const room = new Room(snap.inventory, settings);
   const results: VmResult[] = [...opts.carried ?? []];
   const history = new Map<string, Attempt[]>(opts.history);
@@ -71,8 +74,20 @@ export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Sett
     emit({ kind: 'vm-done', t: driver.clock.now(), result: r });
   };
   const queue: Move[] = [...bp.moves].sort((a, b) => (b.estimateS ?? Infinity) - (a.estimateS ?? Infinity) || a.vm.localeCompare(b.vm));
+  // auto: what still waits on each link (Limits.tail).
+  const backlog = new Backlog();
+  for (const m of queue) backlog.add(m);
   // What the run's own moves took against their estimates, live and cold apart (their fixed costs differ).
   const learned = { live: new Learned(), cold: new Learned() };
+  // A cold move sends its disk with the guest shut down: nothing dirties it.
+  const dirtyOf = (m: Move) => (m.method === 'live' ? vms.get(m.vm)!.dirtyMibps ?? 0 : 0);
+  /** Of a live move expected to take ms, the part its local disk takes (by its share of the bytes). */
+  const diskMsOf = (m: Move, ms: number) => {
+    const vm = vms.get(m.vm)!;
+    const disk = vm.storage === 'local' ? (vm.resources.disk_gib ?? 0) * 1024 : 0;
+    const memory = vm.residentMib ?? vm.resources.memory_mib ?? 0;
+    return m.method === 'live' && disk > 0 ? (Math.max(0, ms - (driver.setupS ?? 0) * 1000) * disk) / (disk + memory) : 0;
+  };
 
   const leave = (m: Move, why: string) => {
     ledger.release(m.vm);
@@ -99,7 +114,19 @@ export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Sett
         // Nothing in flight and nothing may start: the moves left wait on each other for room.
         for (const m of queue.splice(0)) leave(m, `waits for room on ${m.destination} that no other move frees (the moves form a cycle); left in place`);
       }
-      if (limits.active === 0 && (queue.length === 0 || stop.aborted)) finished();
+      if (limits.active === 0 && (queue.length === 0 || stop.aborted)) {
+        looks.abort();
+        finished();
+      }
+    };
+    const lookLater = () => {
+      const at = limits.nextLook();
+      if (at === undefined || at >= lookAt || queue.length === 0 || stop.aborted) return;
+      lookAt = at;
+      void driver.clock.sleep(at - driver.clock.now(), looks.signal).then(() => {
+        if (lookAt === at) lookAt = Infinity;
+        if (!looks.signal.aborted) pump();
+      });
     };
     const pump = () => {
       for (let i = 0; i < queue.length;) {
@@ -107,29 +134,38 @@ export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Sett
         let m = queue[i];
         if (down.has(m.destination)) {
           const next = redirect(m, `destination ${m.destination} failed earlier in the run`);
+          backlog.add(m, -1);
           if (!next) {
             queue.splice(i, 1);
             continue;
           }
           m = queue[i] = next;
+          backlog.add(m);
         }
         // A move into a host waits until the moves out of it have made room (rebalancing).
-        if (!limits.hasRoom(m.source, m.destination, vms.get(m.vm)!.dirtyMibps) || !room.fits(vms.get(m.vm)!, m.destination)) {
+        const own = m.estimateS !== null ? learned[m.method].correct(m.estimateS) * 1000 : 0;
+        const expected = m.estimateS !== null ? own : deadlineMs(vms.get(m.vm)!, settings);
+        const moving = {
+          dirtyMibps: dirtyOf(m), diskMs: diskMsOf(m, own), waiting: backlog.waiting(m, learned, own),
+          ...(m.estimateS !== null ? { expectedMs: expected } : {}),
+        };
+        if (!limits.hasRoom(m.source, m.destination, moving) || !room.fits(vms.get(m.vm)!, m.destination)) {
           i++;
           continue;
         }
         // The maintenance window: a move that would end after it closes does not start.
-        const expected = m.estimateS !== null ? learned[m.method].correct(m.estimateS) * 1000 : deadlineMs(vms.get(m.vm)!, settings);
         if (driver.clock.now() + expected > windowCloses) {
           queue.splice(i, 1);
+          backlog.add(m, -1);
           leave(m, `would end after the maintenance window closes (estimated ${Math.round(expected / 1000)} s, ${Math.max(0, Math.round((windowCloses - driver.clock.now()) / 1000))} s left)`);
           continue;
         }
         queue.splice(i, 1);
+        backlog.add(m, -1);
         const move = m;
         room.arrive(vms.get(move.vm)!, move.destination);
         let roomFreed = false;
-        void limits.run(move.source, move.destination, () => climb({ driver, settings, emit, ...(halt ? { halt } : {}) }, vms.get(move.vm)!, move, history.get(move.vm) ?? []), vms.get(move.vm)!.dirtyMibps)
+        void limits.run(move.source, move.destination, () => climb({ driver, settings, emit, ...(halt ? { halt } : {}) }, vms.get(move.vm)!, move, history.get(move.vm) ?? []), moving)
           .then((step) => {
             // Both copies hold room while it moves; then only the one that runs.
             roomFreed = true;
@@ -144,7 +180,10 @@ export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Sett
               history.set(move.vm, step.elsewhere);
               down.add(move.destination);
               const next = redirect(move, step.why);
-              if (next) queue.unshift(next);
+              if (next) {
+                queue.unshift(next);
+                backlog.add(next);
+              }
             }
           })
           .catch((e: unknown) => {
@@ -158,6 +197,7 @@ export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Sett
           .finally(pump);
       }
       finishIfIdle();
+      lookLater();
     };
     stop.addEventListener('abort', pump, { once: true });
     pump();
@@ -270,13 +310,35 @@ class Room {
 /** Estimates against what the run's own finished migrations took: the window's checks use them corrected, once three moves have ended. */
 export class Learned {
   private readonly ratios: number[] = [];
+  /** The median ratio, once worked out (the dispatcher asks for every waiting move). */
+  private median: number | undefined;
   add(estimateS: number, actualS: number): void {
-    if (estimateS > 0 && actualS >= 0) this.ratios.push(actualS / estimateS);
+    if (estimateS > 0 && actualS >= 0) {
+      this.ratios.push(actualS / estimateS);
+      this.median = undefined;
+    }
   }
   /** The estimate times the median ratio actual / estimated so far (as is until three moves ended). */
   correct(estimateS: number): number {
     if (this.ratios.length < 3) return estimateS;
-    const sorted = [...this.ratios].sort((a, b) => a - b);
-    return estimateS * sorted[Math.floor(sorted.length / 2)];
+    if (this.median === undefined) {
+      const sorted = [...this.ratios].sort((a, b) => a - b);
+      this.median = sorted[Math.floor(sorted.length / 2)];
+    }
+    return estimateS * this.median;
+  }
+}
+
+/** The estimates of the moves waiting to start, seconds, summed per source, per destination and in all, live and cold apart. */
+class Backlog {
+  private readonly sums = new Map<string, number>();
+  add(m: Move, sign: 1 | -1 = 1): void {
+    if (m.estimateS === null) return;
+    for (const k of [`${m.method} out ${m.source}`, `${m.method} in ${m.destination}`, `${m.method} all`]) this.sums.set(k, (this.sums.get(k) ?? 0) + sign * m.estimateS);
+  }
+  /** What waits, ms, as the run has learned its estimates (Limits' Waiting), less the move asking. */
+  waiting(m: Move, learned: Record<'live' | 'cold', Learned>, own: number): { out: number; in: number; total: number } {
+    const of = (what: string) => Math.max(0, (['live', 'cold'] as const).reduce((a, method) => a + learned[method].correct(this.sums.get(`${method} ${what}`) ?? 0), 0) * 1000 - own);
+    return { out: of(`out ${m.source}`), in: of(`in ${m.destination}`), total: of('all') };
   }
 }
