@@ -43,7 +43,6 @@ const STREAM_MIBPS = schemaDefault<number>('/definitions/SimFleet/properties/str
 const SHARE_GAIN = 0.02;
 /** How much longer than its estimate a migration may take, as a share of it, where convergence is judged. */
 const SLOW = 0.5;
-const CRITICAL = process.env.EVAC_CRIT === "1";
 /** What a tail move may cost the others on its link (in whole streams' worth; see Limits.tail). */
 const TAIL_COST = 0.05;
 /** auto: in flight at most this many times the streams (the rest are ending or in set-up). */
@@ -111,6 +110,25 @@ export function converges(flows: OnLink[], nicMibps: number, streamMibps: number
 export function worthSharing(on: OnLink[], added: OnLink, nicMibps: number, streamMibps: number): boolean {
   if (on.length === 0) return true;
   return linkValue([...on, added], nicMibps, streamMibps) > linkValue(on, nicMibps, streamMibps) + SHARE_GAIN;
+}
+
+/** A migration the dispatcher would start: from when it is on the link, on its memory from memoryAt, until when it is expected to end. */
+interface Candidate extends OnLink {
+  from: number;
+  memoryAt: number;
+  until: number;
+}
+
+/** The moments what a candidate shares a link with changes: it or one on the link starts on its memory, or one ends. */
+function cutsOf(on: Flight[], m: Candidate): number[] {
+  const open = !Number.isFinite(m.until);
+  return [...new Set([m.from, m.memoryAt, ...on.flatMap((f) => [f.memoryFrom, f.endsAt])])]
+    .filter((t) => t >= m.from && (open || t < m.until)).sort((a, b) => a - b);
+}
+
+/** A migration on a link at time t: copying its local disk, it dirties nothing the link carries. */
+function pace(f: Flight, t: number): OnLink {
+  return { dirty: t >= f.memoryFrom ? f.dirty : 0, alone: f.alone };
 }
 
 interface Flight extends OnLink {
@@ -183,19 +201,19 @@ export class Limits {
     const inn = counted.filter((f) => f.destination === destination);
     const auto = links.auto ?? { total: true, perSource: true, perDestination: true };
     const alone = this.alone(source, destination);
-    const added = { dirty, alone };
-    if (auto.total && counted.length >= this.settings.total && !this.tail(counted, this.settings.total, added, expectedMs, waiting.total, Infinity)) return false;
     // A guest dirties nothing the link carries while its local disk is copied.
     const memoryAt = start + (m.diskMs ?? 0);
+    const added = { dirty, alone, from: start, memoryAt, until: start + expectedMs };
+    if (auto.total && counted.length >= this.settings.total && !this.tail(counted, this.settings.total, added, expectedMs, waiting.total, Infinity)) return false;
     // Each link: at its streams, a tail move only; below, where sharing it is worth it over the time they share it.
     const fits = (on: Flight[], n: number | false, behind: number, nic: number, all: Flight[]) => {
       // Estimates err: every guest migrating on the link now, even one expected to end before this
       // one's set-up is over, must still converge beside it.
       const now = (f: Flight) => ({ dirty: start >= f.memoryFrom ? f.dirty : 0, alone: f.alone });
       if (all.length > 0 && !converges([...all.map(now), { dirty: start >= memoryAt ? dirty : 0, alone }], nic, links.streamMibps)) return false;
+      if (!this.safe(on, added, nic)) return false;
       if (n !== false && on.length >= n) return this.tail(on, n, added, expectedMs, behind, nic);
-      if (CRITICAL && n !== false && this.critical(on, n, expectedMs, behind)) return false;
-      return this.sharing(on, { dirty, alone, from: start, memoryAt, until: start + expectedMs }, nic);
+      return this.sharing(on, added, nic);
     };
     const flying = [...this.flights];
     return fits(out, auto.perSource && limitOn(this.settings.perSource, source), waiting.out, links.nicMibps(source), flying.filter((f) => f.source === source))
@@ -209,7 +227,7 @@ export class Limits {
    * link with the others and all end about when the link has sent everything. Only where sharing
    * costs the others next to nothing (quiet guests). behindMs: the moves waiting for this link.
    */
-  private tail(on: Flight[], streams: number, added: OnLink, expectedMs: number, behindMs: number, nicMibps: number): boolean {
+  private tail(on: Flight[], streams: number, added: Candidate, expectedMs: number, behindMs: number, nicMibps: number): boolean {
     if (!Number.isFinite(expectedMs) || on.length === 0) return false;
     const now = this.timing.now();
     let first = Infinity;
@@ -222,11 +240,13 @@ export class Limits {
       work += Math.max(0, f.endsAt - now);
     }
     const stream = this.settings.links!.streamMibps;
-    // Started now, each on the link (this one too) goes slower by the ratio of the shares.
-    const slower = Math.min(stream, nicMibps / on.length) / Math.min(stream, nicMibps / (on.length + 1));
+    // Started now, each on the link (this one too) goes slower than its estimate (made at the rate
+    // the link's streams share) by the ratio of the shares.
+    const slower = Math.max(1, Math.min(stream, nicMibps / streams) / Math.min(stream, nicMibps / (on.length + 1)));
     const waited = Math.max(last, now + work / streams, Math.max(now, first) + expectedMs);
     const shared = now + Math.max((work + expectedMs) / streams, (expectedMs + this.timing.setupMs) * slower, (last - now) * slower);
     if (shared >= waited) return false;
+    // Sharing costs next to nothing, whatever phase each is in.
     return linkValue([...on, added], nicMibps, stream) >= linkValue(on, nicMibps, stream) - TAIL_COST;
   }
 
@@ -238,20 +258,15 @@ export class Limits {
    * a link well even where their memory would not. Never where a guest would not converge. With no
    * expected end, sharing must be worth it at each of those moments.
    */
-  private sharing(on: Flight[], m: { dirty: number; alone: number; from: number; memoryAt: number; until: number }, nic: number): boolean {
+  private sharing(on: Flight[], m: Candidate, nic: number): boolean {
     const stream = this.settings.links!.streamMibps;
     const open = !Number.isFinite(m.until);
-    const cuts = [...new Set([m.from, m.memoryAt, ...on.flatMap((f) => [f.memoryFrom, f.endsAt])])]
-      .filter((t) => t >= m.from && (open || t < m.until)).sort((a, b) => a - b);
+    const cuts = cutsOf(on, m);
     let gain = 0;
     let shared = 0;
-    const at = (f: Flight, t: number) => ({ dirty: t >= f.memoryFrom ? f.dirty : 0, alone: f.alone });
     for (const [i, t] of cuts.entries()) {
       const self = { dirty: t >= m.memoryAt ? m.dirty : 0, alone: m.alone };
-      // Whether they converge at all counts on estimates less: a migration may take half as long again.
-      const maybe = on.filter((f) => t < f.endsAt + SLOW * (f.endsAt - f.startedAt) || f.endsAt <= this.timing.now());
-      if (maybe.length > 0 && !converges([...maybe.map((f) => at(f, t)), self], nic, stream)) return false;
-      const there = this.alive(on, t).map((f) => at(f, t));
+      const there = this.alive(on, t).map((f) => pace(f, t));
       if (there.length === 0) continue;
       const before = linkValue(there, nic, stream);
       const after = linkValue([...there, self], nic, stream);
@@ -267,17 +282,18 @@ export class Limits {
   }
 
   /**
-   * Whether a migration on the link is its critical path: expected to end after the link would
-   * have sent everything it has to (those on it, this one and those waiting, behindMs, over its
-   * streams). Sharing the link would slow it, and the whole evacuation with it; what waits goes
-   * after it instead.
+   * Whether every guest on the link still converges beside this migration whenever one of them
+   * starts on its memory, counting on the estimates less: one on the link now may take half as
+   * long again as expected.
    */
-  private critical(on: Flight[], streams: number, expectedMs: number, behindMs: number): boolean {
+  private safe(on: Flight[], m: Candidate, nic: number): boolean {
+    const stream = this.settings.links!.streamMibps;
     const now = this.timing.now();
-    let work = behindMs + (Number.isFinite(expectedMs) ? expectedMs : 0);
-    for (const f of on) work += Number.isFinite(f.endsAt) ? Math.max(0, f.endsAt - now) : 0;
-    const drained = now + work / streams + this.timing.setupMs;
-    return on.some((f) => Number.isFinite(f.endsAt) && f.endsAt > drained);
+    for (const t of cutsOf(on, m)) {
+      const maybe = on.filter((f) => t < f.endsAt + SLOW * (f.endsAt - f.startedAt) || f.endsAt <= now);
+      if (maybe.length > 0 && !converges([...maybe.map((f) => pace(f, t)), { dirty: t >= m.memoryAt ? m.dirty : 0, alone: m.alone }], nic, stream)) return false;
+    }
+    return true;
   }
 
   /** The rate a migration gets alone on its two links. */
