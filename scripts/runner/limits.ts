@@ -8,12 +8,18 @@
  * migration per compute), fleet-wide the sum over the sources. With auto:
  * - A migration shares a link only where that moves memory faster: each guest on it counts the
  *   rate it gets above what it dirties, as a share of what it gets alone (a pre-copy's progress;
- *   see linkValue). Two quiet guests fill a 10 GbE link that one stream does not; a guest
- *   dirtying 450 MiB/s beside any other re-sends more than the second one moves, so it runs alone.
+ *   see linkValue), summed over the time they would share the link. Two quiet guests fill a
+ *   10 GbE link that one stream does not; a guest dirtying 450 MiB/s beside any other re-sends
+ *   more than the second one moves, so its memory crosses alone. A guest copying its local disk
+ *   dirties nothing the link carries, so it shares the link until its memory starts.
+ * - Never two guests that would not converge side by side, counting on the estimates less (one in
+ *   flight may take half as long again as expected): they would neither end.
  * - A migration expected to end within the driver's set-up time (from its estimate, as the run
  *   has learned it) no longer counts against the streams of its links: the next one's set-up
  *   overlaps its end instead of leaving the link idle. One overdue counts again. At most twice the
  *   streams are in flight, and a driver's own per-host cap holds.
+ * - A link at its streams takes one more move where waiting would leave that move to run on alone
+ *   after everything else (list scheduling's tail) and quiet guests share the link at no cost.
  */
 import pLimit, { type LimitFunction } from 'p-limit';
 import { nicMibpsOf, type Host } from '../fleet/types.ts';
@@ -221,11 +227,12 @@ export class Limits {
   }
 
   /**
-   * One more than the streams may run on a link where that ends the link's work sooner: waiting
-   * for a stream, the move would end after the link has drained everything else (list
-   * scheduling's tail: a long move left to run alone at the end), while started now it shares the
-   * link with the others and all end about when the link has sent everything. Only where sharing
-   * costs the others next to nothing (quiet guests). behindMs: the moves waiting for this link.
+   * A link at its streams takes one more move where that ends the link's work sooner: waiting for
+   * a stream, the move would end after the link has drained everything else (list scheduling's
+   * tail: a long move left to run alone at the end), while started now it shares the link with the
+   * others and all end about when the link has sent everything (each slower by the ratio of the
+   * shares). Only where sharing costs the others next to nothing (quiet guests). behindMs: the
+   * moves waiting for this link.
    */
   private tail(on: Flight[], streams: number, added: Candidate, expectedMs: number, behindMs: number, nicMibps: number): boolean {
     if (!Number.isFinite(expectedMs) || on.length === 0) return false;
