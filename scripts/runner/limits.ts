@@ -215,8 +215,7 @@ export class Limits {
     const fits = (on: Flight[], n: number | false, behind: number, nic: number, all: Flight[]) => {
       // Estimates err: every guest migrating on the link now, even one expected to end before this
       // one's set-up is over, must still converge beside it.
-      const now = (f: Flight) => ({ dirty: start >= f.memoryFrom ? f.dirty : 0, alone: f.alone });
-      if (all.length > 0 && !converges([...all.map(now), { dirty: start >= memoryAt ? dirty : 0, alone }], nic, links.streamMibps)) return false;
+      if (all.length > 0 && !converges([...all.map((f) => pace(f, start)), { dirty: start >= memoryAt ? dirty : 0, alone }], nic, links.streamMibps)) return false;
       if (!this.safe(on, added, nic)) return false;
       if (n !== false && on.length >= n) return this.tail(on, n, added, expectedMs, behind, nic);
       return this.sharing(on, added, nic);
