@@ -31,7 +31,7 @@ export async function rollPlanCommand(loaded: LoadedPlan, opts: { json?: boolean
   const stepS = r.maintenance?.simulate?.duration_s;
   const waves = rp.waves.map((w, i) => {
     const est = w.moves.map((m) => estimateSeconds(byName.get(m.vm)!, settings, { sources: inv.hosts, ...(driver.setupS !== undefined ? { setupS: driver.setupS } : {}), ...(driver.streamMibps !== undefined ? { streamMibps: driver.streamMibps } : {}), ...(driver.perHostMigrations !== undefined ? { perHostMigrations: driver.perHostMigrations } : {}) }) ?? 0);
-    const lim = resolveLimits(settings.concurrency, { sources: inv.hosts.filter((h) => w.hosts.includes(h.name)), destinations: inv.hosts.filter((h) => !w.hosts.includes(h.name)) }, driver);
+    const lim = resolveLimits(settings.concurrency, { sources: inv.hosts.filter((h) => w.hosts.includes(h.name)), destinations: inv.hosts.filter((h) => !w.hosts.includes(h.name)) }, driver, settings.bandwidthMibps);
     const parallel = Math.min(lim.total, w.hosts.reduce((a, h) => a + limitOn(lim.perSource, h), 0));
     const evacS = est.length === 0 ? 0 : Math.max(Math.max(...est), est.reduce((a, b) => a + b, 0) / Math.max(1, parallel));
     const restarts = w.hosts.flatMap((h) => rp.restarted[h] ?? []);

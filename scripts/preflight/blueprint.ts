@@ -105,7 +105,7 @@ export async function makeBlueprint(loaded: LoadedPlan, settings: Settings, snap
     unplaced.push({ vm: c.vm, source: byName.get(c.vm)!.host, reasons: [{ kind: 'avoid', text, hosts: [c.destination] }] });
   }
   unplaced.push(...result.unplaced);
-  const moves = result.assignments.filter((a) => cleared.has(a.vm)).map((a) => planMove(byName.get(a.vm)!, a.destination, settings, snap));
+  const moves = planMoves(result.assignments.filter((a) => cleared.has(a.vm)).map((a) => ({ vm: byName.get(a.vm)!, destination: a.destination })), settings, snap);
   return evacuationBlueprint(loaded, driver, settings, snap, {
     moves,
     unplaced: unplaced.sort((a, b) => a.vm.localeCompare(b.vm)),
@@ -128,12 +128,40 @@ export async function makeBlueprint(loaded: LoadedPlan, settings: Settings, snap
   }
 }
 
+/**
+ * The planned moves of these VMs, each with its estimate: a link is shared by no more moves than
+ * the limits allow and than the plan sends over it (a limit of 1,000 per destination does not
+ * split a NIC a thousand ways for the three moves into it).
+ */
+export function planMoves(list: { vm: Vm; destination: string }[], settings: Settings, snap: Pick<Snapshot, 'sources' | 'setupS' | 'coldS' | 'streamMibps' | 'perHostMigrations'> & { destinations?: Host[] }): Move[] {
+  const out = new Map<string, Set<string>>();
+  const inn = new Map<string, Set<string>>();
+  const count = new Map<string, number>();
+  for (const { vm, destination } of list) {
+    (out.get(vm.host) ?? out.set(vm.host, new Set()).get(vm.host)!).add(destination);
+    (inn.get(destination) ?? inn.set(destination, new Set()).get(destination)!).add(vm.host);
+    count.set(`out ${vm.host}`, (count.get(`out ${vm.host}`) ?? 0) + 1);
+    count.set(`in ${destination}`, (count.get(`in ${destination}`) ?? 0) + 1);
+  }
+  return list.map(({ vm, destination }) => planMove(vm, destination, settings, snap, {
+    out: count.get(`out ${vm.host}`)!, in: count.get(`in ${destination}`)!, receivers: out.get(vm.host)!.size, senders: inn.get(destination)!.size,
+  }));
+}
+
+/** What a move's links carry in the plan: moves out of its source and into its destination, and how many hosts those go to and come from. */
+export interface PlannedLinks {
+  out: number;
+  in: number;
+  receivers: number;
+  senders: number;
+}
+
 /** A planned move of vm: cold where the plan moves everything cold or the guest is off, else live; with its estimate. */
-export function planMove(vm: Vm, destination: string, settings: Settings, snap: Pick<Snapshot, 'sources' | 'setupS' | 'coldS' | 'streamMibps' | 'perHostMigrations'> & { destinations?: Host[] }): Move {
+export function planMove(vm: Vm, destination: string, settings: Settings, snap: Pick<Snapshot, 'sources' | 'setupS' | 'coldS' | 'streamMibps' | 'perHostMigrations'> & { destinations?: Host[] }, moves?: PlannedLinks): Move {
   const method: Method = settings.mode === 'cold' || vm.state === 'shutoff' ? 'cold' : 'live';
   const best = bestMibps(vm, settings, snap, destination);
   return {
-    vm: vm.name, source: vm.host, destination, method, estimateS: estimateSeconds(vm, settings, snap, destination, method),
+    vm: vm.name, source: vm.host, destination, method, estimateS: estimateSeconds(vm, settings, snap, destination, method, moves),
     ...(method === 'live' ? { leastMib: leastMemoryMib(vm, settings, snap, destination) } : {}),
     ...(Number.isFinite(best) && best > 0 ? { bestMibps: best } : {}),
   };
@@ -185,16 +213,19 @@ export function evacuationBlueprint(
  * the plan's bandwidth cap), plus the driver's fixed cost per migration. A cold move: its local
  * disk at that rate, the guest's shutdown where it runs, and its define and boot (Driver.coldS).
  */
-export function estimateSeconds(vm: Vm, settings: Settings, snap: Pick<Snapshot, 'sources' | 'setupS' | 'coldS' | 'streamMibps' | 'perHostMigrations'> & { destinations?: Host[] }, destination?: string, method: Method = 'live'): number | null {
+export function estimateSeconds(vm: Vm, settings: Settings, snap: Pick<Snapshot, 'sources' | 'setupS' | 'coldS' | 'streamMibps' | 'perHostMigrations'> & { destinations?: Host[] }, destination?: string, method: Method = 'live', moves?: PlannedLinks): number | null {
   const src = snap.sources.find((h) => h.name === vm.host);
   const dst = destination === undefined ? undefined : snap.destinations?.find((h) => h.name === destination);
-  const lim = resolveLimits(settings.concurrency, { sources: src ? [src] : [], destinations: dst ? [dst] : [] }, snap);
-  const per = (v: typeof lim.perSource, h: string) => Math.max(1, Math.min(lim.total, limitOn(v, h)));
+  const lim = resolveLimits(settings.concurrency, { sources: src ? [src] : [], destinations: dst ? [dst] : [] }, snap, settings.bandwidthMibps);
+  const per = (v: typeof lim.perSource, h: string, planned = Infinity) => Math.max(1, Math.min(lim.total, limitOn(v, h), planned));
   const stream = lim.links?.streamMibps ?? snap.streamMibps ?? Infinity;
   const cap = settings.bandwidthMibps ?? Infinity;
   // Alone on its links, and sharing them with as many as the limits allow at each end.
   const alone = Math.min(cap, stream, nicMibpsOf(src), dst ? nicMibpsOf(dst) : Infinity);
-  const shared = Math.min(alone, nicMibpsOf(src) / per(lim.perSource, vm.host), dst ? nicMibpsOf(dst) / per(lim.perDestination, dst.name) : Infinity);
+  // A link is shared by no more moves than the plan sends over it, nor than the hosts at its other end may send or take at once.
+  const outShare = per(lim.perSource, vm.host, moves ? Math.min(moves.out, moves.receivers * (dst ? limitOn(lim.perDestination, dst.name) : Infinity)) : Infinity);
+  const inShare = dst ? per(lim.perDestination, dst.name, moves ? Math.min(moves.in, moves.senders * limitOn(lim.perSource, vm.host)) : Infinity) : 1;
+  const shared = Math.min(alone, nicMibpsOf(src) / outShare, dst ? nicMibpsOf(dst) / inShare : Infinity);
   // concurrency: auto holds back a migration where sharing its link, even with a quiet guest, moves memory slower: such a guest runs alone.
   const dirty = vm.dirtyMibps ?? 0;
   const rateMibps = lim.links && !worthSharing([{ dirty: 0, alone }], { dirty, alone }, Math.min(nicMibpsOf(src), dst ? nicMibpsOf(dst) : Infinity), stream) ? alone : shared;

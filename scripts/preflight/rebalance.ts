@@ -9,7 +9,7 @@ import type { LoadedPlan } from '../plan/load.ts';
 import type { Settings } from '../plan/settings.ts';
 import { planRebalance } from '../placement/rebalance.ts';
 import type { Unplaced } from '../placement/place.ts';
-import { planMove, type Blueprint } from './blueprint.ts';
+import { planMoves, type Blueprint } from './blueprint.ts';
 import { checkMoves } from './checks.ts';
 
 export async function makeRebalanceBlueprint(loaded: LoadedPlan, settings: Settings, snap: Snapshot, driver: Driver): Promise<{ bp: Blueprint; snap: Snapshot }> {
@@ -34,7 +34,7 @@ export async function makeRebalanceBlueprint(loaded: LoadedPlan, settings: Setti
   const cleared = plan.moves.filter((_, i) => checks[i].ok);
   const moving = new Set(cleared.map((m) => m.vm));
   const sources = scope.filter((h) => cleared.some((m) => m.source === h.name));
-  const moves = cleared.map((m) => planMove(byName.get(m.vm)!, m.destination, settings, { ...snap, sources: scope }));
+  const moves = planMoves(cleared.map((m) => ({ vm: byName.get(m.vm)!, destination: m.destination })), settings, { ...snap, sources: scope });
   const shortfall = [...plan.shortfall, ...unplaced.map((u) => `${u.vm} cannot move: ${u.reasons[0].text}`)];
   const bp: Blueprint = {
     version: 1,

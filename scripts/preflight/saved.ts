@@ -14,7 +14,7 @@ import type { LoadedPlan } from '../plan/load.ts';
 import { coldAllowed, selected, type Settings } from '../plan/settings.ts';
 import { explainRefusal } from '../placement/explain.ts';
 import { ledgerFor } from '../placement/place.ts';
-import { evacuationBlueprint, planMove, type Blueprint } from './blueprint.ts';
+import { evacuationBlueprint, planMoves, type Blueprint } from './blueprint.ts';
 import { checkMoves } from './checks.ts';
 import { makeRebalanceBlueprint } from './rebalance.ts';
 
@@ -148,7 +148,7 @@ export async function fromSaved(saved: SavedBlueprint, file: string, seen: Snaps
     const texts = Array.isArray(u?.reasons) ? u.reasons.map((r) => r?.text).filter((t): t is string => typeof t === 'string') : [];
     return texts.length > 0 ? texts.join('; ') : `not moved by blueprint ${file}`;
   };
-  const moves = moving.map(({ vm, destination }) => planMove(vm, destination, settings, seen));
+  const moves = planMoves(moving, settings, seen);
   const bp = evacuationBlueprint(loaded, driver, settings, seen, {
     moves,
     unplaced: staying.map((v) => ({ vm: v.name, source: v.host, reasons: [{ kind: 'avoid' as const, text: stayReason(v.name), hosts: [] }] })).sort((a, b) => a.vm.localeCompare(b.vm)),

@@ -288,7 +288,7 @@ async function evacuateOnce(loaded: LoadedPlan, open: DriverOpener | Driver, sin
       sources: bp.sources, destinations: bp.destinations, warnings: bp.warnings, inventory: snap.inventory, limits: limitsOf(snap, settings),
       ...(bp.rebalance ? { rebalance: bp.rebalance } : {}),
     });
-    const limits = resolveLimits(settings.concurrency, snap, driver);
+    const limits = resolveLimits(settings.concurrency, snap, driver, settings.bandwidthMibps);
     emit({ kind: 'stage', t: driver.clock.now(), stage: 'migrate', moves: bp.moves.length, detail: `${bp.moves.length} moves, mode ${settings.mode}, ${limits.describe}` });
     const carried = state ? carriedFrom(state, new Set(snap.onSources.map((v) => v.name))) : undefined;
     const result = await runBlueprint(bp, snap, settings, driver, emit, {

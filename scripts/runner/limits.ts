@@ -16,8 +16,9 @@
  *   flight may take half as long again as expected): they would neither end.
  * - A migration expected to end within the driver's set-up time (from its estimate, as the run
  *   has learned it) no longer counts against the streams of its links: the next one's set-up
- *   overlaps its end instead of leaving the link idle. One overdue counts again. At most twice the
- *   streams are in flight, and a driver's own per-host cap holds.
+ *   overlaps its end instead of leaving the link idle. One overdue counts again. At most four times
+ *   the streams are in flight (tiny guests: several set-ups per stream), and a driver's own
+ *   per-host cap holds.
  * - A link at its streams takes one more move where waiting would leave that move to run on alone
  *   after everything else (list scheduling's tail) and quiet guests share the link at no cost.
  */
@@ -33,7 +34,7 @@ export interface LimitSettings {
   /**
    * auto: the link model the sharing check uses (NIC per host, per-stream ceiling), MiB/s, and
    * which of the three limits are auto (those count only migrations not about to end, and hold at
-   * most twice their number in flight; a number the plan gives is a hard cap).
+   * most OVERLAP times their number in flight; a number the plan gives is a hard cap).
    */
   links?: { nicMibps: (host: string) => number; streamMibps: number; auto?: { total: boolean; perSource: boolean; perDestination: boolean }; hostCap?: number };
 }
@@ -45,6 +46,8 @@ export function limitOn(v: LimitSettings['perSource'], host: string): number {
 
 /** QEMU's single-stream ceiling when the driver does not say (the plan schema's fleet.sim.stream_mibps). */
 const STREAM_MIBPS = schemaDefault<number>('/definitions/SimFleet/properties/stream_mibps');
+/** A guest sharing a link converges where its share is this much more than what it dirties. */
+const CONVERGE_MARGIN = 1.1;
 /** Sharing a link must add this much progress (in whole streams' worth) to be worth it. */
 const SHARE_GAIN = 0.02;
 /** How much longer than its estimate a migration may take, as a share of it, where convergence is judged. */
@@ -52,13 +55,14 @@ const SLOW = 0.5;
 /** What a tail move may cost the others on its link (in whole streams' worth; see Limits.tail). */
 const TAIL_COST = 0.05;
 /** auto: in flight at most this many times the streams (the rest are ending or in set-up). */
-const OVERLAP = 2;
+const OVERLAP = 4;
 
-/** The plan's limits (numbers or auto) as numbers per host, from the hosts' NICs and the driver's own stream ceiling and per-host cap. */
-export function resolveLimits(c: { total: Limit; perSource: Limit; perDestination: Limit }, hosts: { sources: Host[]; destinations: Host[] }, driver: { streamMibps?: number; perHostMigrations?: number }): LimitSettings & { describe: string } {
+/** The plan's limits (numbers or auto) as numbers per host, from the hosts' NICs, the driver's own stream ceiling and per-host cap, and the plan's bandwidth cap per migration. */
+export function resolveLimits(c: { total: Limit; perSource: Limit; perDestination: Limit }, hosts: { sources: Host[]; destinations: Host[] }, driver: { streamMibps?: number; perHostMigrations?: number }, bandwidthMibps?: number): LimitSettings & { describe: string } {
   const nic = new Map([...hosts.sources, ...hosts.destinations].map((h) => [h.name, nicMibpsOf(h)]));
   const nicOf = (h: string) => nic.get(h) ?? nicMibpsOf(undefined);
-  const stream = driver.streamMibps ?? STREAM_MIBPS;
+  // One stream carries at most the stream ceiling, and the plan's bandwidth cap per migration.
+  const stream = Math.min(driver.streamMibps ?? STREAM_MIBPS, bandwidthMibps ?? Infinity);
   const streams = (h: string) => Math.min(driver.perHostMigrations ?? Infinity, Math.max(1, Math.ceil(nicOf(h) / stream - 1e-9)));
   const perSource = c.perSource === 'auto' ? streams : c.perSource;
   const perDestination = c.perDestination === 'auto' ? streams : c.perDestination;
@@ -104,12 +108,15 @@ export function linkValue(flows: OnLink[], nicMibps: number, streamMibps: number
 }
 
 /**
- * Whether every guest migrating on a link still gains on what it dirties, however slowly (no
- * margin): two guests that do not, sharing a link, would neither end until one is cancelled.
+ * Whether every guest migrating on a link still gains on what it dirties by CONVERGE_MARGIN: two
+ * that do not, sharing a link, crawl (a guest dirtying 590 MiB/s at 595 sends its memory a hundred
+ * times over; an operator attack saw a move estimated at 11 s take 71 s) or would neither end
+ * until one is cancelled.
  */
 export function converges(flows: OnLink[], nicMibps: number, streamMibps: number): boolean {
   const rate = Math.min(streamMibps, nicMibps / flows.length);
-  return flows.every((f) => rate > f.dirty);
+  // One that gets as much as alone (its stream ceiling or bandwidth cap binds, not the link) loses nothing by sharing.
+  return flows.every((f) => rate >= f.alone - 1e-9 || rate > f.dirty * CONVERGE_MARGIN);
 }
 
 /** Whether adding one more migration to those on a link moves memory faster (see linkValue). */
@@ -288,9 +295,9 @@ export class Limits {
   }
 
   /**
-   * Whether every guest on the link still converges beside this migration whenever one of them
-   * starts on its memory, counting on the estimates less: one on the link now may take half as
-   * long again as expected.
+   * Whether every guest on the link still converges beside this migration (by CONVERGE_MARGIN)
+   * whenever one of them starts on its memory, counting on the estimates less: one on the link now
+   * may take half as long again as expected.
    */
   private safe(on: Flight[], m: Candidate, nic: number): boolean {
     const stream = this.settings.links!.streamMibps;

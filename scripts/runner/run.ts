@@ -62,7 +62,7 @@ export async function runBlueprint(bp: Blueprint, snap: Snapshot, settings: Sett
   });
   for (const m of bp.moves) ledger.commit(vms.get(m.vm)!, m.destination);
   const down = new Set<string>();
-  const limits = new Limits(opts.limits ?? resolveLimits(settings.concurrency, snap, driver), { now: () => driver.clock.now(), setupMs: (driver.setupS ?? 0) * 1000 });
+  const limits = new Limits(opts.limits ?? resolveLimits(settings.concurrency, snap, driver, settings.bandwidthMibps), { now: () => driver.clock.now(), setupMs: (driver.setupS ?? 0) * 1000 });
   // auto: a look again when a migration in flight comes within a set-up time of its end (Limits.nextLook).
   const looks = new AbortController();
   let lookAt = Infinity;
