@@ -101,6 +101,8 @@ export function linkValue(flows: OnLink[], nicMibps: number, streamMibps: number
   const rate = Math.min(streamMibps, nicMibps / flows.length);
   let v = 0;
   for (const f of flows) {
+    // One that cannot converge even alone adds nothing, and loses nothing.
+    if (hopeless(f)) continue;
     if (rate <= f.dirty) return -Infinity;
     v += (rate - f.dirty) / Math.max(1e-9, f.alone - f.dirty);
   }
@@ -116,7 +118,16 @@ export function linkValue(flows: OnLink[], nicMibps: number, streamMibps: number
 export function converges(flows: OnLink[], nicMibps: number, streamMibps: number): boolean {
   const rate = Math.min(streamMibps, nicMibps / flows.length);
   // One that gets as much as alone (its stream ceiling or bandwidth cap binds, not the link) loses nothing by sharing.
-  return flows.every((f) => rate >= f.alone - 1e-9 || rate > f.dirty * CONVERGE_MARGIN);
+  return flows.every((f) => hopeless(f) || rate >= f.alone - 1e-9 || rate > f.dirty * CONVERGE_MARGIN);
+}
+
+/**
+ * A guest that dirties memory as fast as it can be sent alone: its live migration runs until its
+ * deadline whatever shares its link, so it is not held to converge, and it does not hold a stream
+ * (an operator attack saw six such guests keep every quiet move off their receiver for 16 hours).
+ */
+export function hopeless(f: OnLink): boolean {
+  return f.dirty >= f.alone;
 }
 
 /** Whether adding one more migration to those on a link moves memory faster (see linkValue). */
@@ -209,7 +220,7 @@ export class Limits {
     const now = this.timing.now();
     // auto: what will share the links when this one's set-up is over.
     const start = now + this.timing.setupMs;
-    const counted = this.alive([...this.flights], start);
+    const counted = this.alive([...this.flights], start).filter((f) => !hopeless(f));
     const out = counted.filter((f) => f.source === source);
     const inn = counted.filter((f) => f.destination === destination);
     const auto = links.auto ?? { total: true, perSource: true, perDestination: true };
