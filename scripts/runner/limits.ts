@@ -21,6 +21,10 @@
  *   per-host cap holds.
  * - A link at its streams takes one more move where waiting would leave that move to run on alone
  *   after everything else (list scheduling's tail) and quiet guests share the link at no cost.
+ * - A link's streams are counted in bandwidth: those on it fill it where what each gets alone
+ *   (its stream ceiling, or the NIC at its other end) adds up to the NIC, and they share it max-min
+ *   fairly (shares): a 1 GbE source's move takes a tenth of a 10 GbE receiver, not one of its two
+ *   streams. With one NIC everywhere this is the count of streams.
  */
 import pLimit, { type LimitFunction } from 'p-limit';
 import { nicMibpsOf, type Host } from '../fleet/types.ts';
@@ -98,15 +102,37 @@ export interface OnLink {
  * -Infinity where a guest would not converge at all.
  */
 export function linkValue(flows: OnLink[], nicMibps: number, streamMibps: number): number {
-  const rate = Math.min(streamMibps, nicMibps / flows.length);
+  const rates = shares(flows, nicMibps, streamMibps);
   let v = 0;
-  for (const f of flows) {
+  for (const [i, f] of flows.entries()) {
     // One that cannot converge even alone adds nothing, and loses nothing.
     if (hopeless(f)) continue;
-    if (rate <= f.dirty) return -Infinity;
-    v += (rate - f.dirty) / Math.max(1e-9, f.alone - f.dirty);
+    if (rates[i] <= f.dirty) return -Infinity;
+    v += (rates[i] - f.dirty) / Math.max(1e-9, f.alone - f.dirty);
   }
   return v;
+}
+
+/**
+ * What each migration on a link gets: max-min fair shares of its NIC, none above what it gets
+ * alone (the stream ceiling, or the NIC at its other end: a 1 GbE source's move takes a tenth of a
+ * 10 GbE receiver, and leaves the rest to the others).
+ */
+export function shares(flows: OnLink[], nicMibps: number, streamMibps: number): number[] {
+  const cap = (f: OnLink) => Math.min(streamMibps, f.alone);
+  const order = flows.map((_, i) => i).sort((a, b) => cap(flows[a]) - cap(flows[b]));
+  const rates = new Array<number>(flows.length);
+  let left = nicMibps;
+  for (const [k, i] of order.entries()) {
+    rates[i] = Math.min(cap(flows[i]), left / (order.length - k));
+    left -= rates[i];
+  }
+  return rates;
+}
+
+/** Whether the migrations on a link fill its NIC (each at what it gets alone). */
+export function fills(flows: OnLink[], nicMibps: number, streamMibps: number): boolean {
+  return flows.reduce((a, f) => a + Math.min(streamMibps, f.alone), 0) >= nicMibps - 1e-6;
 }
 
 /**
@@ -116,9 +142,9 @@ export function linkValue(flows: OnLink[], nicMibps: number, streamMibps: number
  * until one is cancelled.
  */
 export function converges(flows: OnLink[], nicMibps: number, streamMibps: number): boolean {
-  const rate = Math.min(streamMibps, nicMibps / flows.length);
-  // One that gets as much as alone (its stream ceiling or bandwidth cap binds, not the link) loses nothing by sharing.
-  return flows.every((f) => hopeless(f) || rate >= f.alone - 1e-9 || rate > f.dirty * CONVERGE_MARGIN);
+  const rates = shares(flows, nicMibps, streamMibps);
+  // One that gets as much as alone (its stream ceiling, bandwidth cap or other end binds, not this link) loses nothing by sharing.
+  return flows.every((f, i) => hopeless(f) || rates[i] >= Math.min(streamMibps, f.alone) - 1e-9 || rates[i] > f.dirty * CONVERGE_MARGIN);
 }
 
 /**
@@ -235,7 +261,8 @@ export class Limits {
       // one's set-up is over, must still converge beside it.
       if (all.length > 0 && !converges([...all.map((f) => pace(f, start)), { dirty: start >= memoryAt ? dirty : 0, alone }], nic, links.streamMibps)) return false;
       if (!this.safe(on, added, nic)) return false;
-      if (n !== false && on.length >= n) return this.tail(on, n, added, expectedMs, behind, nic);
+      // Full: what is on the link already fills its NIC (with one NIC everywhere: its streams), or the driver's own cap is reached.
+      if (n !== false && (fills(on, nic, links.streamMibps) || on.length >= (links.hostCap ?? Infinity))) return this.tail(on, n, added, expectedMs, behind, nic);
       return this.sharing(on, added, nic);
     };
     const flying = [...this.flights];
