@@ -12,8 +12,10 @@
  *   10 GbE link that one stream does not; a guest dirtying 450 MiB/s beside any other re-sends
  *   more than the second one moves, so its memory crosses alone. A guest copying its local disk
  *   dirties nothing the link carries, so it shares the link until its memory starts.
- * - Never two guests that would not converge side by side, counting on the estimates less (one in
- *   flight may take half as long again as expected): they would neither end.
+ * - Never two guests side by side where either would get less than CONVERGE_MARGIN times what it
+ *   dirties, counting on the estimates less (one in flight may take half as long again as
+ *   expected): they would crawl, or neither end. A guest that cannot converge even alone is not
+ *   held to it and holds no stream (it runs until its deadline whatever shares its link).
  * - A migration expected to end within the driver's set-up time (from its estimate, as the run
  *   has learned it) no longer counts against the streams of its links: the next one's set-up
  *   overlaps its end instead of leaving the link idle. One overdue counts again. At most four times
