@@ -266,8 +266,8 @@ export class Limits {
       // one's set-up is over, must still converge beside it.
       if (all.length > 0 && !converges([...all.map((f) => pace(f, start)), { dirty: start >= memoryAt ? dirty : 0, alone }], nic, links.streamMibps)) return false;
       if (!this.safe(on, added, nic)) return false;
-      // Full: what is on the link already fills its NIC (with one NIC everywhere: its streams), or the driver's own cap is reached.
-      if (n !== false && (fills(on, nic, links.streamMibps) || on.length >= (links.hostCap ?? Infinity))) return this.tail(on, n, added, expectedMs, behind, nic);
+      // Full: what is on the link already fills its NIC (with one NIC everywhere: its streams). A driver's own cap is a p-limit (gates).
+      if (n !== false && fills(on, nic, links.streamMibps)) return this.tail(on, n, added, expectedMs, behind, nic);
       return this.sharing(on, added, nic);
     };
     const flying = [...this.flights];
