@@ -259,7 +259,7 @@ export class Limits {
     // A guest dirties nothing the link carries while its local disk is copied.
     const memoryAt = start + (m.diskMs ?? 0);
     const added = { dirty, alone, from: start, memoryAt, until: start + expectedMs };
-    if (auto.total && counted.length >= this.settings.total && !this.tail(counted, this.settings.total, added, expectedMs, waiting.total, Infinity)) return false;
+    if (auto.total && counted.length >= this.settings.total && !this.tail(counted, this.settings.total, added, waiting.total, Infinity)) return false;
     // Each link: at its streams, a tail move only; below, where sharing it is worth it over the time they share it.
     const fits = (on: Flight[], n: number | false, behind: number, nic: number, all: Flight[]) => {
       // Estimates err: every guest migrating on the link now, even one expected to end before this
@@ -267,7 +267,7 @@ export class Limits {
       if (all.length > 0 && !converges([...all.map((f) => pace(f, start)), { dirty: start >= memoryAt ? dirty : 0, alone }], nic, links.streamMibps)) return false;
       if (!this.safe(on, added, nic)) return false;
       // Full: what is on the link already fills its NIC (with one NIC everywhere: its streams). A driver's own cap is a p-limit (gates).
-      if (n !== false && fills(on, nic, links.streamMibps)) return this.tail(on, n, added, expectedMs, behind, nic);
+      if (n !== false && fills(on, nic, links.streamMibps)) return this.tail(on, n, added, behind, nic);
       return this.sharing(on, added, nic);
     };
     const flying = [...this.flights];
@@ -283,7 +283,8 @@ export class Limits {
    * shares). Only where sharing costs the others next to nothing (quiet guests). behindMs: the
    * moves waiting for this link.
    */
-  private tail(on: Flight[], streams: number, added: Candidate, expectedMs: number, behindMs: number, nicMibps: number): boolean {
+  private tail(on: Flight[], streams: number, added: Candidate, behindMs: number, nicMibps: number): boolean {
+    const expectedMs = added.until - added.from;
     if (!Number.isFinite(expectedMs) || on.length === 0) return false;
     const now = this.timing.now();
     let first = Infinity;
