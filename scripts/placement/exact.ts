@@ -405,6 +405,11 @@ const COVER_UP_TO = 260;
 /** Exact sets the cover may list before it gives way to the sieve. */
 const MAX_ROWS = 100_000;
 
+/** Units drawn for one set before its pair is looked up, at most (sets of up to DRAWN + 2), and draws in a row that fill no host before a kind of host gives up. */
+const DRAWN = 8;
+const DRAWN_MISSES = 2_000;
+const DRAWN_PICK = 8;
+
 /** Work one lookup of an exact set by its summed demand counts for (about what weighing as many units for a host costs). */
 const LOOKUP = 4;
 
@@ -416,7 +421,8 @@ const TIGHT = 0.97;
  * (to the unit, where demands are whole numbers). In turn, each applied only when it places every
  * waiting unit (but the last): patterns, for few kinds of VM (byPattern); the sieve, exact sets of
  * one to six units found by their summed demand (a unit, a pair, a unit and a pair, two pairs, a
- * unit and two pairs, two triples), smallest first, each placed at once, then the exact search
+ * unit and two pairs, two triples), smallest first, each placed at once (before the sets of
+ * five are listed, sets of up to eight drawn: drawn()), then the exact search
  * for what is left; up to COVER_UP_TO units, an exact cover of the units by every such set; the
  * sieve again, whose sets then stay. Returns the work spent (lookups and sets indexed).
  */
@@ -608,6 +614,8 @@ export function exactFills(m: Model, units: number[], effort: number): number {
   /** Exact sets of one to six units, smallest first, each placed as found; then the exact search for what is left. */
   function sieve(): void {
     for (let size = 1; size <= 5 && work < budget; size++) {
+      // Before the sets of five are scanned in order: sets of any size up to eight, drawn.
+      if (size === 5) drawn(Math.min(budget, work + Math.ceil((budget - work) / 2)));
       for (const kind of live()) {
         if (size === 1) {
           for (const j of singles.get(keyOf(kind.target)) ?? []) {
@@ -664,6 +672,73 @@ export function exactFills(m: Model, units: number[], effort: number): number {
       pool += m.members[h].length;
     }
     if (rest2.length > 0 && work < budget && open.length <= MAX_HOSTS && pool <= MAX_POOL) work += repack(m, open, rest2, budget - work).work;
+  }
+
+  /**
+   * Exact sets drawn, not listed: the largest unit left (or, every other time, one drawn), then
+   * units drawn that still fit, each step looking up the one unit or the pair that would fill
+   * the host exactly with them (sets of up to DRAWN + 2 units). Where demands follow one another
+   * (memory and disk as vCPU, with some noise) many sets fill a host by accident, and a listing
+   * of every set of five spends the budget on the first few units; where they do not, a kind gives
+   * up after DRAWN_MISSES draws in a row that fill nothing. Drawn by a generator seeded from
+   * the fleet, so the same input gives the same placement.
+   */
+  function drawn(until: number): void {
+    let seed = (n * 2654435761 + m.H) >>> 0;
+    const draw = (k: number) => {
+      seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+      return seed % k;
+    };
+    const set: number[] = [];
+    const here = new Float64Array(T);
+    for (const kind of live()) {
+      let misses = 0;
+      let pool = items.map((_, j) => j).filter((j) => left[j]);
+      while (kind.hosts.length > 0 && pool.length > 0 && work < until && misses < DRAWN_MISSES) {
+        misses++;
+        set.length = 0;
+        here.set(kind.target);
+        let placed = false;
+        for (let step = 0; step < 2 * DRAWN && set.length < DRAWN && !placed && work < until; step++) {
+          // Of a few units drawn that fit, the one that leaves the room most like the host's in shape.
+          let j = -1;
+          let skew = Infinity;
+          for (let c = 0; c < (step === 0 && misses % 2 === 1 ? 1 : DRAWN_PICK); c++) {
+            work++;
+            const k = step === 0 && misses % 2 === 1 ? pool[0] : pool[draw(pool.length)];
+            if (set.includes(k)) continue;
+            let fits = true;
+            let off = 0;
+            for (let i = 0; i < T && fits; i++) {
+              const r = here[i] - dem[k * T + i];
+              fits = r >= -EPS;
+              off += Math.abs(r / kind.target[i] - (here[0] - dem[k * T]) / kind.target[0]);
+            }
+            if (fits && off < skew) [j, skew] = [k, off];
+          }
+          if (j < 0) continue;
+          set.push(j);
+          for (let i = 0; i < T; i++) here[i] -= dem[j * T + i];
+          if (here.every((x) => Math.abs(x) <= EPS)) placed = commit(kind, [...set]) >= 0;
+          else {
+            work += LOOKUP;
+            for (const k of singles.get(keyOf(here)) ?? []) {
+              if (!left[k] || set.includes(k)) continue;
+              const whole = [...set, k];
+              if (equals(whole, kind.target) && commit(kind, whole) >= 0) {
+                placed = true;
+                break;
+              }
+            }
+            if (!placed && set.length >= 1) placed = withPair(kind, set);
+          }
+        }
+        if (placed) {
+          misses = 0;
+          pool = pool.filter((j) => left[j]);
+        }
+      }
+    }
   }
 
   /**
