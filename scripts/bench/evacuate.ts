@@ -5,6 +5,7 @@
  * is faster than the busiest source's out-link, the busiest destination's in-link, or the longest
  * single stream). Prints figures; asserts nothing.
  *
+ *   --seeds 11,12,13,14,15   the fleets (one per seed) of each shape
  *   --only few-big,many-small,write-heavy,local-disks,25gbe,hot-writers,few-receivers-hot,small-resident,100gbe   shapes to run (default: all)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,7 +18,7 @@ import type { EvacuationPlan, SimHost, SimVm } from '../plan/plan-types.ts';
 import { evacuate } from '../runner/evacuate.ts';
 import { seeded } from '../random.ts';
 
-const { values: args } = parseArgs({ options: { only: { type: 'string', default: 'few-big,many-small,write-heavy,local-disks,25gbe,hot-writers,few-receivers-hot,small-resident,100gbe' } } });
+const { values: args } = parseArgs({ options: { only: { type: 'string', default: 'few-big,many-small,write-heavy,local-disks,25gbe,hot-writers,few-receivers-hot,small-resident,100gbe' }, seeds: { type: 'string', default: '11,12,13,14,15' } } });
 
 type Concurrency = NonNullable<NonNullable<EvacuationPlan['migration']>['concurrency']>;
 const UNLIMITED = 1000;
@@ -89,8 +90,8 @@ const SHAPES: Shape[] = [
   },
 ];
 
-/** Fleets per shape, each from its own seed. */
-const SEEDS = [11, 12, 13, 14, 15];
+/** Fleets per shape, each from its own seed (--seeds: others, to check on fleets a change was not tuned on). */
+const SEEDS = args.seeds.split(',').map(Number);
 
 function planFor(shape: Shape, seed: number, concurrency?: Concurrency): EvacuationPlan {
   const fleet = simFleet({ seed, generate: { hosts: shape.hosts, vms: shape.vms } });
