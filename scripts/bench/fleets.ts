@@ -62,16 +62,18 @@ export function tightFleet(hosts: number, perHost: [number, number], seed: numbe
     ? [{ vcpu: 192, memory_mib: 393216, disk_gib: 2000 }, { vcpu: 384, memory_mib: 524288, disk_gib: 2000 }]
     : law === 'catalogue'
       ? [{ vcpu: 32, memory_mib: 131072, disk_gib: 640 }, { vcpu: 48, memory_mib: 196608, disk_gib: 960 }]
-      : [{ vcpu: 64, memory_mib: 262144, disk_gib: 2000 }];
+      : law === 'full-catalogue'
+        ? [{ vcpu: 64, memory_mib: 262144, disk_gib: 1280 }]
+        : [{ vcpu: 64, memory_mib: 262144, disk_gib: 2000 }];
   const dsts = Array.from({ length: hosts }, (_, i) => host(`dst-${i}`, 'Icelake-Server', caps[i % caps.length]));
   const src = host('src', 'Icelake-Server', { vcpu: 10 ** 6, memory_mib: 2 ** 40, disk_gib: 10 ** 9 });
   const vms: Vm[] = [];
-  const catalogue = law === 'catalogue' ? catalogueOf(rng) : [];
+  const catalogue = law === 'catalogue' ? catalogueOf(rng) : law === 'full-catalogue' ? CATALOGUE.map(([vcpu, gib]) => ({ vcpu, memory_mib: gib * 1024, disk_gib: 20 * vcpu })) : [];
   for (let h = 0; h < hosts; h++) {
     const cap = caps[h % caps.length];
     let k = rng.int(perHost[0], perHost[1]);
     let parts: Record<string, number[]>;
-    if (law === 'catalogue') {
+    if (law === 'catalogue' || law === 'full-catalogue') {
       const flavours = fromCatalogue(rng, catalogue, cap, perHost);
       k = flavours.length;
       parts = Object.fromEntries(Object.keys(cap).map((r) => [r, flavours.map((f) => f[r])]));
@@ -98,7 +100,7 @@ export function tightFleet(hosts: number, perHost: [number, number], seed: numbe
  * on hosts of two shapes, memory and disk following vCPU exactly, rounded down (two-shapes: each
  * host's VMs have its own memory per vCPU).
  */
-export type SizeLaw = 'independent' | 'flavours' | 'big-small' | 'two-shapes' | 'catalogue';
+export type SizeLaw = 'independent' | 'flavours' | 'big-small' | 'two-shapes' | 'catalogue' | 'full-catalogue';
 
 /**
  * A cloud's flavours (vCPU, and 2, 4 or 8 GiB a vCPU; disk 20 GiB a vCPU): a catalogue fleet

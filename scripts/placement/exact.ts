@@ -893,8 +893,11 @@ export function exactFills(m: Model, units: number[], effort: number): number {
 
 /** Kinds of VM (alike in demand and in the hosts they may use) above which byPattern gives way. */
 const MAX_TYPES = 16;
-/** Exact patterns one kind of host may have before byPattern gives way. */
+/** Exact patterns one kind of host may have before byPattern gives way (to byShare). */
 const MAX_PATTERNS = 5_000;
+/** Steps byShare's search may take for one host, and its attempts at most. */
+const SHARE_NODES = 20_000;
+const SHARE_TRIES = 200;
 
 /**
  * Fleets of few kinds of VM (flavours), nearly full: a host is filled exactly by a pattern (how
@@ -967,7 +970,8 @@ function byPattern(m: Model, items: number[], tight: number[], whole: boolean[],
     };
     if (!walk(0)) {
       spend(work);
-      return false;
+      // Too many patterns to list (a catalogue of a dozen flavours): each host in turn takes a share of what is left instead.
+      return list.length > MAX_PATTERNS && byShare(m, items, typeOf, reps, count, kinds.flat(), tight, whole, budget - work, spend);
     }
     patterns.push(list);
   }
@@ -1037,6 +1041,125 @@ function byPattern(m: Model, items: number[], tight: number[], whole: boolean[],
     }
   }
   return true;
+}
+
+/**
+ * Few kinds of VM with too many patterns to list: host after host, a pattern that fills it exactly
+ * and takes of each kind of VM about its share of what is left (the host's share of the room
+ * left, rounded up or down at random in proportion), searched depth first, largest kinds first,
+ * counts nearest that share first (at most SHARE_NODES steps a host). A fleet filled exactly by
+ * some placement keeps, host after host, a mix like the whole one, and the last host takes exactly
+ * what is left; where the last few do not split what is left, the whole is drawn again (at most
+ * SHARE_TRIES times, each cheap: a few steps a host). Seeded from the fleet. Applied only when
+ * every VM is placed.
+ */
+function byShare(m: Model, items: number[], typeOf: Int32Array, reps: number[], count: Int32Array, hosts: number[], tight: number[], whole: boolean[], budget: number, spend: (w: number) => void): boolean {
+  const { D } = m;
+  const K = reps.length;
+  const T = tight.length;
+  const size = (u: number) => tight.reduce((a, d) => a + m.dem[u * D + d], 0);
+  const order = [...reps.keys()].sort((a, b) => size(reps[b]) - size(reps[a]) || a - b);
+  const roomOf = (h: number) => Float64Array.from({ length: D }, (_, d) => Math.max(0, m.lim[h * D + d] - m.load[h * D + d]));
+  let seed = (items.length * 2654435761 + hosts.length) >>> 0;
+  const chance = () => {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    return seed / 2 ** 32;
+  };
+  const slack = (j: number) => (whole[j] ? 1 - 1e-9 : 1e-9);
+  const c = new Int32Array(K);
+  const avail = new Float64Array((K + 1) * T);
+  const lo = new Float64Array((K + 1) * T);
+  const hi = new Float64Array((K + 1) * T);
+  let work = 0;
+  for (let attempt = 0; attempt < SHARE_TRIES && work < budget; attempt++) {
+    const left = count.slice();
+    const roomLeft = new Float64Array(D);
+    for (const h of hosts) roomOf(h).forEach((x, d) => (roomLeft[d] += x));
+    const queue: number[][] = Array.from({ length: K }, () => []);
+    items.forEach((u, i) => queue[typeOf[i]].push(u));
+    const placed: number[] = [];
+    let stuck = false;
+    for (const h of hosts) {
+      if (left.every((x) => x === 0)) break;
+      const room = roomOf(h);
+      const share = tight.reduce((a, d) => a + (roomLeft[d] > 0 ? room[d] / roomLeft[d] : 0), 0) / T;
+      // From each depth on: what the kinds left could fill at most, and the least and most they take
+      // of each tight resource per unit of the first (a room they cannot fill exactly is pruned).
+      avail.fill(0, K * T);
+      lo.fill(Infinity, K * T);
+      hi.fill(-Infinity, K * T);
+      for (let i = K - 1; i >= 0; i--) {
+        const u = reps[order[i]];
+        const n = m.eligible[u][h] === 1 ? left[order[i]] : 0;
+        const first = m.dem[u * D + tight[0]];
+        for (let j = 0; j < T; j++) {
+          const dm = m.dem[u * D + tight[j]];
+          avail[i * T + j] = avail[(i + 1) * T + j] + n * dm;
+          const r = first > 0 ? dm / first : Infinity;
+          lo[i * T + j] = n > 0 ? Math.min(lo[(i + 1) * T + j], r) : lo[(i + 1) * T + j];
+          hi[i * T + j] = n > 0 ? Math.max(hi[(i + 1) * T + j], r) : hi[(i + 1) * T + j];
+        }
+      }
+      let nodes = 0;
+      const walk = (i: number): boolean => {
+        if (++nodes > SHARE_NODES) return false;
+        work++;
+        if (i === K) return tight.every((d, j) => room[d] < slack(j));
+        const first = room[tight[0]];
+        for (let j = 0; j < T; j++) {
+          const r = room[tight[j]];
+          if (r > avail[i * T + j] + slack(j)) return false;
+          if (j > 0 && Number.isFinite(hi[i * T + j]) && (r > hi[i * T + j] * first + slack(j) + 1e-9 || r < lo[i * T + j] * first - slack(j) * (hi[i * T + j] + 1) - 1e-9)) return false;
+        }
+        const t = order[i];
+        const u = reps[t];
+        let most = m.eligible[u][h] === 1 ? left[t] : 0;
+        for (let d = 0; d < D; d++) if (m.dem[u * D + d] > 0) most = Math.min(most, Math.floor((room[d] + 1e-9) / m.dem[u * D + d]));
+        const exact = left[t] * share;
+        const want = Math.min(most, Math.floor(exact) + (chance() < exact - Math.floor(exact) ? 1 : 0));
+        // Counts nearest the share first: want, want + 1, want - 1, ...
+        for (let step = 0; step <= 2 * Math.max(want, most - want); step++) {
+          const k = step % 2 === 0 ? want + step / 2 : want - (step + 1) / 2;
+          if (k < 0 || k > most) continue;
+          c[t] = k;
+          for (let d = 0; d < D; d++) room[d] -= k * m.dem[u * D + d];
+          const ok = walk(i + 1);
+          for (let d = 0; d < D; d++) room[d] += k * m.dem[u * D + d];
+          if (ok) return true;
+          if (nodes > SHARE_NODES) return false;
+        }
+        c[t] = 0;
+        return false;
+      };
+      if (!walk(0)) {
+        stuck = true;
+        break;
+      }
+      for (let t = 0; t < K; t++) {
+        for (let x = 0; x < c[t]; x++) {
+          const v = queue[t].pop()!;
+          if (!m.room(v, h) || m.eligible[v][h] !== 1) {
+            stuck = true;
+            break;
+          }
+          m.insert(v, h);
+          placed.push(v);
+        }
+        left[t] -= c[t];
+      }
+      if (stuck) break;
+      // (walk leaves room as it found it: the host's room before this pattern.)
+      for (let d = 0; d < D; d++) roomLeft[d] = Math.max(0, roomLeft[d] - room[d]);
+    }
+    if (!stuck && left.every((x) => x === 0)) {
+      spend(work);
+      return true;
+    }
+    for (const v of placed) m.remove(v);
+    work += placed.length;
+  }
+  spend(work);
+  return false;
 }
 
 /** Chains of ids by an integer key (open addressing): the first id of a key, and each id's next. */
