@@ -54,7 +54,7 @@ export function largeFleet(vms: number, sources: number, destinations: number, s
  * `hosts` identical destinations, each cut into VMs whose sizes add up exactly to its capacity
  * in every resource: a placement of every VM exists, with no room to spare.
  */
-export function tightFleet(hosts: number, perHost: [number, number], seed: number, law: SizeLaw = 'independent'): PlacementInput {
+export function tightFleet(hosts: number, perHost: [number, number], seed: number, law: SizeLaw = 'independent', opts: { antiGroups?: number } = {}): PlacementInput {
   const rng = seeded(seed);
   // two-shapes: every other host is like a 48-thread / 384 GiB machine, the rest like a 96 / 512 GiB one (vCPU overcommitted 4x).
   // catalogue: like 32-thread / 128 GiB and 48 / 192 GiB machines (memory after reserve), not overcommitted.
@@ -68,6 +68,7 @@ export function tightFleet(hosts: number, perHost: [number, number], seed: numbe
   const dsts = Array.from({ length: hosts }, (_, i) => host(`dst-${i}`, 'Icelake-Server', caps[i % caps.length]));
   const src = host('src', 'Icelake-Server', { vcpu: 10 ** 6, memory_mib: 2 ** 40, disk_gib: 10 ** 9 });
   const vms: Vm[] = [];
+  const hiddenOf = new Map<string, number>();
   const catalogue = law === 'catalogue' ? catalogueOf(rng) : law === 'full-catalogue' ? CATALOGUE.map(([vcpu, gib]) => ({ vcpu, memory_mib: gib * 1024, disk_gib: 20 * vcpu })) : [];
   for (let h = 0; h < hosts; h++) {
     const cap = caps[h % caps.length];
@@ -84,7 +85,21 @@ export function tightFleet(hosts: number, perHost: [number, number], seed: numbe
     }
     for (let j = 0; j < k; j++) {
       const name = `vm-${vms.length}`;
+      hiddenOf.set(name, h);
       vms.push({ name, uuid: name, host: 'src', state: 'running', storage: 'local', cpuModel: 'Icelake-Server', resources: Object.fromEntries(Object.keys(cap).map((r) => [r, parts[r][j]])) });
+    }
+    // antiGroups: the hosts in blocks of that many; two anti-affinity groups a block, each with the
+    // largest (then a drawn) VM of each host in it (the hidden placement keeps them apart).
+    const g = opts.antiGroups ?? 0;
+    if (g > 1 && h % g === g - 1) {
+      for (let t = 0; t < 2; t++) {
+        for (let b = h - g + 1; b <= h; b++) {
+          const mine = vms.filter((v) => hiddenOf.get(v.name) === b && !v.antiAffinity);
+          if (mine.length === 0) continue;
+          const pick = t === 0 ? mine.reduce((a, v) => (v.resources.memory_mib > a.resources.memory_mib ? v : a)) : mine[rng.int(0, mine.length - 1)];
+          pick.antiAffinity = `aa-${h}-${t}`;
+        }
+      }
     }
   }
   // Shuffle, so the order says nothing of the hidden placement.

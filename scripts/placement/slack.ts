@@ -15,14 +15,16 @@ const EPS = 1e-9;
 /** Nodes one host's search may visit before it takes the best set found so far. */
 const NODES_PER_HOST = 60_000;
 
-/** Rebuild by minimum bin slack; returns the work spent. Only for units without anti-affinity or affinity partners beyond themselves (others stay where they are). */
+/** Rebuild by minimum bin slack; returns the work spent. Affinity groups are units already; anti-affinity holds within each host's set and against what stays on the host. */
 export function minimumSlack(m: Model, budget: number): number {
   const before = placedCount(m);
   const saved = m.snapshot();
   const { D } = m;
-  // Units that trade freely: no anti-affinity group (a group makes the sets interact across hosts).
+  // Every unit is rebuilt, members of anti-affinity groups too: a set never holds two members of
+  // a group, nor one whose group already has a member on the host (fleets where most VMs are in
+  // groups of a few left this pass nothing to move).
   const free: number[] = [];
-  for (let u = 0; u < m.U; u++) if (m.groups[u].length === 0 && !m.torn[u] && m.eligibleList[u].length > 0) free.push(u);
+  for (let u = 0; u < m.U; u++) if (!m.torn[u] && m.eligibleList[u].length > 0) free.push(u);
   if (free.length === 0) return 0;
   for (const u of free) m.remove(u);
   // Largest first (by the model's weight), so each search starts from what is hardest to place.
@@ -37,7 +39,7 @@ export function minimumSlack(m: Model, budget: number): number {
   for (const [i, h] of hosts.entries()) {
     if (left === 0 || work >= budget) break;
     for (let d = 0; d < D; d++) rest[d] = m.lim[h * D + d] - m.load[h * D + d];
-    const cands = free.filter((u) => waiting[u] && m.eligible[u][h] === 1 && fitsIn(m, u, rest));
+    const cands = free.filter((u) => waiting[u] && m.eligible[u][h] === 1 && m.apart(u, h) && fitsIn(m, u, rest));
     if (cands.length === 0) continue;
     // No host may take more than its share of what is left, so that the last hosts get their turn.
     const found = bestSet(m, cands, rest, Math.min(NODES_PER_HOST, Math.ceil((budget - work) / (hosts.length - i))));
@@ -102,8 +104,15 @@ function bestSet(m: Model, cands: number[], rest: Float64Array, maxNodes: number
     for (let d = 0; d < D; d++) if (Math.abs(m.dem[u * D + d] - rest[d]) > EPS) return false;
     return true;
   };
+  // Members in the set per anti-affinity group: a second one is never taken.
+  const inSet = new Map<number, number>();
+  const clash = (u: number) => {
+    for (const g of m.groups[u]) if ((inSet.get(g) ?? 0) > 0) return true;
+    return false;
+  };
   const take = (u: number, sign: 1 | -1) => {
     for (let d = 0; d < D; d++) rest[d] -= sign * m.dem[u * D + d];
+    for (const g of m.groups[u]) inSet.set(g, (inSet.get(g) ?? 0) + sign);
   };
   const dfs = (from: number): boolean => {
     nodes++;
@@ -114,7 +123,7 @@ function bestSet(m: Model, cands: number[], rest: Float64Array, maxNodes: number
       if (s <= EPS) return true;
     }
     if (nodes >= maxNodes) return true;
-    const exact = byDemand.get(keyOf((d) => rest[d]))?.find((i) => i >= from && exactly(cands[i]));
+    const exact = byDemand.get(keyOf((d) => rest[d]))?.find((i) => i >= from && exactly(cands[i]) && !clash(cands[i]));
     if (exact !== undefined) {
       best = [...chosen, cands[exact]];
       bestSlack = 0;
@@ -124,7 +133,7 @@ function bestSet(m: Model, cands: number[], rest: Float64Array, maxNodes: number
       const u = cands[i];
       // Every candidate weighed counts, not only the nodes entered.
       if (++nodes >= maxNodes) return true;
-      if (!fitsIn(m, u, rest)) continue;
+      if (!fitsIn(m, u, rest) || clash(u)) continue;
       chosen.push(u);
       take(u, 1);
       const stop = dfs(i + 1);
@@ -140,5 +149,6 @@ function bestSet(m: Model, cands: number[], rest: Float64Array, maxNodes: number
   dfs(1);
   take(cands[0], -1);
   for (let d = 0; d < D; d++) rest[d] = cap[d];
+  inSet.clear();
   return { set: best, nodes };
 }
