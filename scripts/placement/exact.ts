@@ -898,6 +898,10 @@ const MAX_PATTERNS = 5_000;
 /** Steps byShare's search may take for one host, and its attempts at most. */
 const SHARE_NODES = 20_000;
 const SHARE_TRIES = 200;
+/** Times one attempt of byShare takes back its last hosts (2 at first, twice as many every 16 times) before it gives up. */
+const SHARE_BACKS = 64;
+/** Exact patterns byShare weighs for one host before it takes the nearest. */
+const SHARE_FOUND = 20;
 
 /**
  * Fleets of few kinds of VM (flavours), nearly full: a host is filled exactly by a pattern (how
@@ -1066,6 +1070,7 @@ function byShare(m: Model, items: number[], typeOf: Int32Array, reps: number[], 
     return seed / 2 ** 32;
   };
   const slack = (j: number) => (whole[j] ? 1 - 1e-9 : 1e-9);
+  const typeOfUnit = new Map(items.map((u, i) => [u, typeOf[i]]));
   const c = new Int32Array(K);
   const avail = new Float64Array((K + 1) * T);
   const lo = new Float64Array((K + 1) * T);
@@ -1078,8 +1083,13 @@ function byShare(m: Model, items: number[], typeOf: Int32Array, reps: number[], 
     const queue: number[][] = Array.from({ length: K }, () => []);
     items.forEach((u, i) => queue[typeOf[i]].push(u));
     const placed: number[] = [];
+    // The hosts filled, in order: where one cannot be filled, the last few are taken back and
+    // drawn again (more of them each time), before the whole attempt is.
+    const stack: { h: number; units: number[]; counts: Int32Array; room: Float64Array }[] = [];
+    let backs = 0;
     let stuck = false;
-    for (const h of hosts) {
+    for (let at = 0; at < hosts.length; ) {
+      const h = hosts[at];
       if (left.every((x) => x === 0)) break;
       const room = roomOf(h);
       const share = tight.reduce((a, d) => a + (roomLeft[d] > 0 ? room[d] / roomLeft[d] : 0), 0) / T;
@@ -1101,10 +1111,26 @@ function byShare(m: Model, items: number[], typeOf: Int32Array, reps: number[], 
         }
       }
       let nodes = 0;
+      // Of the exact patterns found (at most SHARE_FOUND), the one nearest the shares, each kind's
+      // miss weighed by how few of it are left (a scarce kind overused strands the last hosts).
+      let found = 0;
+      let bestCost = Infinity;
+      const best = new Int32Array(K);
+      const want = new Float64Array(K);
+      for (let t = 0; t < K; t++) want[t] = left[t] * share;
       const walk = (i: number): boolean => {
-        if (++nodes > SHARE_NODES) return false;
+        if (++nodes > SHARE_NODES) return found > 0;
         work++;
-        if (i === K) return tight.every((d, j) => room[d] < slack(j));
+        if (i === K) {
+          if (!tight.every((d, j) => room[d] < slack(j))) return false;
+          let cost = 0;
+          for (let t = 0; t < K; t++) cost += (c[t] - want[t]) ** 2 / (left[t] + 1);
+          if (cost < bestCost) {
+            bestCost = cost;
+            best.set(c);
+          }
+          return ++found >= SHARE_FOUND;
+        }
         const first = room[tight[0]];
         for (let j = 0; j < T; j++) {
           const r = room[tight[j]];
@@ -1115,26 +1141,44 @@ function byShare(m: Model, items: number[], typeOf: Int32Array, reps: number[], 
         const u = reps[t];
         let most = m.eligible[u][h] === 1 ? left[t] : 0;
         for (let d = 0; d < D; d++) if (m.dem[u * D + d] > 0) most = Math.min(most, Math.floor((room[d] + 1e-9) / m.dem[u * D + d]));
-        const exact = left[t] * share;
-        const want = Math.min(most, Math.floor(exact) + (chance() < exact - Math.floor(exact) ? 1 : 0));
-        // Counts nearest the share first: want, want + 1, want - 1, ...
-        for (let step = 0; step <= 2 * Math.max(want, most - want); step++) {
-          const k = step % 2 === 0 ? want + step / 2 : want - (step + 1) / 2;
+        const exact = want[t];
+        const near = Math.min(most, Math.floor(exact) + (chance() < exact - Math.floor(exact) ? 1 : 0));
+        // Counts nearest the share first: near, near + 1, near - 1, ...
+        for (let step = 0; step <= 2 * Math.max(near, most - near); step++) {
+          const k = step % 2 === 0 ? near + step / 2 : near - (step + 1) / 2;
           if (k < 0 || k > most) continue;
           c[t] = k;
           for (let d = 0; d < D; d++) room[d] -= k * m.dem[u * D + d];
           const ok = walk(i + 1);
           for (let d = 0; d < D; d++) room[d] += k * m.dem[u * D + d];
           if (ok) return true;
-          if (nodes > SHARE_NODES) return false;
+          if (nodes > SHARE_NODES) return found > 0;
         }
         c[t] = 0;
         return false;
       };
-      if (!walk(0)) {
-        stuck = true;
-        break;
+      walk(0);
+      c.set(best);
+      if (found === 0) {
+        if (stack.length === 0 || ++backs > SHARE_BACKS) {
+          stuck = true;
+          break;
+        }
+        const back = Math.min(stack.length, 2 << Math.floor(backs / 16));
+        for (let b = 0; b < back; b++) {
+          const f = stack.pop()!;
+          for (const v of f.units) {
+            m.remove(v);
+            queue[typeOfUnit.get(v)!].push(v);
+          }
+          for (let t = 0; t < K; t++) left[t] += f.counts[t];
+          for (let d = 0; d < D; d++) roomLeft[d] += f.room[d];
+          work += f.units.length;
+        }
+        at -= back;
+        continue;
       }
+      const units: number[] = [];
       for (let t = 0; t < K; t++) {
         for (let x = 0; x < c[t]; x++) {
           const v = queue[t].pop()!;
@@ -1144,18 +1188,22 @@ function byShare(m: Model, items: number[], typeOf: Int32Array, reps: number[], 
           }
           m.insert(v, h);
           placed.push(v);
+          units.push(v);
         }
+        if (stuck) break;
         left[t] -= c[t];
       }
       if (stuck) break;
+      stack.push({ h, units, counts: c.slice(), room });
       // (walk leaves room as it found it: the host's room before this pattern.)
       for (let d = 0; d < D; d++) roomLeft[d] = Math.max(0, roomLeft[d] - room[d]);
+      at++;
     }
     if (!stuck && left.every((x) => x === 0)) {
       spend(work);
       return true;
     }
-    for (const v of placed) m.remove(v);
+    for (const v of placed) if (m.at[v] >= 0) m.remove(v);
     work += placed.length;
   }
   spend(work);
