@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Host, Vm } from '../scripts/fleet/types.ts';
 import { demandOf } from '../scripts/fleet/types.ts';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { asPlacement, readKnown, readSet } from '../scripts/bench/vbp.ts';
 import { busyFleet, ffdFleet, firstFitDecreasingFleet, tightFleet } from '../scripts/bench/fleets.ts';
@@ -333,7 +334,7 @@ describe('the exact component (exact.ts): bin completion over a neighbourhood', 
     // seeds: 86.8% and 94.6% before the nearest of several patterns and taking back the last hosts;
     // seeds 31-40 now complete 7 of 10).
     for (const seed of [32, 33]) {
-      const small = place(tightFleet(100, [2, 12], seed, 'full-catalogue', { cap: { vcpu: 32, memory_mib: 131072, disk_gib: 640 } }));
+      const small = place(tightFleet(100, [2, 12], seed, 'full-catalogue', { caps: [{ vcpu: 32, memory_mib: 131072, disk_gib: 640 }] }));
       expect(small.unplaced.map((u) => u.vm), `100 hosts of 32 / 128 GiB, seed ${seed}`).toEqual([]);
     }
   });
@@ -352,6 +353,16 @@ describe('the exact component (exact.ts): bin completion over a neighbourhood', 
         seen.add(`${g}@${a.destination}`);
       }
     }
+  });
+
+  it('completes an operator attack\'s exactly-full fleet of the fifteen flavours on hosts of two shapes whose memory per vCPU differs (4.3 and 2 GiB, vCPU overcommitted 2x after a reserve): the shape with fewer patterns takes its flavours first (the code before placed 1,537 of its 1,637 VMs)', () => {
+    const fixture = JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures/two-shape-catalogue.json'), 'utf8')) as { vms: [number, number][] };
+    const shapes = [{ vcpu: 32, memory_mib: 266240, disk_gib: 1200 }, { vcpu: 48, memory_mib: 200704, disk_gib: 1840 }];
+    const hosts: Host[] = Array.from({ length: 100 }, (_, i) => ({ name: `d${i}`, uuid: `d${i}`, cpuModel: 'Icelake-Server', hypervisor: { type: 'QEMU', version: '8.2.0' }, capacity: { ...shapes[i % 2] }, labels: {} }));
+    const vms: Vm[] = fixture.vms.map(([vcpu, gib], i) => ({ name: `v${i}`, uuid: `v${i}`, host: 'src', state: 'running', storage: 'local', cpuModel: 'Icelake-Server', resources: { vcpu, memory_mib: gib * 1024, disk_gib: 20 * vcpu } }));
+    const src: Host = { name: 'src', uuid: 'src', cpuModel: 'Icelake-Server', hypervisor: { type: 'QEMU', version: '8.2.0' }, capacity: { vcpu: 10 ** 6, memory_mib: 2 ** 40, disk_gib: 10 ** 9 }, labels: {} };
+    const out = place({ vms, destinations: hosts, sources: [src], residents: [], settings: { overcommit: { vcpu: 2, memory_mib: 1, disk_gib: 1 }, reserve: { vcpu: 2, memory_mib: 4096 }, maxUtilization: 1, groups: [], policy: 'pack', seed: 1 } });
+    expect(out.unplaced.map((u) => u.vm)).toEqual([]);
   });
 
   it('places identical VMs that fill their hosts exactly (every four fill a host: the exact sets are millions; the cover used to list them until the process ran out of memory)', () => {

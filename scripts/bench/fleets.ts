@@ -54,7 +54,7 @@ export function largeFleet(vms: number, sources: number, destinations: number, s
  * `hosts` identical destinations, each cut into VMs whose sizes add up exactly to its capacity
  * in every resource: a placement of every VM exists, with no room to spare.
  */
-export function tightFleet(hosts: number, perHost: [number, number], seed: number, law: SizeLaw = 'independent', opts: { antiGroups?: number; cap?: Resources } = {}): PlacementInput {
+export function tightFleet(hosts: number, perHost: [number, number], seed: number, law: SizeLaw = 'independent', opts: { antiGroups?: number; caps?: Resources[] } = {}): PlacementInput {
   const rng = seeded(seed);
   // two-shapes: every other host is like a 48-thread / 384 GiB machine, the rest like a 96 / 512 GiB one (vCPU overcommitted 4x).
   // catalogue: like 32-thread / 128 GiB and 48 / 192 GiB machines (memory after reserve), not overcommitted.
@@ -63,7 +63,7 @@ export function tightFleet(hosts: number, perHost: [number, number], seed: numbe
     : law === 'catalogue'
       ? [{ vcpu: 32, memory_mib: 131072, disk_gib: 640 }, { vcpu: 48, memory_mib: 196608, disk_gib: 960 }]
       : law === 'full-catalogue'
-        ? [opts.cap ?? { vcpu: 64, memory_mib: 262144, disk_gib: 1280 }]
+        ? opts.caps ?? [{ vcpu: 64, memory_mib: 262144, disk_gib: 1280 }]
         : [{ vcpu: 64, memory_mib: 262144, disk_gib: 2000 }];
   const dsts = Array.from({ length: hosts }, (_, i) => host(`dst-${i}`, 'Icelake-Server', caps[i % caps.length]));
   const src = host('src', 'Icelake-Server', { vcpu: 10 ** 6, memory_mib: 2 ** 40, disk_gib: 10 ** 9 });

@@ -948,13 +948,20 @@ function byPattern(m: Model, items: number[], tight: number[], whole: boolean[],
   const kinds = [...hostKinds.values()];
   // Each kind's exact patterns: counts per kind of VM that fill its room exactly in the tight resources (to the unit where whole).
   const patterns: Int32Array[][] = [];
+  // How many exact patterns each kind of host has for the work it took to find them (fewest: the
+  // most constrained), and whether they could all be listed.
+  const many: number[] = [];
+  let unlisted = false;
   for (const hosts of kinds) {
+    const from = work;
+    // Each kind of host lists its patterns with at most a quarter of the budget shared among the kinds: the rest is for the search.
+    const cap = Math.min(budget, work + Math.ceil(budget / (4 * kinds.length)));
     const h = hosts[0];
     const room = Float64Array.from({ length: D }, (_, d) => m.lim[h * D + d] - m.load[h * D + d]);
     const list: Int32Array[] = [];
     const c = new Int32Array(K);
     const walk = (t: number): boolean => {
-      if (++work > budget) return false;
+      if (++work > cap) return false;
       if (t === K) {
         if (tight.every((d, i) => (whole[i] ? room[d] < 1 - 1e-9 : room[d] <= 1e-9))) list.push(c.slice());
         return list.length <= MAX_PATTERNS;
@@ -972,12 +979,19 @@ function byPattern(m: Model, items: number[], tight: number[], whole: boolean[],
       c[t] = 0;
       return true;
     };
-    if (!walk(0)) {
-      spend(work);
-      // Too many patterns to list (a catalogue of a dozen flavours): each host in turn takes a share of what is left instead.
-      return list.length > MAX_PATTERNS && byShare(m, items, typeOf, reps, count, kinds.flat(), tight, whole, budget - work, spend);
-    }
+    if (!walk(0)) unlisted = true;
+    many.push(list.length / Math.max(1, work - from));
     patterns.push(list);
+  }
+  if (unlisted) {
+    spend(work);
+    // Too many patterns to list (a catalogue of a dozen flavours): each host in turn takes a share
+    // of what is left instead, kind of host after kind of host, those with fewest patterns for the
+    // work first (hosts of 2 GiB a vCPU fill only with the flavours of 2 GiB and the few that
+    // complete them: they take those before hosts that could use any); attempts take the kinds in
+    // turn first, as that guess can be wrong.
+    const first = kinds.map((_, k) => k).sort((a, b) => many[a] - many[b] || a - b);
+    return byShare(m, items, typeOf, reps, count, first.map((k) => kinds[k]), tight, whole, budget - work, spend);
   }
   // Hosts kind by kind; for each kind of VM, the most the hosts from slot i on could take.
   const slots = kinds.flatMap((hosts, k) => hosts.map((h) => ({ h, k })));
@@ -1057,14 +1071,15 @@ function byPattern(m: Model, items: number[], tight: number[], whole: boolean[],
  * SHARE_TRIES times, each cheap: a few steps a host). Seeded from the fleet. Applied only when
  * every VM is placed.
  */
-function byShare(m: Model, items: number[], typeOf: Int32Array, reps: number[], count: Int32Array, hosts: number[], tight: number[], whole: boolean[], budget: number, spend: (w: number) => void): boolean {
+function byShare(m: Model, items: number[], typeOf: Int32Array, reps: number[], count: Int32Array, groups: number[][], tight: number[], whole: boolean[], budget: number, spend: (w: number) => void): boolean {
+  const all = groups.flat();
   const { D } = m;
   const K = reps.length;
   const T = tight.length;
   const size = (u: number) => tight.reduce((a, d) => a + m.dem[u * D + d], 0);
   const order = [...reps.keys()].sort((a, b) => size(reps[b]) - size(reps[a]) || a - b);
   const roomOf = (h: number) => Float64Array.from({ length: D }, (_, d) => Math.max(0, m.lim[h * D + d] - m.load[h * D + d]));
-  let seed = (items.length * 2654435761 + hosts.length) >>> 0;
+  let seed = (items.length * 2654435761 + all.length) >>> 0;
   const chance = () => {
     seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
     return seed / 2 ** 32;
@@ -1077,6 +1092,9 @@ function byShare(m: Model, items: number[], typeOf: Int32Array, reps: number[], 
   const hi = new Float64Array((K + 1) * T);
   let work = 0;
   for (let attempt = 0; attempt < SHARE_TRIES && work < budget; attempt++) {
+    // The kinds of host from the one this attempt starts with.
+    const start = attempt % groups.length;
+    const hosts = [...groups.slice(start), ...groups.slice(0, start)].flat();
     const left = count.slice();
     const roomLeft = new Float64Array(D);
     for (const h of hosts) roomOf(h).forEach((x, d) => (roomLeft[d] += x));
