@@ -16,7 +16,7 @@
  * kinds of VM (byPattern), else a sieve of exact sets looked up by summed demand and, up to
  * COVER_UP_TO units, an exact cover of the units by every exact set of up to six.
  */
-import { shuffle, type Random } from '../random.ts';
+import { seeded, shuffle, type Random } from '../random.ts';
 import type { Model } from './model.ts';
 
 const EPS = 1e-9;
@@ -684,11 +684,8 @@ export function exactFills(m: Model, units: number[], effort: number): number {
    * the fleet, so the same input gives the same placement.
    */
   function drawn(until: number): void {
-    let seed = (n * 2654435761 + m.H) >>> 0;
-    const draw = (k: number) => {
-      seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-      return seed % k;
-    };
+    const rng = seeded(n * 7919 + m.H);
+    const draw = (k: number) => rng.int(0, k - 1);
     const set: number[] = [];
     const here = new Float64Array(T);
     for (const kind of live()) {
@@ -1079,11 +1076,8 @@ function byShare(m: Model, items: number[], typeOf: Int32Array, reps: number[], 
   const size = (u: number) => tight.reduce((a, d) => a + m.dem[u * D + d], 0);
   const order = [...reps.keys()].sort((a, b) => size(reps[b]) - size(reps[a]) || a - b);
   const roomOf = (h: number) => Float64Array.from({ length: D }, (_, d) => Math.max(0, m.lim[h * D + d] - m.load[h * D + d]));
-  let seed = (items.length * 2654435761 + all.length) >>> 0;
-  const chance = () => {
-    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-    return seed / 2 ** 32;
-  };
+  const rng = seeded(items.length * 7919 + all.length);
+  const chance = () => rng.int(0, 2 ** 30 - 1) / 2 ** 30;
   const slack = (j: number) => (whole[j] ? 1 - 1e-9 : 1e-9);
   const typeOfUnit = new Map(items.map((u, i) => [u, typeOf[i]]));
   const c = new Int32Array(K);
