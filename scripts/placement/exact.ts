@@ -472,6 +472,12 @@ export function exactFills(m: Model, units: number[], effort: number): number {
   const widest = new Float64Array(T);
   for (const k of kinds.values()) k.target.forEach((x, i) => (widest[i] = Math.max(widest[i], x)));
 
+  // Few kinds of VM (flavours): how many of each kind every host takes, searched over exact patterns
+  // (before the pairs are indexed: a fleet of thousands of VMs has too many pairs, not too many kinds).
+  if (byPattern(m, items, tight, whole, Math.min(budget - work, Math.ceil(effort / 4)), (w) => (work += w))) return work;
+  // A catalogue whose shares filled most hosts but not the last few: what is left, on the hosts
+  // left, is a small fleet of its own.
+  if (items.some((u) => m.at[u] >= 0)) return work + exactFills(m, items.filter((u) => m.at[u] < 0), Math.max(0, effort - work));
   // Singles and pairs by summed demand (chains through next).
   const singles = new Map<number, number[]>();
   for (let j = 0; j < n; j++) {
@@ -589,8 +595,6 @@ export function exactFills(m: Model, units: number[], effort: number): number {
   };
   const saved = m.snapshot();
   const allPlaced = () => items.every((u) => m.at[u] >= 0);
-  // Few kinds of VM (flavours): how many of each kind every host takes, searched over exact patterns.
-  if (byPattern(m, items, tight, whole, Math.min(budget - work, Math.ceil(effort / 4)), (w) => (work += w))) return work;
   const again = () => {
     m.restore(saved);
     left.fill(1);
@@ -897,20 +901,30 @@ const SHARE_NODES = 20_000;
 const SHARE_TRIES = 200;
 /** Times one attempt of byShare takes back its last hosts (2 at first, twice as many every 16 times) before it gives up. */
 const SHARE_BACKS = 64;
+/** An attempt of byShare gives up after this part of its budget. */
+const SHARE_SLICE = 6;
 /** Exact patterns byShare weighs for one host before it takes the nearest. */
 const SHARE_FOUND = 20;
+/** Share of the VMs the best attempt of byShare must place for its placement to stay when no attempt places all. */
+const SHARE_KEEP = 0.9;
+/**
+ * ... and the hosts must be alike (at least this many a kind): hosts left of the same shapes are a
+ * small fleet of their own. Where each host has its own room (VMs already on them), the last
+ * hosts' rooms are what the VMs left cannot fill, and the sieve does better from the start.
+ */
+const SHARE_ALIKE = 4;
 
 /**
  * Fleets of few kinds of VM (flavours), nearly full: a host is filled exactly by a pattern (how
  * many VMs of each kind), and the patterns of every kind of host are listed; then hosts, kind by
  * kind, each take a pattern (within a kind in the order of the list, as its hosts are alike),
  * depth first, until every VM has a host, pruned where a kind of VM has more left than the hosts
- * left could take. Applied only when every VM is placed. Units in anti-affinity groups: not here.
+ * left could take. Applied only when every VM is placed. Members of anti-affinity groups are
+ * taken first, each onto a host with no member of its groups (takeApart).
  * spend(work) counts the work; returns whether everything was placed.
  */
 function byPattern(m: Model, items: number[], tight: number[], whole: boolean[], budget: number, spend: (w: number) => void): boolean {
   const { D } = m;
-  if (items.some((u) => m.groups[u].length > 0)) return false;
   // Kinds of VM: the same demand and the same hosts (the model shares one mask per class).
   const masks = new Map<Uint8Array, number>();
   const typeKey = new Map<string, number>();
@@ -1039,14 +1053,15 @@ function byPattern(m: Model, items: number[], tight: number[], whole: boolean[],
   // Place: each host takes its pattern's counts, VMs of each kind in turn.
   const queue: number[][] = Array.from({ length: K }, () => []);
   items.forEach((u, i) => queue[typeOf[i]].push(u));
+  for (const q of queue) byGroupsLast(m, q);
   const placed: number[] = [];
   for (const [i, p] of chosen.entries()) {
     if (p < 0) continue;
     const { h, k } = slots[i];
     for (let t = 0; t < K; t++) {
       for (let x = 0; x < patterns[k][p][t]; x++) {
-        const u = queue[t].pop()!;
-        if (!m.room(u, h) || m.eligible[u][h] !== 1) {
+        const u = takeApart(m, queue[t], h);
+        if (u < 0 || !m.room(u, h) || m.eligible[u][h] !== 1) {
           for (const v of placed) m.remove(v);
           return false;
         }
@@ -1085,26 +1100,54 @@ function byShare(m: Model, items: number[], typeOf: Int32Array, reps: number[], 
   const lo = new Float64Array((K + 1) * T);
   const hi = new Float64Array((K + 1) * T);
   let work = 0;
+  // The attempt that placed most (VMs and their hosts): left in place where none places every VM.
+  let bestUnits: number[] = [];
+  let bestHosts: number[] = [];
+  // Hosts of several kinds: each kind's part of each kind of VM (what its room needs, nearest the
+  // plain shares), so that hosts take their share of their kind's part, not of the whole.
+  const G = groups.length;
+  const kindOf = new Map<number, number>();
+  groups.forEach((list, g) => list.forEach((h) => kindOf.set(h, g)));
+  const split = G > 1 ? splitByKind(m, reps, count, groups, tight, whole) : undefined;
+  if (split) work += split.work;
+  // The most VMs an attempt placed without the parts and with them.
+  const placedBy = [0, 0];
   for (let attempt = 0; attempt < SHARE_TRIES && work < budget; attempt++) {
-    // The kinds of host from the one this attempt starts with.
-    const start = attempt % groups.length;
+    // The kinds of host from the one this attempt starts with. With several kinds, the first
+    // attempts take their shares of the kinds' parts (split) and of the whole in turn, each kind
+    // first in turn; then the way that placed more (the parts set the shapes apart; the whole is
+    // what works where the parts mislead).
+    const early = split !== undefined && attempt < 2 * G;
+    const withParts = split !== undefined && (early ? attempt % 2 === 1 : placedBy[1] >= placedBy[0]);
+    const start = (early ? Math.floor(attempt / 2) : attempt) % G;
+    const cap = work + Math.ceil(budget / SHARE_SLICE);
     const hosts = [...groups.slice(start), ...groups.slice(0, start)].flat();
     const left = count.slice();
     const roomLeft = new Float64Array(D);
     for (const h of hosts) roomOf(h).forEach((x, d) => (roomLeft[d] += x));
+    const partLeft = withParts ? split.part.slice() : undefined;
+    const roomOfKind = new Float64Array(G * D);
+    for (const h of hosts) roomOf(h).forEach((x, d) => (roomOfKind[kindOf.get(h)! * D + d] += x));
     const queue: number[][] = Array.from({ length: K }, () => []);
     items.forEach((u, i) => queue[typeOf[i]].push(u));
+    for (const q of queue) byGroupsLast(m, q);
     const placed: number[] = [];
     // The hosts filled, in order: where one cannot be filled, the last few are taken back and
     // drawn again (more of them each time), before the whole attempt is.
-    const stack: { h: number; units: number[]; counts: Int32Array; room: Float64Array }[] = [];
+    const stack: { at: number; g: number; units: number[]; counts: Int32Array; room: Float64Array }[] = [];
     let backs = 0;
     let stuck = false;
     for (let at = 0; at < hosts.length; ) {
       const h = hosts[at];
       if (left.every((x) => x === 0)) break;
+      if (work > cap) {
+        stuck = true;
+        break;
+      }
       const room = roomOf(h);
-      const share = tight.reduce((a, d) => a + (roomLeft[d] > 0 ? room[d] / roomLeft[d] : 0), 0) / T;
+      const g = kindOf.get(h)!;
+      const whole = partLeft ? roomOfKind.subarray(g * D, (g + 1) * D) : roomLeft;
+      const share = tight.reduce((a, d) => a + (whole[d] > 0 ? room[d] / whole[d] : 0), 0) / T;
       // From each depth on: what the kinds left could fill at most, and the least and most they take
       // of each tight resource per unit of the first (a room they cannot fill exactly is pruned).
       avail.fill(0, K * T);
@@ -1129,14 +1172,17 @@ function byShare(m: Model, items: number[], typeOf: Int32Array, reps: number[], 
       let bestCost = Infinity;
       const best = new Int32Array(K);
       const want = new Float64Array(K);
-      for (let t = 0; t < K; t++) want[t] = left[t] * share;
+      // What this host's kind has left of each kind of VM (its part, or everything left).
+      const mine = new Float64Array(K);
+      for (let t = 0; t < K; t++) mine[t] = partLeft ? Math.min(left[t], Math.max(0, partLeft[t * G + g])) : left[t];
+      for (let t = 0; t < K; t++) want[t] = mine[t] * share;
       const walk = (i: number): boolean => {
         if (++nodes > SHARE_NODES) return found > 0;
         work++;
         if (i === K) {
           if (!tight.every((d, j) => room[d] < slack(j))) return false;
           let cost = 0;
-          for (let t = 0; t < K; t++) cost += (c[t] - want[t]) ** 2 / (left[t] + 1);
+          for (let t = 0; t < K; t++) cost += (c[t] - want[t]) ** 2 / (mine[t] + 1);
           if (cost < bestCost) {
             bestCost = cost;
             best.set(c);
@@ -1179,22 +1225,24 @@ function byShare(m: Model, items: number[], typeOf: Int32Array, reps: number[], 
         const back = Math.min(stack.length, 2 << Math.floor(backs / 16));
         for (let b = 0; b < back; b++) {
           const f = stack.pop()!;
+          at = f.at;
           for (const v of f.units) {
             m.remove(v);
             queue[typeOfUnit.get(v)!].push(v);
           }
           for (let t = 0; t < K; t++) left[t] += f.counts[t];
           for (let d = 0; d < D; d++) roomLeft[d] += f.room[d];
+          for (let d = 0; d < D; d++) roomOfKind[f.g * D + d] += f.room[d];
+          if (partLeft) for (let t = 0; t < K; t++) partLeft[t * G + f.g] += f.counts[t];
           work += f.units.length;
         }
-        at -= back;
         continue;
       }
       const units: number[] = [];
       for (let t = 0; t < K; t++) {
         for (let x = 0; x < c[t]; x++) {
-          const v = queue[t].pop()!;
-          if (!m.room(v, h) || m.eligible[v][h] !== 1) {
+          const v = takeApart(m, queue[t], h);
+          if (v < 0 || !m.room(v, h) || m.eligible[v][h] !== 1) {
             stuck = true;
             break;
           }
@@ -1206,20 +1254,221 @@ function byShare(m: Model, items: number[], typeOf: Int32Array, reps: number[], 
         left[t] -= c[t];
       }
       if (stuck) break;
-      stack.push({ h, units, counts: c.slice(), room });
+      stack.push({ at, g, units, counts: c.slice(), room });
       // (walk leaves room as it found it: the host's room before this pattern.)
       for (let d = 0; d < D; d++) roomLeft[d] = Math.max(0, roomLeft[d] - room[d]);
+      for (let d = 0; d < D; d++) roomOfKind[g * D + d] = Math.max(0, roomOfKind[g * D + d] - room[d]);
+      if (partLeft) for (let t = 0; t < K; t++) partLeft[t * G + g] -= c[t];
       at++;
     }
     if (!stuck && left.every((x) => x === 0)) {
       spend(work);
       return true;
     }
-    for (const v of placed) if (m.at[v] >= 0) m.remove(v);
+    // (A VM taken back and placed again is in placed twice.)
+    const now = [...new Set(placed)].filter((v) => m.at[v] >= 0);
+    placedBy[withParts ? 1 : 0] = Math.max(placedBy[withParts ? 1 : 0], now.length);
+    if (now.length > bestUnits.length) {
+      bestUnits = now;
+      bestHosts = now.map((v) => m.at[v]);
+    }
+    for (const v of now) m.remove(v);
     work += placed.length;
+  }
+  // Most hosts filled but the last few: that placement stays, and what is left is placed after.
+  if (bestUnits.length >= SHARE_KEEP * items.length && groups.length * SHARE_ALIKE <= all.length) {
+    for (const [i, v] of bestUnits.entries()) m.insert(v, bestHosts[i]);
+    work += bestUnits.length;
   }
   spend(work);
   return false;
+}
+
+/** Steps fillsWith may take before it says yes. */
+const WITH_NODES = 2_000;
+
+/**
+ * Whether some set of the VMs left (count of each kind) with at least one of kind t fills host h
+ * exactly in the tight resources (a host of 92 vCPU / 192 GiB takes no 16 vCPU / 64 GiB VM: the
+ * rest would need less than 2 GiB a vCPU). Depth first, largest kinds first; after WITH_NODES
+ * steps, yes (not known). spent.work counts the steps.
+ */
+function fillsWith(m: Model, reps: number[], count: Int32Array, h: number, tight: number[], whole: boolean[], t: number, spent: { work: number }): boolean {
+  const { D } = m;
+  const room = Float64Array.from({ length: D }, (_, d) => Math.max(0, m.lim[h * D + d] - m.load[h * D + d]));
+  for (let d = 0; d < D; d++) room[d] -= m.dem[reps[t] * D + d];
+  if (room.some((x) => x < -1e-9)) return false;
+  const size = (u: number) => tight.reduce((a, d) => a + m.dem[u * D + d], 0);
+  const order = [...reps.keys()].filter((k) => m.eligible[reps[k]][h] === 1).sort((a, b) => size(reps[b]) - size(reps[a]) || a - b);
+  let nodes = 0;
+  const walk = (i: number): boolean => {
+    if (++nodes > WITH_NODES) return true;
+    if (tight.every((d, j) => room[d] < (whole[j] ? 1 - 1e-9 : 1e-9))) return true;
+    if (i === order.length) return false;
+    // The kinds from here on take, per unit of the first tight resource, between lo and hi of
+    // each other: a room outside that cannot be filled.
+    const first = room[tight[0]];
+    for (let j = 1; j < tight.length; j++) {
+      let lo = Infinity;
+      let hi = -Infinity;
+      for (let x = i; x < order.length; x++) {
+        const a = m.dem[reps[order[x]] * D + tight[0]];
+        const r = a > 0 ? m.dem[reps[order[x]] * D + tight[j]] / a : Infinity;
+        lo = Math.min(lo, r);
+        hi = Math.max(hi, r);
+      }
+      // (Filled: what is left of each resource under one unit where whole, else none.)
+      const e0 = whole[0] ? 1 : 1e-9;
+      const ej = whole[j] ? 1 : 1e-9;
+      if (Number.isFinite(hi) && (room[tight[j]] >= hi * first + ej + 1e-9 || room[tight[j]] <= lo * (first - e0) - 1e-9)) return false;
+    }
+    const k = order[i];
+    const u = reps[k];
+    let most = count[k] - (k === t ? 1 : 0);
+    for (let d = 0; d < D; d++) if (m.dem[u * D + d] > 0) most = Math.min(most, Math.floor((room[d] + 1e-9) / m.dem[u * D + d]));
+    for (let c = most; c >= 0; c--) {
+      for (let d = 0; d < D; d++) room[d] -= c * m.dem[u * D + d];
+      const ok = walk(i + 1);
+      for (let d = 0; d < D; d++) room[d] += c * m.dem[u * D + d];
+      if (ok) return true;
+    }
+    return false;
+  };
+  const found = walk(0);
+  spent.work += nodes;
+  return found;
+}
+
+/** Rounds of splitByKind's scaling at most, and Newton steps a kind of host a round. */
+const SPLIT_ROUNDS = 200;
+const NEWTON_STEPS = 4;
+
+/** x with a·x = b for a small n×n a (row-major), by elimination with partial pivoting; a direction whose pivot vanishes (a resource that moves with another) gets 0. */
+function solveSmall(a: Float64Array, b: Float64Array, n: number): Float64Array {
+  const A = Float64Array.from(a);
+  const B = Float64Array.from(b);
+  const x = new Float64Array(n);
+  const pivotOf = new Int32Array(n).fill(-1);
+  const scale = Math.max(1e-300, ...Array.from(A, Math.abs));
+  const used = new Uint8Array(n);
+  for (let col = 0; col < n; col++) {
+    let best = -1;
+    for (let r = 0; r < n; r++) if (!used[r] && (best < 0 || Math.abs(A[r * n + col]) > Math.abs(A[best * n + col]))) best = r;
+    if (best < 0 || Math.abs(A[best * n + col]) < 1e-9 * scale) continue;
+    used[best] = 1;
+    pivotOf[col] = best;
+    for (let r = 0; r < n; r++) {
+      if (r === best) continue;
+      const q = A[r * n + col] / A[best * n + col];
+      if (q === 0) continue;
+      for (let c = col; c < n; c++) A[r * n + c] -= q * A[best * n + c];
+      B[r] -= q * B[best];
+    }
+  }
+  for (let col = 0; col < n; col++) if (pivotOf[col] >= 0) x[col] = B[pivotOf[col]] / A[pivotOf[col] * n + col];
+  return x;
+}
+
+/**
+ * Each kind of host's part of each kind of VM (part[t * G + g], fractional): every kind of VM
+ * split among the kinds of host, and each kind of host's part filling its room in every tight
+ * resource, nearest (in relative entropy) a split in proportion to the room. Iterative scaling:
+ * each kind of VM is scaled to its count, then each kind of host's parts by its room over what they
+ * fill, per resource, each to the power of the VM's demand there (generalised iterative scaling;
+ * a VM a kind of host may not run stays out). A fleet filled exactly by some placement has such a
+ * split; where none is found the parts are still the nearest this gets. Work: rounds by parts.
+ */
+function splitByKind(m: Model, reps: number[], count: Int32Array, groups: number[][], tight: number[], whole: boolean[]): { part: Float64Array; work: number } {
+  const { D } = m;
+  const K = reps.length;
+  const G = groups.length;
+  const T = tight.length;
+  const room = new Float64Array(G * T);
+  groups.forEach((list, g) => {
+    for (const h of list) tight.forEach((d, j) => (room[g * T + j] += Math.max(0, m.lim[h * D + d] - m.load[h * D + d])));
+  });
+  const total = new Float64Array(T);
+  for (let g = 0; g < G; g++) for (let j = 0; j < T; j++) total[j] += room[g * T + j];
+  // Demands as features: each resource's demand over the largest there, summed at most C a kind.
+  const most = new Float64Array(T);
+  for (const u of reps) tight.forEach((d, j) => (most[j] = Math.max(most[j], m.dem[u * D + d])));
+  const f = new Float64Array(K * T);
+  let C = 0;
+  for (let t = 0; t < K; t++) {
+    let sum = 0;
+    for (let j = 0; j < T; j++) sum += f[t * T + j] = most[j] > 0 ? m.dem[reps[t] * D + tight[j]] / most[j] : 0;
+    C = Math.max(C, sum);
+  }
+  const part = new Float64Array(K * G);
+  const spent = { work: 0 };
+  for (let t = 0; t < K; t++) {
+    for (let g = 0; g < G; g++) {
+      let share = 0;
+      for (let j = 0; j < T; j++) share += total[j] > 0 ? room[g * T + j] / total[j] : 0;
+      part[t * G + g] = m.eligible[reps[t]][groups[g][0]] === 1 && fillsWith(m, reps, count, groups[g][0], tight, whole, t, spent) ? (count[t] * share) / T : 0;
+    }
+  }
+  const fill = new Float64Array(T);
+  const jac = new Float64Array(T * T);
+  let rounds = 0;
+  for (; rounds < SPLIT_ROUNDS; rounds++) {
+    // Each kind of VM to its count.
+    for (let t = 0; t < K; t++) {
+      let sum = 0;
+      for (let g = 0; g < G; g++) sum += part[t * G + g];
+      if (sum > 0) for (let g = 0; g < G; g++) part[t * G + g] *= count[t] / sum;
+    }
+    // Each kind of host's parts to its room: Newton steps on the exponents of its parts'
+    // demands (a few a round; where resources move together, as disk with vCPU, one of them is
+    // dropped from the step).
+    let off = 0;
+    for (let g = 0; g < G; g++) {
+      for (let step = 0; step < NEWTON_STEPS; step++) {
+        fill.fill(0);
+        jac.fill(0);
+        for (let t = 0; t < K; t++) {
+          const x = part[t * G + g];
+          if (x === 0) continue;
+          for (let j = 0; j < T; j++) {
+            const dj = m.dem[reps[t] * D + tight[j]] / Math.max(1, room[g * T + j]);
+            fill[j] += x * dj;
+            for (let k = 0; k < T; k++) jac[j * T + k] += x * dj * f[t * T + k];
+          }
+        }
+        let worst = 0;
+        for (let j = 0; j < T; j++) worst = Math.max(worst, Math.abs(fill[j] - (room[g * T + j] > 0 ? 1 : 0)));
+        off = Math.max(off, worst);
+        if (worst < 1e-9) break;
+        const delta = solveSmall(jac, Float64Array.from({ length: T }, (_, j) => (room[g * T + j] > 0 ? 1 : 0) - fill[j]), T);
+        for (let t = 0; t < K; t++) {
+          let e = 0;
+          for (let j = 0; j < T; j++) e += delta[j] * f[t * T + j];
+          part[t * G + g] *= Math.exp(Math.max(-20, Math.min(20, e)));
+        }
+      }
+    }
+    if (off < 1e-6) break;
+  }
+  return { part, work: spent.work + (rounds + 1) * K * G * T };
+}
+
+/**
+ * A queue of VMs of one kind (taken from its end), members of anti-affinity groups last, those in
+ * most groups last of all: they are taken first, while most hosts can still take them.
+ */
+function byGroupsLast(m: Model, queue: number[]): void {
+  queue.sort((a, b) => m.groups[a].length - m.groups[b].length || a - b);
+}
+
+/** Takes from the queue's end the first VM no member of whose groups is on h (a kind's VMs are alike otherwise); -1 if none. */
+function takeApart(m: Model, queue: number[], h: number): number {
+  for (let i = queue.length - 1; i >= 0; i--) {
+    const u = queue[i];
+    if (m.groups[u].length > 0 && !m.apart(u, h)) continue;
+    queue.splice(i, 1);
+    return u;
+  }
+  return -1;
 }
 
 /** Chains of ids by an integer key (open addressing): the first id of a key, and each id's next. */

@@ -217,6 +217,8 @@ export class Model {
   }
 
   insert(u: number, h: number): void {
+    // Placed twice, a unit would count twice on its hosts: a bug, never a placement.
+    if (this.at[u] >= 0) throw new Error(`placement: unit ${u} inserted on host ${h} while on host ${this.at[u]}`);
     const D = this.D;
     for (let d = 0; d < D; d++) this.load[h * D + d] += this.dem[u * D + d];
     const gs = this.groups[u];
