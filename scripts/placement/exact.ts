@@ -1193,7 +1193,8 @@ function byShare(m: Model, items: number[], typeOf: Int32Array, reps: number[], 
         for (let j = 0; j < T; j++) {
           const r = room[tight[j]];
           if (r > avail[i * T + j] + slack(j)) return false;
-          if (j > 0 && Number.isFinite(hi[i * T + j]) && (r > hi[i * T + j] * first + slack(j) + 1e-9 || r < lo[i * T + j] * first - slack(j) * (hi[i * T + j] + 1) - 1e-9)) return false;
+          // (Filled: under one unit left where whole, so the first resource takes more than its room less one.)
+          if (j > 0 && Number.isFinite(hi[i * T + j]) && (r > hi[i * T + j] * first + slack(j) + 1e-9 || r <= lo[i * T + j] * (first - slack(0)) - 1e-9)) return false;
         }
         const t = order[i];
         const u = reps[t];
