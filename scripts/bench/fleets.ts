@@ -54,7 +54,7 @@ export function largeFleet(vms: number, sources: number, destinations: number, s
  * `hosts` identical destinations, each cut into VMs whose sizes add up exactly to its capacity
  * in every resource: a placement of every VM exists, with no room to spare.
  */
-export function tightFleet(hosts: number, perHost: [number, number], seed: number, law: SizeLaw = 'independent', opts: { antiGroups?: number; caps?: Resources[] } = {}): PlacementInput {
+export function tightFleet(hosts: number, perHost: [number, number], seed: number, law: SizeLaw = 'independent', opts: { antiGroups?: number; caps?: Resources[]; flavours?: [number, number][] } = {}): PlacementInput {
   const rng = seeded(seed);
   // two-shapes: every other host is like a 48-thread / 384 GiB machine, the rest like a 96 / 512 GiB one (vCPU overcommitted 4x).
   // catalogue: like 32-thread / 128 GiB and 48 / 192 GiB machines (memory after reserve), not overcommitted.
@@ -69,7 +69,7 @@ export function tightFleet(hosts: number, perHost: [number, number], seed: numbe
   const src = host('src', 'Icelake-Server', { vcpu: 10 ** 6, memory_mib: 2 ** 40, disk_gib: 10 ** 9 });
   const vms: Vm[] = [];
   const hiddenOf = new Map<string, number>();
-  const catalogue = law === 'catalogue' ? catalogueOf(rng) : law === 'full-catalogue' ? CATALOGUE.map(([vcpu, gib]) => ({ vcpu, memory_mib: gib * 1024, disk_gib: 20 * vcpu })) : [];
+  const catalogue = law === 'catalogue' ? catalogueOf(rng) : law === 'full-catalogue' ? (opts.flavours ?? CATALOGUE).map(([vcpu, gib]) => ({ vcpu, memory_mib: gib * 1024, disk_gib: 20 * vcpu })) : [];
   for (let h = 0; h < hosts; h++) {
     const cap = caps[h % caps.length];
     let k = rng.int(perHost[0], perHost[1]);
@@ -122,7 +122,7 @@ export type SizeLaw = 'independent' | 'flavours' | 'big-small' | 'two-shapes' | 
  * offers 1 vCPU / 2 GiB and five more drawn by the seed (one of 8 GiB a vCPU, one of 4), and its
  * hosts are filled with them alone.
  */
-const CATALOGUE: [number, number][] = [1, 2, 4, 8, 16].flatMap((v) => [2, 4, 8].map((r): [number, number] => [v, v * r]));
+export const CATALOGUE: [number, number][] = [1, 2, 4, 8, 16].flatMap((v) => [2, 4, 8].map((r): [number, number] => [v, v * r]));
 
 function catalogueOf(rng: Random): Resources[] {
   const rest = shuffle(rng, CATALOGUE.slice(1));

@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { place } from '../placement/place.ts';
-import { busyFleet, ffdFleet, firstFitDecreasingFleet, largeFleet, tightFleet, type SizeLaw } from './fleets.ts';
+import { busyFleet, CATALOGUE, ffdFleet, firstFitDecreasingFleet, largeFleet, tightFleet, type SizeLaw } from './fleets.ts';
 import { asPlacement, firstFitDecreasing, readKnown, readSet } from './vbp.ts';
 
 const { values: args } = parseArgs({
@@ -72,16 +72,17 @@ if (parts.has('scale')) {
 
 if (parts.has('tight')) {
   console.log('## Tight fleets: destinations exactly full in a hidden placement (20 fleets per row)');
-  console.log('size law: each resource cut on its own (independent); memory and disk following vCPU as flavours do (flavours); one VM of 40-60% and the rest (big-small); memory and disk following vCPU exactly on hosts of two shapes (two-shapes); six flavours of a cloud\'s catalogue on hosts of two shapes (catalogue); all fifteen flavours of the catalogue (1-16 vCPU, 2, 4 or 8 GiB a vCPU) on 64-thread / 256 GiB hosts (full-catalogue); +aa4: anti-affinity groups of four VMs from four hosts of the hidden placement, two per four hosts; 2sh: the fifteen flavours on hosts of 60 vCPU / 256 GiB and 92 vCPU / 192 GiB (32 and 48 threads, vCPU overcommitted 2x after 2 reserved); triplets: 3 VMs a host, as the issue\'s own family');
+  console.log('size law: each resource cut on its own (independent); memory and disk following vCPU as flavours do (flavours); one VM of 40-60% and the rest (big-small); memory and disk following vCPU exactly on hosts of two shapes (two-shapes); six flavours of a cloud\'s catalogue on hosts of two shapes (catalogue); all fifteen flavours of the catalogue (1-16 vCPU, 2, 4 or 8 GiB a vCPU) on 64-thread / 256 GiB hosts (full-catalogue); +aa4: anti-affinity groups of four VMs from four hosts of the hidden placement, two per four hosts; 2sh: the fifteen flavours on hosts of 60 vCPU / 256 GiB and 92 vCPU / 192 GiB (32 and 48 threads, vCPU overcommitted 2x after 2 reserved); +2big: the fifteen and 32 vCPU / 256 GiB and 48 / 192 GiB on 128-thread / 512 GiB hosts; triplets: 3 VMs a host, as the issue\'s own family');
   console.log('law | hosts | VMs/host | evacuator: VMs placed | fleets complete | FFD: VMs placed | fleets complete | evacuator ms (median)');
   // Two shapes of the fifteen flavours: 32 threads / 256 GiB and 48 / 192 GiB, vCPU overcommitted 2x after a reserve of 2 threads.
   const twoShapes = [{ vcpu: 60, memory_mib: 262144, disk_gib: 1200 }, { vcpu: 92, memory_mib: 196608, disk_gib: 1840 }];
-  const rows: [SizeLaw, number, [number, number], { antiGroups?: number; caps?: typeof twoShapes }?][] = [
+  const rows: [SizeLaw, number, [number, number], { antiGroups?: number; caps?: typeof twoShapes; flavours?: [number, number][] }?][] = [
     ['independent', 10, [3, 6]], ['independent', 50, [3, 6]], ['independent', 200, [3, 6]], ['independent', 50, [6, 10]],
     ['independent', 100, [3, 3]], ['flavours', 50, [3, 6]], ['flavours', 200, [2, 8]], ['big-small', 50, [3, 6]],
     ['two-shapes', 50, [3, 6]], ['two-shapes', 50, [6, 10]], ['catalogue', 50, [6, 10]], ['catalogue', 200, [4, 8]],
     ['full-catalogue', 50, [2, 12]], ['full-catalogue', 200, [2, 12]], ['independent', 100, [3, 6], { antiGroups: 4 }],
     ['full-catalogue', 100, [2, 12], { antiGroups: 4 }], ['full-catalogue', 100, [2, 12], { caps: twoShapes }], ['full-catalogue', 400, [2, 12], { caps: twoShapes }],
+    ['full-catalogue', 60, [8, 20], { caps: [{ vcpu: 128, memory_mib: 524288, disk_gib: 2560 }], flavours: [...CATALOGUE, [32, 256], [48, 192]] }],
   ];
   for (const [law, hosts, per, opts] of rows) {
     let vms = 0, placed = 0, complete = 0, ffdPlaced = 0, ffdComplete = 0;
@@ -98,7 +99,7 @@ if (parts.has('tight')) {
       ffdPlaced += f;
       ffdComplete += f === input.vms.length ? 1 : 0;
     }
-    console.log(`${(law + (opts?.antiGroups ? ` +aa${opts.antiGroups}` : '') + (opts?.caps ? ' 2sh' : '')).padStart(14)} | ${String(hosts).padStart(5)} | ${per.join('-').padStart(8)} | ${pct(placed / vms).padStart(21)} | ${`${complete}/20`.padStart(15)} | ${pct(ffdPlaced / vms).padStart(15)} | ${`${ffdComplete}/20`.padStart(15)} | ${median(ms).toFixed(0).padStart(6)}`);
+    console.log(`${(law + (opts?.antiGroups ? ` +aa${opts.antiGroups}` : '') + (opts?.flavours ? ' +2big' : opts?.caps ? ' 2sh' : '')).padStart(14)} | ${String(hosts).padStart(5)} | ${per.join('-').padStart(8)} | ${pct(placed / vms).padStart(21)} | ${`${complete}/20`.padStart(15)} | ${pct(ffdPlaced / vms).padStart(15)} | ${`${ffdComplete}/20`.padStart(15)} | ${median(ms).toFixed(0).padStart(6)}`);
   }
   console.log('');
 }

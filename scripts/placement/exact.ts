@@ -893,7 +893,7 @@ export function exactFills(m: Model, units: number[], effort: number): number {
 }
 
 /** Kinds of VM (alike in demand and in the hosts they may use) above which byPattern gives way. */
-const MAX_TYPES = 16;
+const MAX_TYPES = 48;
 /** Exact patterns one kind of host may have before byPattern gives way (to byShare). */
 const MAX_PATTERNS = 5_000;
 /** Steps byShare's search may take for one host, and its attempts at most. */
@@ -905,14 +905,6 @@ const SHARE_BACKS = 64;
 const SHARE_SLICE = 6;
 /** Exact patterns byShare weighs for one host before it takes the nearest. */
 const SHARE_FOUND = 20;
-/** Share of the VMs the best attempt of byShare must place for its placement to stay when no attempt places all. */
-const SHARE_KEEP = 0.9;
-/**
- * ... and the hosts must be alike (at least this many a kind): hosts left of the same shapes are a
- * small fleet of their own. Where each host has its own room (VMs already on them), the last
- * hosts' rooms are what the VMs left cannot fill, and the sieve does better from the start.
- */
-const SHARE_ALIKE = 4;
 
 /**
  * Fleets of few kinds of VM (flavours), nearly full: a host is filled exactly by a pattern (how
@@ -1080,8 +1072,10 @@ function byPattern(m: Model, items: number[], tight: number[], whole: boolean[],
  * counts nearest that share first (at most SHARE_NODES steps a host). A fleet filled exactly by
  * some placement keeps, host after host, a mix like the whole one, and the last host takes exactly
  * what is left; where the last few do not split what is left, the whole is drawn again (at most
- * SHARE_TRIES times, each cheap: a few steps a host). Seeded from the fleet. Applied only when
- * every VM is placed.
+ * SHARE_TRIES times, each cheap: a few steps a host). Seeded from the fleet. Hosts of several
+ * kinds take shares of their kind's part (splitByKind) and of the whole in turn. Where no attempt
+ * places every VM, the one that placed most stays (exactFills places the rest); returns whether
+ * every VM was placed.
  */
 function byShare(m: Model, items: number[], typeOf: Int32Array, reps: number[], count: Int32Array, groups: number[][], tight: number[], whole: boolean[], budget: number, spend: (w: number) => void): boolean {
   const all = groups.flat();
@@ -1276,11 +1270,11 @@ function byShare(m: Model, items: number[], typeOf: Int32Array, reps: number[], 
     for (const v of now) m.remove(v);
     work += placed.length;
   }
-  // Most hosts filled but the last few: that placement stays, and what is left is placed after.
-  if (bestUnits.length >= SHARE_KEEP * items.length && groups.length * SHARE_ALIKE <= all.length) {
-    for (const [i, v] of bestUnits.entries()) m.insert(v, bestHosts[i]);
-    work += bestUnits.length;
-  }
+  // No attempt placed every VM: the one that placed most stays (its hosts filled exactly), and
+  // what is left is placed after, on the hosts left (on catalogue fleets the sieve, from the
+  // start, did worse: 74% of an attack's fleets of seventeen flavours against 97.7%).
+  for (const [i, v] of bestUnits.entries()) m.insert(v, bestHosts[i]);
+  work += bestUnits.length;
   spend(work);
   return false;
 }
