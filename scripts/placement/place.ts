@@ -101,6 +101,9 @@ export function place(input: PlacementInput): PlacementResult {
   // First-fit decreasing's order (the floor below): memory, else the first resource.
   const memDim = Math.max(0, ledger.dims.indexOf('memory_mib'));
   const inputOrder = new Map(input.vms.map((v, i) => [v.name, i]));
+  // Units that may go to one host only (an affinity group whose staying members are there) go there
+  // first, largest first: any other VM could take that room, they can take none other.
+  for (const u of hopeful) if (m.at[u] < 0 && m.eligibleList[u].length === 1 && m.fits(u, m.eligibleList[u][0])) m.insert(u, m.eligibleList[u][0]);
   // A (nearly) full fleet: hosts that a few waiting units fill exactly get them first (exact.ts).
   budget -= exactFills(m, hopeful, budget);
   let left = greedy(m, hopeful.filter((u) => m.at[u] < 0), policy);
