@@ -352,15 +352,7 @@ describe('the exact component (exact.ts): bin completion over a neighbourhood', 
       const input = tightFleet(100, [2, 12], seed, 'full-catalogue', { antiGroups: 4 });
       const out = place(input);
       expect(out.unplaced.map((u) => u.vm), `seed ${seed}`).toEqual([]);
-      const group = new Map(input.vms.map((v) => [v.name, v.antiAffinity]));
-      const seen = new Set<string>();
-      for (const a of out.assignments) {
-        const g = group.get(a.vm);
-        if (!g) continue;
-        expect(seen.has(`${g}@${a.destination}`), `${g} twice on ${a.destination}`).toBe(false);
-        seen.add(`${g}@${a.destination}`);
-      }
-      expect(seen.size).toBeGreaterThan(100);
+      expect(groupsApart(input, out)).toBeGreaterThan(100);
     }
   });
 
@@ -412,14 +404,7 @@ describe('the exact component (exact.ts): bin completion over a neighbourhood', 
       const input = tightFleet(100, [3, 6], seed, 'independent', { antiGroups: 4 });
       const out = place(input);
       expect(out.assignments.length / input.vms.length, `seed ${seed}`).toBeGreaterThanOrEqual(0.97);
-      const group = new Map(input.vms.map((v) => [v.name, v.antiAffinity]));
-      const seen = new Set<string>();
-      for (const a of out.assignments) {
-        const g = group.get(a.vm);
-        if (!g) continue;
-        expect(seen.has(`${g}@${a.destination}`), `${g} twice on ${a.destination}`).toBe(false);
-        seen.add(`${g}@${a.destination}`);
-      }
+      groupsApart(input, out);
     }
   });
 
@@ -476,3 +461,16 @@ describe('placement quality on public vector packing instances (../shared/bench/
     expect(used).toBeLessThanOrEqual(best);
   });
 });
+
+/** Fails where two members of an anti-affinity group share a destination; returns how many (group, host) pairs the placement holds. */
+function groupsApart(input: PlacementInput, out: ReturnType<typeof place>): number {
+  const group = new Map(input.vms.map((v) => [v.name, v.antiAffinity]));
+  const seen = new Set<string>();
+  for (const a of out.assignments) {
+    const g = group.get(a.vm);
+    if (!g) continue;
+    expect(seen.has(`${g}@${a.destination}`), `${g} twice on ${a.destination}`).toBe(false);
+    seen.add(`${g}@${a.destination}`);
+  }
+  return seen.size;
+}
