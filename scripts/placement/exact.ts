@@ -475,8 +475,8 @@ export function exactFills(m: Model, units: number[], effort: number): number {
   // Few kinds of VM (flavours): how many of each kind every host takes, searched over exact patterns
   // (before the pairs are indexed: a fleet of thousands of VMs has too many pairs, not too many kinds).
   if (byPattern(m, items, tight, whole, Math.min(budget - work, Math.ceil(effort / 4)), (w) => (work += w))) return work;
-  // A catalogue whose shares filled most hosts but not the last few: what is left, on the hosts
-  // left, is a small fleet of its own.
+  // Shares that filled some hosts but not all (byShare leaves its best attempt): what is left, on
+  // the hosts left, is a small fleet of its own.
   if (items.some((u) => m.at[u] >= 0)) return work + exactFills(m, items.filter((u) => m.at[u] < 0), Math.max(0, effort - work));
   // Singles and pairs by summed demand (chains through next).
   const singles = new Map<number, number[]>();
@@ -1367,11 +1367,12 @@ function solveSmall(a: Float64Array, b: Float64Array, n: number): Float64Array {
 /**
  * Each kind of host's part of each kind of VM (part[t * G + g], fractional): every kind of VM
  * split among the kinds of host, and each kind of host's part filling its room in every tight
- * resource, nearest (in relative entropy) a split in proportion to the room. Iterative scaling:
- * each kind of VM is scaled to its count, then each kind of host's parts by its room over what they
- * fill, per resource, each to the power of the VM's demand there (generalised iterative scaling;
- * a VM a kind of host may not run stays out). A fleet filled exactly by some placement has such a
- * split; where none is found the parts are still the nearest this gets. Work: rounds by parts.
+ * resource, nearest (in relative entropy) a split in proportion to the room. In rounds, each kind
+ * of VM is scaled to its count, then each kind of host's parts by exp(its exponents · the VM's
+ * demands), the exponents found by Newton steps so that the parts fill its room (a kind of VM a
+ * kind of host may not run, or that no exact fill of it holds, stays out). A fleet filled exactly
+ * by some placement has such a split; where none is found the parts are still the nearest this
+ * gets. Work: fillsWith's steps, and rounds by parts.
  */
 function splitByKind(m: Model, reps: number[], count: Int32Array, groups: number[][], tight: number[], whole: boolean[]): { part: Float64Array; work: number } {
   const { D } = m;
@@ -1384,16 +1385,11 @@ function splitByKind(m: Model, reps: number[], count: Int32Array, groups: number
   });
   const total = new Float64Array(T);
   for (let g = 0; g < G; g++) for (let j = 0; j < T; j++) total[j] += room[g * T + j];
-  // Demands as features: each resource's demand over the largest there, summed at most C a kind.
+  // Demands as features: each resource's demand over the largest there.
   const most = new Float64Array(T);
   for (const u of reps) tight.forEach((d, j) => (most[j] = Math.max(most[j], m.dem[u * D + d])));
   const f = new Float64Array(K * T);
-  let C = 0;
-  for (let t = 0; t < K; t++) {
-    let sum = 0;
-    for (let j = 0; j < T; j++) sum += f[t * T + j] = most[j] > 0 ? m.dem[reps[t] * D + tight[j]] / most[j] : 0;
-    C = Math.max(C, sum);
-  }
+  for (let t = 0; t < K; t++) for (let j = 0; j < T; j++) f[t * T + j] = most[j] > 0 ? m.dem[reps[t] * D + tight[j]] / most[j] : 0;
   const part = new Float64Array(K * G);
   const spent = { work: 0 };
   for (let t = 0; t < K; t++) {
