@@ -894,6 +894,9 @@ export function exactFills(m: Model, units: number[], effort: number): number {
 
 /** Kinds of VM (alike in demand and in the hosts they may use) above which byPattern gives way. */
 const MAX_TYPES = 48;
+/** ... up to this many where there are MANY_EACH units or more a kind on average. */
+const MAX_TYPES_ANY = 512;
+const MANY_EACH = 4;
 /** Exact patterns one kind of host may have before byPattern gives way (to byShare). */
 const MAX_PATTERNS = 5_000;
 /** Steps byShare's search may take for one host, and its attempts at most. */
@@ -930,11 +933,15 @@ function byPattern(m: Model, items: number[], tight: number[], whole: boolean[],
       t = reps.length;
       typeKey.set(key, t);
       reps.push(u);
-      if (reps.length > MAX_TYPES) return false;
+      if (reps.length > MAX_TYPES_ANY) return false;
     }
     typeOf[i] = t;
   }
   const K = reps.length;
+  // More kinds than MAX_TYPES only where each has several VMs on average (flavours with affinity
+  // groups: a group moves as one unit, its demand the members' sum); VMs of sizes drawn at random
+  // are each a kind of their own, and the sieve is for them.
+  if (K > MAX_TYPES && K * MANY_EACH > items.length) return false;
   const count = new Int32Array(K);
   for (let i = 0; i < items.length; i++) count[typeOf[i]]++;
   let work = items.length;
