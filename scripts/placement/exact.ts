@@ -1124,11 +1124,17 @@ function byShare(m: Model, items: number[], typeOf: Int32Array, reps: number[], 
     const cap = work + Math.ceil(budget / SHARE_SLICE);
     const hosts = [...groups.slice(start), ...groups.slice(0, start)].flat();
     const left = count.slice();
+    // The room left in all, and of each kind of host.
     const roomLeft = new Float64Array(D);
-    for (const h of hosts) roomOf(h).forEach((x, d) => (roomLeft[d] += x));
-    const partLeft = withParts ? split.part.slice() : undefined;
     const roomOfKind = new Float64Array(G * D);
-    for (const h of hosts) roomOf(h).forEach((x, d) => (roomOfKind[kindOf.get(h)! * D + d] += x));
+    for (const h of hosts) {
+      const g = kindOf.get(h)!;
+      roomOf(h).forEach((x, d) => {
+        roomLeft[d] += x;
+        roomOfKind[g * D + d] += x;
+      });
+    }
+    const partLeft = withParts ? split.part.slice() : undefined;
     const queue: number[][] = Array.from({ length: K }, () => []);
     items.forEach((u, i) => queue[typeOf[i]].push(u));
     for (const q of queue) byGroupsLast(m, q);
