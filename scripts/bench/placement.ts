@@ -4,11 +4,13 @@
  *
  *   --only busy,scale,tight,quality   parts to run (default: all, in that order)
  *   --sets Panigrahy,New         --dims 3,5,10       --every N (every Nth instance, for a quick look)
+ *   --no-mip                     the searches without the MIP step (placement/mip.ts), for a comparison
  */
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadMip } from '../placement/mip.ts';
 import { place } from '../placement/place.ts';
 import { busyFleet, CATALOGUE, ffdFleet, firstFitDecreasingFleet, largeFleet, tightFleet, type SizeLaw } from './fleets.ts';
 import { asPlacement, firstFitDecreasing, readKnown, readSet } from './vbp.ts';
@@ -19,9 +21,13 @@ const { values: args } = parseArgs({
     sets: { type: 'string', default: 'Panigrahy,New' },
     dims: { type: 'string', default: '3,5,10' },
     every: { type: 'string', default: '1' },
+    'no-mip': { type: 'boolean', default: false },
   },
 });
 const parts = new Set(args.only.split(','));
+// The MIP step (placement/mip.ts), as evacuator plan and run load it; --no-mip: the searches alone.
+await loadMip();
+const placeIt = (input: Parameters<typeof place>[0]) => place(args['no-mip'] ? { ...input, settings: { ...input.settings, mip: false } } : input);
 const VBP = join(dirname(fileURLToPath(import.meta.url)), '../../../shared/bench/vbp');
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
@@ -35,7 +41,7 @@ if (parts.has('busy')) {
     for (let seed = 101; seed <= 110; seed++) {
       const input = busyFleet(seed, { fill });
       const t0 = performance.now();
-      const out = place(input);
+      const out = placeIt(input);
       ms.push(performance.now() - t0);
       const f = ffdFleet(input);
       ours += out.destinationsUsed;
@@ -55,11 +61,11 @@ if (parts.has('scale')) {
   const input = largeFleet(10_000, 100, 1_000);
   const ours: number[] = [];
   const ffd: number[] = [];
-  let out = place(input);
+  let out = placeIt(input);
   let ffdPlaced = 0;
   for (let i = 0; i < 5; i++) {
     let t0 = performance.now();
-    out = place(input);
+    out = placeIt(input);
     ours.push(performance.now() - t0);
     t0 = performance.now();
     ffdPlaced = firstFitDecreasingFleet(input);
@@ -90,7 +96,7 @@ if (parts.has('tight')) {
     for (let seed = 1; seed <= 20; seed++) {
       const input = tightFleet(hosts, per, seed, law, opts);
       const t0 = performance.now();
-      const out = place(input);
+      const out = placeIt(input);
       ms.push(performance.now() - t0);
       const f = firstFitDecreasingFleet(input);
       vms += input.vms.length;
@@ -119,7 +125,7 @@ if (parts.has('quality')) {
         if (!k) throw new Error(`${inst.name} is not in ${set}_summary_known.csv`);
         const input = asPlacement(inst);
         const t0 = performance.now();
-        const out = place(input);
+        const out = placeIt(input);
         const ms = performance.now() - t0;
         if (out.unplaced.length > 0) throw new Error(`${inst.name}: ${out.unplaced.length} items left unplaced`);
         const n = out.destinationsUsed;

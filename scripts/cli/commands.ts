@@ -55,6 +55,7 @@ export function describeBlueprint(bp: Blueprint, c: ReturnType<typeof paint>): s
     lines.push(`  ${m.vm.padEnd(18)} ${m.source} → ${m.destination.padEnd(10)} ${m.method.padEnd(5)} ${est}`);
   }
   for (const p of bp.pinned) lines.push(`  ${p.vm.padEnd(18)} ${c.dim(`pinned on ${p.host}`)}`);
+  if (bp.mostPlacedProven) lines.push(c.yellow('  No placement moves more of these VMs (proven by the placement\'s integer program): the destinations lack room, not a better packing.'));
   for (const u of bp.unplaced) {
     lines.push(`  ${u.vm.padEnd(18)} ${c.red('cannot move')} from ${u.source}:`);
     for (const r of u.reasons) lines.push(`      - ${r.text}`);

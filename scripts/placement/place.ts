@@ -11,7 +11,8 @@
  *    hosts emptiest first, and, where units still wait, from each unit on the host whose room is
  *    most aligned with it; a start is kept where it does better.
  * 2. Units left over go through the ejection search (repair.ts) until every VM that can be
- *    placed is, or half the effort is spent.
+ *    placed is, or half the effort is spent; still left, an integer program (HiGHS, mip.ts)
+ *    says how many units of each kind go on each host, taken where it places more.
  * 3. pack: empty hosts one at a time while the lower bound allows (tighten.ts); spread: move
  *    units off the most utilized host while that lowers it.
  * 4. The result is written back through the Ledger, which checks every rule once more, and
@@ -23,6 +24,7 @@ import { schemaDefault } from '../plan/defaults.ts';
 import { seeded } from '../random.ts';
 import { exactFills, exactRepack, packFewer } from './exact.ts';
 import { explain, type ReasonGroup } from './explain.ts';
+import { mipRepack } from './mip.ts';
 import { greedy, hostSet } from './greedy.ts';
 import { Ledger, sumDemand, type LedgerSettings } from './ledger.ts';
 import { Model } from './model.ts';
@@ -44,6 +46,8 @@ export interface PlacementInput {
     seed: number;
     /** Work the improving searches may spend, in unit-host pairs weighed (deterministic, unlike a time limit); default: the plan schema's placement.effort. */
     effort?: number;
+    /** false: no MIP step (mip.ts), the searches alone (benchmarks and tests compare the two). */
+    mip?: boolean;
   };
   /** (vm, host) pairs to avoid, with why (from preflight). */
   avoid?: { vm: string; host: string; why: string }[];
@@ -70,6 +74,8 @@ export interface PlacementResult {
   destinationsUsed: number;
   /** pack: no placement of the VMs placed gives them to fewer hosts (equal to destinationsUsed: proven fewest). */
   lowerBound?: number;
+  /** VMs were left and the MIP step proved that no placement places more of them (mip.ts). */
+  mostPlaced?: true;
 }
 
 /** Build the books for an input: residents settled, avoidances recorded. */
@@ -123,6 +129,14 @@ export function place(input: PlacementInput): PlacementResult {
     const r = repair(m, left, all, Math.ceil(budget / 2), (placed) => placed >= everyone, rng);
     budget -= r.work;
   }
+  // Still waiting: how many of each kind of unit on each host, as one integer program (mip.ts).
+  // Its nodes are the plan's effort's (not what is left of it): the same plan, the same program.
+  let proven = false;
+  if (input.settings.mip !== false && hopeful.some((u) => m.at[u] < 0)) {
+    const r = mipRepack(m, hopeful, input.settings.effort ?? DEFAULT_EFFORT);
+    budget -= r.work;
+    proven = r.optimal;
+  }
   if (policy === 'pack') {
     // Units still waiting: rebuild by minimum bin slack (kept only if it places more), then tighten.
     if (hopeful.some((u) => m.at[u] < 0) && budget > 0) budget -= minimumSlack(m, Math.ceil(budget / 2));
@@ -143,7 +157,9 @@ export function place(input: PlacementInput): PlacementResult {
   }
   // Room the second pass freed goes to whatever still waits, so every unit left has a reason.
   greedy(m, hopeful.filter((u) => m.at[u] < 0), policy);
-  return { ...resultOf(m, input, ledger), ...(policy === 'pack' ? { lowerBound: lowerBound(m) } : {}) };
+  const result = resultOf(m, input, ledger);
+  // Proven for the program's optimum; the steps after it may only have placed more (then none is left).
+  return { ...result, ...(policy === 'pack' ? { lowerBound: lowerBound(m) } : {}), ...(proven && result.unplaced.length > 0 ? { mostPlaced: true as const } : {}) };
 }
 
 /** Each unit in turn onto the first of its hosts (in the order given) that takes it; returns the work spent (unit-host pairs weighed). */
@@ -321,6 +337,7 @@ export function placePreferring(input: PlacementInput, prefer: readonly string[]
   const a = place({ ...input, destinations: first, avoid: (input.avoid ?? []).filter((x) => wanted.has(x.host)) });
   // A bound over the preferred hosts alone says nothing of all of them.
   delete a.lowerBound;
+  delete a.mostPlaced;
   if (a.unplaced.length === 0) return a;
   const left = new Set(a.unplaced.map((u) => u.vm));
   const byName = new Map(input.vms.map((v) => [v.name, v]));

@@ -3,6 +3,7 @@
  * Placement, then the read-only preflight grid; a VM that fails a check on its destination is
  * placed again elsewhere (at most a few rounds), and what still fails is reported, before anything moves.
  */
+import { loadMip } from '../placement/mip.ts';
 import type { CheckResult, Driver } from '../fleet/driver.ts';
 import type { Snapshot } from '../fleet/discover.ts';
 import { estimatePrecopy, MiB } from '../fleet/precopy.ts';
@@ -25,6 +26,8 @@ export interface Blueprint {
   destinationsUsed: number;
   /** pack: no placement of these moves gives VMs to fewer hosts (equal to destinationsUsed: proven fewest); absent when preflight changed the placement. */
   receivingLowerBound?: number;
+  /** VMs are left, and the placement's integer program proved that no placement places more of them; absent when preflight changed the placement. */
+  mostPlacedProven?: true;
   moves: Move[];
   unplaced: Unplaced[];
   pinned: { vm: string; host: string }[];
@@ -52,6 +55,7 @@ export interface RebalanceSummary {
 const PREFLIGHT_ROUNDS = 3;
 
 export async function makeBlueprint(loaded: LoadedPlan, settings: Settings, snap: Snapshot, driver: Driver): Promise<Blueprint> {
+  await loadMip();
   const pinned = snap.onSources.filter((v) => settings.pinned.includes(v.name));
   const unplaced: Unplaced[] = [];
   const movable: Vm[] = [];
@@ -113,6 +117,7 @@ export async function makeBlueprint(loaded: LoadedPlan, settings: Settings, snap
     preflight: { ok: checks.every((c) => c.ok), rounds: rounds + 1, checks },
     // The placement's bound holds for its own moves: only when preflight kept every one of them.
     ...(result.lowerBound !== undefined && moves.length === result.assignments.length ? { receivingLowerBound: result.lowerBound } : {}),
+    ...(result.mostPlaced && moves.length === result.assignments.length ? { mostPlacedProven: true as const } : {}),
   });
 
   function placeWith(avoidNow: typeof avoid) {
@@ -192,7 +197,7 @@ export function leastMemoryMib(vm: Vm, settings: Settings, snap: Pick<Snapshot, 
 /** An evacuation's blueprint around its moves: the plan, the driver, the hosts and the warnings as discovered. */
 export function evacuationBlueprint(
   loaded: LoadedPlan, driver: Pick<Driver, 'name'>, settings: Settings, snap: Pick<Snapshot, 'sources' | 'destinations' | 'warnings'>,
-  parts: Pick<Blueprint, 'moves' | 'unplaced' | 'pinned' | 'preflight' | 'receivingLowerBound'>,
+  parts: Pick<Blueprint, 'moves' | 'unplaced' | 'pinned' | 'preflight' | 'receivingLowerBound' | 'mostPlacedProven'>,
 ): Blueprint {
   return {
     version: 1,
