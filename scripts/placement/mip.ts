@@ -51,6 +51,9 @@ const Wasm = (globalThis as unknown as { WebAssembly: { Memory: abstract new (..
 const MAX_KINDS = 128;
 const MANY_EACH = 4;
 const MAX_VARS = 4_000;
+/** The program over every host (after one around the waiting units left some): smaller, as it is slower to solve. */
+const MAX_VARS_ALL = 1_000;
+const EPS = 1e-6;
 /** Effort per branch-and-bound node, and the effort below which the MIP is not tried (a roll's trial placements). */
 const EFFORT_PER_NODE = 80_000;
 const MIN_EFFORT = 4_000_000;
@@ -156,7 +159,7 @@ export interface MipResult {
  * Solve the program for the hopeful units (those that fit somewhere) and take its answer where it
  * places more VMs than the model does now. Returns the work spent.
  */
-export function mipRepack(m: Model, hopeful: number[], effort: number): MipResult {
+export function mipRepack(m: Model, hopeful: number[], effort: number, around: boolean): MipResult {
   const none = { work: 0, taken: false, optimal: false };
   if (!solver || effort < MIN_EFFORT) return none;
   const { D, H } = m;
@@ -164,6 +167,16 @@ export function mipRepack(m: Model, hopeful: number[], effort: number): MipResul
   const eligibleId = new Map<Uint8Array, number>();
   const kinds: { units: number[]; vms: number; key: string }[] = [];
   const byKey = new Map<string, number>();
+  // Around the waiting units: the hosts not filled exactly (room left in a resource some unit
+  // needs), the units on them and those waiting; the hosts filled exactly keep theirs.
+  let open: Uint8Array | undefined;
+  if (around) {
+    open = new Uint8Array(H);
+    const needs = new Uint8Array(D);
+    for (const u of hopeful) for (let d = 0; d < D; d++) if (m.dem[u * D + d] > 0) needs[d] = 1;
+    for (let h = 0; h < H; h++) for (let d = 0; d < D; d++) if (needs[d] && m.lim[h * D + d] - m.load[h * D + d] > EPS) open[h] = 1;
+    hopeful = hopeful.filter((u) => m.at[u] < 0 || open![m.at[u]] === 1);
+  }
   for (const u of hopeful) {
     if (m.torn[u]) continue;
     let e = eligibleId.get(m.eligible[u]);
@@ -179,13 +192,14 @@ export function mipRepack(m: Model, hopeful: number[], effort: number): MipResul
   }
   let vars = 0;
   let units = 0;
+  const hostsOf = (u: number) => (open ? Array.from(m.eligibleList[u]).filter((h) => open![h] === 1) : m.eligibleList[u]);
   for (const k of kinds) {
-    vars += m.eligibleList[k.units[0]].length;
+    vars += hostsOf(k.units[0]).length;
     units += k.units.length;
   }
   // A proof needs whole demands: the rooms are rounded down to whole units.
   const whole = kinds.every((k) => Array.from(m.dem.subarray(k.units[0] * D, k.units[0] * D + D)).every((x) => Number.isInteger(x)));
-  if (vars === 0 || vars > MAX_VARS || kinds.length > MAX_KINDS || units < MANY_EACH * kinds.length) return none;
+  if (vars === 0 || vars > (around ? MAX_VARS : MAX_VARS_ALL) || kinds.length > MAX_KINDS || units < MANY_EACH * kinds.length) return none;
   const work = vars * WORK_PER_VAR;
 
   const placedBefore = hopeful.reduce((s, u) => s + (m.at[u] >= 0 ? m.units[u].length : 0), 0);
@@ -212,7 +226,7 @@ export function mipRepack(m: Model, hopeful: number[], effort: number): MipResul
   kinds.forEach((k, i) => {
     const u = k.units[0];
     const count = row(k.units.length);
-    for (const h of m.eligibleList[u]) {
+    for (const h of hostsOf(u)) {
       const c = cost.length;
       colKind.push(i);
       colHost.push(h);
@@ -257,7 +271,7 @@ export function mipRepack(m: Model, hopeful: number[], effort: number): MipResul
   if (r) for (let c = 0; c < cost.length; c++) total += Math.round(r.values[c]) * cost[c];
   if (!r || total <= placedBefore) {
     m.restore(saved);
-    return { ...none, work, optimal: whole && r?.optimal === true && total <= placedBefore };
+      return { ...none, work, optimal: !open && whole && r?.optimal === true && total <= placedBefore };
   }
   // Its counts onto the units of each kind; every insert is checked again by the model's own rules.
   const next = new Array<number>(kinds.length).fill(0);
@@ -276,5 +290,5 @@ export function mipRepack(m: Model, hopeful: number[], effort: number): MipResul
     m.restore(saved);
     return { ...none, work };
   }
-  return { work, taken: true, optimal: whole && r.optimal && placed === total };
+  return { work, taken: true, optimal: !open && whole && r.optimal && placed === total };
 }

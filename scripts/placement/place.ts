@@ -132,10 +132,14 @@ export function place(input: PlacementInput): PlacementResult {
   // Still waiting: how many of each kind of unit on each host, as one integer program (mip.ts).
   // Its nodes are the plan's effort's (not what is left of it): the same plan, the same program.
   let proven = false;
-  if (input.settings.mip !== false && hopeful.some((u) => m.at[u] < 0)) {
-    const r = mipRepack(m, hopeful, input.settings.effort ?? DEFAULT_EFFORT);
-    budget -= r.work;
-    proven = r.optimal;
+  if (input.settings.mip !== false) {
+    // Around the waiting units first (the hosts not filled exactly); then, on small fleets, over every host (which may prove it places the most).
+    for (const around of [true, false]) {
+      if (!hopeful.some((u) => m.at[u] < 0)) break;
+      const r = mipRepack(m, hopeful, input.settings.effort ?? DEFAULT_EFFORT, around);
+      budget -= r.work;
+      proven = r.optimal;
+    }
   }
   if (policy === 'pack') {
     // Units still waiting: rebuild by minimum bin slack (kept only if it places more), then tighten.
