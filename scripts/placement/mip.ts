@@ -50,7 +50,7 @@ const Wasm = (globalThis as unknown as { WebAssembly: { Memory: abstract new (..
  */
 const MAX_KINDS = 128;
 const MANY_EACH = 4;
-const MAX_VARS = 4_000;
+const MAX_VARS = 8_000;
 /** The program over every host (after one around the waiting units left some): smaller, as it is slower to solve. */
 const MAX_VARS_ALL = 1_000;
 const EPS = 1e-6;
