@@ -81,7 +81,7 @@ describe('the MIP step', () => {
     expect(taken).toBeGreaterThan(0);
   }, 240_000);
 
-  it('places 97% or more of an exactly-full fleet of 400 hosts, two CPU vendors and residents on half, with five VMs too many (an operator attack: the searches alone placed 68.6%, 3,323 of 4,843, as exact fills gave up on a fleet over-full; on this generator's 4,982 VMs, 3,460 alone and 4,973 with the MIP)', () => {
+  it('places 97% or more of an exactly-full fleet of 400 hosts, two CPU vendors and residents on half, with five VMs too many (an operator attack: the searches alone placed 68.6%, 3,323 of 4,843, as exact fills gave up on a fleet over-full; on this generator\'s 4,982 VMs, 3,460 alone and 4,973 with the MIP)', () => {
     const input = overFullFleet(1, 400, 5);
     const out = place(input);
     expect(out.assignments.length / input.vms.length).toBeGreaterThanOrEqual(0.97);

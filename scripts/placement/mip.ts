@@ -52,7 +52,7 @@ const MAX_KINDS = 128;
 const MANY_EACH = 4;
 const MAX_VARS = 8_000;
 /** The program over every host (after one around the waiting units left some): smaller, as it is slower to solve. */
-const MAX_VARS_ALL = 1_000;
+const MAX_VARS_ALL = 1_500;
 const EPS = 1e-6;
 /** Effort per branch-and-bound node, and the effort below which the MIP is not tried (a roll's trial placements). */
 const EFFORT_PER_NODE = 80_000;
