@@ -1,9 +1,11 @@
 /**
  * The exact component as a MIP (HiGHS): where units still wait after the first pass and the
- * ejection search, how many units of each kind go on each host, solved as one integer program
- * over every host at once. A kind is the units alike in demand, in the hosts they may use and in
- * their anti-affinity groups, so the program is small where the fleet has few kinds of VM (a
- * catalogue of flavours), whatever each host's own room (residents).
+ * ejection search, how many units of each kind go on each host, solved as one integer program:
+ * first around the waiting units (the hosts not filled exactly, their units and the waiting
+ * ones), then, where units still wait and it is small, over every host (place.ts). A kind is the
+ * units alike in demand, in the hosts they may use and in their anti-affinity groups, so the
+ * program is small where the fleet has few kinds of VM (a catalogue of flavours), whatever each
+ * host's own room (residents).
  *
  *   maximize   sum over host h, kind k of  y[h,k] * (VMs in a unit of k)
  *   subject to sum over k of y[h,k] * demand[k,d] <= room[h,d]   (each host, each resource)
@@ -45,8 +47,10 @@ const Wasm = (globalThis as unknown as { WebAssembly: { Memory: abstract new (..
 
 /**
  * The program is tried where units are of few kinds (a catalogue of flavours: at most MAX_KINDS,
- * with MANY_EACH units a kind on average) and its (host, kind) pairs are at most MAX_VARS: VMs of
- * sizes drawn at random are each a kind of their own, and HiGHS's root alone would take seconds.
+ * with MANY_EACH units a kind on average) and its (host, kind) pairs are at most MAX_VARS around
+ * the waiting units: VMs of sizes drawn at random are each a kind of their own, and HiGHS's root
+ * alone would take seconds. 8,000: an operator attack's 400-host fleets of two CPU vendors
+ * (6,000 pairs) went from 68.6% to 99.8% placed, in 8 s beside the CI suite.
  */
 const MAX_KINDS = 128;
 const MANY_EACH = 4;
