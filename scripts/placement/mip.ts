@@ -79,16 +79,19 @@ export function loadMip(): Promise<void> {
   loading ??= (async () => {
     const binary = readFileSync(createRequire(import.meta.url).resolve('highs/runtime'));
     let memory: WasmMemory | undefined;
-    const mod = await (highsLoader as unknown as (arg: object) => Promise<HighsModule>)({
+    // A module that fails to instantiate never calls done: that failure ends the load instead of hanging it.
+    let failed!: (e: unknown) => void;
+    const failure = new Promise<never>((_, reject) => (failed = reject));
+    const mod = await Promise.race([failure, (highsLoader as unknown as (arg: object) => Promise<HighsModule>)({
       instantiateWasm(imports: WasmImports, done: (i: WasmInstance) => void) {
-        void Wasm.instantiate(binary, imports).then(({ instance }) => {
+        Wasm.instantiate(binary, imports).then(({ instance }) => {
           const all = [...Object.values(instance.exports), ...Object.values(imports).flatMap((m) => Object.values(m))];
           memory = all.find((x): x is WasmMemory => x instanceof Wasm.Memory);
           done(instance);
-        });
+        }, failed);
         return {};
       },
-    });
+    })]);
     if (memory && mod._Highs_getSizeofHighsInt() === 4) solver = { mod, memory };
   })().catch(() => undefined);
   return loading;
