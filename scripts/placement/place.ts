@@ -12,7 +12,8 @@
  *    most aligned with it; a start is kept where it does better.
  * 2. Units left over go through the ejection search (repair.ts) until every VM that can be
  *    placed is, or half the effort is spent; still left, an integer program (HiGHS, mip.ts)
- *    says how many units of each kind go on each host, taken where it places more.
+ *    says how many units of each kind go on each host, around the waiting units first, then
+ *    over every host where that is small; taken where it places more.
  * 3. pack: empty hosts one at a time while the lower bound allows (tighten.ts); spread: move
  *    units off the most utilized host while that lowers it.
  * 4. The result is written back through the Ledger, which checks every rule once more, and
