@@ -156,8 +156,6 @@ function solveMip(p: { cost: number[]; upper: number[]; rowUpper: number[]; star
 export interface MipResult {
   /** Work counted against the effort. */
   work: number;
-  /** The MIP's placement was taken (it placed more VMs). */
-  taken: boolean;
   /** The program was solved to optimality: no placement of these units places more. */
   optimal: boolean;
 }
@@ -167,12 +165,12 @@ export interface MipResult {
  * places more VMs than the model does now. Returns the work spent.
  */
 export function mipRepack(m: Model, hopeful: number[], effort: number, around: boolean): MipResult {
-  const none = { work: 0, taken: false, optimal: false };
+  const none = { work: 0, optimal: false };
   if (!solver || effort < MIN_EFFORT) return none;
   const { D, H } = m;
   // Kinds: units alike in demand, eligible hosts (one array per class) and anti-affinity groups.
   const eligibleId = new Map<Uint8Array, number>();
-  const kinds: { units: number[]; vms: number; key: string }[] = [];
+  const kinds: { units: number[]; vms: number }[] = [];
   const byKey = new Map<string, number>();
   // Around the waiting units: the hosts not filled exactly (room left in a resource some unit
   // needs), the units on them and those waiting; the hosts filled exactly keep theirs.
@@ -193,7 +191,7 @@ export function mipRepack(m: Model, hopeful: number[], effort: number, around: b
     let k = byKey.get(key);
     if (k === undefined) {
       byKey.set(key, (k = kinds.length));
-      kinds.push({ units: [], vms: m.units[u].length, key });
+      kinds.push({ units: [], vms: m.units[u].length });
     }
     kinds[k].units.push(u);
   }
@@ -209,7 +207,9 @@ export function mipRepack(m: Model, hopeful: number[], effort: number, around: b
   if (vars === 0 || vars > (around ? MAX_VARS : MAX_VARS_ALL) || kinds.length > MAX_KINDS || units < MANY_EACH * kinds.length) return none;
   const work = vars * WORK_PER_VAR;
 
-  const placedBefore = hopeful.reduce((s, u) => s + (m.at[u] >= 0 ? m.units[u].length : 0), 0);
+  // VMs placed of the units in the program (those on the hosts it does not cover stay out of both counts).
+  const placedNow = () => hopeful.reduce((s, u) => s + (m.at[u] >= 0 ? m.units[u].length : 0), 0);
+  const placedBefore = placedNow();
   const saved = m.snapshot();
   for (const u of hopeful) m.remove(u);
   // Room beside what stays (residents, and any unit not in hopeful).
@@ -278,7 +278,7 @@ export function mipRepack(m: Model, hopeful: number[], effort: number, around: b
   if (r) for (let c = 0; c < cost.length; c++) total += Math.round(r.values[c]) * cost[c];
   if (!r || total <= placedBefore) {
     m.restore(saved);
-      return { ...none, work, optimal: !open && whole && r?.optimal === true && total <= placedBefore };
+    return { ...none, work, optimal: !open && whole && r?.optimal === true && total <= placedBefore };
   }
   // Its counts onto the units of each kind; every insert is checked again by the model's own rules.
   const next = new Array<number>(kinds.length).fill(0);
@@ -292,10 +292,10 @@ export function mipRepack(m: Model, hopeful: number[], effort: number, around: b
       next[colKind[c]]++;
     }
   }
-  const placed = hopeful.reduce((s, u) => s + (m.at[u] >= 0 ? m.units[u].length : 0), 0);
+  const placed = placedNow();
   if (placed <= placedBefore) {
     m.restore(saved);
     return { ...none, work };
   }
-  return { work, taken: true, optimal: !open && whole && r.optimal && placed === total };
+  return { work, optimal: !open && whole && r.optimal && placed === total };
 }
